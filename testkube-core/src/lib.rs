@@ -9,6 +9,8 @@
 pub mod diagnostic;
 pub mod expr;
 pub mod model;
+pub mod plan;
+pub mod resolve;
 pub mod shard;
 pub mod validate;
 pub mod yaml;

@@ -1,1 +1,26 @@
-fn main() {}
+//! `testkube`: the command line over the testkube libraries.
+//!
+//! This binary only parses arguments and wires library parts together; every
+//! decision about what a workflow means lives in `testkube-core`, every report
+//! format in `testkube-results`.
+
+mod cli;
+mod commands;
+mod input;
+mod style;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    style::init(cli.color);
+    match commands::dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            style::print_error(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Argument definitions. Parsing only: validation of what the arguments mean
+//! happens in the commands, against the libraries.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run, preview and split TestWorkflows: the open test orchestration engine.
+#[derive(Debug, Parser)]
+#[command(name = "testkube", version, about, propagate_version = true)]
+#[command(after_help = "Examples:
+  testkube validate workflows/
+  testkube plan examples/workflows/sharded-pytest.yaml --config workers=4
+  find tests -name 'test_*.py' | testkube split --total 4 --index 0 --timings reports/*.xml
+  testkube report target/nextest/ci/junit.xml")]
+pub(crate) struct Cli {
+    /// When to use colours.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub(crate) color: ColorChoice,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check workflow files: syntax, fields, names, durations, cron lines, expressions.
+    #[command(
+        after_help = "Exit status: 0 when every document is valid, 1 when any is not.
+
+Examples:
+  testkube validate workflow.yaml
+  testkube validate workflows/ templates/ -o json"
+    )]
+    Validate(ValidateArgs),
+
+    /// Print a workflow with its templates and config applied (a preview, nothing runs).
+    #[command(after_help = "Examples:
+  testkube render workflow.yaml
+  testkube render all.yaml --name k6-smoke --config vus=20 -o json")]
+    Render(RenderArgs),
+
+    /// Print the execution plan: steps, containers, conditions and parallel workers.
+    #[command(
+        after_help = "In JSON, each parallel block has a `workers` list; each worker carries
+`index`, `shardIndex`, `matrixIndex`, `matrix` (key -> value) and `shard` (key -> values).
+
+Examples:
+  testkube plan workflow.yaml
+  testkube plan workflow.yaml --config browsers='[\"chrome\",\"firefox\"]' -o json
+  testkube plan sharded.yaml --timings last-run/junit.xml"
+    )]
+    Plan(PlanArgs),
+
+    /// Split test items into shards by recorded duration (CI-agnostic test splitting).
+    #[command(
+        after_help = "Items come from the arguments, or from standard input one per line.
+Timings come from JUnit XML reports or a JSON map {\"item\": seconds}.
+Items without a timing count as the mean of the known ones.
+
+Examples:
+  find tests -name 'test_*.py' | testkube split --total 4 --index 1 --timings junit.xml --by file
+  testkube split --total 3 --index 0 --timings timings.json a.py b.py c.py d.py
+  testkube split --total 8 --all -o json --timings junit.xml < items.txt"
+    )]
+    Split(SplitArgs),
+
+    /// Summarize test reports: totals, failures with their messages, the slowest tests.
+    #[command(
+        after_help = "Reads JUnit XML from any common producer (Surefire, Gradle, pytest, jest-junit,
+go-junit-report, Playwright, Cypress/mocha, nextest, PHPUnit).
+Exit status: 0 when every file was read (even with failing tests), 1 when a file cannot be read.
+
+Examples:
+  testkube report build/test-results/test/*.xml
+  testkube report junit.xml -o json | jq '.failed'"
+    )]
+    Report(ReportArgs),
+}
+
+/// Output formats for human or machine consumption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Human-readable text.
+    Pretty,
+    /// JSON, for scripts.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Files or folders (folders are searched for *.yaml and *.yml).
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Output format (pretty or json).
+    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowArgs {
+    /// The file holding the workflow (and, optionally, its templates).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Which workflow of the file, when it holds several.
+    #[arg(long, value_name = "WF")]
+    pub(crate) name: Option<String>,
+    /// Set a config parameter (repeatable), e.g. `--config workers=4`.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub(crate) config: Vec<String>,
+    /// Extra folders or files to load templates from (repeatable).
+    #[arg(long = "templates", value_name = "PATH")]
+    pub(crate) templates: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    #[command(flatten)]
+    pub(crate) workflow: WorkflowArgs,
+    /// Output format (yaml or json).
+    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) workflow: WorkflowArgs,
+    /// Recorded durations for `balance: {by: duration}` blocks: JUnit XML or a JSON map (repeatable).
+    #[arg(long = "timings", value_name = "FILE")]
+    pub(crate) timings: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SplitArgs {
+    /// Number of shards.
+    #[arg(long, value_name = "N")]
+    pub(crate) total: usize,
+    /// Which shard to print (0-based); required unless --all.
+    #[arg(long, value_name = "I", required_unless_present = "all")]
+    pub(crate) index: Option<usize>,
+    /// Print every shard with its predicted time (best with -o json).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Timing sources: JUnit XML reports or JSON maps {"item": seconds} (repeatable).
+    #[arg(long = "timings", value_name = "FILE")]
+    pub(crate) timings: Vec<PathBuf>,
+    /// What an item names in the reports.
+    #[arg(long, value_enum, default_value_t = SplitBy::Name)]
+    pub(crate) by: SplitBy,
+    /// Seconds assumed for items without a timing (default: the mean of the known ones).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) default_seconds: Option<f64>,
+    /// Output format (pretty prints items one per line).
+    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
+    pub(crate) output: Output,
+    /// The items to split; read from standard input, one per line, when none are given.
+    #[arg(value_name = "ITEM")]
+    pub(crate) items: Vec<String>,
+}
+
+/// The field of a test case that items are matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SplitBy {
+    /// The test case name.
+    Name,
+    /// The test class (or suite) name.
+    Classname,
+    /// The test file.
+    File,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Report files (JUnit XML and friends).
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// How many of the slowest tests to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) slowest: usize,
+    /// Output format (pretty or json).
+    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
+    pub(crate) output: Output,
+}

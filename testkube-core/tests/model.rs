@@ -1,0 +1,230 @@
+//! The model over a corpus of realistic documents (`tests/data/model`):
+//! every file loads without diagnostics, and every document survives a
+//! round trip through JSON and through YAML unchanged.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use testkube_core::model::Document;
+use testkube_core::model::{
+    DocumentKind, DynamicList, IntOrExpr, MatchOperator, ParameterType, TriggerEvent, WebhookEvent,
+};
+use testkube_core::validate::{LoadedFile, load_file};
+use testkube_core::yaml::LoadOptions;
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/model");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("corpus folder")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 12, "corpus too small: {files:?}");
+    files
+}
+
+fn load(name: &str, text: &str) -> LoadedFile {
+    load_file(name, text.as_bytes(), &LoadOptions::default())
+}
+
+fn load_corpus_file(name: &str) -> Vec<Document> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/model")
+        .join(name);
+    let text = fs::read_to_string(&path).expect("read corpus file");
+    let file = load(name, &text);
+    assert!(file.diagnostics.is_empty(), "{:#?}", file.diagnostics);
+    file.typed_documents().cloned().collect()
+}
+
+#[test]
+fn corpus_loads_without_diagnostics() {
+    for path in corpus() {
+        let text = fs::read_to_string(&path).expect("read");
+        let name = path.display().to_string();
+        let file = load(&name, &text);
+        let rendered: Vec<String> = file
+            .diagnostics
+            .iter()
+            .map(|d| d.render(file.source.as_deref()))
+            .collect();
+        assert!(rendered.is_empty(), "{}", rendered.join("\n"));
+        assert!(!file.documents.is_empty(), "{name}: no documents");
+        assert!(
+            file.documents.iter().all(|d| d.document.is_some()),
+            "{name}: a document was not read"
+        );
+    }
+}
+
+#[test]
+fn corpus_round_trips_through_json() {
+    for path in corpus() {
+        let text = fs::read_to_string(&path).expect("read");
+        for document in load(&path.display().to_string(), &text).typed_documents() {
+            let json = serde_json::to_string(document).expect("serialize");
+            let back: Document = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(&back, document, "{}: {json}", path.display());
+        }
+    }
+}
+
+#[test]
+fn corpus_round_trips_through_yaml() {
+    for path in corpus() {
+        let text = fs::read_to_string(&path).expect("read");
+        let name = path.display().to_string();
+        for document in load(&name, &text).typed_documents() {
+            let yaml = serde_saphyr::to_string(document).expect("serialize");
+            let again = load(&name, &yaml);
+            assert!(
+                again.diagnostics.is_empty(),
+                "{name}:\n{yaml}\n{:#?}",
+                again.diagnostics
+            );
+            let back: Vec<&Document> = again.typed_documents().collect();
+            assert_eq!(back, vec![document], "{name}:\n{yaml}");
+        }
+    }
+}
+
+#[test]
+fn serialization_is_minimal() {
+    let documents = load_corpus_file("execution.yaml");
+    let json = serde_json::to_value(&documents[0]).expect("serialize");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "apiVersion": "testworkflows.testkube.io/v1",
+            "kind": "TestWorkflowExecution",
+            "metadata": {"name": "k6-load-test-manual"},
+            "spec": {
+                "testWorkflow": {"name": "k6-load-test"},
+                "executionRequest": {
+                    "name": "manual-run-1",
+                    "config": {"vus": 50, "target": "staging"},
+                    "disableWebhooks": true,
+                    "tags": {"requested-by": "ci"}
+                }
+            }
+        })
+    );
+}
+
+#[test]
+fn multi_document_file_keeps_order_and_kinds() {
+    let kinds: Vec<DocumentKind> = load_corpus_file("templates.yaml")
+        .iter()
+        .map(Document::kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            DocumentKind::TestWorkflowTemplate,
+            DocumentKind::TestWorkflowTemplate,
+            DocumentKind::TestWorkflow
+        ]
+    );
+}
+
+#[test]
+fn typed_fields_read_as_written() {
+    let documents = load_corpus_file("k6.yaml");
+    let Document::TestWorkflow(k6) = &documents[0] else {
+        panic!("not a workflow");
+    };
+    let vus = &k6.spec.config["vus"];
+    assert_eq!(vus.param_type, Some(ParameterType::Integer));
+    assert_eq!(vus.default, Some(serde_json::json!(10)));
+    let run = k6.spec.steps[0].run.as_ref().expect("run");
+    assert!(
+        run.shell
+            .as_deref()
+            .is_some_and(|s| s.contains("{{ config.vus }}"))
+    );
+    let limits = &k6
+        .spec
+        .container
+        .as_ref()
+        .expect("container")
+        .resources
+        .as_ref()
+        .expect("resources")
+        .limits;
+    assert_eq!(limits["cpu"].0, "2");
+
+    let documents = load_corpus_file("matrix-browsers.yaml");
+    let Document::TestWorkflow(matrix) = &documents[0] else {
+        panic!("not a workflow");
+    };
+    let parallel = matrix.spec.steps[0].parallel.as_ref().expect("parallel");
+    let keys: Vec<&str> = parallel.matrix.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["browser", "size"], "matrix keeps the YAML key order");
+    assert_eq!(
+        parallel.matrix["browser"],
+        DynamicList::Static(vec!["chrome".into(), "firefox".into(), "edge".into()])
+    );
+    assert_eq!(parallel.parallelism, Some(IntOrExpr::Int(3)));
+
+    let documents = load_corpus_file("playwright-sharded.yaml");
+    let Document::TestWorkflow(playwright) = &documents[0] else {
+        panic!("not a workflow");
+    };
+    let parallel = playwright.spec.steps[1]
+        .parallel
+        .as_ref()
+        .expect("parallel");
+    assert_eq!(
+        parallel.count,
+        Some(IntOrExpr::Expr("config.workers".into()))
+    );
+    assert_eq!(parallel.worker_spec().container, parallel.container);
+}
+
+#[test]
+fn yaml11_octal_file_modes_are_read_as_octal() {
+    let documents = load_corpus_file("postman.yaml");
+    let Document::TestWorkflow(postman) = &documents[0] else {
+        panic!("not a workflow");
+    };
+    let files = &postman.spec.content.as_ref().expect("content").files;
+    assert_eq!(files[2].mode, Some(0o755));
+
+    let documents = load_corpus_file("scheduled.yaml");
+    let Document::TestWorkflow(scheduled) = &documents[0] else {
+        panic!("not a workflow");
+    };
+    let volume = &scheduled.spec.pod.as_ref().expect("pod").volumes[0];
+    let mode = volume.secret.as_ref().and_then(|s| s.default_mode);
+    assert_eq!(mode, Some(0o644));
+}
+
+#[test]
+fn triggers_and_webhooks_read_their_enums() {
+    let documents = load_corpus_file("trigger.yaml");
+    let Document::TestTrigger(trigger) = &documents[0] else {
+        panic!("not a trigger");
+    };
+    assert_eq!(
+        trigger.spec.event,
+        Some(TriggerEvent::DeploymentImageUpdate)
+    );
+    assert_eq!(
+        trigger.spec.match_conditions[1].operator,
+        MatchOperator::Equals
+    );
+
+    let documents = load_corpus_file("webhook.yaml");
+    let Document::Webhook(webhook) = &documents[1] else {
+        panic!("not a webhook");
+    };
+    assert_eq!(
+        webhook.spec.events,
+        [
+            WebhookEvent::EndTestworkflowFailed,
+            WebhookEvent::BecomeTestworkflowDown,
+            WebhookEvent::BecomeTestworkflowUp
+        ]
+    );
+}

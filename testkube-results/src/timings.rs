@@ -1,0 +1,271 @@
+//! Per-item durations for duration-balanced test splitting (`testkube split --timings`).
+//!
+//! Timings come from earlier runs' reports (any format [`parse_report`] reads) or from a plain
+//! JSON map `{"item": seconds}`. The item is what the user splits: test names, class names or
+//! files ([`TimingKey`]); one item usually covers several cases, so their durations are summed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::input::{Syntax, prepare};
+use crate::model::{TestCase, TestStatus};
+use crate::{ReportError, parse_report};
+
+/// Which field of a test case names the item being split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TimingKey {
+    /// The test case's name.
+    #[default]
+    Name,
+    /// The test case's class (`classname`).
+    Classname,
+    /// The test case's source file.
+    File,
+}
+
+impl TimingKey {
+    /// The field of `case` this key reads, if the producer wrote it.
+    pub fn of<'c>(&self, case: &'c TestCase) -> Option<&'c str> {
+        match self {
+            TimingKey::Name => Some(case.name.as_str()),
+            TimingKey::Classname => case.classname.as_deref(),
+            TimingKey::File => case.file.as_deref(),
+        }
+    }
+}
+
+impl FromStr for TimingKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "name" => Ok(TimingKey::Name),
+            "classname" => Ok(TimingKey::Classname),
+            "file" => Ok(TimingKey::File),
+            other => Err(format!(
+                "unknown timing key {other:?}: expected name, classname or file"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TimingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimingKey::Name => "name",
+            TimingKey::Classname => "classname",
+            TimingKey::File => "file",
+        })
+    }
+}
+
+/// Reads durations per item from several inputs, each given as `(name, bytes)`; the name is only
+/// used in errors.
+///
+/// Each input is a test report in any format [`parse_report`] reads, or a JSON object mapping
+/// item keys to seconds (`{"tests/test_a.py": 12.5}`), whose keys are used as they are whatever
+/// `key` is.
+///
+/// # Precedence
+///
+/// - Within one report, cases that share a key are **summed** (a file's time is the sum of its
+///   cases; a name that repeats is counted each time it ran).
+/// - Across inputs, each test case (same suite, class, name and file), or each key of a JSON
+///   map, counts **once, from the latest input that mentions it**: passing last week's and
+///   yesterday's reports keeps yesterday's figures, while the reports of several shards of one
+///   run (disjoint cases) add up.
+/// - Skipped cases and cases without a duration are left out: they say nothing about how long
+///   the item takes. Cases without the chosen field (no `file=` when splitting by file) are left
+///   out too; the splitter treats such items as unknown.
+///
+/// The result is ordered by key, so equal inputs give equal maps.
+///
+/// # Errors
+///
+/// The first input that cannot be parsed, as a [`ReportError`] naming it; a JSON map with a
+/// value that is not a non-negative number is [`ReportError::InvalidTimings`].
+pub fn read_timings<I, N, B>(
+    inputs: I,
+    key: TimingKey,
+) -> Result<BTreeMap<String, f64>, ReportError>
+where
+    I: IntoIterator<Item = (N, B)>,
+    N: AsRef<str>,
+    B: AsRef<[u8]>,
+{
+    // Ordered map so float sums happen in one order on every run.
+    let mut latest: BTreeMap<Identity, f64> = BTreeMap::new();
+    for (name, bytes) in inputs {
+        let (name, bytes) = (name.as_ref(), bytes.as_ref());
+        let mut this_input: BTreeMap<Identity, f64> = BTreeMap::new();
+        match timing_map(bytes, name)? {
+            Some(map) => {
+                for (item, seconds) in map {
+                    this_input.insert(Identity::Item(item), seconds);
+                }
+            }
+            None => {
+                let report = parse_report(bytes, name)?;
+                for case in report.cases {
+                    if case.status == TestStatus::Skipped {
+                        continue;
+                    }
+                    let Some(seconds) = case.duration else {
+                        continue;
+                    };
+                    let Some(item) = key.of(&case).map(str::to_owned) else {
+                        continue;
+                    };
+                    let identity = Identity::Case {
+                        suite: case.suite,
+                        classname: case.classname,
+                        name: case.name,
+                        file: case.file,
+                        item,
+                    };
+                    *this_input.entry(identity).or_insert(0.0) += seconds;
+                }
+            }
+        }
+        latest.extend(this_input);
+    }
+    let mut by_item = BTreeMap::new();
+    for (identity, seconds) in latest {
+        let item = match identity {
+            Identity::Item(item) | Identity::Case { item, .. } => item,
+        };
+        *by_item.entry(item).or_insert(0.0) += seconds;
+    }
+    Ok(by_item)
+}
+
+/// What "the same test" means across inputs.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Identity {
+    Item(String),
+    Case {
+        suite: String,
+        classname: Option<String>,
+        name: String,
+        file: Option<String>,
+        /// The key the case contributes to (determined by the identity fields and the key).
+        item: String,
+    },
+}
+
+/// A plain `{"item": seconds}` map, or `None` when the input is something else (a report).
+fn timing_map(bytes: &[u8], name: &str) -> Result<Option<BTreeMap<String, f64>>, ReportError> {
+    let prepared = prepare(bytes, name)?;
+    if !matches!(prepared.syntax, Syntax::Json) {
+        return Ok(None);
+    }
+    // go test -json is several objects, one per line: not a single map, so a report.
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&prepared.bytes) else {
+        return Ok(None);
+    };
+    if object.values().any(|v| !v.is_number()) && !object.is_empty() {
+        // A JSON report (mocha) or garbage: let the report parser decide and explain.
+        if object
+            .values()
+            .all(|v| v.is_number() || v.is_null() || v.is_string())
+        {
+            return Err(ReportError::InvalidTimings {
+                file: name.to_owned(),
+                message: "every value must be a number of seconds".to_owned(),
+            });
+        }
+        return Ok(None);
+    }
+    let mut map = BTreeMap::new();
+    for (item, value) in object {
+        let seconds = value
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| ReportError::InvalidTimings {
+                file: name.to_owned(),
+                message: format!("{item:?}: {value} is not a non-negative number of seconds"),
+            })?;
+        map.insert(item, seconds);
+    }
+    Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT_A: &str = r#"<testsuite name="s">
+        <testcase classname="A" name="t1" file="a.py" time="1.5"/>
+        <testcase classname="A" name="t2" file="a.py" time="2"/>
+        <testcase classname="B" name="t3" file="b.py" time="4"/>
+        <testcase classname="B" name="t4" file="b.py" time="9"><skipped/></testcase>
+        <testcase classname="C" name="t5"/>
+    </testsuite>"#;
+
+    #[test]
+    fn sums_cases_per_key_within_a_report() {
+        let inputs = [("a.xml", REPORT_A)];
+        let by_file = read_timings(inputs, TimingKey::File).ok();
+        assert_eq!(
+            by_file,
+            Some(BTreeMap::from([("a.py".into(), 3.5), ("b.py".into(), 4.0)]))
+        );
+        let by_class = read_timings(inputs, TimingKey::Classname).ok();
+        assert_eq!(
+            by_class,
+            Some(BTreeMap::from([("A".into(), 3.5), ("B".into(), 4.0)]))
+        );
+    }
+
+    #[test]
+    fn later_reports_replace_the_same_cases_and_add_new_ones() {
+        let newer = r#"<testsuite name="s">
+            <testcase classname="A" name="t1" file="a.py" time="10"/>
+            <testcase classname="D" name="t9" file="a.py" time="1"/>
+        </testsuite>"#;
+        let map = read_timings([("old.xml", REPORT_A), ("new.xml", newer)], TimingKey::File).ok();
+        // a.py: t1 from the newer report (10) + t2 from the older (2) + t9 (1).
+        assert_eq!(
+            map,
+            Some(BTreeMap::from([
+                ("a.py".into(), 13.0),
+                ("b.py".into(), 4.0)
+            ]))
+        );
+    }
+
+    #[test]
+    fn json_maps_are_keyed_directly_and_latest_wins() {
+        let map = read_timings(
+            [
+                ("a.json", r#"{"x": 1, "y": 2.5}"#),
+                ("b.json", r#"{"x": 3}"#),
+            ],
+            TimingKey::Name,
+        )
+        .ok();
+        assert_eq!(
+            map,
+            Some(BTreeMap::from([("x".into(), 3.0), ("y".into(), 2.5)]))
+        );
+    }
+
+    #[test]
+    fn json_maps_with_bad_values_are_refused() {
+        for bad in [r#"{"x": -1}"#, r#"{"x": "slow"}"#] {
+            let err = read_timings([("t.json", bad)], TimingKey::Name).err();
+            assert!(
+                matches!(err, Some(ReportError::InvalidTimings { .. })),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_parse_from_cli_words() {
+        assert_eq!("file".parse::<TimingKey>(), Ok(TimingKey::File));
+        assert!("path".parse::<TimingKey>().is_err());
+        assert_eq!(TimingKey::Classname.to_string(), "classname");
+    }
+}
