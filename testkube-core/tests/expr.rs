@@ -345,13 +345,17 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "a".to_string() + &".b".repeat(10_000),
         "f(".repeat(10_000),
     ] {
+        eprintln!("parsing {}", &source[..20]);
         let err = Expr::parse(&source).unwrap_err();
         assert_eq!(err.kind(), ExprErrorKind::TooDeep, "{}", &source[..20]);
     }
     // The deepest accepted expression can be printed, evaluated and dropped.
     let source = "(".repeat(250) + "x" + &" + 1)".repeat(250);
+    eprintln!("deep parse");
     let e = Expr::parse(&source).unwrap();
+    eprintln!("deep print");
     let round = Expr::parse(&e.to_string()).unwrap();
+    eprintln!("deep eval");
     assert_eq!(round, e);
     let v = e.evaluate(&MapContext::new().with("x", json!(1))).unwrap();
     assert_eq!(v.value(), Some(&json!(251)));

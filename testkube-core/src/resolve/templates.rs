@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::did_you_mean;
-use crate::model::TestWorkflowTemplate;
+use crate::model::{Document, TestWorkflowTemplate};
 use crate::yaml::{LoadOptions, from_node, load_documents};
 
 /// Where a template came from, shown in messages and `render` output.
@@ -93,6 +93,23 @@ impl TemplateSet {
     ) -> Option<(TestWorkflowTemplate, TemplateOrigin)> {
         let name = template.metadata.name.as_deref().map(internal_name)?;
         self.templates.insert(name, (template, origin))
+    }
+
+    /// Adds every `TestWorkflowTemplate` among `documents`, all with the
+    /// same origin (e.g. the file they were loaded from). Returns how many.
+    pub fn insert_documents<'d>(
+        &mut self,
+        documents: impl IntoIterator<Item = &'d Document>,
+        origin: &TemplateOrigin,
+    ) -> usize {
+        let mut added = 0;
+        for document in documents {
+            if let Document::TestWorkflowTemplate(template) = document {
+                self.insert((**template).clone(), origin.clone());
+                added += 1;
+            }
+        }
+        added
     }
 
     /// The template called `name` (`a/b` or `a--b`).

@@ -287,7 +287,7 @@ pub(crate) fn check_webhook(report: &mut Report<'_>, kind: DocumentKind, spec: &
         }
         _ => {}
     }
-    if spec.events.is_empty() && !from_template {
+    if spec.events.is_empty() && !from_template && kind == DocumentKind::Webhook {
         report.at(
             &path.child("events"),
             Diagnostic::error(

@@ -35,7 +35,7 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
                 ],
             },
         };
-        loaded.push(loaded_file);
+        loaded.push(in_source_order(loaded_file));
     }
     let errors = loaded
         .iter()
@@ -52,6 +52,14 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Diagnostics come from several passes (syntax, fields, semantics); people
+/// read a file top to bottom, so report them in that order.
+fn in_source_order(mut file: LoadedFile) -> LoadedFile {
+    file.diagnostics
+        .sort_by_key(|diag| diag.span().map_or((0, 0), |span| (span.start.line, span.start.column)));
+    file
 }
 
 fn is_error(diag: &Diagnostic) -> bool {

@@ -1,0 +1,221 @@
+//! End-to-end tests of the `testkube` binary: arguments in, stdout/stderr and
+//! exit codes out, exactly as scripts and CI jobs see them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn testkube(args: &[&str]) -> Output {
+    testkube_stdin(args, None)
+}
+
+fn testkube_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
+        .args(args)
+        .arg("--color=never")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the testkube binary starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input.as_bytes())
+            .expect("stdin accepts the items");
+    }
+    child.wait_with_output().expect("the testkube binary finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("stdout is JSON ({err}): {}", stdout(output)))
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("test file is written");
+    path
+}
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+const VALID: &str = "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata:
+  name: smoke
+spec:
+  steps:
+  - name: hello
+    shell: echo hello
+";
+
+#[test]
+fn validate_accepts_a_valid_workflow_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "ok.yaml", VALID);
+    let out = testkube(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("valid: 1 file, 1 document"), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_reports_file_line_column_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "typo.yaml", &VALID.replace("shell: echo hello", "shell: echo hello\n    timout: 5m"));
+    let out = testkube(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let expected = format!("{}:9:5: error:", file.display());
+    assert!(err.contains(&expected), "wanted `{expected}` in:\n{err}");
+    assert!(err.contains("timeout"), "did-you-mean names the right field:\n{err}");
+}
+
+#[test]
+fn validate_json_lists_every_file_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", VALID);
+    write(dir.path(), "b.yml", &VALID.replace("name: smoke", "name: Not_A_DNS_Name"));
+    write(dir.path(), "notes.txt", "not yaml, not searched");
+    let out = testkube(&["validate", dir.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["valid"], false);
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "only *.yaml and *.yml files: {report}");
+    assert_eq!(files[0]["valid"], true);
+    assert_eq!(files[1]["valid"], false);
+    let diag = &files[1]["diagnostics"][0];
+    assert_eq!(diag["line"], 4);
+    assert!(diag["message"].as_str().unwrap().contains("Not_A_DNS_Name"), "{diag}");
+}
+
+#[test]
+fn validate_missing_path_says_so() {
+    let out = testkube(&["validate", "/nonexistent/wf.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read /nonexistent/wf.yaml"), "{}", stderr(&out));
+}
+
+const TIMINGS: &str = r#"{"a.py": 10, "b.py": 9, "c.py": 2, "d.py": 2, "e.py": 1}"#;
+
+#[test]
+fn split_prints_one_shard_per_index_and_covers_every_item_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let timings = write(dir.path(), "t.json", TIMINGS);
+    let items = "a.py\nb.py\nc.py\nd.py\ne.py\nnew.py\n";
+    let mut seen = Vec::new();
+    for index in 0..3 {
+        let out = testkube_stdin(
+            &["split", "--total", "3", "--index", &index.to_string(), "--timings", timings.to_str().unwrap()],
+            Some(items),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        seen.extend(stdout(&out).lines().map(str::to_string));
+    }
+    seen.sort();
+    assert_eq!(seen, ["a.py", "b.py", "c.py", "d.py", "e.py", "new.py"]);
+}
+
+#[test]
+fn split_all_json_balances_by_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let timings = write(dir.path(), "t.json", TIMINGS);
+    let out = testkube(&[
+        "split", "--total", "2", "--all", "-o", "json", "--timings", timings.to_str().unwrap(),
+        "a.py", "b.py", "c.py", "d.py", "e.py",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = json(&out);
+    // 24 s of work over 2 shards: {a, e, ...} = 12 against the contiguous split's 21.
+    assert_eq!(plan["makespanSeconds"], 12.0);
+    assert_eq!(plan["lowerBoundSeconds"], 12.0);
+    let shards = plan["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2);
+    let predicted: Vec<f64> = shards.iter().map(|s| s["predictedSeconds"].as_f64().unwrap()).collect();
+    assert_eq!(predicted, [12.0, 12.0]);
+}
+
+#[test]
+fn split_is_deterministic_and_reads_junit_timings() {
+    let items = "io.example.Slow\nio.example.Fast\nio.example.Medium\nio.example.Unknown\n";
+    let report = data("timings-junit.xml");
+    let args = ["split", "--total", "2", "--all", "-o", "json", "--by", "classname", "--timings", &report];
+    let first = testkube_stdin(&args, Some(items));
+    let second = testkube_stdin(&args, Some(items));
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(first.stdout, second.stdout, "same input, same split");
+    let plan = json(&first);
+    assert_eq!(plan["itemsWithTimings"], 3);
+    let shards = plan["shards"].as_array().unwrap();
+    let slow_shard = shards.iter().find(|s| s["items"].as_array().unwrap().contains(&"io.example.Slow".into())).unwrap();
+    assert_eq!(slow_shard["items"].as_array().unwrap().len(), 1, "the slow class runs alone: {plan}");
+}
+
+#[test]
+fn split_rejects_an_index_out_of_range_with_exit_two() {
+    let out = testkube(&["split", "--total", "3", "--index", "3", "a", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("use 0 to 2"), "{}", stderr(&out));
+}
+
+#[test]
+fn split_reports_an_unreadable_timings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.xml", "<testsuite><testcase name='x'>");
+    let out = testkube(&["split", "--total", "2", "--index", "0", "--timings", bad.to_str().unwrap(), "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bad.xml"), "{}", stderr(&out));
+}
+
+#[test]
+fn report_json_carries_the_contract_totals() {
+    let report = data("timings-junit.xml");
+    let out = testkube(&["report", &report, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = json(&out);
+    for (field, value) in [("tests", 5), ("passed", 2), ("failed", 1), ("errored", 0), ("skipped", 1), ("flaky", 1)] {
+        assert_eq!(summary[field], value, "field {field} in {summary}");
+    }
+    let cases = summary["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    let failed = cases.iter().find(|c| c["status"] == "failed").unwrap();
+    assert_eq!(failed["message"], "expected 3 but was 4");
+}
+
+#[test]
+fn report_pretty_lists_failures_and_slowest() {
+    let out = testkube(&["report", &data("timings-junit.xml")]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("FAIL  io.example.Medium › adds"), "{text}");
+    assert!(text.contains("expected 3 but was 4"), "{text}");
+    assert!(text.contains("FLAKY io.example.Fast › retried"), "{text}");
+    let slowest = text.split("Slowest").nth(1).expect("a Slowest section");
+    assert!(slowest.trim_start().starts_with("30.000s  io.example.Slow › crawls"), "{text}");
+    assert!(text.contains("FAILED  5 tests: 2 passed, 1 failed, 0 errored, 1 skipped, 1 flaky"), "{text}");
+}
+
+#[test]
+fn report_exits_one_when_a_file_cannot_be_read() {
+    let out = testkube(&["report", &data("timings-junit.xml"), "/nonexistent/report.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/report.xml"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("5 tests"), "readable files are still reported");
+}
