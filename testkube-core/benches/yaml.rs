@@ -1,11 +1,13 @@
 //! Loading a ~1 MB workflow-like YAML file: `load_documents`, and
-//! `load_documents` followed by `to_json`.
+//! `load_documents` followed by `to_json`, and the whole of `testkube validate`
+//! (`validate::load_file`: load, typed read, semantic and expression checks).
 //!
 //! Run with `cargo bench -p testkube-core --bench yaml`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use testkube_core::validate::load_file;
 use testkube_core::yaml::{LoadOptions, load_documents};
 
 /// A workflow with many steps, each with the fields real steps carry
@@ -13,7 +15,7 @@ use testkube_core::yaml::{LoadOptions, load_documents};
 /// bytes long.
 fn workflow(target: usize) -> String {
     let mut yaml = String::from(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata:\n  name: big\n  labels:\n    team: qa\nspec:\n  container:\n    image: node:22\n  steps:\n",
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata:\n  name: big\n  labels:\n    team: qa\nspec:\n  config:\n    shards: {type: integer, default: 100}\n  container:\n    image: node:22\n  steps:\n",
     );
     let mut i = 0;
     while yaml.len() < target {
@@ -36,7 +38,7 @@ fn workflow(target: usize) -> String {
         limits: {{cpu: 1, memory: 1Gi}}
     shell: |
       echo "running shard {i}"
-      npm test -- --shard={i}/100 --reporter=junit
+      npm test -- --shard={i}/{{{{ config.shards }}}} --reporter=junit
     artifacts:
       paths: ["reports/*.xml", "coverage/**"]
 "#
@@ -59,6 +61,13 @@ fn bench(c: &mut Criterion) {
             load_documents(black_box(&source), &options)
                 .map(|docs| docs.iter().map(|d| d.to_json()).collect::<Vec<_>>())
         })
+    });
+    let checked = load_file("big.yaml", source.as_bytes(), &options);
+    if let Some(problem) = checked.diagnostics.first() {
+        panic!("the generated workflow must be valid: {problem}");
+    }
+    group.bench_function("validate::load_file 1MB", |b| {
+        b.iter(|| load_file("big.yaml", black_box(source.as_bytes()), &options))
     });
     group.finish();
 }

@@ -8,7 +8,7 @@
 //! (`FILE:LINE:COL: error: message` plus a snippet, see [`Diagnostic::render`])
 //! and `-o json` emits one schema (see the `Serialize` impl).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::ser::SerializeMap;
 
@@ -111,8 +111,12 @@ impl fmt::Display for Severity {
 ///     .with_file("wf.yaml");
 /// assert_eq!(d.to_string(), "wf.yaml: error: unknown field `timout` in step");
 /// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Diagnostic(Box<Inner>);
+
+/// Boxed so that `Result<T, Diagnostic>` stays one pointer wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+struct Inner {
     code: &'static str,
     message: String,
     severity: Severity,
@@ -134,7 +138,7 @@ impl Diagnostic {
     }
 
     fn new(severity: Severity, code: &'static str, message: String) -> Self {
-        Diagnostic {
+        Diagnostic(Box::new(Inner {
             code,
             message,
             severity,
@@ -142,77 +146,77 @@ impl Diagnostic {
             path: None,
             hint: None,
             file: None,
-        }
+        }))
     }
 
     /// Sets where in the source the problem is.
     #[must_use]
     pub fn with_span(mut self, span: Span) -> Self {
-        self.span = Some(span);
+        self.0.span = Some(span);
         self
     }
 
     /// Sets the field path, e.g. `spec.steps[0].timeout`.
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(path.into());
+        self.0.path = Some(path.into());
         self
     }
 
     /// Sets a hint telling the user how to fix the problem.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     /// Sets the file name shown in front of the position.
     #[must_use]
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
+        self.0.file = Some(file.into());
         self
     }
 
     /// The short kebab-case identifier of the kind of problem.
     #[must_use]
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// The one-line description of the problem.
     #[must_use]
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// How to fix it, when known.
     #[must_use]
     pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.0.hint.as_deref()
     }
 
     /// Where in the source the problem is, when known.
     #[must_use]
     pub fn span(&self) -> Option<Span> {
-        self.span
+        self.0.span
     }
 
     /// The field path, when known.
     #[must_use]
     pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
+        self.0.path.as_deref()
     }
 
     /// The file name, when known.
     #[must_use]
     pub fn file(&self) -> Option<&str> {
-        self.file.as_deref()
+        self.0.file.as_deref()
     }
 
     /// Error or warning.
     #[must_use]
     pub fn severity(&self) -> Severity {
-        self.severity
+        self.0.severity
     }
 
     /// Multi-line human text: the [`Display`](fmt::Display) line, then the
@@ -230,7 +234,7 @@ impl Diagnostic {
     #[must_use]
     pub fn render(&self, source: Option<&str>) -> String {
         let mut out = self.to_string();
-        let snippet = match (source, self.span) {
+        let snippet = match (source, self.0.span) {
             (Some(source), Some(span)) => snippet_lines(source, span),
             _ => None,
         };
@@ -238,20 +242,22 @@ impl Diagnostic {
             .as_ref()
             .map_or(2, |s| s.line_number.to_string().len());
         let pad = " ".repeat(gutter);
+        // Writing to a String cannot fail.
         if let Some(s) = &snippet {
-            out.push_str(&format!("\n{pad} |"));
-            out.push_str(&format!("\n{} | {}", s.line_number, s.text));
-            out.push_str(&format!(
-                "\n{pad} | {}{}",
+            let _ = write!(
+                out,
+                "\n{pad} |\n{} | {}\n{pad} | {}{}",
+                s.line_number,
+                s.text,
                 " ".repeat(s.caret_start),
                 "^".repeat(s.caret_len)
-            ));
+            );
         }
-        if let Some(path) = &self.path {
-            out.push_str(&format!("\n{pad} = field: {path}"));
+        if let Some(path) = &self.0.path {
+            let _ = write!(out, "\n{pad} = field: {path}");
         }
-        if let Some(hint) = &self.hint {
-            out.push_str(&format!("\n{pad} = help: {hint}"));
+        if let Some(hint) = &self.0.hint {
+            let _ = write!(out, "\n{pad} = help: {hint}");
         }
         out
     }
@@ -278,10 +284,9 @@ fn snippet_lines(source: &str, span: Span) -> Option<Snippet> {
         .find('\n')
         .map_or(source.len(), |i| start + i);
     let line = source[line_start..line_end].trim_end_matches('\r');
-    let span_end = span
-        .offset
-        .saturating_add(span.len)
-        .clamp(start, line_start + line.len());
+    // A span can start on the line's `\r` or `\n`: then it points past the text.
+    let text_end = (line_start + line.len()).max(start);
+    let span_end = span.offset.saturating_add(span.len).clamp(start, text_end);
     let mut text = String::with_capacity(line.len());
     let mut caret_start = 0;
     let mut caret_end = None;
@@ -345,7 +350,7 @@ impl fmt::Display for Diagnostic {
     /// One line: `FILE:LINE:COL: error: message` (parts that are unknown are
     /// left out).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.span) {
+        match (&self.0.file, self.0.span) {
             (Some(file), Some(span)) => {
                 write!(f, "{file}:{}:{}: ", span.start.line, span.start.column)?;
             }
@@ -353,33 +358,47 @@ impl fmt::Display for Diagnostic {
             (None, Some(span)) => write!(f, "{}:{}: ", span.start.line, span.start.column)?,
             (None, None) => {}
         }
-        write!(f, "{}: {}", self.severity, self.message)
+        write!(f, "{}: {}", self.0.severity, self.0.message)
     }
 }
 
 impl std::error::Error for Diagnostic {}
+
+impl fmt::Debug for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Diagnostic")
+            .field("code", &self.0.code)
+            .field("message", &self.0.message)
+            .field("severity", &self.0.severity)
+            .field("span", &self.0.span)
+            .field("path", &self.0.path)
+            .field("hint", &self.0.hint)
+            .field("file", &self.0.file)
+            .finish()
+    }
+}
 
 impl serde::Serialize for Diagnostic {
     /// `{"file","line","column","endLine","endColumn","severity","code",
     /// "message","path","hint"}`, with unknown parts left out.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        if let Some(file) = &self.file {
+        if let Some(file) = &self.0.file {
             map.serialize_entry("file", file)?;
         }
-        if let Some(span) = self.span {
+        if let Some(span) = self.0.span {
             map.serialize_entry("line", &span.start.line)?;
             map.serialize_entry("column", &span.start.column)?;
             map.serialize_entry("endLine", &span.end.line)?;
             map.serialize_entry("endColumn", &span.end.column)?;
         }
-        map.serialize_entry("severity", self.severity.as_str())?;
-        map.serialize_entry("code", self.code)?;
-        map.serialize_entry("message", &self.message)?;
-        if let Some(path) = &self.path {
+        map.serialize_entry("severity", self.0.severity.as_str())?;
+        map.serialize_entry("code", self.0.code)?;
+        map.serialize_entry("message", &self.0.message)?;
+        if let Some(path) = &self.0.path {
             map.serialize_entry("path", path)?;
         }
-        if let Some(hint) = &self.hint {
+        if let Some(hint) = &self.0.hint {
             map.serialize_entry("hint", hint)?;
         }
         map.end()
@@ -497,6 +516,13 @@ mod tests {
             "\"bad\""
         );
         assert!(lines[3].ends_with("^^^^^"));
+    }
+
+    #[test]
+    fn render_points_past_the_text_for_a_span_on_a_line_break() {
+        let source = "a: 1\r\nb: 2\r\n";
+        let d = Diagnostic::error("x", "m").with_span(span(1, 5, 4, 2));
+        assert!(d.render(Some(source)).ends_with("1 | a: 1\n  |     ^"));
     }
 
     #[test]

@@ -17,7 +17,9 @@ use testkube_core::validate::{LoadedFile, load_file};
 use testkube_core::yaml::{LoadOptions, Node};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/plan").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/plan")
+        .join(name)
 }
 
 fn load(name: &str) -> LoadedFile {
@@ -36,13 +38,19 @@ fn workflow<'f>(file: &'f LoadedFile, name: Option<&str>) -> (&'f TestWorkflow, 
         _ => None,
     });
     let first = found.next().expect("the workflow is in the file");
-    assert!(name.is_some() || found.next().is_none(), "one workflow in the file");
+    assert!(
+        name.is_some() || found.next().is_none(),
+        "one workflow in the file"
+    );
     first
 }
 
 fn templates(file: &LoadedFile) -> TemplateSet {
     let mut set = TemplateSet::with_builtins().expect("built-ins parse");
-    set.insert_documents(file.typed_documents(), &TemplateOrigin::File(file.name.clone()));
+    set.insert_documents(
+        file.typed_documents(),
+        &TemplateOrigin::File(file.name.clone()),
+    );
     set
 }
 
@@ -53,12 +61,18 @@ fn resolve_named(
 ) -> Result<ResolvedWorkflow, ResolveError> {
     let file = load(file_name);
     let (workflow, node) = workflow(&file, workflow_name);
-    let options = ResolveOptions::new().with_config_pairs(config.iter().copied());
+    let options = ResolveOptions::new()
+        .with_config_pairs(config.iter().copied())
+        .mask_sensitive(true);
     resolve_workflow(workflow, &templates(&file), &options, Some(node))
 }
 
 /// Loads a valid corpus file, resolves it with `config` and plans it.
-fn plan_with(name: &str, config: &[(&str, &str)], options: &PlanOptions) -> (ResolvedWorkflow, Plan) {
+fn plan_with(
+    name: &str,
+    config: &[(&str, &str)],
+    options: &PlanOptions,
+) -> (ResolvedWorkflow, Plan) {
     let file = load(name);
     let errors: Vec<String> = file
         .diagnostics
@@ -66,7 +80,11 @@ fn plan_with(name: &str, config: &[(&str, &str)], options: &PlanOptions) -> (Res
         .filter(|d| d.severity() == Severity::Error)
         .map(|d| d.render(file.source.as_deref()))
         .collect();
-    assert!(errors.is_empty(), "{name} does not validate:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{name} does not validate:\n{}",
+        errors.join("\n")
+    );
     let resolved = resolve_named(name, None, config)
         .unwrap_or_else(|err| panic!("{name} does not resolve: {:#?}", err.diagnostics));
     let plan = plan_workflow(resolved.workflow(), options)
@@ -139,7 +157,10 @@ fn template_top_level_render_and_plan() {
 
 #[test]
 fn template_config_casts_render() {
-    insta::assert_yaml_snapshot!("template_config_casts_render", render("template-config-casts.yaml"));
+    insta::assert_yaml_snapshot!(
+        "template_config_casts_render",
+        render("template-config-casts.yaml")
+    );
 }
 
 #[test]
@@ -148,12 +169,22 @@ fn workflow_config_defaults_and_passed_values() {
     insta::assert_yaml_snapshot!("workflow_config_defaults", defaults.1);
     let passed = plan_with(
         "workflow-config.yaml",
-        &[("target", "production"), ("smoke", "false"), ("retries", "5")],
+        &[
+            ("target", "production"),
+            ("smoke", "false"),
+            ("retries", "5"),
+        ],
         &PlanOptions::new(),
     );
     insta::assert_yaml_snapshot!("workflow_config_passed", passed.1);
-    assert_eq!(passed.0.config().get("retries"), Some(&serde_json::json!(5)));
-    assert_eq!(passed.0.config().get("smoke"), Some(&serde_json::json!(false)));
+    assert_eq!(
+        passed.0.config().get("retries"),
+        Some(&serde_json::json!(5))
+    );
+    assert_eq!(
+        passed.0.config().get("smoke"),
+        Some(&serde_json::json!(false))
+    );
 }
 
 #[test]
@@ -161,16 +192,28 @@ fn sensitive_config_is_masked_in_output_but_kept_for_running() {
     let file = load("workflow-config.yaml");
     let (workflow, node) = workflow(&file, None);
     let options = ResolveOptions::new().with_config("token", "hunter2");
-    let real = resolve_workflow(workflow, &templates(&file), &options, Some(node))
-        .expect("resolves");
+    let real =
+        resolve_workflow(workflow, &templates(&file), &options, Some(node)).expect("resolves");
     assert_eq!(real.config().get("token"), Some(&serde_json::json!(MASK)));
     let text = serde_json::to_string(real.workflow()).expect("serializes");
-    assert!(text.contains("hunter2"), "the running workflow keeps the value");
+    assert!(
+        text.contains("hunter2"),
+        "the running workflow keeps the value"
+    );
 
-    let masked = resolve_workflow(workflow, &templates(&file), &options.mask_sensitive(true), Some(node))
-        .expect("resolves");
+    let masked = resolve_workflow(
+        workflow,
+        &templates(&file),
+        &options.mask_sensitive(true),
+        Some(node),
+    )
+    .expect("resolves");
     let text = serde_json::to_string(masked.workflow()).expect("serializes");
     assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        !text.contains("not-a-real-token"),
+        "the default is masked too: {text}"
+    );
     assert!(text.contains(MASK));
 }
 
@@ -218,7 +261,16 @@ fn plans_are_deterministic() {
 fn step_ids_are_explicit_derived_or_positional() {
     let plan = plan("basic-steps.yaml");
     let ids: Vec<&str> = steps_of(&plan.root).iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, ["install_tools", "run_unit_tests", "lint", "root_4", "clean_up"]);
+    assert_eq!(
+        ids,
+        [
+            "install_tools",
+            "run_unit_tests",
+            "lint",
+            "root_4",
+            "clean_up"
+        ]
+    );
 }
 
 #[test]
@@ -257,14 +309,19 @@ fn missing_required_config_names_the_parameter() {
         )]
     );
     let diagnostic = &err.diagnostics[0];
-    assert_eq!(diagnostic.path(), Some("spec.config"));
-    assert!(diagnostic.span().is_some(), "points at the config block");
+    assert_eq!(diagnostic.path(), Some("spec.config.workers"));
+    let span = diagnostic.span().expect("points at the parameter");
+    assert_eq!((span.start.line, span.start.column), (10, 7));
 }
 
 #[test]
 fn unknown_config_key_suggests_the_declared_one() {
-    let err = resolve_named("errors/config.yaml", None, &[("worker", "2"), ("workers", "2")])
-        .unwrap_err();
+    let err = resolve_named(
+        "errors/config.yaml",
+        None,
+        &[("worker", "2"), ("workers", "2")],
+    )
+    .unwrap_err();
     assert_eq!(
         errors(&err),
         [(
@@ -277,8 +334,12 @@ fn unknown_config_key_suggests_the_declared_one() {
 
 #[test]
 fn invalid_config_values_are_refused() {
-    let err = resolve_named("errors/config.yaml", None, &[("workers", "0"), ("browser", "safari")])
-        .unwrap_err();
+    let err = resolve_named(
+        "errors/config.yaml",
+        None,
+        &[("workers", "0"), ("browser", "safari")],
+    )
+    .unwrap_err();
     assert_eq!(
         errors(&err),
         [
@@ -295,7 +356,10 @@ fn invalid_config_values_are_refused() {
         ]
     );
     let err = resolve_named("errors/config.yaml", None, &[("workers", "two")]).unwrap_err();
-    assert_eq!(errors(&err)[0].1, "config `workers` must be an integer, got `two`");
+    assert_eq!(
+        errors(&err)[0].1,
+        "config `workers` must be an integer, got `two`"
+    );
 }
 
 #[test]
@@ -311,7 +375,7 @@ fn unknown_template_suggests_the_closest_name() {
     );
     assert_eq!(err.diagnostics[0].path(), Some("spec.steps[0].use[0].name"));
     let span = err.diagnostics[0].span().expect("points into the file");
-    assert_eq!(span.start.line, 58);
+    assert_eq!(span.start.line, 54);
 }
 
 #[test]
@@ -335,8 +399,12 @@ fn templates_cannot_use_templates() {
 
 #[test]
 fn template_config_is_checked_like_workflow_config() {
-    let err = resolve_named("errors/templates.yaml", Some("missing-template-config"), &[])
-        .unwrap_err();
+    let err = resolve_named(
+        "errors/templates.yaml",
+        Some("missing-template-config"),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(
         errors(&err),
         [
@@ -347,23 +415,28 @@ fn template_config_is_checked_like_workflow_config() {
             ),
             (
                 "missing-config".to_owned(),
-                "missing required config `version` of template `needs/version` (string)"
-                    .to_owned(),
+                "missing required config `version` of template `needs/version` (string)".to_owned(),
                 Some("set it in the `use` entry: `config: {version: <string>}`".to_owned())
             ),
         ]
     );
     assert_eq!(err.diagnostics[0].severity(), Severity::Warning);
 
-    let err = resolve_named("errors/templates.yaml", Some("undeclared-in-template"), &[])
-        .unwrap_err();
+    let err =
+        resolve_named("errors/templates.yaml", Some("undeclared-in-template"), &[]).unwrap_err();
     let found = errors(&err);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "undeclared-config");
     assert!(
-        found[0].1.starts_with("in template `sloppy` at `spec.steps[0].shell`: "),
+        found[0]
+            .1
+            .starts_with("in template `sloppy` at `spec.steps[0].shell`: "),
         "{}",
         found[0].1
+    );
+    assert_eq!(
+        found[0].2.as_deref(),
+        Some("did you mean `config.name`? (the template declares `name`)")
     );
     assert_eq!(err.diagnostics[0].path(), Some("spec.steps[0].template"));
 }

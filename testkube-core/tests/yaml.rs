@@ -301,6 +301,37 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever the text, loading returns documents or a diagnostic that
+    /// renders; it never panics.
+    #[test]
+    fn loading_any_text_never_panics(text in "[-:?&*!|>'\"%@`#,\\[\\]{}<\n\r\t a-c0-9é]{0,48}") {
+        let options = LoadOptions { max_depth: 4, max_nodes: 40, ..LoadOptions::default() };
+        match load_documents(&text, &options) {
+            Ok(docs) => {
+                for doc in &docs {
+                    let _ = doc.to_json();
+                    let (_, diags) = from_node::<serde_json::Value>(doc);
+                    for d in diags {
+                        let _ = d.render(Some(&text));
+                    }
+                }
+            }
+            Err(d) => {
+                let span = d.span();
+                let rendered = d.render(Some(&text));
+                prop_assert!(rendered.contains(d.message()));
+                if let Some(span) = span {
+                    prop_assert!(span.offset + span.len <= text.len());
+                    prop_assert!(span.text(&text).is_some());
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // from_node: unknown fields, types, enums.
 

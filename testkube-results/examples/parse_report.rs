@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release -p testkube-results --example parse_report -- --stream big.xml
 //! ```
+//!
+//! `--raw-scan` only reads the files' quick-xml events and drops them, the same baseline as the
+//! `junit` bench's, to compare instruction counts and memory with a parse of the same file.
 
 use std::process::ExitCode;
 
@@ -12,8 +15,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let stream = args.iter().any(|a| a == "--stream");
     let json = args.iter().any(|a| a == "--json");
+    let raw_scan = args.iter().any(|a| a == "--raw-scan");
     let mut status = ExitCode::SUCCESS;
     for path in args.iter().filter(|a| !a.starts_with("--")) {
+        if raw_scan {
+            match std::fs::read(path) {
+                Ok(bytes) => println!("{path}: {} events", count_events(&bytes)),
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    status = ExitCode::FAILURE;
+                }
+            }
+            continue;
+        }
         let parsed = if stream {
             std::fs::File::open(path)
                 .map_err(|source| testkube_results::ReportError::Io {
@@ -58,4 +72,20 @@ fn main() -> ExitCode {
         }
     }
     status
+}
+
+/// Reads every event and drops it, like the bench's baseline.
+fn count_events(bytes: &[u8]) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let mut events = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            Ok(event) => {
+                std::hint::black_box(&event);
+                events += 1;
+            }
+        }
+    }
+    events
 }

@@ -5,6 +5,8 @@
 //! output gathered from several sections under a size budget, and totals computed from the cases
 //! themselves. Keeping that here lets each format parser be only about its element names.
 
+use std::sync::Arc;
+
 use crate::model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
 use crate::text::{BoundedText, bounded_message, first_line};
 use crate::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES};
@@ -62,10 +64,10 @@ impl ReportBuilder {
 /// buffer is allocated once.
 #[derive(Debug, Default)]
 pub(crate) struct CaseBuilder {
-    pub(crate) suite: String,
-    pub(crate) classname: Option<String>,
+    pub(crate) suite: Arc<str>,
+    pub(crate) classname: Option<Arc<str>>,
     pub(crate) name: String,
-    pub(crate) file: Option<String>,
+    pub(crate) file: Option<Arc<str>>,
     pub(crate) duration: Option<f64>,
     /// A status the producer states in an attribute (`status="disabled"`, NUnit `result=`),
     /// used when no child element decides.
@@ -95,11 +97,13 @@ pub(crate) enum SectionKind {
     Attempt,
     /// Anything else (`system-out`, `system-err`).
     Output,
+    /// A log that needs no header when it comes first (go test's output), and gives no message.
+    Log,
 }
 
 impl CaseBuilder {
     /// Starts a new case, forgetting everything about the previous one.
-    pub(crate) fn reset(&mut self, suite: String, name: String) {
+    pub(crate) fn reset(&mut self, suite: Arc<str>, name: String) {
         self.suite = suite;
         self.name = name;
         self.classname = None;
@@ -116,7 +120,8 @@ impl CaseBuilder {
 
     /// Records a final outcome from a child element; when several are present the most severe
     /// wins (errored, then failed, then skipped).
-    pub(crate) fn set_outcome(&mut self, status: TestStatus, message: Option<&str>) {
+    pub(crate) fn set_outcome(&mut self, status: TestStatus, message: Option<String>) {
+        self.end_section();
         let rank = |s: Option<TestStatus>| match s {
             Some(TestStatus::Errored) => 3,
             Some(TestStatus::Failed) => 2,
@@ -131,8 +136,17 @@ impl CaseBuilder {
         }
     }
 
+    /// Whether anything so far says the case did not simply pass; output seen while this is
+    /// `false` would be dropped at [`finish`](Self::finish) anyway.
+    pub(crate) fn may_not_pass(&self) -> bool {
+        self.outcome.is_some()
+            || self.reruns > 0
+            || self.hint.is_some_and(|hint| hint != TestStatus::Passed)
+    }
+
     /// Records an earlier failed attempt (a rerun or flaky element).
-    pub(crate) fn add_attempt(&mut self, message: Option<&str>) {
+    pub(crate) fn add_attempt(&mut self, message: Option<String>) {
+        self.end_section();
         self.reruns = self.reruns.saturating_add(1);
         if self.attempt_message.is_none() {
             self.attempt_message = non_empty_message(message);
@@ -144,13 +158,14 @@ impl CaseBuilder {
     pub(crate) fn begin_section(&mut self, kind: SectionKind, header: &str) {
         self.end_section();
         let start = self.output.len();
-        if !(kind == SectionKind::Outcome && self.output.is_empty()) {
+        let unlabelled = matches!(kind, SectionKind::Outcome | SectionKind::Log);
+        if !(unlabelled && self.output.is_empty()) {
             if !self.output.is_empty() {
-                self.output.push("\n", MAX_OUTPUT_BYTES);
+                self.output.push_plain("\n", MAX_OUTPUT_BYTES);
             }
-            self.output.push("--- ", MAX_OUTPUT_BYTES);
-            self.output.push(header, MAX_OUTPUT_BYTES);
-            self.output.push(" ---\n", MAX_OUTPUT_BYTES);
+            self.output.push_plain("--- ", MAX_OUTPUT_BYTES);
+            self.output.push_plain(header, MAX_OUTPUT_BYTES);
+            self.output.push_plain(" ---\n", MAX_OUTPUT_BYTES);
         }
         self.section = Some(Section {
             start,
@@ -226,25 +241,40 @@ impl CaseBuilder {
             TestStatus::Passed => None,
             _ => self.message.take(),
         };
+        // Passing cases keep no output: nobody reads a passing test's log in a report, and on
+        // large reports it would be most of the memory.
+        let output = match status {
+            TestStatus::Passed => {
+                self.output.clear();
+                None
+            }
+            _ => self.output.take(),
+        };
         TestCase {
-            suite: std::mem::take(&mut self.suite),
+            suite: Arc::clone(&self.suite),
             classname: self.classname.take(),
             name: std::mem::take(&mut self.name),
             file: self.file.take(),
             status,
             duration: self.duration,
             message,
-            output: self.output.take(),
+            output,
             reruns: self.reruns,
         }
     }
 }
 
-fn non_empty_message(message: Option<&str>) -> Option<String> {
-    message
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(|m| bounded_message(m, MAX_MESSAGE_BYTES))
+/// A producer's message, trimmed and bounded; reuses the string when it is already fine.
+fn non_empty_message(message: Option<String>) -> Option<String> {
+    let message = message?;
+    let trimmed = message.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == message.len() && message.len() <= MAX_MESSAGE_BYTES {
+        Some(message)
+    } else {
+        Some(bounded_message(trimmed, MAX_MESSAGE_BYTES))
+    }
 }
 
 #[cfg(test)]
@@ -260,9 +290,9 @@ mod tests {
     #[test]
     fn failure_after_reruns_is_failed_and_counts_attempts() {
         let mut c = case();
-        c.add_attempt(Some("first"));
+        c.add_attempt(Some("first".into()));
         c.add_attempt(None);
-        c.set_outcome(TestStatus::Failed, Some("final"));
+        c.set_outcome(TestStatus::Failed, Some("final".into()));
         let done = c.finish();
         assert_eq!(done.status, TestStatus::Failed);
         assert_eq!(done.reruns, 2);
@@ -275,7 +305,7 @@ mod tests {
         c.add_attempt(None);
         c.begin_section(SectionKind::Attempt, "flakyFailure");
         c.push_text("\n   boom happened\n   at x\n  ");
-        c.add_attempt(Some("second"));
+        c.add_attempt(Some("second".into()));
         let done = c.finish();
         assert_eq!(done.status, TestStatus::Flaky);
         assert_eq!(done.message.as_deref(), Some("boom happened"));
@@ -289,8 +319,8 @@ mod tests {
     fn error_outranks_failure_and_skip() {
         let mut c = case();
         c.set_outcome(TestStatus::Skipped, None);
-        c.set_outcome(TestStatus::Errored, Some("e"));
-        c.set_outcome(TestStatus::Failed, Some("f"));
+        c.set_outcome(TestStatus::Errored, Some("e".into()));
+        c.set_outcome(TestStatus::Failed, Some("f".into()));
         assert_eq!(c.finish().status, TestStatus::Errored);
     }
 
@@ -302,15 +332,25 @@ mod tests {
         c.end_section();
         c.begin_section(SectionKind::Output, "system-err");
         c.push_text("err");
+        c.set_outcome(TestStatus::Skipped, None);
         let done = c.finish();
         assert_eq!(done.output.as_deref(), Some("--- system-err ---\nerr"));
-        assert_eq!(done.status, TestStatus::Passed);
         assert_eq!(done.message, None);
+    }
+
+    #[test]
+    fn passing_cases_keep_no_output() {
+        let mut c = case();
+        c.begin_section(SectionKind::Output, "system-out");
+        c.push_text("log line");
+        let done = c.finish();
+        assert_eq!((done.status, done.output), (TestStatus::Passed, None));
     }
 
     #[test]
     fn output_is_bounded_with_a_marker() {
         let mut c = case();
+        c.set_outcome(TestStatus::Failed, None);
         c.begin_section(SectionKind::Output, "system-out");
         let line = "x".repeat(1000);
         for _ in 0..100 {

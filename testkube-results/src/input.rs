@@ -36,7 +36,7 @@ pub(crate) struct Prepared<'a> {
     pub(crate) transcoded: bool,
 }
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Detects the encoding and syntax of `bytes` and returns UTF-8 bytes to parse.
 pub(crate) fn prepare<'a>(bytes: &'a [u8], file: &str) -> Result<Prepared<'a>, ReportError> {

@@ -9,12 +9,13 @@
 //! `failure`). Counters in headers are ignored: totals come from the cases.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use quick_xml::events::BytesStart;
 
 use crate::builder::{CaseBuilder, ReportBuilder, SectionKind};
 use crate::model::{ReportFormat, TestReport, TestStatus};
-use crate::text::{parse_seconds, unescape};
+use crate::text::{parse_seconds, trim_xml_space, unescape};
 use crate::xml::{XmlHandler, for_each_attribute};
 
 /// What an open element is, as far as JUnit cares.
@@ -36,8 +37,8 @@ enum Open {
 
 /// An open `<testsuite>`: what its cases inherit.
 struct SuiteFrame {
-    name: String,
-    file: Option<String>,
+    name: Arc<str>,
+    file: Option<Arc<str>>,
     /// Index of this suite's summary once it holds a case.
     summary: Option<usize>,
     /// Whether any suite or case was opened inside it.
@@ -50,11 +51,14 @@ pub(crate) struct JunitHandler {
     /// The case being read (reused from case to case); meaningful while `in_case`.
     case: CaseBuilder,
     in_case: bool,
+    /// The previous case's class and file, shared with the next case when they repeat.
+    last_classname: Option<Arc<str>>,
+    last_file: Option<Arc<str>>,
     /// Summary for cases outside any suite.
     orphan_summary: Option<usize>,
     /// A file named by an earlier empty suite (Cypress's "Root Suite"), for later suites that
     /// name none.
-    default_file: Option<String>,
+    default_file: Option<Arc<str>>,
     report: ReportBuilder,
 }
 
@@ -65,6 +69,8 @@ impl JunitHandler {
             suites: Vec::with_capacity(8),
             case: CaseBuilder::default(),
             in_case: false,
+            last_classname: None,
+            last_file: None,
             orphan_summary: None,
             default_file: None,
             report: ReportBuilder::new(ReportFormat::Junit, capacity),
@@ -75,17 +81,22 @@ impl JunitHandler {
         let mut name = None;
         let mut file = None;
         for_each_attribute(element, |key, value| match key {
-            "name" => name = Some(identifier(value)),
-            "file" | "filepath" => file = Some(identifier(value)),
+            "name" => name = Some(value),
+            "file" | "filepath" => file = Some(value),
             _ => {}
         })?;
         let parent = self.suites.last_mut();
-        let name = match (name.filter(|n| !n.is_empty()), &parent) {
-            (Some(name), _) => name,
-            (None, Some(parent)) => parent.name.clone(),
-            (None, None) => String::new(),
+        let name = match (name.map(unescape), &parent) {
+            (Some(name), _) if !trim_xml_space(&name).is_empty() => {
+                Arc::from(trim_xml_space(&name))
+            }
+            (_, Some(parent)) => Arc::clone(&parent.name),
+            (_, None) => Arc::from(""),
         };
-        let file = file.or_else(|| parent.as_ref().and_then(|p| p.file.clone()));
+        let file = match file {
+            Some(raw) => Some(shared(raw, [None, None])),
+            None => parent.as_ref().and_then(|p| p.file.clone()),
+        };
         if let Some(parent) = parent {
             parent.has_children = true;
         }
@@ -108,17 +119,17 @@ impl JunitHandler {
     }
 
     fn start_case(&mut self, element: &BytesStart<'_>) -> Result<Open, String> {
-        let mut name = String::new();
+        let mut name = "";
         let mut classname = None;
-        let mut class = None;
         let mut file = None;
         let mut duration = None;
         let mut hint = None;
         for_each_attribute(element, |key, value| match key {
-            "name" => name = identifier(value),
-            "classname" => classname = Some(identifier(value)),
-            "class" => class = Some(identifier(value)),
-            "file" | "filepath" => file = Some(identifier(value)),
+            "name" => name = value,
+            "classname" => classname = Some(value),
+            // PHPUnit writes both; `classname` wins.
+            "class" if classname.is_none() => classname = Some(value),
+            "file" | "filepath" => file = Some(value),
             "time" | "duration" => duration = parse_seconds(value),
             "status" => hint = status_hint(value).or(hint),
             "result" if matches!(value, "skipped" | "suppressed") => {
@@ -126,19 +137,27 @@ impl JunitHandler {
             }
             _ => {}
         })?;
-        let (suite, inherited_file) = match self.suites.last_mut() {
-            Some(frame) => {
-                frame.has_children = true;
-                (frame.name.clone(), frame.file.clone())
-            }
-            None => (String::new(), None),
+        if let Some(frame) = self.suites.last_mut() {
+            frame.has_children = true;
+        }
+        let frame = self.suites.last();
+        let suite = frame
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |f| Arc::clone(&f.name));
+        let classname = classname
+            .map(|raw| shared(raw, [self.last_classname.as_ref(), Some(&suite)]))
+            .filter(|c| !c.is_empty());
+        let inherited_file = frame.as_ref().and_then(|f| f.file.as_ref());
+        let file = match file {
+            Some(raw) => Some(shared(raw, [self.last_file.as_ref(), inherited_file])),
+            None => inherited_file.or(self.default_file.as_ref()).cloned(),
         };
+        self.last_classname.clone_from(&classname);
+        self.last_file.clone_from(&file);
         let case = &mut self.case;
-        case.reset(suite, name);
-        case.classname = classname.or(class).filter(|c| !c.is_empty());
-        case.file = file
-            .or(inherited_file)
-            .or_else(|| self.default_file.clone());
+        case.reset(suite, identifier(name));
+        case.classname = classname;
+        case.file = file;
         case.duration = duration;
         case.hint = hint;
         self.in_case = true;
@@ -182,15 +201,17 @@ impl JunitHandler {
         let case = &mut self.case;
         if let Some(status) = outcome {
             let message = message_attribute(element)?;
-            case.set_outcome(status, message.as_deref());
+            case.set_outcome(status, message);
             case.begin_section(SectionKind::Outcome, local);
             Ok(Open::Outcome)
         } else if attempt {
             let message = message_attribute(element)?;
-            case.add_attempt(message.as_deref());
+            case.add_attempt(message);
             case.begin_section(SectionKind::Attempt, local);
             Ok(Open::Attempt)
-        } else if output {
+        } else if output && case.may_not_pass() {
+            // The schema puts `system-out` after `failure`/`skipped`, so a case with no outcome
+            // yet is passing and its output would be dropped: skip copying it.
             case.begin_section(SectionKind::Output, local);
             Ok(Open::Output)
         } else {
@@ -259,12 +280,23 @@ fn message_attribute(element: &BytesStart<'_>) -> Result<Option<String>, String>
     Ok(message)
 }
 
-/// A name, class or file: decoded and trimmed (Jest ends classnames with a space).
+/// A class or file name, decoded and trimmed, as one of the `known` shared strings when it equals
+/// one (consecutive cases mostly repeat their class and file), else as a new one.
+fn shared(raw: &str, known: [Option<&Arc<str>>; 2]) -> Arc<str> {
+    let decoded = unescape(raw);
+    let text = trim_xml_space(&decoded);
+    match known.into_iter().flatten().find(|k| ***k == *text) {
+        Some(existing) => Arc::clone(existing),
+        None => Arc::from(text),
+    }
+}
+
+/// A name, decoded and trimmed (Jest ends classnames with a space).
 fn identifier(raw: &str) -> String {
     match unescape(raw) {
-        Cow::Borrowed(text) => text.trim().to_owned(),
-        Cow::Owned(text) if text.trim().len() == text.len() => text,
-        Cow::Owned(text) => text.trim().to_owned(),
+        Cow::Borrowed(text) => trim_xml_space(text).to_owned(),
+        Cow::Owned(text) if trim_xml_space(&text).len() == text.len() => text,
+        Cow::Owned(text) => trim_xml_space(&text).to_owned(),
     }
 }
 

@@ -7,10 +7,37 @@
 //! [`TestCase`]s with one [`TestStatus`] each, and totals computed from the cases (header
 //! counters are never trusted).
 //!
+//! # Formats
+//!
+//! Detected from the content, never from the file name: JUnit XML (`<testsuites>`/`<testsuite>`
+//! root: Surefire, Gradle, Ant, pytest, Jest, Playwright, Cypress/mocha, go-junit-report,
+//! nextest, PHPUnit, tst, ...), NUnit 2 and 3, xUnit.net v2, TRX, `go test -json` and
+//! `mocha --reporter json`; see [`ReportFormat`]. Inputs may be UTF-8 (with or without BOM),
+//! UTF-16, ISO-8859-1 or windows-1252.
+//!
+//! # Normalization rules
+//!
+//! - A case's status comes from its children: `<error>` → errored, `<failure>` → failed,
+//!   `<skipped>` → skipped; earlier failed attempts (`flakyFailure`, `rerunFailure`, ...)
+//!   without a final failure → flaky; else a `status=` attribute (`disabled`, `notrun`); else
+//!   passed. [`TestCase::reruns`] counts the earlier attempts either way.
+//! - The message is the `message` attribute, else the first line of the failure text.
+//! - Output (failure text, earlier attempts, `system-out`, `system-err`) is kept for cases that
+//!   did not pass; passing cases keep none.
+//! - `file` comes from the case, else the nearest suite, else an earlier empty suite that named
+//!   one (Cypress's "Root Suite"). Names, classes and files are trimmed.
+//! - Durations accept `1,234.5`, `0,5`, `12ms`, `1.5s`; an unreadable one is `None`, never an
+//!   error.
+//!
+//! # Limits
+//!
 //! Reading is streaming over quick-xml: no DOM is built, element nesting is limited to
 //! [`MAX_DEPTH`], each case keeps at most [`MAX_OUTPUT_BYTES`] of output and
 //! [`MAX_MESSAGE_BYTES`] of message, and entity references other than the five predefined ones
-//! and character references are kept as written, never expanded, so entity bombs cannot grow.
+//! and character references are kept as written, never expanded (nor fetched), so entity bombs
+//! cannot grow. Memory is the kept cases plus, for [`parse_reader`], the largest single event.
+//!
+//! # Example
 //!
 //! ```
 //! use testkube_results::{TestStatus, parse_report};
@@ -48,21 +75,24 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod dotnet;
 mod error;
 mod input;
+mod json;
 mod junit;
 mod model;
+mod nunit;
 mod text;
 mod timings;
 mod xml;
 
-use std::io::BufRead;
+use std::io::{BufRead, Cursor, Read};
 
 pub use error::ReportError;
 pub use model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
 pub use timings::{TimingKey, read_timings};
 
-use input::{Encoding, Syntax, detect_encoding, prepare};
+use input::{Encoding, Syntax, UTF8_BOM, detect_encoding, prepare};
 use xml::{BufSource, SliceSource, parse_xml};
 
 /// Deepest element nesting accepted. Real reports stay under a few dozen levels (NUnit nests
@@ -91,10 +121,7 @@ pub fn parse_report(bytes: &[u8], name: &str) -> Result<TestReport, ReportError>
     let prepared = prepare(bytes, name)?;
     match prepared.syntax {
         Syntax::Xml => parse_xml(SliceSource::new(&prepared.bytes), name, prepared.transcoded),
-        Syntax::Json => Err(ReportError::NotAReport {
-            file: name.to_owned(),
-            detail: "JSON reports are not supported yet".to_owned(),
-        }),
+        Syntax::Json => json::parse_json(&prepared.bytes, name),
     }
 }
 
@@ -110,18 +137,31 @@ pub fn parse_reader<R: BufRead>(mut reader: R, name: &str) -> Result<TestReport,
         file: name.to_owned(),
         source,
     };
-    let head = reader.fill_buf().map_err(io)?;
-    let streamable = detect_encoding(head, name)? == Encoding::Utf8
+    // Enough of the start to see a byte order mark and the whole XML declaration, whatever the
+    // reader's buffer size.
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    reader
+        .by_ref()
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let streamable = detect_encoding(&head, name)? == Encoding::Utf8
         && head
-            .strip_prefix(b"\xEF\xBB\xBF")
-            .unwrap_or(head)
+            .strip_prefix(UTF8_BOM)
+            .unwrap_or(&head)
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             == Some(&b'<');
     if streamable {
-        return parse_xml(BufSource::new(reader), name, false);
+        if head.starts_with(UTF8_BOM) {
+            head.drain(..UTF8_BOM.len());
+        }
+        return parse_xml(BufSource::new(Cursor::new(head).chain(reader)), name, false);
     }
-    let mut bytes = Vec::new();
+    let mut bytes = head;
     reader.read_to_end(&mut bytes).map_err(io)?;
     parse_report(&bytes, name)
 }
+
+/// How much of a streamed input is looked at before parsing starts.
+const HEAD_BYTES: usize = 1024;

@@ -4,7 +4,9 @@
 //! written), so the parsers fold each dialect into this one shape and the rest of the project
 //! (the `report` and `split` commands) never sees a dialect.
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
 
 /// One parsed report file: every test case it records, the suites they came from, and totals
 /// computed from the cases (never copied from the counters in the file's headers, which are often
@@ -75,19 +77,30 @@ pub struct SuiteSummary {
 }
 
 /// One test case, normalized.
+///
+/// `suite`, `classname` and `file` repeat across the cases of a suite, so they are shared
+/// (`Arc<str>`: one allocation per distinct value, not per case); they read like `&str` through
+/// `&*case.suite` or `case.classname.as_deref()`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestCase {
     /// The innermost enclosing suite's name (empty when the case is outside any suite).
-    pub suite: String,
+    #[serde(serialize_with = "shared_str")]
+    pub suite: Arc<str>,
     /// The class (JUnit `classname`, or `class` as PHPUnit writes it), when the producer gives one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub classname: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_shared_str"
+    )]
+    pub classname: Option<Arc<str>>,
     /// The test's name as written by the producer.
     pub name: String,
     /// The source file: the case's own `file` attribute, else the nearest enclosing suite's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_shared_str"
+    )]
+    pub file: Option<Arc<str>>,
     /// The final outcome.
     pub status: TestStatus,
     /// Duration in seconds; `None` when the producer wrote none (or an unreadable one).
@@ -97,9 +110,10 @@ pub struct TestCase {
     /// failed attempt's message. At most [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Failure text (stack trace), earlier attempts' traces, then `system-out` and `system-err`,
-    /// each after a `--- name ---` header line; at most
-    /// [`MAX_OUTPUT_BYTES`](crate::MAX_OUTPUT_BYTES) plus a truncation marker.
+    /// For cases that did not pass: failure text (stack trace), earlier attempts' traces, then
+    /// `system-out` and `system-err`, each after a `--- name ---` header line; at most
+    /// [`MAX_OUTPUT_BYTES`](crate::MAX_OUTPUT_BYTES) plus a truncation marker. Passing cases keep
+    /// none (their logs are rarely read and would dominate memory on large reports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     /// How many earlier failed attempts the report records (Surefire and nextest
@@ -168,5 +182,20 @@ impl std::ops::AddAssign for Totals {
         self.skipped += other.skipped;
         self.flaky += other.flaky;
         self.duration += other.duration;
+    }
+}
+
+// `Arc<str>` is serialized as a plain string without needing serde's `rc` feature.
+fn shared_str<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value)
+}
+
+fn optional_shared_str<S: Serializer>(
+    value: &Option<Arc<str>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.serialize_some(&**value),
+        None => serializer.serialize_none(),
     }
 }

@@ -15,7 +15,10 @@ use std::borrow::Cow;
 /// (`"1,234"` is 1234 s, `"0,123"` and `"1,5"` are fractions); several commas are thousands
 /// separators.
 pub(crate) fn parse_seconds(raw: &str) -> Option<f64> {
-    // Fast path: the overwhelmingly common plain decimal.
+    // Fast paths: the overwhelmingly common plain decimals.
+    if let Some(value) = parse_plain_decimal(raw.as_bytes()) {
+        return Some(value);
+    }
     if let Ok(value) = raw.parse::<f64>() {
         return finite_non_negative(value);
     }
@@ -28,6 +31,37 @@ pub(crate) fn parse_seconds(raw: &str) -> Option<f64> {
         number.parse::<f64>().ok()?
     };
     finite_non_negative(value * scale)
+}
+
+/// `digits[.digits]` with at most 15 significant digits, exactly as `str::parse` would read it:
+/// the digits form an integer below 2^53 and 10^k (k ≤ 15) is exact in an f64, so one
+/// correctly rounded division gives the correctly rounded result (Clinger's fast path).
+fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    if bytes.is_empty() || bytes.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut fraction_digits = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if fraction_digits.is_none() && i > 0 && i + 1 < bytes.len() => {
+                fraction_digits = Some(bytes.len() - i - 1);
+            }
+            _ => return None,
+        }
+    }
+    if digits > 15 {
+        return None;
+    }
+    Some(mantissa as f64 / POW10[fraction_digits.unwrap_or(0)])
 }
 
 fn finite_non_negative(value: f64) -> Option<f64> {
@@ -73,37 +107,47 @@ fn parse_with_commas(number: &str) -> Option<f64> {
 /// References to any other entity are kept literally (`&foo;`): this crate never expands
 /// DTD-declared entities, so entity bombs cannot grow. A lone `&` is kept too.
 pub(crate) fn unescape(raw: &str) -> Cow<'_, str> {
-    let Some(first) = memchr::memchr(b'&', raw.as_bytes()) else {
+    let bytes = raw.as_bytes();
+    let Some(first) = memchr::memchr(b'&', bytes) else {
         return Cow::Borrowed(raw);
     };
     let mut out = String::with_capacity(raw.len());
-    out.push_str(&raw[..first]);
-    let mut rest = &raw[first..];
-    while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        match memchr::memchr(b';', after.as_bytes()) {
-            Some(semi) if semi <= 12 => {
-                let name = &after[..semi];
-                let mut utf8 = [0u8; 4];
-                match resolve_entity(name, &mut utf8) {
-                    Some(text) => out.push_str(text),
-                    None => {
-                        out.push('&');
-                        out.push_str(name);
-                        out.push(';');
-                    }
-                }
-                rest = &after[semi + 1..];
-            }
-            _ => {
-                out.push('&');
-                rest = after;
+    // `raw[copied..i]` is pending verbatim text; every index sliced at is an ASCII `&` or `;`.
+    let mut copied = 0;
+    let mut i = first;
+    while i < bytes.len() {
+        if bytes[i] == b'&'
+            && let Some(length) = bytes[i + 1..].iter().take(13).position(|&b| b == b';')
+        {
+            let mut utf8 = [0u8; 4];
+            if let Some(text) = resolve_entity(&raw[i + 1..i + 1 + length], &mut utf8) {
+                out.push_str(&raw[copied..i]);
+                out.push_str(text);
+                i += length + 2;
+                copied = i;
+                continue;
             }
         }
+        i += 1;
     }
-    out.push_str(rest);
+    out.push_str(&raw[copied..]);
     Cow::Owned(out)
+}
+
+/// `text` without leading and trailing XML whitespace (space, tab, CR, LF), byte-wise: cheaper
+/// than `str::trim`, which checks for every Unicode space.
+pub(crate) fn trim_xml_space(text: &str) -> &str {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = text.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    &text[start..end]
 }
 
 /// Resolves a predefined entity or a character reference (`#10`, `#x1F600`) by name, writing
@@ -146,17 +190,25 @@ pub(crate) fn truncate_at_char(text: &str, max: usize) -> &str {
 pub(crate) struct BoundedText {
     text: String,
     dropped: u64,
+    /// The last chunk ended with `\r` (written as `\n`): a `\n` starting the next chunk is the
+    /// rest of that line end. Chunks split at entities (`&#xD;` then a newline) need this.
+    after_cr: bool,
 }
 
 impl BoundedText {
     /// Appends `chunk`, keeping at most `limit` bytes in total.
     pub(crate) fn push(&mut self, chunk: &str, limit: usize) {
+        let chunk = match std::mem::take(&mut self.after_cr) {
+            true => chunk.strip_prefix('\n').unwrap_or(chunk),
+            false => chunk,
+        };
         if self.dropped > 0 {
             self.dropped += chunk.len() as u64;
             return;
         }
         let room = limit.saturating_sub(self.text.len());
         if memchr::memchr(b'\r', chunk.as_bytes()).is_some() {
+            self.after_cr = chunk.ends_with('\r');
             let normalized = chunk.replace("\r\n", "\n").replace('\r', "\n");
             self.push_normalized(&normalized, room);
         } else {
@@ -180,6 +232,22 @@ impl BoundedText {
 
     pub(crate) fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Appends markup we generate ourselves (section headers): no line ends to normalize.
+    pub(crate) fn push_plain(&mut self, text: &str, limit: usize) {
+        if self.dropped > 0 || self.text.len() + text.len() > limit {
+            self.push(text, limit);
+        } else {
+            self.text.push_str(text);
+        }
+    }
+
+    /// Forgets the text, keeping the buffer.
+    pub(crate) fn clear(&mut self) {
+        self.text.clear();
+        self.dropped = 0;
+        self.after_cr = false;
     }
 
     /// Removes trailing whitespace (the indentation before a closing tag).
@@ -210,8 +278,7 @@ impl BoundedText {
             exact.push_str(marker);
             exact
         });
-        self.text.clear();
-        self.dropped = 0;
+        self.clear();
         taken
     }
 }
@@ -253,6 +320,11 @@ mod tests {
         assert_eq!(parse_seconds("1.5s"), Some(1.5));
         assert_eq!(parse_seconds("2 min"), Some(120.0));
         assert_eq!(parse_seconds("1e-3"), Some(0.001));
+        assert_eq!(parse_seconds("007"), Some(7.0));
+        assert_eq!(
+            parse_seconds("12345678901234567890.5"),
+            Some(12345678901234567890.5)
+        );
     }
 
     #[test]
@@ -269,6 +341,14 @@ mod tests {
             "1,2,3.4.5",
         ] {
             assert_eq!(parse_seconds(raw), None, "{raw:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_decimals_parse_exactly_like_std(int in 0u64..10_000_000, frac in 0u64..100_000_000, width in 0usize..9) {
+            let text = if width == 0 { int.to_string() } else { format!("{int}.{frac:0width$}") };
+            proptest::prop_assert_eq!(parse_seconds(&text), text.parse::<f64>().ok());
         }
     }
 
@@ -294,7 +374,7 @@ mod tests {
         assert_eq!(text.as_str(), "h");
         assert_eq!(
             text.take().as_deref(),
-            Some("h\n… [truncated: 10 more bytes]")
+            Some("h\n… [truncated: 11 more bytes]")
         );
         assert_eq!(text.take(), None);
         text.push("again", 10);
@@ -306,6 +386,11 @@ mod tests {
         let mut text = BoundedText::default();
         text.push("a\r\nb\rc", 100);
         assert_eq!(text.take().as_deref(), Some("a\nb\nc"));
+        // `&#xD;` then a newline arrive as two chunks.
+        for chunk in ["x", "\r", "\ny\r", "\r\n", "z"] {
+            text.push(chunk, 100);
+        }
+        assert_eq!(text.take().as_deref(), Some("x\ny\n\nz"));
     }
 
     #[test]

@@ -118,10 +118,10 @@ where
                         continue;
                     };
                     let identity = Identity::Case {
-                        suite: case.suite,
-                        classname: case.classname,
+                        suite: case.suite.to_string(),
+                        classname: case.classname.as_deref().map(str::to_owned),
                         name: case.name,
-                        file: case.file,
+                        file: case.file.as_deref().map(str::to_owned),
                         item,
                     };
                     *this_input.entry(identity).or_insert(0.0) += seconds;

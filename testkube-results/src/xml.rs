@@ -10,9 +10,9 @@ use std::io::BufRead;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::model::TestReport;
+use crate::model::{ReportFormat, TestReport};
 use crate::text::resolve_entity;
-use crate::{MAX_DEPTH, ReportError, junit};
+use crate::{MAX_DEPTH, ReportError, dotnet, junit, nunit};
 
 /// A format parser driven by [`parse_xml`].
 pub(crate) trait XmlHandler {
@@ -85,13 +85,14 @@ impl EventSource for SliceSource<'_> {
 }
 
 /// Events read through a `BufRead` into one reused buffer. The bytes are gone once parsed, so
-/// lines are counted as events go by.
+/// lines are counted as events go by: the buffer holds the bytes of the latest event (or of the
+/// partial event that failed), which locate a position inside it exactly.
 pub(crate) struct BufSource<R> {
     reader: Reader<R>,
     buf: Vec<u8>,
-    /// Newlines seen before `line_start`.
+    /// Where the latest event starts, and the line count and line start there.
+    event_start: u64,
     lines: u64,
-    /// Offset of the first byte of the current line.
     line_start: u64,
 }
 
@@ -100,6 +101,7 @@ impl<R: BufRead> BufSource<R> {
         BufSource {
             reader: configured(Reader::from_reader(reader)),
             buf: Vec::with_capacity(16 * 1024),
+            event_start: 0,
             lines: 0,
             line_start: 0,
         }
@@ -108,17 +110,14 @@ impl<R: BufRead> BufSource<R> {
 
 impl<R: BufRead> EventSource for BufSource<R> {
     fn next_event(&mut self) -> quick_xml::Result<Event<'_>> {
-        self.buf.clear();
-        let start = self.reader.buffer_position();
-        let event = self.reader.read_event_into(&mut self.buf);
-        if let Ok(event) = &event {
-            let (raw, opening) = raw_with_opening(event);
-            if let Some(last) = memchr::memrchr(b'\n', raw.as_bytes()) {
-                self.lines += memchr::memchr_iter(b'\n', raw.as_bytes()).count() as u64;
-                self.line_start = start + opening + last as u64 + 1;
-            }
+        // The previous event is consumed: fold its newlines into the count.
+        if let Some(last) = memchr::memrchr(b'\n', &self.buf) {
+            self.lines += memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+            self.line_start = self.event_start + last as u64 + 1;
         }
-        event
+        self.buf.clear();
+        self.event_start = self.reader.buffer_position();
+        self.reader.read_event_into(&mut self.buf)
     }
 
     fn position(&self) -> u64 {
@@ -130,7 +129,17 @@ impl<R: BufRead> EventSource for BufSource<R> {
     }
 
     fn line_column(&self, offset: u64) -> (u64, u64) {
-        (self.lines + 1, offset.saturating_sub(self.line_start) + 1)
+        let within = usize::try_from(offset.saturating_sub(self.event_start))
+            .map_or(self.buf.len(), |n| n.min(self.buf.len()));
+        let before = &self.buf[..within];
+        match memchr::memrchr(b'\n', before) {
+            Some(last) => {
+                let lines = self.lines + memchr::memchr_iter(b'\n', before).count() as u64;
+                let line_start = self.event_start + last as u64 + 1;
+                (lines + 1, offset.saturating_sub(line_start) + 1)
+            }
+            None => (self.lines + 1, offset.saturating_sub(self.line_start) + 1),
+        }
     }
 }
 
@@ -142,26 +151,12 @@ fn configured<R>(mut reader: Reader<R>) -> Reader<R> {
     reader
 }
 
-/// An event's content and how many bytes of markup precede it in the source (`<`, `</`,
-/// `<![CDATA[`...), to locate newlines inside it.
-fn raw_with_opening<'e>(event: &'e Event<'_>) -> (&'e str, u64) {
-    match event {
-        Event::Start(e) | Event::Empty(e) => (e, 1),
-        Event::End(e) => (e.name().into_inner(), 2),
-        Event::Text(e) => (e, 0),
-        Event::CData(e) => (e, 9),
-        Event::Comment(e) => (e, 4),
-        Event::DocType(e) => (e, 9),
-        Event::Decl(e) => (e, 2),
-        Event::PI(e) => (e, 2),
-        Event::GeneralRef(e) => (e, 1),
-        Event::Eof => ("", 0),
-    }
-}
-
 /// The handlers, one per XML format, chosen from the root element.
 enum AnyHandler {
     Junit(junit::JunitHandler),
+    Nunit(nunit::NunitHandler),
+    Xunit(dotnet::XunitHandler),
+    Trx(dotnet::TrxHandler),
 }
 
 /// Parses an XML report from `source`. `transcoded` says the bytes were converted to UTF-8
@@ -171,8 +166,9 @@ pub(crate) fn parse_xml<S: EventSource>(
     file: &str,
     transcoded: bool,
 ) -> Result<TestReport, ReportError> {
-    // A guess at the number of cases (real reports spend a few hundred bytes per case) so the
-    // case list is allocated once instead of being copied as it doubles.
+    // A generous guess at the number of cases (real reports spend a few hundred bytes per case)
+    // so the case list is allocated once instead of being copied as it doubles; pages that are
+    // never written are never touched, so over-reserving costs address space, not memory.
     let capacity = source.input_len().map_or(0, |len| (len / 256).min(1 << 20));
     let (handler, open) = loop {
         let event_start = source.position();
@@ -198,11 +194,19 @@ pub(crate) fn parse_xml<S: EventSource>(
                     detail: "text before the root element".to_owned(),
                 });
             }
-            Err(error) => return Err(xml_error(&source, source.error_position(), &error, file)),
+            Err(error) => return Err(xml_error(&source, &error, file)),
         };
         let root = element.local_name().into_inner();
         let mut handler = match root {
             "testsuites" | "testsuite" => AnyHandler::Junit(junit::JunitHandler::new(capacity)),
+            "test-results" => {
+                AnyHandler::Nunit(nunit::NunitHandler::new(ReportFormat::Nunit2, capacity))
+            }
+            "test-run" => {
+                AnyHandler::Nunit(nunit::NunitHandler::new(ReportFormat::Nunit3, capacity))
+            }
+            "assemblies" | "assembly" => AnyHandler::Xunit(dotnet::XunitHandler::new(capacity)),
+            "TestRun" => AnyHandler::Trx(dotnet::TrxHandler::new(capacity)),
             other => {
                 return Err(ReportError::NotAReport {
                     file: file.to_owned(),
@@ -215,6 +219,9 @@ pub(crate) fn parse_xml<S: EventSource>(
         };
         let started = match &mut handler {
             AnyHandler::Junit(h) => open_root(h, &element, empty),
+            AnyHandler::Nunit(h) => open_root(h, &element, empty),
+            AnyHandler::Xunit(h) => open_root(h, &element, empty),
+            AnyHandler::Trx(h) => open_root(h, &element, empty),
         };
         if let Err(message) = started {
             return Err(positioned(&source, event_start, message, file));
@@ -227,6 +234,9 @@ pub(crate) fn parse_xml<S: EventSource>(
     };
     match handler {
         AnyHandler::Junit(h) => drive(source, h, open, file, transcoded),
+        AnyHandler::Nunit(h) => drive(source, h, open, file, transcoded),
+        AnyHandler::Xunit(h) => drive(source, h, open, file, transcoded),
+        AnyHandler::Trx(h) => drive(source, h, open, file, transcoded),
     }
 }
 
@@ -251,7 +261,7 @@ fn drive<S: EventSource, H: XmlHandler>(
         let event_start = source.position();
         let event = match source.next_event() {
             Ok(event) => event,
-            Err(error) => return Err(xml_error(&source, source.error_position(), &error, file)),
+            Err(error) => return Err(xml_error(&source, &error, file)),
         };
         match event {
             Event::Start(element) => {
@@ -382,13 +392,20 @@ fn check_declared_encoding(
     Ok(())
 }
 
-fn xml_error<S: EventSource>(
-    source: &S,
-    offset: u64,
-    error: &quick_xml::Error,
-    file: &str,
-) -> ReportError {
+fn xml_error<S: EventSource>(source: &S, error: &quick_xml::Error, file: &str) -> ReportError {
+    // quick-xml records a position for syntax errors; for others (invalid UTF-8) it leaves 0,
+    // and the place it stopped reading is the better answer.
+    let offset = match source.error_position() {
+        0 => source.position(),
+        offset => offset,
+    };
     let message = match error {
+        quick_xml::Error::Io(io) => {
+            return ReportError::Io {
+                file: file.to_owned(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
         quick_xml::Error::Encoding(e) => format!(
             "invalid UTF-8 ({e}); if the file is in another encoding, declare it in the XML declaration"
         ),
@@ -410,42 +427,52 @@ fn positioned<S: EventSource>(source: &S, offset: u64, message: String, file: &s
 /// Calls `each(key, raw_value)` for every attribute of `element`, without allocating; values are
 /// still escaped (see [`crate::text::unescape`]).
 ///
-/// A small scanner of our own rather than quick-xml's attribute iterator: this runs for every
-/// element of the report and only has to split `key="value"` pairs, which it does with `memchr`.
-pub(crate) fn for_each_attribute(
-    element: &BytesStart<'_>,
-    mut each: impl FnMut(&str, &str),
+/// A small byte scanner of our own rather than quick-xml's attribute iterator: this runs for
+/// every element of the report and only has to split `key="value"` pairs. Every index it slices
+/// at is an ASCII delimiter, so slicing never splits a character.
+pub(crate) fn for_each_attribute<'e>(
+    element: &'e BytesStart<'_>,
+    mut each: impl FnMut(&'e str, &'e str),
 ) -> Result<(), String> {
-    let content: &str = element;
+    let content: &'e str = element;
+    let bytes = content.as_bytes();
     let name = element.name().into_inner();
-    let mut rest = content.get(name.len()..).unwrap_or("");
-    let bad = |what: &str| format!("bad attribute in <{name}>: {what}");
+    let bad = |what: String| format!("bad attribute in <{name}>: {what}");
+    let skip_space = |mut i: usize| {
+        while i < bytes.len() && is_xml_space(bytes[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = name.len();
     loop {
-        rest = rest.trim_start_matches(is_xml_space);
-        if rest.is_empty() {
+        i = skip_space(i);
+        if i >= bytes.len() {
             return Ok(());
         }
-        let Some(eq) = memchr::memchr(b'=', rest.as_bytes()) else {
-            return Err(bad(&format!("{:?} has no value", rest.trim_end())));
-        };
-        let key = rest[..eq].trim_end_matches(is_xml_space);
-        if key.is_empty() || key.contains(is_xml_space) {
-            return Err(bad(&format!("{key:?} is not an attribute name")));
+        let key_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !is_xml_space(bytes[i]) {
+            i += 1;
         }
-        let after = rest[eq + 1..].trim_start_matches(is_xml_space);
-        let quote = match after.as_bytes().first() {
+        let key = &content[key_start..i];
+        i = skip_space(i);
+        if bytes.get(i) != Some(&b'=') {
+            return Err(bad(format!("{key:?} has no value")));
+        }
+        i = skip_space(i + 1);
+        let quote = match bytes.get(i) {
             Some(&q @ (b'"' | b'\'')) => q,
-            _ => return Err(bad(&format!("the value of {key:?} must be quoted"))),
+            _ => return Err(bad(format!("the value of {key:?} must be quoted"))),
         };
-        let body = &after[1..];
-        let Some(close) = memchr::memchr(quote, body.as_bytes()) else {
-            return Err(bad(&format!("the value of {key:?} is not closed")));
+        let value_start = i + 1;
+        let Some(length) = memchr::memchr(quote, &bytes[value_start..]) else {
+            return Err(bad(format!("the value of {key:?} is not closed")));
         };
-        each(key, &body[..close]);
-        rest = &body[close + 1..];
+        each(key, &content[value_start..value_start + length]);
+        i = value_start + length + 1;
     }
 }
 
-fn is_xml_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
+fn is_xml_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }

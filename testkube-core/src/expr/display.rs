@@ -34,7 +34,7 @@ fn write_node(f: &mut dyn Write, node: &Node) -> fmt::Result {
             f.write_char(']')
         }
         Kind::Wildcard(base, steps) => {
-            write_postfix_base(f, base)?;
+            write_base(f, base, false)?;
             f.write_str(".*")?;
             for step in steps {
                 match step {
@@ -66,7 +66,7 @@ fn write_node(f: &mut dyn Write, node: &Node) -> fmt::Result {
             write_maybe_parens(f, right, right.precedence() <= prec)
         }
         Kind::Ternary(cond, then, otherwise) => {
-            write_maybe_parens(f, cond, cond.precedence() <= TERNARY_PRECEDENCE)?;
+            write_maybe_parens(f, cond, cond.precedence() == TERNARY_PRECEDENCE)?;
             f.write_str(" ? ")?;
             write_node(f, then)?;
             f.write_str(" : ")?;
@@ -111,9 +111,15 @@ fn write_node(f: &mut dyn Write, node: &Node) -> fmt::Result {
 }
 
 /// The base of `.x`, `[i]` or `.*`: parenthesized unless it is itself a
-/// postfix form or a non-number literal.
+/// postfix form or a non-number literal. A wildcard base of `.x` or `[i]` is
+/// parenthesized too, or the step would apply to each element.
 fn write_postfix_base(f: &mut dyn Write, base: &Node) -> fmt::Result {
+    write_base(f, base, matches!(base.kind, Kind::Wildcard(..)))
+}
+
+fn write_base(f: &mut dyn Write, base: &Node, close_wildcard: bool) -> fmt::Result {
     let needs_parens = base.precedence() < POSTFIX_PRECEDENCE
+        || close_wildcard
         || matches!(base.kind, Kind::Literal(Value::Number(_)));
     write_maybe_parens(f, base, needs_parens)
 }

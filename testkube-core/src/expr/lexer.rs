@@ -222,3 +222,58 @@ fn number_len(s: &str) -> usize {
     }
     len
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(src: &str) -> Vec<Tok> {
+        let mut lexer = Lexer::new(src, 0);
+        let mut out = Vec::new();
+        loop {
+            let token = lexer.next().unwrap();
+            if token.kind == Tok::End {
+                return out;
+            }
+            out.push(token.kind);
+        }
+    }
+
+    #[test]
+    fn longest_operators_win() {
+        assert_eq!(
+            tokens("a**b<>c...!=d"),
+            [
+                Tok::Ident("a".into()),
+                Tok::Punct("**"),
+                Tok::Ident("b".into()),
+                Tok::Punct("<>"),
+                Tok::Ident("c".into()),
+                Tok::Punct("..."),
+                Tok::Punct("!="),
+                Tok::Ident("d".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_strings_and_offsets() {
+        assert_eq!(
+            tokens("1.5e3 2. 'a\\'b'"),
+            [
+                Tok::Number("1.5e3".into()),
+                Tok::Number("2".into()),
+                Tok::Punct("."),
+                Tok::Str("a'b".into()),
+            ]
+        );
+        let mut lexer = Lexer::new("xx  \"é\"", 2);
+        let token = lexer.next().unwrap();
+        assert_eq!(token.span, Span::new(4, 8));
+        assert_eq!(token.kind, Tok::Str("é".into()));
+        let err = Lexer::new("  \"\\u12\"", 0).next().unwrap_err();
+        assert!(err.message().contains("\\u"));
+        let err = Lexer::new("\"\\ud800\"", 0).next().unwrap_err();
+        assert!(err.message().contains("\\u"));
+    }
+}

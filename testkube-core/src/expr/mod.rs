@@ -259,3 +259,33 @@ fn collect_variables(node: &Node, inner: bool, names: &mut Vec<String>) {
         Kind::Object(members) => members.iter().for_each(|(_, n)| recurse(n)),
     }
 }
+
+/// Serializes as canonical source text.
+impl serde::Serialize for Expr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Deserializes from source text, parsing it.
+impl<'de> serde::Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        Expr::parse(&source).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serializes as template text (remaining parts in `{{ }}`).
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Deserializes from template text, parsing it.
+impl<'de> serde::Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        Template::parse(&source).map_err(serde::de::Error::custom)
+    }
+}

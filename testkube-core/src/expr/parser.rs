@@ -14,7 +14,7 @@ use super::lexer::{Lexer, Tok, Token};
 
 /// Deepest nesting of the tree the parser accepts. Each operator in a chain
 /// (`a + b + c`) counts as one level, as does each bracket or prefix.
-pub(crate) const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses a whole string as one expression.
 pub(crate) fn parse_expression(src: &str) -> Result<Node, ExprError> {
@@ -145,23 +145,24 @@ impl<'s> Parser<'s> {
         ))
     }
 
-    /// Binary operators of precedence `min` and tighter, left-associative.
+    /// Binary operators of precedence `min` and tighter, left-associative
+    /// (precedence climbing: one frame per operator, not per level).
     fn binary(&mut self, min: u8) -> Result<Node, ExprError> {
-        if min > 5 {
-            return self.unary();
-        }
-        let mut left = self.binary(min + 1)?;
+        let mut left = self.unary()?;
         let mut levels = 0;
         let result = loop {
-            let Some(op) = self.binary_op().filter(|op| op.precedence() == min) else {
+            let Some(op) = self.binary_op().filter(|op| op.precedence() >= min) else {
                 break Ok(left);
             };
-            let op_span = self.advance()?.span;
+            let op_span = match self.advance() {
+                Ok(token) => token.span,
+                Err(e) => break Err(e),
+            };
             levels += 1;
             if let Err(e) = self.enter(op_span) {
                 break Err(e);
             }
-            let right = match self.binary(min + 1) {
+            let right = match self.binary(op.precedence() + 1) {
                 Ok(r) => r,
                 Err(e) => break Err(e),
             };
@@ -228,15 +229,18 @@ impl<'s> Parser<'s> {
         self.postfix_of(base)
     }
 
-    /// Applies `.name`, `.*`, `[key]` to `node` while they follow.
+    /// Applies `.name`, `.*`, `[key]` to `node` while they follow. Steps
+    /// after a `.*` of this chain apply to each element; a parenthesized
+    /// wildcard (`(list.*).x`) is closed and `.x` applies to the whole list.
     fn postfix_of(&mut self, mut node: Node) -> Result<Node, ExprError> {
         let mut levels = 0;
+        let mut open_wildcard = false;
         let result = loop {
             if let Err(e) = self.enter(self.token.span) {
                 break Err(e);
             }
             levels += 1;
-            match self.postfix_step(node) {
+            match self.postfix_step(node, &mut open_wildcard) {
                 Ok((next, true)) => node = next,
                 Ok((next, false)) => break Ok(next),
                 Err(e) => break Err(e),
@@ -247,7 +251,11 @@ impl<'s> Parser<'s> {
     }
 
     /// One postfix step; the bool says whether one was applied.
-    fn postfix_step(&mut self, node: Node) -> Result<(Node, bool), ExprError> {
+    fn postfix_step(
+        &mut self,
+        node: Node,
+        open_wildcard: &mut bool,
+    ) -> Result<(Node, bool), ExprError> {
         if self.at(".") {
             let dot = self.token.span;
             // Read the name in property mode, then resume normal lexing.
@@ -259,9 +267,10 @@ impl<'s> Parser<'s> {
             self.token = self.lexer.next()?;
             let span = node.span.to(name_span);
             let next = if name == "*" {
+                *open_wildcard = true;
                 Node::new(Kind::Wildcard(Box::new(node), Vec::new()), span)
             } else {
-                push_step(node, Step::Property(name), span)
+                push_step(node, Step::Property(name), span, *open_wildcard)
             };
             return Ok((next, true));
         }
@@ -270,7 +279,10 @@ impl<'s> Parser<'s> {
             let key = self.expression()?;
             let close = self.expect("]", "to close the index")?;
             let span = node.span.to(close);
-            return Ok((push_step(node, Step::Index(key), span), true));
+            return Ok((
+                push_step(node, Step::Index(key), span, *open_wildcard),
+                true,
+            ));
         }
         Ok((node, false))
     }
@@ -361,10 +373,10 @@ impl<'s> Parser<'s> {
     }
 }
 
-/// Adds an access step: after a wildcard it applies to each element.
-fn push_step(node: Node, step: Step, span: Span) -> Node {
+/// Adds an access step: after an open wildcard it applies to each element.
+fn push_step(node: Node, step: Step, span: Span, open_wildcard: bool) -> Node {
     match node.kind {
-        Kind::Wildcard(base, mut steps) => {
+        Kind::Wildcard(base, mut steps) if open_wildcard => {
             steps.push(step);
             Node::new(Kind::Wildcard(base, steps), span)
         }

@@ -124,7 +124,8 @@ pub(crate) fn to_int(value: &Value) -> OpResult<i64> {
 /// A whole float as an integer, or an overflow error.
 pub(crate) fn float_to_int(f: f64) -> OpResult<i64> {
     // i64::MAX as f64 rounds up to 2^63, which is already out of range.
-    if f >= -9.223_372_036_854_775_808e18 && f < 9.223_372_036_854_775_808e18 {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if (-LIMIT..LIMIT).contains(&f) {
         Ok(f as i64)
     } else {
         Err((
@@ -285,4 +286,57 @@ pub(crate) fn negate(value: &Value) -> OpResult<Value> {
         },
         Num::Float(f) => Num::Float(-f),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn floats_print_like_testkube_users_expect() {
+        assert_eq!(float_text(3.0), "3");
+        assert_eq!(float_text(-0.5), "-0.5");
+        assert_eq!(float_text(1e21), "1e21");
+        assert_eq!(float_text(123456789.0), "123456789");
+        assert_eq!(to_text(&json!(2.50)), "2.5");
+    }
+
+    #[test]
+    fn numbers_are_read_from_text_exactly() {
+        assert_eq!(
+            to_num(&json!("9007199254740993")).unwrap(),
+            Num::Int(9_007_199_254_740_993)
+        );
+        assert_eq!(to_num(&json!(" 5")).map_err(|e| e.0), Err(OpError::Type));
+        assert_eq!(to_num(&json!("inf")).map_err(|e| e.0), Err(OpError::Type));
+        assert_eq!(to_num(&json!([7])).unwrap(), Num::Int(7));
+        assert_eq!(to_num(&Value::Null).unwrap(), Num::Int(0));
+    }
+
+    #[test]
+    fn integer_arithmetic_is_exact_and_overflows_to_float() {
+        let add = |a: Value, b: Value| binary(BinaryOp::Add, &a, &b).unwrap();
+        assert_eq!(
+            add(json!(i64::MAX), json!(1)),
+            json!(9_223_372_036_854_775_808.0)
+        );
+        assert_eq!(
+            binary(BinaryOp::Mod, &json!(i64::MIN), &json!(-1)).unwrap(),
+            json!(0)
+        );
+        assert_eq!(
+            binary(BinaryOp::Div, &json!(i64::MIN), &json!(-1)).unwrap(),
+            json!(9_223_372_036_854_775_808.0)
+        );
+        assert_eq!(
+            negate(&json!(i64::MIN)).unwrap(),
+            json!(9_223_372_036_854_775_808.0)
+        );
+        assert_eq!(
+            float_to_int(9.3e18).map_err(|e| e.0),
+            Err(OpError::Overflow)
+        );
+    }
 }

@@ -214,6 +214,12 @@ fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     if rest.is_empty() {
         return Err(syntax("expected a number"));
     }
+    if rest.chars().any(char::is_whitespace) {
+        return Err(syntax("remove the spaces, e.g. `5m` or `1h30m`"));
+    }
+    if rest.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(syntax(&format!("missing unit, e.g. `{rest}s` for seconds")));
+    }
     let mut total: f64 = 0.0;
     let mut nanos: u128 = 0;
     while !rest.is_empty() {

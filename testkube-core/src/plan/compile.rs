@@ -106,15 +106,15 @@ impl<'a> Compiler<'a> {
         };
         let mut ids = IdNamespace::reserving(children.iter().map(|(step, _)| step));
         let container = self.base_container();
-        let mut plan = self.step_shell(&root, "root".to_owned(), &container);
+        let mut plan = self.step_shell(&root, "root".to_owned());
         let container = effective_container(&container, &root);
         let steps = self.children(&children, &plan.id, &container, &mut ids);
-        plan.operations = self.operations(&root, &container, steps, Vec::new(), &mut ids, path);
+        plan.operations = self.operations(&root, &container, steps, Vec::new(), path);
         plan
     }
 
     /// The step's own settings, without operations.
-    fn step_shell(&self, step: &Step, id: String, _container: &ContainerConfig) -> PlanStep {
+    fn step_shell(&self, step: &Step, id: String) -> PlanStep {
         PlanStep {
             id,
             name: step.name.clone(),
@@ -164,7 +164,7 @@ impl<'a> Compiler<'a> {
             self.problems
                 .push(unresolved(&reference.name, &path.child("template")));
         }
-        let mut plan = self.step_shell(step, id, parent);
+        let mut plan = self.step_shell(step, id);
         let container = effective_container(parent, step);
         let setup_children: Vec<(Step, FieldPath)> = step
             .setup
@@ -184,7 +184,7 @@ impl<'a> Compiler<'a> {
         all.extend(step_children);
         let mut compiled = self.children(&all, &plan.id, &container, ids);
         let steps = compiled.split_off(setup_len);
-        plan.operations = self.operations(step, &container, steps, compiled, ids, path);
+        plan.operations = self.operations(step, &container, steps, compiled, path);
         plan
     }
 
@@ -195,7 +195,6 @@ impl<'a> Compiler<'a> {
         container: &ContainerConfig,
         steps: Vec<PlanStep>,
         setup: Vec<PlanStep>,
-        _ids: &mut IdNamespace,
         path: &FieldPath,
     ) -> Vec<Operation> {
         let mut operations = Vec::new();

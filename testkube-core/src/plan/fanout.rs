@@ -18,7 +18,7 @@ use crate::yaml::FieldPath;
 use super::compile::Compiler;
 use super::{
     PlanBalance, PlanExecute, PlanExecuteWorkflow, PlanExecution, PlanParallel, PlanService,
-    PlanServiceInstance, PlanWorker, WorkerCounts, WorkerStrategy,
+    PlanServiceInstance, PlanStrategy, PlanWorker, WorkerCounts,
 };
 
 /// Default `parallel.parallelism`.
@@ -28,7 +28,7 @@ const DEFAULT_EXECUTE_PARALLELISM: i64 = 100;
 
 /// The workers of one fan-out, or why they are not known yet.
 struct Fanout {
-    strategy: WorkerStrategy,
+    strategy: PlanStrategy,
     set: Option<WorkerSet>,
     decided_at_run_time: Option<String>,
 }
@@ -268,7 +268,7 @@ impl Compiler<'_> {
         };
         let (count_shown, count) = count_value("count", strategy.count);
         let (max_count_shown, max_count) = count_value("maxCount", strategy.max_count);
-        let shown = WorkerStrategy {
+        let shown = PlanStrategy {
             matrix: matrix_shown,
             shards: shards_shown,
             count: count_shown,
@@ -278,7 +278,7 @@ impl Compiler<'_> {
             return Fanout {
                 strategy: shown,
                 set: None,
-                decided_at_run_time: Some(format!("{} only known at run time", runtime.join(", "))),
+                decided_at_run_time: Some(format!("needs run-time data: {}", runtime.join(", "))),
             };
         }
         let set = match WorkerSet::plan(ParallelCounts { count, max_count }, matrix, shards) {
@@ -316,7 +316,7 @@ impl Compiler<'_> {
     fn balance(
         &mut self,
         balance: &crate::model::Balance,
-        strategy: &WorkerStrategy,
+        strategy: &PlanStrategy,
         set: &mut WorkerSet,
         path: &FieldPath,
     ) -> Option<PlanBalance> {
@@ -362,13 +362,22 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        Some(plan_balance(&key, &plan, options.has_durations()))
+        let fixed = matches!(default, DefaultDuration::Fixed(_));
+        Some(plan_balance(&key, &plan, options.has_durations(), fixed))
     }
 }
 
-fn plan_balance(key: &str, plan: &ShardPlan, had_durations: bool) -> PlanBalance {
+fn plan_balance(
+    key: &str,
+    plan: &ShardPlan,
+    had_durations: bool,
+    fixed_default: bool,
+) -> PlanBalance {
     let items: usize = plan.shards().iter().map(|shard| shard.items().len()).sum();
     let contiguous = plan.method() == PlanMethod::ContiguousNoDurations;
+    // Without any duration and without a fixed default, every prediction
+    // would be a meaningless zero.
+    let predicted = !contiguous || fixed_default;
     let note = if contiguous && !had_durations {
         "no durations given (pass --timings): the format's contiguous split is used".to_owned()
     } else if contiguous {
@@ -380,16 +389,21 @@ fn plan_balance(key: &str, plan: &ShardPlan, had_durations: bool) -> PlanBalance
             plan.lower_bound_seconds()
         )
     };
+    let defaulted = plan.defaulted_items();
     PlanBalance {
         by: "duration".to_owned(),
         key: key.to_owned(),
         method: if contiguous { "contiguous" } else { "balanced" }.to_owned(),
-        known_items: items - plan.defaulted_items().min(items),
-        defaulted_items: plan.defaulted_items(),
-        default_seconds: plan.default_seconds(),
-        makespan_seconds: plan.makespan_seconds(),
-        lower_bound_seconds: plan.lower_bound_seconds(),
-        shard_seconds: plan.shards().iter().map(|shard| shard.seconds()).collect(),
+        known_items: items - defaulted.min(items),
+        defaulted_items: defaulted,
+        default_seconds: plan.default_seconds().filter(|_| defaulted > 0),
+        makespan_seconds: predicted.then(|| plan.makespan_seconds()),
+        lower_bound_seconds: predicted.then(|| plan.lower_bound_seconds()),
+        shard_seconds: if predicted {
+            plan.shards().iter().map(|shard| shard.seconds()).collect()
+        } else {
+            Vec::new()
+        },
         note,
     }
 }

@@ -34,10 +34,13 @@ use crate::model::{
 
 pub use compile::plan_workflow;
 
+/// Looks up the recorded seconds of one `shards` item.
+type DurationLookup = std::sync::Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
+
 /// Options for [`plan_workflow`].
 #[derive(Clone, Default)]
 pub struct PlanOptions {
-    durations: Option<std::sync::Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>>,
+    durations: Option<DurationLookup>,
 }
 
 impl std::fmt::Debug for PlanOptions {
@@ -228,7 +231,7 @@ pub struct WorkerCounts {
 /// `maxCount` after evaluation (lists, or expressions left for run time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkerStrategy {
+pub struct PlanStrategy {
     /// `matrix`: key → list (or an expression decided at run time).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub matrix: IndexMap<String, Value>,
@@ -241,6 +244,17 @@ pub struct WorkerStrategy {
     /// `maxCount`, when written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_count: Option<Value>,
+}
+
+impl PlanStrategy {
+    /// Whether nothing decides the workers (one worker).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.matrix.is_empty()
+            && self.shards.is_empty()
+            && self.count.is_none()
+            && self.max_count.is_none()
+    }
 }
 
 /// A `parallel` block.
@@ -259,7 +273,8 @@ pub struct PlanParallel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
     /// What decides the workers.
-    pub strategy: WorkerStrategy,
+    #[serde(default, skip_serializing_if = "PlanStrategy::is_empty")]
+    pub strategy: PlanStrategy,
     /// The worker counts, when known before the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<WorkerCounts>,
@@ -332,11 +347,14 @@ pub struct PlanBalance {
     /// The duration given to items without history, if one was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_seconds: Option<f64>,
-    /// Predicted seconds of the slowest shard.
-    pub makespan_seconds: f64,
+    /// Predicted seconds of the slowest shard (unknown without durations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub makespan_seconds: Option<f64>,
     /// No split can finish faster: `max(longest item, total / shards)`.
-    pub lower_bound_seconds: f64,
-    /// Predicted seconds of each shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_bound_seconds: Option<f64>,
+    /// Predicted seconds of each shard (empty without durations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shard_seconds: Vec<f64>,
     /// Why the split is what it is, for the reader.
     pub note: String,
@@ -375,7 +393,8 @@ pub struct PlanService {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfer: Vec<Transfer>,
     /// What decides the instances.
-    pub strategy: WorkerStrategy,
+    #[serde(default, skip_serializing_if = "PlanStrategy::is_empty")]
+    pub strategy: PlanStrategy,
     /// The instance counts, when known before the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<WorkerCounts>,
@@ -419,8 +438,8 @@ pub struct PlanServiceInstance {
 pub struct PlanExecute {
     /// How many children run at once (default 100).
     pub parallelism: Value,
-    /// Only schedule the children; do not wait for them.
-    #[serde(default, skip_serializing_if = "is_false")]
+    /// Only schedule the children; do not wait for them (`async`).
+    #[serde(default, rename = "async", skip_serializing_if = "is_false")]
     pub is_async: bool,
     /// The workflows to run.
     pub workflows: Vec<PlanExecuteWorkflow>,
@@ -437,7 +456,8 @@ pub struct PlanExecuteWorkflow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     /// What decides the children.
-    pub strategy: WorkerStrategy,
+    #[serde(default, skip_serializing_if = "PlanStrategy::is_empty")]
+    pub strategy: PlanStrategy,
     /// The counts, when known before the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<WorkerCounts>,

@@ -250,11 +250,14 @@ impl<'a> Applier<'a> {
                 ..problem
             };
             if moved.code == "undeclared-config" {
-                moved.hint = Some(format!(
-                    "declare the parameter in the template's `spec.config`, or pass it: \
-                     the template declares {}",
+                let declared = format!(
+                    "the template declares {}",
                     declared_list(&template.spec.config)
-                ));
+                );
+                moved.hint = Some(match moved.hint.take() {
+                    Some(hint) => format!("{hint} ({declared})"),
+                    None => format!("declare it in the template's `spec.config` ({declared})"),
+                });
             }
             self.problems.push(moved);
         }

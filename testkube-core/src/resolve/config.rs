@@ -117,7 +117,11 @@ pub(crate) fn bind(
             (Some(value), _) => (value, false),
             (None, Some(default)) => (default, true),
             (None, None) => {
-                problems.push(missing_parameter(name, parameter, owner, path));
+                let at = match owner {
+                    Owner::Workflow => path.child(name.as_str()),
+                    Owner::Template(_) => path.clone(),
+                };
+                problems.push(missing_parameter(name, parameter, owner, &at));
                 continue;
             }
         };
@@ -240,7 +244,8 @@ fn unknown_parameter(
             format!("unknown config `{name}`: the workflow does not declare it"),
             path,
         )
-        .with_hint(hint),
+        .with_hint(hint)
+        .not_in_file(),
         // Testkube passes unknown template parameters through silently; a
         // warning keeps such files working while showing the likely typo.
         Owner::Template(template) => Problem::warning(

@@ -270,7 +270,7 @@ fn replace_variable(source: &str, name: &str, replacement: &str) -> String {
             i = end;
             continue;
         }
-        let preceded_by_name = i > 0 && is_name_byte(bytes[i - 1]) || i > 0 && bytes[i - 1] == b'.';
+        let preceded_by_name = i > 0 && (is_name_byte(bytes[i - 1]) || bytes[i - 1] == b'.');
         let after = i + name.len();
         if !preceded_by_name
             && source[i..].starts_with(name)

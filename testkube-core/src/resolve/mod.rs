@@ -208,6 +208,14 @@ pub fn resolve_workflow(
     match resolved_spec {
         Some(mut spec) if !problems.iter().any(Problem::is_error) => {
             spec.config = declarations;
+            if options.mask_sensitive {
+                // A sensitive default is a value too.
+                for parameter in spec.config.values_mut() {
+                    if parameter.sensitive == Some(true) && parameter.default.is_some() {
+                        parameter.default = Some(Value::String(MASK.to_owned()));
+                    }
+                }
+            }
             let mut resolved = workflow.clone();
             resolved.spec = spec;
             Ok(ResolvedWorkflow {

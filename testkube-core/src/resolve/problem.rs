@@ -13,6 +13,9 @@ pub(crate) struct Problem {
     pub(crate) message: String,
     pub(crate) path: FieldPath,
     pub(crate) hint: Option<String>,
+    /// Whether the problem is in the file (and gets its span); `false` for
+    /// problems with the caller's input, such as an unknown `--config` key.
+    pub(crate) in_file: bool,
 }
 
 impl Problem {
@@ -23,6 +26,7 @@ impl Problem {
             message: message.into(),
             path: path.clone(),
             hint: None,
+            in_file: true,
         }
     }
 
@@ -43,6 +47,13 @@ impl Problem {
         self
     }
 
+    /// Marks the problem as one with the caller's input, not the file.
+    #[must_use]
+    pub(crate) fn not_in_file(mut self) -> Self {
+        self.in_file = false;
+        self
+    }
+
     pub(crate) fn is_error(&self) -> bool {
         matches!(self.severity, Severity::Error)
     }
@@ -60,6 +71,7 @@ impl Problem {
         if let Some(hint) = self.hint {
             diagnostic = diagnostic.with_hint(hint);
         }
+        let source = source.filter(|_| self.in_file);
         if let Some(span) = source.and_then(|root| nearest_span(root, &self.path)) {
             diagnostic = diagnostic.with_span(span);
         }

@@ -127,12 +127,11 @@ impl<'a> Simplifier<'a> {
     pub(crate) fn value(&mut self, value: &mut Value, kind: Kind, path: &mut FieldPath) {
         match (kind, value) {
             (Kind::Skip, _) => {}
-            (_, Value::String(text)) => {
-                if text.contains("{{") {
-                    let simplified = self.template(text, path);
-                    *text = simplified;
-                }
+            (_, Value::String(text)) if text.contains("{{") => {
+                let simplified = self.template(text, path);
+                *text = simplified;
             }
+            (_, Value::String(_)) => {}
             (_, Value::Array(items)) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     path.push(index);

@@ -9,7 +9,7 @@
 //! tagged with the file name, so a user fixes a file in one pass.
 //!
 //! The semantic checks live in submodules by subject: `workflow` (the step
-//! tree, workers, schedules), `parts` (containers, content, artifacts,
+//! tree, workers), `schedule` (cron events), `parts` (containers, content, artifacts,
 //! probes), `params` (`config` declarations), `resources` (metadata,
 //! triggers, webhooks, executions), `expressions` (expression syntax and
 //! `config.*` references) and `rules` (single-value syntax: names, ids,
@@ -21,6 +21,7 @@ mod parts;
 mod report;
 mod resources;
 mod rules;
+mod schedule;
 mod workflow;
 
 use serde::de::DeserializeOwned;
@@ -111,8 +112,11 @@ pub fn load_file(name: &str, bytes: &[u8], options: &LoadOptions) -> LoadedFile 
         read_yaml11_octal_modes(&mut node);
         let (document, mut diagnostics) = read_document(&node);
         if let Some(document) = &document {
-            diagnostics.extend(validate_document(document, &node));
+            diagnostics.extend(check_document(document, &node, Some(source)));
         }
+        // File order, so users read them top to bottom; stable, so several
+        // problems at one place keep the order they were found in.
+        diagnostics.sort_by_key(|d| d.span().map_or(usize::MAX, |span| span.offset));
         file.diagnostics
             .extend(diagnostics.into_iter().map(|d| d.with_file(name)));
         file.documents.push(LoadedDocument {
@@ -127,7 +131,13 @@ pub fn load_file(name: &str, bytes: &[u8], options: &LoadOptions) -> LoadedFile 
 /// The semantic checks of one typed document; `node` is the tree it was
 /// read from, used for positions. Diagnostics carry no file name.
 pub fn validate_document(document: &Document, node: &Node) -> Vec<Diagnostic> {
-    let mut report = Report::new(node);
+    check_document(document, node, None)
+}
+
+/// [`validate_document`], with the source text when known: positions inside
+/// multi-line values (block scalars) need it.
+fn check_document(document: &Document, node: &Node, source: Option<&str>) -> Vec<Diagnostic> {
+    let mut report = Report::new(node, source);
     let kind = document.kind();
     resources::check_metadata(&mut report, kind, document.metadata());
     match document {

@@ -24,11 +24,14 @@ pub(crate) fn check_parameters(
             if let Err(reason) = check_value(schema, pattern.as_ref(), allowed, false) {
                 report.at(
                     &param_path.child("enum").child(index),
-                    Diagnostic::error("invalid-enum", format!("`enum` value of `{name}` {reason}"))
-                        .with_hint(format!(
-                            "every allowed value must be a valid {}",
-                            schema.effective_type().as_str()
-                        )),
+                    Diagnostic::error(
+                        "invalid-enum",
+                        format!("`enum` value of `{name}`: {reason}"),
+                    )
+                    .with_hint(format!(
+                        "every allowed value must be a valid {}",
+                        schema.effective_type().as_str()
+                    )),
                 );
             }
         }
@@ -37,7 +40,7 @@ pub(crate) fn check_parameters(
         {
             report.at(
                 &param_path.child("default"),
-                Diagnostic::error("invalid-default", format!("default of `{name}` {reason}"))
+                Diagnostic::error("invalid-default", format!("default of `{name}`: {reason}"))
                     .with_hint("fix the default, or remove it to make the parameter required"),
             );
         }
@@ -112,7 +115,8 @@ fn compile_pattern(
         Ok(regex) => Some(regex),
         Err(error) => {
             let reason = error.to_string();
-            let reason = reason.lines().last().unwrap_or_default().trim().to_owned();
+            let reason = reason.lines().last().unwrap_or_default().trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason).to_owned();
             report.at(
                 &path.child("pattern"),
                 Diagnostic::error(

@@ -8,11 +8,10 @@ use k8s_openapi::api::core::v1::Probe;
 
 use super::report::Report;
 use super::rules;
-use super::workflow::check_duration;
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Artifacts, ContainerConfig, Content, EnvVar, Quantity, Resources, Service, StepCache,
-    has_template,
+    Artifacts, ContainerConfig, Content, Duration, EnvVar, Quantity, Resources, Service, StepCache,
+    StepRun, has_template,
 };
 use crate::yaml::FieldPath;
 
@@ -221,6 +220,45 @@ pub(crate) fn check_cache(report: &mut Report<'_>, path: &FieldPath, cache: &Ste
     }
 }
 
+/// Checks `run`: one script at most, and a script replaces the command.
+pub(crate) fn check_run(
+    report: &mut Report<'_>,
+    run_path: &FieldPath,
+    shell: Option<&str>,
+    run: &StepRun,
+) {
+    if shell.is_some() && run.shell.is_some() {
+        report.at_key(
+            &run_path.child("shell"),
+            Diagnostic::error(
+                "conflicting-fields",
+                "a step cannot have both `shell` and `run.shell`",
+            )
+            .with_hint("keep one script: move it to `run.shell`, or drop `run.shell`"),
+        );
+    }
+    if run.shell.is_some() {
+        for (field, present) in [
+            ("command", run.command.is_some()),
+            ("args", run.args.is_some()),
+        ] {
+            if present {
+                report.at_key(
+                    &run_path.child(field),
+                    Diagnostic::error(
+                        "conflicting-fields",
+                        format!("`run.shell` cannot be combined with `run.{field}`"),
+                    )
+                    .with_hint(format!(
+                        "`run.shell` replaces the command; remove `{field}` or `shell`"
+                    )),
+                );
+            }
+        }
+    }
+    check_container(report, run_path, &run.container());
+}
+
 /// Checks a service's container, script and readiness probe.
 pub(crate) fn check_service(report: &mut Report<'_>, path: &FieldPath, service: &Service) {
     if service.shell.is_some() {
@@ -302,11 +340,40 @@ fn check_probe(report: &mut Report<'_>, path: &FieldPath, probe: &Probe) {
     }
 }
 
+/// Reports a duration that does not parse (templates are checked later).
+pub(crate) fn check_duration(report: &mut Report<'_>, path: &FieldPath, duration: &Duration) {
+    if duration.is_expression() {
+        return;
+    }
+    if let Err(error) = duration.parse() {
+        report.at(
+            path,
+            Diagnostic::error("invalid-duration", error.to_string())
+                .with_hint("use a duration such as `30s`, `5m`, `1h30m` or `500ms`"),
+        );
+    }
+}
+
+pub(crate) fn positive_seconds(report: &mut Report<'_>, path: &FieldPath, seconds: Option<i64>) {
+    if let Some(seconds) = seconds
+        && seconds < 1
+    {
+        report.at(
+            &path.child("activeDeadlineSeconds"),
+            Diagnostic::error(
+                "out-of-range",
+                format!("`activeDeadlineSeconds` must be at least 1, found {seconds}"),
+            )
+            .with_hint("leave it out for no deadline"),
+        );
+    }
+}
+
 /// Checks a duration field outside workflows (triggers).
 pub(crate) fn check_optional_duration(
     report: &mut Report<'_>,
     path: &FieldPath,
-    duration: Option<&crate::model::Duration>,
+    duration: Option<&Duration>,
 ) {
     if let Some(duration) = duration {
         check_duration(report, path, duration);

@@ -8,15 +8,24 @@ use crate::yaml::{FieldPath, Node, NodeValue};
 /// of the field each one is about.
 pub(crate) struct Report<'a> {
     root: &'a Node,
+    source: Option<&'a str>,
     diagnostics: Vec<Diagnostic>,
 }
 
 impl<'a> Report<'a> {
-    pub(crate) fn new(root: &'a Node) -> Self {
+    /// A report on the document `root`, loaded from `source` when known
+    /// (the source lets positions inside multi-line values be computed).
+    pub(crate) fn new(root: &'a Node, source: Option<&'a str>) -> Self {
         Report {
             root,
+            source,
             diagnostics: Vec::new(),
         }
+    }
+
+    /// The text the document was loaded from, when known.
+    pub(crate) fn source(&self) -> Option<&'a str> {
+        self.source
     }
 
     pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {

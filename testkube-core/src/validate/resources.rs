@@ -253,7 +253,8 @@ fn check_selector_regexes(report: &mut Report<'_>, path: &FieldPath, selector: &
             && let Err(error) = regex::Regex::new(regex)
         {
             let reason = error.to_string();
-            let reason = reason.lines().last().unwrap_or_default().trim().to_owned();
+            let reason = reason.lines().last().unwrap_or_default().trim();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason).to_owned();
             report.at(
                 &path.child(field),
                 Diagnostic::error(

@@ -6,43 +6,18 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
-use super::parts;
+use super::expressions::{ConfigScope, ExpressionSite, WorkflowFacts};
+use super::parts::{self, check_duration, positive_seconds};
 use super::report::Report;
 use super::rules;
+use super::schedule;
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::model::{
     Concurrency, ContainerConfig, Content, Duration, DynamicList, Event, Execute, IntOrExpr,
     JobConfig, Parallel, ParameterSchema, PodConfig, Service, Step, TemplateRef, Timeouts,
     WorkerStrategy, WorkflowSpec, has_template,
 };
-use crate::yaml::{FieldPath, PathSeg};
-
-/// A whole-expression field (`condition`, `count`, a matrix expression...).
-pub(crate) struct ExpressionSite {
-    /// Where it is.
-    pub(crate) path: FieldPath,
-    /// The expression text.
-    pub(crate) text: String,
-    /// Index of the [`ConfigScope`] it is evaluated in.
-    pub(crate) scope: usize,
-}
-
-/// The `config.*` names visible in a workflow or worker.
-pub(crate) struct ConfigScope {
-    /// Where the scope starts (`spec`, or a `parallel` block).
-    pub(crate) path: FieldPath,
-    /// Declared parameter names (the worker's plus its parents').
-    pub(crate) names: Vec<String>,
-    /// Whether references to undeclared names are errors: not in templates,
-    /// nor when `use`d templates may declare more parameters.
-    pub(crate) complete: bool,
-}
-
-/// What the workflow checks found besides diagnostics.
-pub(crate) struct WorkflowFacts {
-    pub(crate) expressions: Vec<ExpressionSite>,
-    pub(crate) scopes: Vec<ConfigScope>,
-}
+use crate::yaml::{FieldPath, NodeValue, PathSeg};
 
 /// Checks the spec of a workflow (or, with `is_template`, of a template).
 pub(crate) fn check_workflow_spec(
@@ -158,7 +133,12 @@ impl SpecChecks<'_, '_> {
             }
         }
         for (index, event) in spec.events.iter().enumerate() {
-            self.event(&path.child("events").child(index), event, scope);
+            schedule::check_event(
+                self.report,
+                &path.child("events").child(index),
+                event,
+                self.facts.scopes.get(scope),
+            );
         }
         if let Some(concurrency) = spec.concurrency {
             self.int_at_least(
@@ -198,6 +178,13 @@ impl SpecChecks<'_, '_> {
     }
 
     fn step(&mut self, path: &FieldPath, step: &Step, ids: &mut StepIds, scope: usize) {
+        if does_nothing(step) && !self.has_other_keys(path, STEP_CONTROL_KEYS) {
+            self.report.at(
+                path,
+                Diagnostic::warning("empty-step", "this step does nothing")
+                    .with_hint("add `shell`, `run`, `execute`, `parallel`, `steps`, `template` or `artifacts`; check the indentation of its fields"),
+            );
+        }
         if let Some(id) = &step.id {
             self.step_id(&path.child("id"), id, ids);
         }
@@ -262,39 +249,7 @@ impl SpecChecks<'_, '_> {
         scope: usize,
     ) {
         if let Some(run) = run {
-            let run_path = path.child("run");
-            if shell.is_some() && run.shell.is_some() {
-                self.report.at_key(
-                    &run_path.child("shell"),
-                    Diagnostic::error(
-                        "conflicting-fields",
-                        "a step cannot have both `shell` and `run.shell`",
-                    )
-                    .with_hint("keep one script: move it to `run.shell`, or drop `run.shell`"),
-                );
-            }
-            if run.shell.is_some() {
-                for field in ["command", "args"] {
-                    let present = if field == "command" {
-                        run.command.is_some()
-                    } else {
-                        run.args.is_some()
-                    };
-                    if present {
-                        self.report.at_key(
-                            &run_path.child(field),
-                            Diagnostic::error(
-                                "conflicting-fields",
-                                format!("`run.shell` cannot be combined with `run.{field}`"),
-                            )
-                            .with_hint(format!(
-                                "`run.shell` replaces the command; remove `{field}` or `shell`"
-                            )),
-                        );
-                    }
-                }
-            }
-            parts::check_container(self.report, &run_path, &run.container());
+            parts::check_run(self.report, &path.child("run"), shell, run);
         }
         if let Some(execute) = execute {
             self.execute(&path.child("execute"), execute, scope);
@@ -472,77 +427,6 @@ impl SpecChecks<'_, '_> {
         }
     }
 
-    fn event(&mut self, path: &FieldPath, event: &Event, scope: usize) {
-        let Some(cron) = &event.cronjob else {
-            return;
-        };
-        let cron_path = path.child("cronjob");
-        if !has_template(&cron.cron)
-            && let Err(reason) = rules::cron_line(&cron.cron)
-        {
-            self.report.at(
-                &cron_path.child("cron"),
-                Diagnostic::error("invalid-cron", format!("invalid cron line `{}`: {reason}", cron.cron)).with_hint(
-                    "use 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly",
-                ),
-            );
-        }
-        if let Some(zone) = &cron.timezone
-            && !has_template(zone)
-            && let Err(suggestion) = rules::timezone(zone)
-        {
-            let hint = match suggestion {
-                Some(close) => format!("did you mean `{close}`?"),
-                None => {
-                    "use an IANA time zone name such as `Europe/Paris`, `America/New_York` or `UTC`"
-                        .to_owned()
-                }
-            };
-            self.report.at(
-                &cron_path.child("timezone"),
-                Diagnostic::error("invalid-timezone", format!("unknown time zone `{zone}`"))
-                    .with_hint(hint),
-            );
-        }
-        self.config_values(&cron_path.child("config"), cron.config.keys(), scope);
-    }
-
-    /// Config values passed to this workflow (cron events) must name declared parameters.
-    fn config_values<'k>(
-        &mut self,
-        path: &FieldPath,
-        keys: impl Iterator<Item = &'k String>,
-        scope: usize,
-    ) {
-        let Some(scope) = self.facts.scopes.get(scope) else {
-            return;
-        };
-        if !scope.complete {
-            return;
-        }
-        let declared = scope.names.clone();
-        for key in keys {
-            if declared.contains(key) {
-                continue;
-            }
-            let hint = match did_you_mean(key, declared.iter().map(String::as_str)) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None if declared.is_empty() => {
-                    "the workflow declares no `spec.config` parameters".to_owned()
-                }
-                None => format!("declared parameters: {}", declared.join(", ")),
-            };
-            self.report.at_key(
-                &path.child(key.as_str()),
-                Diagnostic::error(
-                    "unknown-config",
-                    format!("`{key}` is not a parameter of this workflow"),
-                )
-                .with_hint(hint),
-            );
-        }
-    }
-
     fn step_id(&mut self, path: &FieldPath, id: &str, ids: &mut StepIds) {
         if !rules::is_step_id(id) {
             self.report.at(
@@ -597,6 +481,18 @@ impl SpecChecks<'_, '_> {
         }
     }
 
+    /// Whether the mapping at `path` has a key outside `keys` (e.g. an
+    /// unknown field, already reported), so that follow-up warnings would
+    /// only repeat the problem.
+    fn has_other_keys(&self, path: &FieldPath, keys: &[&str]) -> bool {
+        match self.report.node(path).map(|node| &node.value) {
+            Some(NodeValue::Map(entries)) => entries
+                .iter()
+                .any(|(key, _)| key.as_str().is_none_or(|key| !keys.contains(&key))),
+            _ => false,
+        }
+    }
+
     fn duration(&mut self, path: &FieldPath, duration: Option<&Duration>) {
         if let Some(duration) = duration {
             check_duration(self.report, path, duration);
@@ -642,31 +538,34 @@ impl SpecChecks<'_, '_> {
     }
 }
 
-/// Reports a duration that does not parse (templates are checked later).
-pub(crate) fn check_duration(report: &mut Report<'_>, path: &FieldPath, duration: &Duration) {
-    if duration.is_expression() {
-        return;
-    }
-    if let Err(error) = duration.parse() {
-        report.at(
-            path,
-            Diagnostic::error("invalid-duration", error.to_string())
-                .with_hint("use a duration such as `30s`, `5m`, `1h30m` or `500ms`"),
-        );
-    }
-}
+/// Step fields that configure a step without making it do anything.
+const STEP_CONTROL_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "condition",
+    "pure",
+    "negative",
+    "optional",
+    "paused",
+    "retry",
+    "timeout",
+    "container",
+    "workingDir",
+];
 
-fn positive_seconds(report: &mut Report<'_>, path: &FieldPath, seconds: Option<i64>) {
-    if let Some(seconds) = seconds
-        && seconds < 1
-    {
-        report.at(
-            &path.child("activeDeadlineSeconds"),
-            Diagnostic::error(
-                "out-of-range",
-                format!("`activeDeadlineSeconds` must be at least 1, found {seconds}"),
-            )
-            .with_hint("leave it out for no deadline"),
-        );
-    }
+/// Whether a step has no operation, no children and nothing that could add
+/// them (templates).
+fn does_nothing(step: &Step) -> bool {
+    step.shell.is_none()
+        && step.run.is_none()
+        && step.execute.is_none()
+        && step.parallel.is_none()
+        && step.artifacts.is_none()
+        && step.template.is_none()
+        && step.use_templates.is_empty()
+        && step.steps.is_empty()
+        && step.setup.is_empty()
+        && step.content.is_none()
+        && step.services.is_empty()
+        && step.delay.is_none()
 }

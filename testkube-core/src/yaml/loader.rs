@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Marker, Parser, ScanError};
 
+use super::positions::Positions;
 use super::{LoadOptions, Node, NodeValue, ScalarStyle, count_u32, scalar};
 use crate::diagnostic::{Diagnostic, Location, Span};
 
@@ -199,7 +200,7 @@ impl<'s, 'o> Builder<'s, 'o> {
                         },
                     );
                 }
-                self.add(node, 0)?;
+                self.add(node, 0);
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(span, FrameKind::Seq(Vec::new()), anchor, replayed)?;
@@ -316,7 +317,8 @@ impl<'s, 'o> Builder<'s, 'o> {
                 },
             );
         }
-        self.add(Node { span, value }, height)
+        self.add(Node { span, value }, height);
+        Ok(())
     }
 
     /// Starts replaying an anchor, after checking that its whole expansion
@@ -372,10 +374,10 @@ impl<'s, 'o> Builder<'s, 'o> {
 
     /// Attaches a completed node to the open collection, or makes it the
     /// document's root.
-    fn add(&mut self, node: Node, height: usize) -> Result<(), Diagnostic> {
+    fn add(&mut self, node: Node, height: usize) {
         let Some(frame) = self.stack.last_mut() else {
             self.root = Some(node);
-            return Ok(());
+            return;
         };
         frame.child_height = frame.child_height.max(height);
         match &mut frame.kind {
@@ -388,7 +390,6 @@ impl<'s, 'o> Builder<'s, 'o> {
                 None => *pending_key = Some(node),
             },
         }
-        Ok(())
     }
 
     fn count_node(&mut self, raw: RawSpan) -> Result<(), Diagnostic> {
@@ -512,26 +513,26 @@ fn location(mark: Marker) -> Location {
 
 /// Checks a finished mapping for duplicate keys and applies merge keys.
 fn finish_map(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Diagnostic> {
-    let mut has_merge = false;
-    let mut seen: HashSet<Cow<'_, str>> = HashSet::with_capacity(entries.len());
-    for (key, _) in &entries {
-        has_merge |= is_merge_key(key);
-        let text = key
-            .key_text()
-            .unwrap_or_else(|| Cow::Owned(key.key_string()));
-        if !seen.insert(text) {
-            return Err(Diagnostic::error(
-                "duplicate-key",
-                format!("duplicate key `{}` in this mapping", key.key_string()),
-            )
-            .with_span(key.span)
-            .with_hint("remove one of the two entries"));
-        }
+    let keys: Vec<Cow<'_, str>> = entries
+        .iter()
+        .map(|(key, _)| {
+            key.key_text()
+                .unwrap_or_else(|| Cow::Owned(key.key_string()))
+        })
+        .collect();
+    if let Some(duplicate) = first_duplicate(&keys) {
+        let key = &entries[duplicate].0;
+        return Err(Diagnostic::error(
+            "duplicate-key",
+            format!("duplicate key `{}` in this mapping", keys[duplicate]),
+        )
+        .with_span(key.span)
+        .with_hint("remove one of the two entries"));
     }
-    if !has_merge {
+    if !entries.iter().any(|(key, _)| is_merge_key(key)) {
         return Ok(entries);
     }
-    let explicit: HashSet<String> = seen.into_iter().map(Cow::into_owned).collect();
+    let explicit: HashSet<String> = keys.into_iter().map(Cow::into_owned).collect();
     let mut merged_keys: HashSet<String> = HashSet::new();
     let mut result = Vec::with_capacity(entries.len());
     for (key, value) in entries {
@@ -570,55 +571,18 @@ fn finish_map(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Diagnosti
     Ok(result)
 }
 
+/// The index of the first key equal to an earlier one. Workflow mappings
+/// are small: compare pairwise below a size where hashing pays off.
+fn first_duplicate(keys: &[Cow<'_, str>]) -> Option<usize> {
+    if keys.len() <= 16 {
+        return (1..keys.len()).find(|&i| keys[..i].contains(&keys[i]));
+    }
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.iter().position(|key| !seen.insert(key))
+}
+
 fn is_merge_key(key: &Node) -> bool {
     matches!(&key.value, NodeValue::Scalar { text, style: ScalarStyle::Plain } if text == "<<")
-}
-
-/// Converts the parser's character indexes to byte offsets.
-///
-/// Events arrive roughly in source order, so a cursor that walks forward and
-/// backward from the last answer makes the whole load linear.
-struct Positions<'s> {
-    source: &'s str,
-    ascii: bool,
-    cursor_chars: usize,
-    cursor_bytes: usize,
-}
-
-impl<'s> Positions<'s> {
-    fn new(source: &'s str) -> Self {
-        Positions {
-            source,
-            ascii: source.is_ascii(),
-            cursor_chars: 0,
-            cursor_bytes: 0,
-        }
-    }
-
-    fn byte_offset(&mut self, char_index: usize) -> usize {
-        if self.ascii {
-            return char_index.min(self.source.len());
-        }
-        if char_index >= self.cursor_chars {
-            for (i, _) in self.source[self.cursor_bytes..].char_indices() {
-                if self.cursor_chars == char_index {
-                    self.cursor_bytes += i;
-                    return self.cursor_bytes;
-                }
-                self.cursor_chars += 1;
-            }
-            self.cursor_bytes = self.source.len();
-        } else {
-            for (i, _) in self.source[..self.cursor_bytes].char_indices().rev() {
-                self.cursor_chars -= 1;
-                if self.cursor_chars == char_index {
-                    self.cursor_bytes = i;
-                    break;
-                }
-            }
-        }
-        self.cursor_bytes
-    }
 }
 
 #[cfg(test)]
@@ -627,24 +591,6 @@ mod tests {
 
     fn load_default(source: &str) -> Result<Vec<Node>, Diagnostic> {
         load(source, &LoadOptions::default())
-    }
-
-    #[test]
-    fn positions_convert_char_indexes_to_byte_offsets_in_both_directions() {
-        let source = "aé日😀b";
-        let mut positions = Positions::new(source);
-        let expected = [0, 1, 3, 6, 10, 11];
-        for (chars, bytes) in expected.iter().enumerate() {
-            assert_eq!(positions.byte_offset(chars), *bytes);
-        }
-        for (chars, bytes) in expected.iter().enumerate().rev() {
-            assert_eq!(positions.byte_offset(chars), *bytes);
-        }
-        assert_eq!(positions.byte_offset(3), 6);
-        assert_eq!(positions.byte_offset(99), source.len());
-        let mut ascii = Positions::new("abc");
-        assert_eq!(ascii.byte_offset(2), 2);
-        assert_eq!(ascii.byte_offset(7), 3);
     }
 
     #[test]

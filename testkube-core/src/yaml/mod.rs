@@ -15,6 +15,7 @@
 mod de;
 mod loader;
 mod path;
+mod positions;
 mod scalar;
 
 use crate::diagnostic::{Diagnostic, Location, Span};
@@ -136,7 +137,7 @@ pub fn decode_utf8(bytes: &[u8]) -> Result<&str, Diagnostic> {
 }
 
 /// Parses every document of a YAML stream (documents separated by `---`),
-/// skipping empty ones.
+/// skipping empty ones (a document that holds only comments or a null).
 ///
 /// # Errors
 /// The first problem found: `yaml-syntax` for malformed YAML,

@@ -155,10 +155,10 @@ fn case_title(case: &TestCase) -> String {
     let mut parts = Vec::new();
     match case.classname.as_deref() {
         Some(class) if !class.is_empty() => parts.push(class),
-        _ if !case.suite.is_empty() => parts.push(case.suite.as_str()),
+        _ if !case.suite.is_empty() => parts.push(&case.suite),
         _ => {}
     }
-    parts.push(case.name.as_str());
+    parts.push(&case.name);
     parts.join(" › ")
 }
 

@@ -153,3 +153,27 @@ fn fraction(nanos: u32, digits: usize, trim: bool, separator: &str) -> String {
     }
     format!("{separator}{frac}")
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn go_layouts() {
+        let t = Utc.with_ymd_and_hms(2009, 1, 2, 15, 4, 5).unwrap()
+            + chrono::Duration::nanoseconds(120_000_000);
+        assert_eq!(format_go(&t, DEFAULT_LAYOUT), "2009-01-02T15:04:05.120Z");
+        assert_eq!(
+            format_go(&t, "Mon Jan _2 3:4:5 PM MST 2006"),
+            "Fri Jan  2 3:4:5 PM UTC 2009"
+        );
+        assert_eq!(format_go(&t, "2006.999"), "2009.12");
+        assert_eq!(format_go(&t, "05,000000"), "05,120000");
+        assert_eq!(format_go(&t, "06 pm __2 002"), "09 pm   2 002");
+        assert_eq!(format_go(&t, "no layout: xyz"), "no layout: xyz");
+        // `.0001` is not a fraction element (a digit follows the run): `01` is the month.
+        assert_eq!(format_go(&t, ".0001"), ".0001");
+    }
+}

@@ -116,3 +116,31 @@ fn relative(target: &str, base: &str) -> String {
         parts.join("/")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_is_lexical_like_go() {
+        for (input, want) in [
+            ("", "."),
+            ("/", "/"),
+            ("a//b/./c/..", "a/b"),
+            ("/../a", "/a"),
+            ("../../a/..", "../.."),
+            ("a/../..", ".."),
+            ("/a/b/", "/a/b"),
+        ] {
+            assert_eq!(clean(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative("/a/b/c", "/a"), "b/c");
+        assert_eq!(relative("/a", "/a/b/c"), "../..");
+        assert_eq!(relative("/", "/"), ".");
+        assert_eq!(relative("/x/y", "/a/b"), "../../x/y");
+    }
+}

@@ -156,3 +156,37 @@ pub(crate) fn split_words(input: &str) -> Result<Vec<String>, String> {
         words.push(word);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_words_split_back_to_themselves() {
+        for word in [
+            "",
+            "a",
+            "a b",
+            "it's",
+            "it's here",
+            "$x",
+            "~home",
+            "a\tb\nc",
+            "\"q\"",
+            "back\\slash",
+            "é ü",
+        ] {
+            let quoted = quote(word);
+            assert_eq!(split_words(&quoted).unwrap(), [word], "{quoted}");
+        }
+        let line: Vec<String> = ["a b", "c"].iter().map(|w| quote(w)).collect();
+        assert_eq!(split_words(&line.join(" ")).unwrap(), ["a b", "c"]);
+    }
+
+    #[test]
+    fn unfinished_quotes_are_errors() {
+        assert!(split_words("'a").is_err());
+        assert!(split_words("\"a").is_err());
+        assert!(split_words("a\\").is_err());
+    }
+}

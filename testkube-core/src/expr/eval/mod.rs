@@ -19,22 +19,26 @@
 //! budget, so no input (e.g. `map(range(100000), "range(100000)")`) can run
 //! away with time or memory.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::ast::{Arg, BinaryOp, Kind, Node, Step, UnaryOp, path_segment};
-use super::context::{Context, ScopedContext};
-use super::error::{ExprError, ExprErrorKind, Span, did_you_mean};
-use super::parser::parse_expression;
-use super::stdlib::{self, Outcome};
-use super::value::{self, OpError, describe, to_text, truthy};
+use crate::expr::ast::{Arg, BinaryOp, Kind, Node, Step, UnaryOp, path_segment};
+use crate::expr::context::Context;
+use crate::expr::error::{ExprError, ExprErrorKind, Span};
+use crate::expr::value::{self, OpError, describe, to_text, truthy};
+
+mod calls;
+mod typing;
+
+use typing::logic_node;
+pub(crate) use typing::to_condition;
 
 /// Deepest recursion of one evaluation, including `eval()`, `map()` and
 /// `filter()` expressions evaluated inside it.
-pub(crate) const MAX_EVAL_DEPTH: usize = 320;
+pub(crate) const MAX_EVAL_DEPTH: usize = 128;
 
 /// Work units one evaluation may spend (a node costs 1, a produced list item
 /// 1, a produced string 1 per 64 bytes).
-const FUEL: u64 = 20_000_000;
+const FUEL: u64 = 5_000_000;
 
 /// Longest string an evaluation may produce.
 pub(crate) const MAX_STRING_LEN: usize = 16 << 20;
@@ -232,13 +236,26 @@ impl<'c> Evaluator<'c> {
         }
         let kind = match &node.kind {
             Kind::Literal(_) | Kind::Variable(_) => return Ok(node.clone()),
+            // Reading a property of a known value is kept only if it works;
+            // a failing read stays for when (if) it is evaluated.
             Kind::Property(base, name) => {
-                Kind::Property(Box::new(self.substitute(base)?), name.clone())
+                let base = self.substitute(base)?;
+                let key = Value::String(name.clone());
+                if let Some(Ok(v)) = base.as_literal().map(|b| access(b, &key, span)) {
+                    return Ok(Node::literal(v, span));
+                }
+                Kind::Property(Box::new(base), name.clone())
             }
-            Kind::Index(base, key) => Kind::Index(
-                Box::new(self.substitute(base)?),
-                Box::new(self.substitute(key)?),
-            ),
+            Kind::Index(base, key) => {
+                let base = self.substitute(base)?;
+                let key = self.substitute(key)?;
+                if let (Some(b), Some(k)) = (base.as_literal(), key.as_literal())
+                    && let Ok(v) = access(b, k, span)
+                {
+                    return Ok(Node::literal(v, span));
+                }
+                Kind::Index(Box::new(base), Box::new(key))
+            }
             Kind::Wildcard(base, steps) => {
                 let steps = steps
                     .iter()
@@ -260,17 +277,19 @@ impl<'c> Evaluator<'c> {
                 Box::new(self.substitute(a)?),
                 Box::new(self.substitute(b)?),
             ),
-            Kind::Call(name, args) => Kind::Call(
-                name.clone(),
-                args.iter()
+            Kind::Call(name, args) => {
+                let mut args = args
+                    .iter()
                     .map(|a| {
                         Ok(Arg {
                             value: self.substitute(&a.value)?,
                             spread: a.spread,
                         })
                     })
-                    .collect::<Result<_, ExprError>>()?,
-            ),
+                    .collect::<Result<Vec<_>, ExprError>>()?;
+                self.bind_lambda(name, &mut args)?;
+                Kind::Call(name.clone(), args)
+            }
             Kind::Array(items) => {
                 let items = items
                     .iter()
@@ -375,7 +394,11 @@ impl<'c> Evaluator<'c> {
                     Step::Index(key) => match key.as_literal() {
                         Some(k) => access(&current, k, span)?,
                         None => {
-                            return Err(ExprError::new(ExprErrorKind::Type, span, "unresolved key"));
+                            return Err(ExprError::new(
+                                ExprErrorKind::Type,
+                                span,
+                                "unresolved key",
+                            ));
                         }
                     },
                 };
@@ -383,325 +406,6 @@ impl<'c> Evaluator<'c> {
             out.push(current);
         }
         self.produced(Value::Array(out), span)
-    }
-
-    fn eval_call(&mut self, name: &str, args: &[Arg], span: Span) -> Result<Node, ExprError> {
-        let Some(info) = stdlib::lookup(name) else {
-            let mut err = ExprError::new(
-                ExprErrorKind::UnknownFunction,
-                span,
-                format!("unknown function `{name}`"),
-            );
-            if let Some(close) = did_you_mean(name, stdlib::names()) {
-                err = err.with_hint(format!("did you mean `{close}`?"));
-            }
-            return Err(err);
-        };
-        let mut evaluated = Vec::with_capacity(args.len());
-        for arg in args {
-            evaluated.push(Arg {
-                value: self.eval(&arg.value)?,
-                spread: arg.spread,
-            });
-        }
-        if name == "any" {
-            return first_known(evaluated, span);
-        }
-        if let Some(simpler) = simplify_cast(name, &evaluated) {
-            return Ok(simpler);
-        }
-        let Some(values) = literal_args(&evaluated, span)? else {
-            return Ok(Node::new(Kind::Call(name.to_string(), evaluated), span));
-        };
-        info.check_arity(values.len(), span)?;
-        match name {
-            "eval" => self.call_eval(&values[0], span),
-            "map" | "filter" => self.call_map(name, &values, evaluated, span),
-            _ => match stdlib::call(name, &values, self.ctx) {
-                Outcome::Value(v) => self.produced(v, span),
-                Outcome::Unresolved => Ok(Node::new(Kind::Call(name.to_string(), evaluated), span)),
-                Outcome::Error(kind, message) => {
-                    Err(ExprError::new(kind, span, format!("{name}(): {message}")))
-                }
-            },
-        }
-    }
-
-    /// `eval("expr")`: parses the string and evaluates it here.
-    fn call_eval(&mut self, source: &Value, span: Span) -> Result<Node, ExprError> {
-        let parsed = parse_inner("eval", source, span)?;
-        self.eval(&parsed)
-    }
-
-    /// `map(list, "expr")` and `filter(list, "expr")` with `_.value`,
-    /// `_.index` and `_.key` bound for each element.
-    fn call_map(
-        &mut self,
-        name: &str,
-        values: &[Value],
-        evaluated: Vec<Arg>,
-        span: Span,
-    ) -> Result<Node, ExprError> {
-        let parsed = parse_inner(name, &values[1], span)?;
-        let entries: Vec<(Value, Value, Value)> = match &values[0] {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (Value::from(i), Value::from(i), v.clone()))
-                .collect(),
-            Value::Object(map) => map
-                .iter()
-                .enumerate()
-                .map(|(i, (k, v))| (Value::from(i), Value::String(k.clone()), v.clone()))
-                .collect(),
-            Value::Null => Vec::new(),
-            other => {
-                return Err(ExprError::new(
-                    ExprErrorKind::Type,
-                    span,
-                    format!(
-                        "{name}(): the first argument must be a list, got {}",
-                        describe(other)
-                    ),
-                ));
-            }
-        };
-        let mut results = Vec::with_capacity(entries.len());
-        for (index, key, item) in &entries {
-            let mut underscore = Map::new();
-            underscore.insert("value".into(), item.clone());
-            underscore.insert("index".into(), index.clone());
-            underscore.insert("key".into(), key.clone());
-            let scoped = ScopedContext {
-                parent: self.ctx,
-                underscore: Value::Object(underscore),
-            };
-            let mut inner = Evaluator {
-                ctx: &scoped,
-                depth: self.depth,
-                fuel: self.fuel,
-            };
-            let result = inner.eval(&parsed);
-            self.fuel = inner.fuel;
-            results.push(result?);
-        }
-        if name == "map" {
-            return Ok(Node::array(results, span));
-        }
-        if results.iter().any(|r| r.as_literal().is_none()) {
-            // Some condition depends on what is not known yet.
-            return Ok(Node::new(Kind::Call(name.to_string(), evaluated), span));
-        }
-        let keep = |r: &Node| r.as_literal().is_some_and(truthy);
-        let value = match &values[0] {
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .zip(&results)
-                    .filter(|(_, r)| keep(r))
-                    .map(|((k, v), _)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => Value::Array(
-                entries
-                    .into_iter()
-                    .zip(&results)
-                    .filter(|(_, r)| keep(r))
-                    .map(|((_, _, v), _)| v)
-                    .collect(),
-            ),
-        };
-        self.produced(value, span)
-    }
-}
-
-/// `&&`/`||` with a left operand that is not known yet.
-fn logic_node(op: BinaryOp, left: Node, right: Node, span: Span) -> Node {
-    // `b && true` is `b` and `b || false` is `b`, when `b` is a boolean.
-    if is_bool_typed(&left) && right.as_literal() == Some(&Value::Bool(op == BinaryOp::And)) {
-        return left;
-    }
-    Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), span)
-}
-
-/// Whether a node certainly evaluates to `true` or `false`.
-pub(crate) fn is_bool_typed(node: &Node) -> bool {
-    match &node.kind {
-        Kind::Literal(v) => v.is_boolean(),
-        Kind::Unary(UnaryOp::Not, _) => true,
-        Kind::Binary(op, a, b) => {
-            op.is_comparison()
-                || (matches!(op, BinaryOp::And | BinaryOp::Or)
-                    && is_bool_typed(a)
-                    && is_bool_typed(b))
-        }
-        Kind::Ternary(_, a, b) => is_bool_typed(a) && is_bool_typed(b),
-        Kind::Call(name, args) => name == "bool" && args.len() == 1 && !args[0].spread,
-        _ => false,
-    }
-}
-
-/// Whether a node certainly evaluates to a string.
-fn is_string_typed(node: &Node) -> bool {
-    match &node.kind {
-        Kind::Literal(v) => v.is_string(),
-        Kind::Binary(BinaryOp::Add, a, b) => is_string_typed(a) || is_string_typed(b),
-        Kind::Ternary(_, a, b) => is_string_typed(a) && is_string_typed(b),
-        Kind::Call(name, _) => stdlib::returns_string(name),
-        _ => false,
-    }
-}
-
-/// `bool(x)` and `string(x)` of an `x` already of that type is `x`; a cast to
-/// bool distributes over `&&`, `||` and `? :` so conditions simplify.
-fn simplify_cast(name: &str, args: &[Arg]) -> Option<Node> {
-    let [arg] = args else { return None };
-    if arg.spread || arg.value.as_literal().is_some() {
-        return None;
-    }
-    match name {
-        "string" if is_string_typed(&arg.value) => Some(arg.value.clone()),
-        "bool" => Some(to_condition(arg.value.clone())),
-        _ => None,
-    }
-}
-
-/// The same truth value as a boolean-typed node, without evaluating.
-pub(crate) fn to_condition(node: Node) -> Node {
-    if is_bool_typed(&node) {
-        return node;
-    }
-    let span = node.span;
-    match node.kind {
-        Kind::Literal(v) => Node::literal(Value::Bool(truthy(&v)), span),
-        Kind::Binary(op @ (BinaryOp::And | BinaryOp::Or), a, b) => {
-            let a = to_condition(*a);
-            let b = to_condition(*b);
-            match a.as_literal() {
-                Some(l) if truthy(l) == (op == BinaryOp::And) => b,
-                Some(_) => a,
-                None => logic_node(op, a, b, span),
-            }
-        }
-        Kind::Ternary(c, a, b) => Node::new(
-            Kind::Ternary(c, Box::new(to_condition(*a)), Box::new(to_condition(*b))),
-            span,
-        ),
-        kind => Node::new(
-            Kind::Call(
-                "bool".into(),
-                vec![Arg {
-                    value: Node::new(kind, span),
-                    spread: false,
-                }],
-            ),
-            span,
-        ),
-    }
-}
-
-/// `any(...)`: the first argument known now (the first item of a spread
-/// list), `null` when every argument is known and none gives a value.
-fn first_known(args: Vec<Arg>, span: Span) -> Result<Node, ExprError> {
-    let mut pending = false;
-    for arg in &args {
-        match (arg.value.as_literal(), arg.spread) {
-            (None, _) => pending = true,
-            (Some(v), false) => return Ok(Node::literal(v.clone(), span)),
-            (Some(Value::Array(items)), true) => {
-                if let Some(first) = items.first() {
-                    return Ok(Node::literal(first.clone(), span));
-                }
-            }
-            (Some(Value::Null), true) => {}
-            (Some(other), true) => return Err(spread_error(other, span)),
-        }
-    }
-    Ok(if pending {
-        Node::new(Kind::Call("any".into(), args), span)
-    } else {
-        Node::literal(Value::Null, span)
-    })
-}
-
-/// All argument values with spreads expanded, or `None` if one is unknown.
-fn literal_args(args: &[Arg], span: Span) -> Result<Option<Vec<Value>>, ExprError> {
-    let mut values = Vec::with_capacity(args.len());
-    for arg in args {
-        let Some(v) = arg.value.as_literal() else {
-            return Ok(None);
-        };
-        if !arg.spread {
-            values.push(v.clone());
-            continue;
-        }
-        match v {
-            Value::Array(items) => values.extend(items.iter().cloned()),
-            Value::Null => {}
-            other => return Err(spread_error(other, span)),
-        }
-    }
-    Ok(Some(values))
-}
-
-fn spread_error(value: &Value, span: Span) -> ExprError {
-    ExprError::new(
-        ExprErrorKind::Type,
-        span,
-        format!("`...` spreads a list, got {}", describe(value)),
-    )
-}
-
-/// Parses the expression-string argument of `eval`, `map` or `filter`, with
-/// spans pointing at the call.
-fn parse_inner(name: &str, source: &Value, span: Span) -> Result<Node, ExprError> {
-    let text = to_text(source);
-    match parse_expression(&text) {
-        Ok(mut node) => {
-            respan(&mut node, span);
-            Ok(node)
-        }
-        Err(e) => Err(ExprError::new(
-            e.kind(),
-            span,
-            format!(
-                "{name}(): invalid expression {}: {}",
-                Value::String(text),
-                e.message()
-            ),
-        )),
-    }
-}
-
-fn respan(node: &mut Node, span: Span) {
-    node.span = span;
-    match &mut node.kind {
-        Kind::Literal(_) | Kind::Variable(_) => {}
-        Kind::Property(base, _) => respan(base, span),
-        Kind::Index(base, key) => {
-            respan(base, span);
-            respan(key, span);
-        }
-        Kind::Wildcard(base, steps) => {
-            respan(base, span);
-            for step in steps {
-                if let Step::Index(key) = step {
-                    respan(key, span);
-                }
-            }
-        }
-        Kind::Unary(_, x) => respan(x, span),
-        Kind::Binary(_, a, b) => {
-            respan(a, span);
-            respan(b, span);
-        }
-        Kind::Ternary(c, a, b) => {
-            respan(c, span);
-            respan(a, span);
-            respan(b, span);
-        }
-        Kind::Call(_, args) => args.iter_mut().for_each(|a| respan(&mut a.value, span)),
-        Kind::Array(items) => items.iter_mut().for_each(|n| respan(n, span)),
-        Kind::Object(members) => members.iter_mut().for_each(|(_, n)| respan(n, span)),
     }
 }
 
