@@ -32,7 +32,11 @@ spec:
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Load and validate: every problem comes back as a Diagnostic with a position.
-    let loaded = load_file("api-suite.yaml", WORKFLOW.as_bytes(), &LoadOptions::default());
+    let loaded = load_file(
+        "api-suite.yaml",
+        WORKFLOW.as_bytes(),
+        &LoadOptions::default(),
+    );
     for diagnostic in &loaded.diagnostics {
         eprintln!("{}", diagnostic.render(loaded.source.as_deref()));
     }
@@ -60,7 +64,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = plan_workflow(
         resolved.workflow(),
         &PlanOptions::new().with_duration_map(
-            durations.iter().map(|(file, s)| (file.to_string(), *s)).collect(),
+            durations
+                .iter()
+                .map(|(file, s)| (file.to_string(), *s))
+                .collect(),
         ),
     )?;
     let json = serde_json::to_value(&plan)?;
@@ -77,9 +84,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(file, seconds)| Item::new(*file, Some(*seconds)))
         .chain([Item::new("tests/test_new.py", None)])
         .collect();
-    let split = balance(&items, NonZeroUsize::new(2).ok_or("two shards")?, &DefaultDuration::MeanOfKnown);
+    let split = balance(
+        &items,
+        NonZeroUsize::new(2).ok_or("two shards")?,
+        &DefaultDuration::MeanOfKnown,
+    );
     for (index, shard) in split.shards().iter().enumerate() {
-        let names: Vec<_> = shard.items().iter().map(|&i| items[i].name.as_str()).collect();
+        let names: Vec<_> = shard
+            .items()
+            .iter()
+            .map(|&i| items[i].name.as_str())
+            .collect();
         println!("shard {index}: {names:?} ~{:.1}s", shard.seconds());
     }
     println!(

@@ -664,3 +664,13 @@ fn expressions_and_templates_serialize_as_source_text() {
     let t: Template = serde_json::from_value(json!("v{{ x }}")).unwrap();
     assert_eq!(serde_json::to_value(&t).unwrap(), json!("v{{ x }}"));
 }
+
+#[test]
+fn big_numbers_print_and_read_back_exactly() {
+    // Found by fuzzing: an integer beyond u64 becomes a float whose printed
+    // form must read back to the same float.
+    for source in ["922337203685476854775875807 + n", "18446744073709551615", "-9223372036854775808", "1.7976931348623157e308", "5e-324"] {
+        let e = Expr::parse(source).unwrap();
+        assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "{source}");
+    }
+}

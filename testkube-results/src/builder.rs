@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::case_name::{CaseName, NameArena, StagedName};
 use crate::model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
 use crate::text::{BoundedText, bounded_message, first_line};
 use crate::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES};
@@ -17,6 +18,10 @@ pub(crate) struct ReportBuilder {
     cases: Vec<TestCase>,
     suites: Vec<SuiteSummary>,
     totals: Totals,
+    /// Names staged for cases (see [`push_named`](Self::push_named)) until their block is sealed.
+    names: NameArena,
+    /// The cases whose name is still staged: index in `cases`, and where the name is.
+    staged: Vec<(usize, StagedName)>,
 }
 
 impl ReportBuilder {
@@ -26,6 +31,8 @@ impl ReportBuilder {
             cases: Vec::with_capacity(capacity),
             suites: Vec::new(),
             totals: Totals::default(),
+            names: NameArena::default(),
+            staged: Vec::new(),
         }
     }
 
@@ -48,7 +55,44 @@ impl ReportBuilder {
         self.cases.push(case);
     }
 
-    pub(crate) fn finish(self, name: &str) -> TestReport {
+    /// Stages the name of the case being read: `write` appends it (decoded) to the names of this
+    /// report, and it is kept without surrounding XML whitespace. Pass the result to
+    /// [`push_named`](Self::push_named) with the case. Cheaper than a `String` per case: names
+    /// share blocks, so a report of many cases makes few allocations for them.
+    pub(crate) fn stage_name(&mut self, write: impl FnOnce(&mut String)) -> StagedName {
+        self.names.stage_trimmed(write)
+    }
+
+    /// Adds a finished case (as [`push`](Self::push)) whose name is the staged `name`.
+    pub(crate) fn push_named(&mut self, case: TestCase, suite: usize, name: StagedName) {
+        self.staged.push((self.cases.len(), name));
+        self.totals.add(case.status, case.duration);
+        if let Some(summary) = self.suites.get_mut(suite) {
+            summary.totals.add(case.status, case.duration);
+        }
+        self.cases.push(case);
+        if self.names.is_full() {
+            self.seal_names();
+        }
+    }
+
+    /// Seals the staged names into one shared block and gives them to their cases, which are
+    /// recent enough to still be in cache.
+    fn seal_names(&mut self) {
+        if self.staged.is_empty() {
+            self.names.clear();
+            return;
+        }
+        let block = self.names.seal();
+        for (index, name) in self.staged.drain(..) {
+            if let Some(case) = self.cases.get_mut(index) {
+                case.name = name.in_block(&block);
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self, name: &str) -> TestReport {
+        self.seal_names();
         TestReport {
             name: name.to_owned(),
             format: self.format,
@@ -64,9 +108,11 @@ impl ReportBuilder {
 /// buffer is allocated once.
 #[derive(Debug, Default)]
 pub(crate) struct CaseBuilder {
-    pub(crate) suite: Arc<str>,
+    /// The suite, moved into the case at [`finish`](Self::finish) (not cloned: reference
+    /// counting is atomic, and this runs for every case).
+    suite: Option<Arc<str>>,
     pub(crate) classname: Option<Arc<str>>,
-    pub(crate) name: String,
+    pub(crate) name: CaseName,
     pub(crate) file: Option<Arc<str>>,
     pub(crate) duration: Option<f64>,
     /// A status the producer states in an attribute (`status="disabled"`, NUnit `result=`),
@@ -103,9 +149,9 @@ pub(crate) enum SectionKind {
 
 impl CaseBuilder {
     /// Starts a new case, forgetting everything about the previous one.
-    pub(crate) fn reset(&mut self, suite: Arc<str>, name: String) {
-        self.suite = suite;
-        self.name = name;
+    pub(crate) fn reset(&mut self, suite: Arc<str>, name: impl Into<CaseName>) {
+        self.suite = Some(suite);
+        self.name = name.into();
         self.classname = None;
         self.file = None;
         self.duration = None;
@@ -251,7 +297,7 @@ impl CaseBuilder {
             _ => self.output.take(),
         };
         TestCase {
-            suite: Arc::clone(&self.suite),
+            suite: self.suite.take().unwrap_or_else(|| Arc::from("")),
             classname: self.classname.take(),
             name: std::mem::take(&mut self.name),
             file: self.file.take(),
@@ -283,7 +329,7 @@ mod tests {
 
     fn case() -> CaseBuilder {
         let mut case = CaseBuilder::default();
-        case.reset("suite".into(), "t".into());
+        case.reset("suite".into(), "t");
         case
     }
 

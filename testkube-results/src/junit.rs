@@ -8,14 +8,14 @@
 //! `flakyFailure`/`flakyError` (then passed) or `rerunFailure`/`rerunError` (next to the final
 //! `failure`). Counters in headers are ignored: totals come from the cases.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use quick_xml::events::BytesStart;
 
 use crate::builder::{CaseBuilder, ReportBuilder, SectionKind};
+use crate::case_name::{CaseName, StagedName};
 use crate::model::{ReportFormat, TestReport, TestStatus};
-use crate::text::{parse_seconds, trim_xml_space, unescape};
+use crate::text::{parse_seconds, trim_xml_space, unescape, unescape_into};
 use crate::xml::{XmlHandler, for_each_attribute};
 
 /// What an open element is, as far as JUnit cares.
@@ -50,6 +50,8 @@ pub(crate) struct JunitHandler {
     suites: Vec<SuiteFrame>,
     /// The case being read (reused from case to case); meaningful while `in_case`.
     case: CaseBuilder,
+    /// Where the name of the case being read is staged.
+    case_name: StagedName,
     in_case: bool,
     /// The previous case's class and file, shared with the next case when they repeat.
     last_classname: Option<Arc<str>>,
@@ -68,6 +70,7 @@ impl JunitHandler {
             open: Vec::with_capacity(16),
             suites: Vec::with_capacity(8),
             case: CaseBuilder::default(),
+            case_name: StagedName::default(),
             in_case: false,
             last_classname: None,
             last_file: None,
@@ -152,10 +155,18 @@ impl JunitHandler {
             Some(raw) => Some(shared(raw, [self.last_file.as_ref(), inherited_file])),
             None => inherited_file.or(self.default_file.as_ref()).cloned(),
         };
-        self.last_classname.clone_from(&classname);
-        self.last_file.clone_from(&file);
+        // Only when they change: cloning and dropping an `Arc` are atomic operations, and
+        // consecutive cases mostly share their class and file.
+        if !same_shared(&self.last_classname, &classname) {
+            self.last_classname.clone_from(&classname);
+        }
+        if !same_shared(&self.last_file, &file) {
+            self.last_file.clone_from(&file);
+        }
+        // The name goes to the report's shared name blocks, not to a `String` of its own.
+        self.case_name = self.report.stage_name(|out| unescape_into(name, out));
         let case = &mut self.case;
-        case.reset(suite, identifier(name));
+        case.reset(suite, CaseName::default());
         case.classname = classname;
         case.file = file;
         case.duration = duration;
@@ -182,7 +193,8 @@ impl JunitHandler {
                 .orphan_summary
                 .get_or_insert_with(|| self.report.add_suite("", None)),
         };
-        self.report.push(self.case.finish(), summary);
+        self.report
+            .push_named(self.case.finish(), summary, self.case_name);
     }
 
     /// A child element directly inside `<testcase>`.
@@ -291,12 +303,12 @@ fn shared(raw: &str, known: [Option<&Arc<str>>; 2]) -> Arc<str> {
     }
 }
 
-/// A name, decoded and trimmed (Jest ends classnames with a space).
-fn identifier(raw: &str) -> String {
-    match unescape(raw) {
-        Cow::Borrowed(text) => trim_xml_space(text).to_owned(),
-        Cow::Owned(text) if trim_xml_space(&text).len() == text.len() => text,
-        Cow::Owned(text) => trim_xml_space(&text).to_owned(),
+/// Whether two optional shared strings are the same allocation (or both absent).
+fn same_shared(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod case_name;
 mod dotnet;
 mod error;
 mod input;
@@ -88,6 +89,7 @@ mod xml;
 
 use std::io::{BufRead, Cursor, Read};
 
+pub use case_name::CaseName;
 pub use error::ReportError;
 pub use model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
 pub use timings::{TimingKey, read_timings};

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::case_name::CaseName;
+
 /// One parsed report file: every test case it records, the suites they came from, and totals
 /// computed from the cases (never copied from the counters in the file's headers, which are often
 /// wrong or missing).
@@ -93,8 +95,8 @@ pub struct TestCase {
         serialize_with = "optional_shared_str"
     )]
     pub classname: Option<Arc<str>>,
-    /// The test's name as written by the producer.
-    pub name: String,
+    /// The test's name as written by the producer (decoded and trimmed); reads like a `&str`.
+    pub name: CaseName,
     /// The source file: the case's own `file` attribute, else the nearest enclosing suite's.
     #[serde(
         skip_serializing_if = "Option::is_none",

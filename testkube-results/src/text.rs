@@ -107,11 +107,25 @@ fn parse_with_commas(number: &str) -> Option<f64> {
 /// References to any other entity are kept literally (`&foo;`): this crate never expands
 /// DTD-declared entities, so entity bombs cannot grow. A lone `&` is kept too.
 pub(crate) fn unescape(raw: &str) -> Cow<'_, str> {
-    let bytes = raw.as_bytes();
-    let Some(first) = memchr::memchr(b'&', bytes) else {
+    let Some(first) = memchr::memchr(b'&', raw.as_bytes()) else {
         return Cow::Borrowed(raw);
     };
     let mut out = String::with_capacity(raw.len());
+    unescape_from(raw, first, &mut out);
+    Cow::Owned(out)
+}
+
+/// Appends `raw` to `out`, decoded as [`unescape`] does (without an intermediate string).
+pub(crate) fn unescape_into(raw: &str, out: &mut String) {
+    match memchr::memchr(b'&', raw.as_bytes()) {
+        Some(first) => unescape_from(raw, first, out),
+        None => out.push_str(raw),
+    }
+}
+
+/// Decodes `raw`, whose first `&` is at `first`, onto `out`.
+fn unescape_from(raw: &str, first: usize, out: &mut String) {
+    let bytes = raw.as_bytes();
     // `raw[copied..i]` is pending verbatim text; every index sliced at is an ASCII `&` or `;`.
     let mut copied = 0;
     let mut i = first;
@@ -131,7 +145,6 @@ pub(crate) fn unescape(raw: &str) -> Cow<'_, str> {
         i += 1;
     }
     out.push_str(&raw[copied..]);
-    Cow::Owned(out)
 }
 
 /// `text` without leading and trailing XML whitespace (space, tab, CR, LF), byte-wise: cheaper

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::case_name::CaseName;
 use crate::input::{Syntax, prepare};
 use crate::model::{TestCase, TestStatus};
 use crate::{ReportError, parse_report};
@@ -147,7 +148,7 @@ enum Identity {
     Case {
         suite: String,
         classname: Option<String>,
-        name: String,
+        name: CaseName,
         file: Option<String>,
         /// The key the case contributes to (determined by the identity fields and the key).
         item: String,

@@ -83,9 +83,21 @@ Examples:
   testkube report junit.xml -o json | jq '.failed'"
     )]
     Report(ReportArgs),
+
+    /// Run a workflow on this machine: live progress, a verdict, the exit code.
+    #[command(
+        after_help = "Each worker runs in its own folder under .testkube/runs/ (or $TESTKUBE_HOME/runs),
+in a bubblewrap sandbox when `bwrap` is installed. Ctrl-C aborts the run.
+Exit status: 0 passed, 1 failed or aborted, 2 invalid input or unsupported feature.
+
+Examples:
+  testkube run examples/workflows/local-smoke.yaml
+  testkube run all.yaml --name smoke --config workers=2 -o json"
+    )]
+    Run(RunArgs),
 }
 
-/// Output formats for human or machine consumption.
+/// Output formats of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Output {
     /// Human-readable text.
@@ -96,14 +108,32 @@ pub(crate) enum Output {
     Yaml,
 }
 
+/// Output formats of commands that print text or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TextOutput {
+    /// Human-readable text.
+    Pretty,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// Output formats of `render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DocumentOutput {
+    /// YAML, as the workflow was written.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
     /// Files or folders (folders are searched for *.yaml and *.yml).
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<PathBuf>,
-    /// Output format (pretty or json).
-    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
-    pub(crate) output: Output,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
 }
 
 #[derive(Debug, Args)]
@@ -126,9 +156,9 @@ pub(crate) struct WorkflowArgs {
 pub(crate) struct RenderArgs {
     #[command(flatten)]
     pub(crate) workflow: WorkflowArgs,
-    /// Output format (yaml or json).
-    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
-    pub(crate) output: Output,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = DocumentOutput::Yaml)]
+    pub(crate) output: DocumentOutput,
 }
 
 #[derive(Debug, Args)]
@@ -145,12 +175,15 @@ pub(crate) struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SplitArgs {
-    /// Number of shards.
-    #[arg(long, value_name = "N")]
-    pub(crate) total: usize,
-    /// Which shard to print (0-based); required unless --all.
-    #[arg(long, value_name = "I", required_unless_present = "all")]
+    /// Number of shards (with --suggest-for: the most shards to consider, default 100).
+    #[arg(long, value_name = "N", required_unless_present = "suggest_for")]
+    pub(crate) total: Option<usize>,
+    /// Which shard to print (0-based); required unless --all or --suggest-for.
+    #[arg(long, value_name = "I", required_unless_present_any = ["all", "suggest_for"])]
     pub(crate) index: Option<usize>,
+    /// Print the smallest shard count whose slowest shard takes at most SECONDS.
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["index", "all"])]
+    pub(crate) suggest_for: Option<f64>,
     /// Print every shard with its predicted time (best with -o json).
     #[arg(long)]
     pub(crate) all: bool,
@@ -164,8 +197,8 @@ pub(crate) struct SplitArgs {
     #[arg(long, value_name = "SECONDS")]
     pub(crate) default_seconds: Option<f64>,
     /// Output format (pretty prints items one per line).
-    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
-    pub(crate) output: Output,
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
     /// The items to split; read from standard input, one per line, when none are given.
     #[arg(value_name = "ITEM")]
     pub(crate) items: Vec<String>,
@@ -190,7 +223,19 @@ pub(crate) struct ReportArgs {
     /// How many of the slowest tests to list.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub(crate) slowest: usize,
-    /// Output format (pretty or json).
-    #[arg(short, long, value_enum, default_value_t = Output::Pretty)]
-    pub(crate) output: Output,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) workflow: WorkflowArgs,
+    /// Print the steps' output as they run.
+    #[arg(long)]
+    pub(crate) logs: bool,
+    /// Output format (json prints the final summary on stdout, progress on stderr).
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
 }

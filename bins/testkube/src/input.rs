@@ -1,32 +1,81 @@
 //! Reading what the user points at: files and folders of workflows, `KEY=VALUE`
 //! pairs, item lists on standard input.
+//!
+//! Every read is bounded and refuses what is not a regular file, so pointing
+//! a command at `/dev/zero`, a FIFO or a folder gives an error, not a hang.
 
-use std::io::{self, BufRead, IsTerminal};
+use std::collections::HashSet;
+use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use crate::commands::CliError;
 
-/// Files named by `paths`: files as given, folders searched (sorted, recursively)
-/// for `*.yaml` / `*.yml`, skipping hidden entries.
-pub(crate) fn workflow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
-    let mut files = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(|err| {
-            CliError::input(format!("cannot read {}: {err}", path.display()))
-                .with_hint("check the path; folders are searched for *.yaml and *.yml files")
-        })?;
-        if meta.is_dir() {
-            collect_yaml(path, &mut files)?;
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
+/// The largest report or timings file read (workflow files have their own,
+/// smaller limit in the loader).
+pub(crate) const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// A path the user named, expanded: a file to read, or why it cannot be.
+pub(crate) enum Found {
+    /// A file to read.
+    File(PathBuf),
+    /// A path that cannot be read, with the reason.
+    Unreadable(PathBuf, String),
 }
 
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|err| CliError::input(format!("cannot read folder {}: {err}", dir.display())))?
+/// Files named by `paths`: files as given, folders searched (sorted,
+/// recursively, following each folder once) for `*.yaml` / `*.yml`, skipping
+/// hidden entries. Paths that cannot be read are returned as such, so a
+/// command can report them and carry on with the rest.
+pub(crate) fn find_workflow_files(paths: &[PathBuf]) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut visited = HashSet::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => collect_yaml(path, &mut visited, &mut found),
+            Ok(_) => found.push(Found::File(path.clone())),
+            Err(err) => found.push(Found::Unreadable(path.clone(), err.to_string())),
+        }
+    }
+    found
+}
+
+/// Like [`find_workflow_files`], but the first unreadable path is an error.
+pub(crate) fn workflow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    find_workflow_files(paths)
+        .into_iter()
+        .map(|found| match found {
+            Found::File(path) => Ok(path),
+            Found::Unreadable(path, reason) => Err(CliError::input(format!(
+                "cannot read {}: {reason}",
+                path.display()
+            ))
+            .with_hint("check the path; folders are searched for *.yaml and *.yml files")),
+        })
+        .collect()
+}
+
+fn collect_yaml(dir: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<Found>) {
+    // A symlink back up the tree would otherwise be walked forever (or until
+    // the path gets too long): each real folder is searched once.
+    match std::fs::canonicalize(dir) {
+        Ok(real) => {
+            if !visited.insert(real) {
+                return;
+            }
+        }
+        Err(err) => {
+            out.push(Found::Unreadable(dir.to_path_buf(), err.to_string()));
+            return;
+        }
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            out.push(Found::Unreadable(dir.to_path_buf(), err.to_string()));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| {
@@ -38,21 +87,40 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            collect_yaml(&path, out)?;
+            collect_yaml(&path, visited, out);
         } else if matches!(
             path.extension().and_then(|ext| ext.to_str()),
             Some("yaml" | "yml")
         ) {
-            out.push(path);
+            out.push(Found::File(path));
         }
     }
-    Ok(())
 }
 
-/// Reads a whole file, with an error that names it.
+/// Reads a whole regular file of at most [`MAX_INPUT_BYTES`], with an error
+/// that names it.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path)
-        .map_err(|err| CliError::input(format!("cannot read {}: {err}", path.display())))
+    read_bounded(path, MAX_INPUT_BYTES)
+        .map_err(|reason| CliError::input(format!("cannot read {}: {reason}", path.display())))
+}
+
+/// Reads at most `limit + 1` bytes of a regular file: one byte more than the
+/// limit is enough for the caller to say "too large", and nothing more is
+/// ever held in memory.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+    let meta = file.metadata().map_err(|err| err.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(limit + 1) as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| err.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {} MiB", limit >> 20));
+    }
+    Ok(bytes)
 }
 
 /// Splits `KEY=VALUE` arguments, keeping their order.

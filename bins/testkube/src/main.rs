@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod input;
 mod style;
+mod timings;
 
 use std::process::ExitCode;
 

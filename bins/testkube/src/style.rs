@@ -33,3 +33,35 @@ pub(crate) fn print_error(err: &CliError) {
         anstream::eprintln!("  {} {hint}", paint(ACCENT, "help:"));
     }
 }
+
+/// `println!` that survives a closed pipe: `testkube split ... | head -1`
+/// must end quietly, not panic. Any other write error ends the process with
+/// a message, since nothing more can be reported anyway.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(anstream::stdout(), $($arg)*) {
+            $crate::style::stdout_failed(&err);
+        }
+    }};
+}
+pub(crate) use outln;
+
+/// Writes `text` as is to stdout, with [`outln!`]'s handling of errors.
+pub(crate) fn out(text: &str) {
+    use std::io::Write as _;
+    if let Err(err) = anstream::stdout().write_all(text.as_bytes()) {
+        stdout_failed(&err);
+    }
+}
+
+pub(crate) fn stdout_failed(err: &std::io::Error) -> ! {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    anstream::eprintln!(
+        "{}: cannot write to standard output: {err}",
+        paint(ERROR, "error")
+    );
+    std::process::exit(1);
+}

@@ -13,7 +13,11 @@ fn testkube_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
         .args(args)
         .arg("--color=never")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -26,7 +30,9 @@ fn testkube_stdin(args: &[&str], stdin: Option<&str>) -> Output {
             .write_all(input.as_bytes())
             .expect("stdin accepts the items");
     }
-    child.wait_with_output().expect("the testkube binary finishes")
+    child
+        .wait_with_output()
+        .expect("the testkube binary finishes")
 }
 
 fn stdout(output: &Output) -> String {
@@ -72,26 +78,41 @@ fn validate_accepts_a_valid_workflow_and_exits_zero() {
     let file = write(dir.path(), "ok.yaml", VALID);
     let out = testkube(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("valid: 1 file, 1 document"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("valid: 1 file, 1 document"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn validate_reports_file_line_column_and_exits_one() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "typo.yaml", &VALID.replace("shell: echo hello", "shell: echo hello\n    timout: 5m"));
+    let file = write(
+        dir.path(),
+        "typo.yaml",
+        &VALID.replace("shell: echo hello", "shell: echo hello\n    timout: 5m"),
+    );
     let out = testkube(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let expected = format!("{}:9:5: error:", file.display());
     assert!(err.contains(&expected), "wanted `{expected}` in:\n{err}");
-    assert!(err.contains("timeout"), "did-you-mean names the right field:\n{err}");
+    assert!(
+        err.contains("timeout"),
+        "did-you-mean names the right field:\n{err}"
+    );
 }
 
 #[test]
 fn validate_json_lists_every_file_and_error() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", VALID);
-    write(dir.path(), "b.yml", &VALID.replace("name: smoke", "name: Not_A_DNS_Name"));
+    write(
+        dir.path(),
+        "b.yml",
+        &VALID.replace("name: smoke", "name: Not_A_DNS_Name"),
+    );
     write(dir.path(), "notes.txt", "not yaml, not searched");
     let out = testkube(&["validate", dir.path().to_str().unwrap(), "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -103,14 +124,21 @@ fn validate_json_lists_every_file_and_error() {
     assert_eq!(files[1]["valid"], false);
     let diag = &files[1]["diagnostics"][0];
     assert_eq!(diag["line"], 4);
-    assert!(diag["message"].as_str().unwrap().contains("Not_A_DNS_Name"), "{diag}");
+    assert!(
+        diag["message"].as_str().unwrap().contains("Not_A_DNS_Name"),
+        "{diag}"
+    );
 }
 
 #[test]
 fn validate_missing_path_says_so() {
     let out = testkube(&["validate", "/nonexistent/wf.yaml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read /nonexistent/wf.yaml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/wf.yaml: error: cannot read the file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 const TIMINGS: &str = r#"{"a.py": 10, "b.py": 9, "c.py": 2, "d.py": 2, "e.py": 1}"#;
@@ -123,7 +151,15 @@ fn split_prints_one_shard_per_index_and_covers_every_item_once() {
     let mut seen = Vec::new();
     for index in 0..3 {
         let out = testkube_stdin(
-            &["split", "--total", "3", "--index", &index.to_string(), "--timings", timings.to_str().unwrap()],
+            &[
+                "split",
+                "--total",
+                "3",
+                "--index",
+                &index.to_string(),
+                "--timings",
+                timings.to_str().unwrap(),
+            ],
             Some(items),
         );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -138,8 +174,19 @@ fn split_all_json_balances_by_duration() {
     let dir = tempfile::tempdir().unwrap();
     let timings = write(dir.path(), "t.json", TIMINGS);
     let out = testkube(&[
-        "split", "--total", "2", "--all", "-o", "json", "--timings", timings.to_str().unwrap(),
-        "a.py", "b.py", "c.py", "d.py", "e.py",
+        "split",
+        "--total",
+        "2",
+        "--all",
+        "-o",
+        "json",
+        "--timings",
+        timings.to_str().unwrap(),
+        "a.py",
+        "b.py",
+        "c.py",
+        "d.py",
+        "e.py",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let plan = json(&out);
@@ -148,7 +195,10 @@ fn split_all_json_balances_by_duration() {
     assert_eq!(plan["lowerBoundSeconds"], 12.0);
     let shards = plan["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 2);
-    let predicted: Vec<f64> = shards.iter().map(|s| s["predictedSeconds"].as_f64().unwrap()).collect();
+    let predicted: Vec<f64> = shards
+        .iter()
+        .map(|s| s["predictedSeconds"].as_f64().unwrap())
+        .collect();
     assert_eq!(predicted, [12.0, 12.0]);
 }
 
@@ -156,7 +206,18 @@ fn split_all_json_balances_by_duration() {
 fn split_is_deterministic_and_reads_junit_timings() {
     let items = "io.example.Slow\nio.example.Fast\nio.example.Medium\nio.example.Unknown\n";
     let report = data("timings-junit.xml");
-    let args = ["split", "--total", "2", "--all", "-o", "json", "--by", "classname", "--timings", &report];
+    let args = [
+        "split",
+        "--total",
+        "2",
+        "--all",
+        "-o",
+        "json",
+        "--by",
+        "classname",
+        "--timings",
+        &report,
+    ];
     let first = testkube_stdin(&args, Some(items));
     let second = testkube_stdin(&args, Some(items));
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
@@ -164,8 +225,20 @@ fn split_is_deterministic_and_reads_junit_timings() {
     let plan = json(&first);
     assert_eq!(plan["itemsWithTimings"], 3);
     let shards = plan["shards"].as_array().unwrap();
-    let slow_shard = shards.iter().find(|s| s["items"].as_array().unwrap().contains(&"io.example.Slow".into())).unwrap();
-    assert_eq!(slow_shard["items"].as_array().unwrap().len(), 1, "the slow class runs alone: {plan}");
+    let slow_shard = shards
+        .iter()
+        .find(|s| {
+            s["items"]
+                .as_array()
+                .unwrap()
+                .contains(&"io.example.Slow".into())
+        })
+        .unwrap();
+    assert_eq!(
+        slow_shard["items"].as_array().unwrap().len(),
+        1,
+        "the slow class runs alone: {plan}"
+    );
 }
 
 #[test]
@@ -179,7 +252,16 @@ fn split_rejects_an_index_out_of_range_with_exit_two() {
 fn split_reports_an_unreadable_timings_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.xml", "<testsuite><testcase name='x'>");
-    let out = testkube(&["split", "--total", "2", "--index", "0", "--timings", bad.to_str().unwrap(), "a"]);
+    let out = testkube(&[
+        "split",
+        "--total",
+        "2",
+        "--index",
+        "0",
+        "--timings",
+        bad.to_str().unwrap(),
+        "a",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad.xml"), "{}", stderr(&out));
 }
@@ -190,7 +272,14 @@ fn report_json_carries_the_contract_totals() {
     let out = testkube(&["report", &report, "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary = json(&out);
-    for (field, value) in [("tests", 5), ("passed", 2), ("failed", 1), ("errored", 0), ("skipped", 1), ("flaky", 1)] {
+    for (field, value) in [
+        ("tests", 5),
+        ("passed", 2),
+        ("failed", 1),
+        ("errored", 0),
+        ("skipped", 1),
+        ("flaky", 1),
+    ] {
         assert_eq!(summary[field], value, "field {field} in {summary}");
     }
     let cases = summary["cases"].as_array().unwrap();
@@ -208,14 +297,153 @@ fn report_pretty_lists_failures_and_slowest() {
     assert!(text.contains("expected 3 but was 4"), "{text}");
     assert!(text.contains("FLAKY io.example.Fast › retried"), "{text}");
     let slowest = text.split("Slowest").nth(1).expect("a Slowest section");
-    assert!(slowest.trim_start().starts_with("30.000s  io.example.Slow › crawls"), "{text}");
-    assert!(text.contains("FAILED  5 tests: 2 passed, 1 failed, 0 errored, 1 skipped, 1 flaky"), "{text}");
+    assert!(
+        slowest
+            .trim_start()
+            .starts_with("30.000s  io.example.Slow › crawls"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAILED  5 tests: 2 passed, 1 failed, 0 errored, 1 skipped, 1 flaky"),
+        "{text}"
+    );
 }
 
 #[test]
 fn report_exits_one_when_a_file_cannot_be_read() {
-    let out = testkube(&["report", &data("timings-junit.xml"), "/nonexistent/report.xml"]);
+    let out = testkube(&[
+        "report",
+        &data("timings-junit.xml"),
+        "/nonexistent/report.xml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/report.xml"), "{}", stderr(&out));
-    assert!(stdout(&out).contains("5 tests"), "readable files are still reported");
+    assert!(
+        stderr(&out).contains("/nonexistent/report.xml"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("5 tests"),
+        "readable files are still reported"
+    );
+}
+
+#[test]
+fn validate_reports_unreadable_paths_and_still_checks_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "ok.yaml", VALID);
+    let out = testkube(&[
+        "validate",
+        good.to_str().unwrap(),
+        "/nonexistent/wf.yaml",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{report}");
+    assert_eq!(files[0]["valid"], true);
+    assert_eq!(files[1]["file"], "/nonexistent/wf.yaml");
+    assert_eq!(files[1]["diagnostics"][0]["code"], "io");
+}
+
+#[test]
+fn validate_refuses_devices_instead_of_reading_forever() {
+    let out = testkube(&["validate", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn output_formats_a_command_cannot_print_are_refused() {
+    let out = testkube(&["validate", "x.yaml", "-o", "yaml"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects the value");
+    let out = testkube(&["report", "x.xml", "-o", "yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn split_suggests_a_shard_count_for_a_target_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let timings = write(dir.path(), "t.json", TIMINGS);
+    let args = [
+        "split",
+        "--suggest-for",
+        "12",
+        "--timings",
+        timings.to_str().unwrap(),
+        "a.py",
+        "b.py",
+        "c.py",
+        "d.py",
+        "e.py",
+    ];
+    let out = testkube(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "2",
+        "24 s of work fits 12 s on two shards"
+    );
+    let mut json_args = args.to_vec();
+    json_args.extend(["-o", "json"]);
+    let suggestion = json(&testkube(&json_args));
+    assert_eq!(suggestion["suggestedTotal"], 2);
+    assert_eq!(suggestion["meetsTarget"], true);
+}
+
+#[test]
+fn split_caps_total_and_dedupes_paths() {
+    let out = testkube(&["split", "--total", "99999999999", "--index", "0", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = testkube(&[
+        "split", "--total", "1", "--index", "0", "./a.py", "a.py", "b.py",
+    ]);
+    assert_eq!(stdout(&out), "./a.py\nb.py\n", "one file, one run");
+}
+
+#[test]
+fn closing_the_pipe_early_is_not_a_crash() {
+    let items: String = (0..20_000)
+        .map(|i| format!("tests/test_{i}.py\n"))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
+        .args(["split", "--total", "1", "--index", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(items.as_bytes());
+    });
+    // Read one line, then close the pipe like `| head -1` does.
+    let mut first = [0u8; 16];
+    let mut stdout = child.stdout.take().unwrap();
+    std::io::Read::read(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    writer.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(101), "panicked: {}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn report_prints_no_summary_when_nothing_was_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = write(
+        dir.path(),
+        "page.html",
+        "<html><body>not a report</body></html>",
+    );
+    let out = testkube(&["report", html.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "", "no `PASSED 0 tests` line");
+    assert!(stderr(&out).contains("page.html"), "{}", stderr(&out));
 }

@@ -37,21 +37,29 @@ pub(crate) struct BoundConfig {
 }
 
 impl BoundConfig {
-    /// The scope in which `config.*` means these values; sensitive values
-    /// replaced by [`MASK`] when `mask` is set.
+    /// The scope in which `config.*` means these values. With `mask`,
+    /// sensitive parameters are not bound at all: expressions using them
+    /// stay symbolic (`{{ config.token }}`), so a preview shows where a
+    /// secret goes without showing it, and nothing is computed from a
+    /// stand-in value.
     pub(crate) fn scope(&self, base: Scope, mask: bool) -> Scope {
+        let withheld = |name: &String| mask && self.sensitive.contains(name);
         let mut config = serde_json::Map::new();
         for (name, value) in &self.values {
-            let value = if mask && self.sensitive.contains(name) {
-                Value::String(MASK.to_owned())
-            } else {
-                value.clone()
-            };
-            config.insert(name.clone(), value);
+            if !withheld(name) {
+                config.insert(name.clone(), value.clone());
+            }
         }
         let mut scope = base.with("config", Value::Object(config));
         for (name, expression) in &self.expressions {
-            scope = scope.bind_expression(&format!("config.{name}"), expression.clone());
+            if !withheld(name) {
+                scope = scope.bind_expression(&format!("config.{name}"), expression.clone());
+            }
+        }
+        for name in self.values.keys().chain(self.expressions.keys()) {
+            if withheld(name) {
+                scope = scope.withhold(&format!("config.{name}"));
+            }
         }
         let declared: Vec<String> = self
             .values
@@ -106,7 +114,8 @@ pub(crate) fn bind(
         let _ = value;
     }
     for (name, parameter) in schema {
-        if parameter.sensitive == Some(true) {
+        let sensitive = parameter.sensitive == Some(true);
+        if sensitive {
             bound.sensitive.push(name.clone());
         }
         let value_path = match owner {
@@ -126,6 +135,18 @@ pub(crate) fn bind(
             }
         };
         match evaluate_value(value, base) {
+            Err(problem) if sensitive => problems.push(
+                Problem::error(
+                    "invalid-config",
+                    format!(
+                        "{} holds a `{{{{ }}}}` expression that cannot be evaluated \
+                         (the value is sensitive, not shown)",
+                        shown_name(name, owner)
+                    ),
+                    &value_path,
+                )
+                .with_hint("check the expression in the value you pass"),
+            ),
             Err(problem) => problems.push(problem.at(&value_path)),
             Ok(ExprOutcome::Partial(expression)) => {
                 bound.expressions.insert(name.clone(), expression);
@@ -149,7 +170,7 @@ pub(crate) fn bind(
                         let source = if from_default { " (its default)" } else { "" };
                         let mut diagnostic = Problem::error(
                             "invalid-config",
-                            format!("{shown_name}{source} {}", problem.message),
+                            format!("{shown_name}{source} {}", problem.describe(sensitive)),
                             &value_path,
                         );
                         let hint = problem

@@ -24,6 +24,9 @@ pub(crate) struct Scope {
     /// Variables bound to expressions that are not values yet, by dotted
     /// name (`config.group` → `execution.id + "-a"`).
     bound: Vec<(String, String)>,
+    /// Dotted names deliberately left unknown (sensitive parameters in a
+    /// preview): references to them stay as they are.
+    withheld: Vec<String>,
     /// The declared `config` parameters, when references to others are errors.
     declared_config: Option<BTreeSet<String>>,
 }
@@ -45,6 +48,13 @@ impl Scope {
         self
     }
 
+    /// Keeps the dotted variable `name` unknown, and its root from being
+    /// handed out whole, so that references to it stay symbolic.
+    pub(crate) fn withhold(mut self, name: &str) -> Self {
+        self.withheld.push(name.to_owned());
+        self
+    }
+
     /// Makes `config.X` for an `X` not in `names` an error.
     pub(crate) fn declaring_config(mut self, names: impl IntoIterator<Item = String>) -> Self {
         self.declared_config = Some(names.into_iter().collect());
@@ -59,7 +69,8 @@ impl Scope {
     }
 
     fn is_bound(&self, name: &str) -> bool {
-        self.bound.iter().any(|(bound, _)| {
+        let bound = self.bound.iter().map(|(bound, _)| bound);
+        bound.chain(&self.withheld).any(|bound| {
             name == bound
                 || name
                     .strip_prefix(bound.as_str())

@@ -7,24 +7,45 @@ use serde_json::{Number, Value};
 use crate::model::{ParameterSchema, ParameterType};
 
 /// Why a value does not fit its parameter, as a sentence fragment that
-/// follows "config `name` ...".
+/// follows "config `name` ...": the rule broken and, apart, what the value
+/// was, so that a sensitive value is never put in a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParamProblem {
-    pub(crate) message: String,
+    /// The rule, e.g. "must match the pattern `^tk_`".
+    rule: String,
+    /// The offending value (or a fact about it, such as its length) as
+    /// shown after "got".
+    got: Option<String>,
     pub(crate) hint: Option<String>,
 }
 
 impl ParamProblem {
-    fn new(message: impl Into<String>) -> Self {
+    fn new(rule: impl Into<String>) -> Self {
         ParamProblem {
-            message: message.into(),
+            rule: rule.into(),
+            got: None,
             hint: None,
         }
+    }
+
+    fn got(mut self, got: impl Into<String>) -> Self {
+        self.got = Some(got.into());
+        self
     }
 
     fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// The fragment, e.g. "must be an integer, got `four`"; for a
+    /// sensitive parameter the value is not shown.
+    pub(crate) fn describe(&self, sensitive: bool) -> String {
+        match (&self.got, sensitive) {
+            (Some(got), false) => format!("{}, got {got}", self.rule),
+            (Some(_), true) => format!("{}, got the value (sensitive, not shown)", self.rule),
+            (None, _) => self.rule.clone(),
+        }
     }
 }
 
@@ -34,7 +55,7 @@ impl ParamProblem {
 /// their text for strings.
 pub(crate) fn cast(value: &Value, ty: ParameterType) -> Result<Value, ParamProblem> {
     let shown = shown(value);
-    let wrong = |expected: &str| ParamProblem::new(format!("must be {expected}, got {shown}"));
+    let wrong = |expected: &str| ParamProblem::new(format!("must be {expected}")).got(&shown);
     match ty {
         ParameterType::String => Ok(Value::String(match value {
             Value::String(text) => text.clone(),
@@ -122,12 +143,9 @@ pub(crate) fn check(value: &Value, schema: &ParameterSchema) -> Result<(), Param
         if !allowed.iter().any(|option| same_value(option, value)) {
             let listed: Vec<String> = allowed.iter().map(shown).collect();
             let first = allowed.first().map(plain).unwrap_or_default();
-            return Err(ParamProblem::new(format!(
-                "must be one of {}, got {}",
-                listed.join(", "),
-                shown(value)
-            ))
-            .with_hint(format!("pick one of the allowed values, e.g. `{first}`")));
+            return Err(ParamProblem::new(format!("must be one of {}", listed.join(", ")))
+                .got(shown(value))
+                .with_hint(format!("pick one of the allowed values, e.g. `{first}`")));
         }
     }
     if let Value::String(text) = value {
@@ -142,14 +160,16 @@ pub(crate) fn check(value: &Value, schema: &ParameterSchema) -> Result<(), Param
 fn check_string(text: &str, schema: &ParameterSchema) -> Result<(), ParamProblem> {
     let length = u64::try_from(text.chars().count()).unwrap_or(u64::MAX);
     if let Some(min) = schema.min_length.filter(|min| length < *min) {
-        return Err(ParamProblem::new(format!(
-            "must be at least {min} characters long, got {length}"
-        )));
+        return Err(
+            ParamProblem::new(format!("must be at least {min} characters long"))
+                .got(length.to_string()),
+        );
     }
     if let Some(max) = schema.max_length.filter(|max| length > *max) {
-        return Err(ParamProblem::new(format!(
-            "must be at most {max} characters long, got {length}"
-        )));
+        return Err(
+            ParamProblem::new(format!("must be at most {max} characters long"))
+                .got(length.to_string()),
+        );
     }
     if let Some(pattern) = &schema.pattern {
         let regex = regex::Regex::new(pattern).map_err(|err| {
@@ -157,16 +177,17 @@ fn check_string(text: &str, schema: &ParameterSchema) -> Result<(), ParamProblem
                 .with_hint("fix the pattern in the parameter's declaration")
         })?;
         if !regex.is_match(text) {
-            return Err(ParamProblem::new(format!(
-                "must match the pattern `{pattern}`, got `{text}`"
-            )));
+            return Err(
+                ParamProblem::new(format!("must match the pattern `{pattern}`"))
+                    .got(format!("`{text}`")),
+            );
         }
     }
     Ok(())
 }
 
 fn check_number(number: f64, schema: &ParameterSchema) -> Result<(), ParamProblem> {
-    let fail = |rule: String| Err(ParamProblem::new(format!("must be {rule}, got {number}")));
+    let fail = |rule: String| Err(ParamProblem::new(format!("must be {rule}")).got(number.to_string()));
     if let Some(min) = schema.minimum.filter(|min| number < *min) {
         return fail(format!("at least {min}"));
     }
@@ -240,7 +261,11 @@ mod tests {
         assert_eq!(cast(&json!("0"), ParameterType::Boolean), Ok(json!(false)));
         assert_eq!(cast(&json!(3), ParameterType::String), Ok(json!("3")));
         let err = cast(&json!("four"), ParameterType::Integer).unwrap_err();
-        assert_eq!(err.message, "must be an integer, got `four`");
+        assert_eq!(err.describe(false), "must be an integer, got `four`");
+        assert_eq!(
+            err.describe(true),
+            "must be an integer, got the value (sensitive, not shown)"
+        );
         assert!(cast(&json!("2.5"), ParameterType::Integer).is_err());
         assert!(cast(&json!("yes"), ParameterType::Boolean).is_err());
         assert!(cast(&json!("nan"), ParameterType::Number).is_err());
@@ -253,7 +278,7 @@ mod tests {
         assert!(check(&json!(1), &workers).is_ok());
         assert!(check(&json!(2), &workers).is_ok());
         let err = check(&json!(3), &workers).unwrap_err();
-        assert_eq!(err.message, "must be one of `1`, `2`, got `3`");
+        assert_eq!(err.describe(false), "must be one of `1`, `2`, got `3`");
     }
 
     #[test]
@@ -266,19 +291,19 @@ mod tests {
         assert!(
             check(&json!("a"), &name)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("at least 2")
         );
         assert!(
             check(&json!("abcde"), &name)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("at most 4")
         );
         assert!(
             check(&json!("ab1"), &name)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("pattern")
         );
 
@@ -290,19 +315,19 @@ mod tests {
         assert!(
             check(&json!(1.0), &ratio)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("less than 1")
         );
         assert!(
             check(&json!(-1.0), &ratio)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("at least 0")
         );
         assert!(
             check(&json!(0.3), &ratio)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("multiple of 0.25")
         );
 
@@ -311,7 +336,7 @@ mod tests {
         assert!(
             check(&json!("x"), &broken)
                 .unwrap_err()
-                .message
+                .describe(false)
                 .contains("invalid `pattern`")
         );
     }

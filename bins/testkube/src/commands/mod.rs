@@ -4,6 +4,7 @@
 mod plan;
 mod render;
 mod report;
+mod run;
 mod split;
 mod validate;
 
@@ -19,6 +20,7 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Plan(args) => plan::run(args),
         Command::Split(args) => split::run(args),
         Command::Report(args) => report::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 
@@ -72,7 +74,8 @@ impl CliError {
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|err| CliError::input(format!("cannot encode JSON: {err}")))?;
-    println!("{text}");
+    crate::style::out(&text);
+    crate::style::out("\n");
     Ok(())
 }
 
@@ -80,6 +83,6 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
 pub(crate) fn print_yaml(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_saphyr::to_string(value)
         .map_err(|err| CliError::input(format!("cannot encode YAML: {err}")))?;
-    print!("{text}");
+    crate::style::out(&text);
     Ok(())
 }

@@ -2,9 +2,7 @@
 //! conditions, retries and timeouts, services, and parallel blocks with
 //! their workers. `--timings` feeds `balance: {by: duration}` blocks.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -12,17 +10,21 @@ use testkube_core::plan::{
     Operation, Plan, PlanExecute, PlanOptions, PlanParallel, PlanService, PlanStep, PlanWorker,
     plan_workflow,
 };
-use testkube_results::{TimingKey, read_timings};
+use testkube_results::TimingKey;
 
 use super::render::{plural, resolve};
 use super::{CliError, print_json, print_yaml};
 use crate::cli::{Output, PlanArgs};
-use crate::input;
 use crate::style::{self, paint};
+use crate::timings::ItemTimings;
 
 pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow)?;
-    let options = match load_timings(&args.timings)? {
+    let timings = ItemTimings::load(
+        &args.timings,
+        &[TimingKey::File, TimingKey::Name, TimingKey::Classname],
+    )?;
+    let options = match timings {
         Some(timings) => PlanOptions::new().with_durations(move |item| timings.seconds(item)),
         None => PlanOptions::new(),
     };
@@ -50,67 +52,9 @@ pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
     match args.output {
         Output::Json => print_json(&plan)?,
         Output::Yaml => print_yaml(&plan)?,
-        Output::Pretty => anstream::print!("{}", pretty(&plan)),
+        Output::Pretty => crate::style::out(&pretty(&plan)),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Durations by item, looked up by test file, then test name, then class.
-struct Timings {
-    by_file: BTreeMap<String, f64>,
-    by_name: BTreeMap<String, f64>,
-    by_class: BTreeMap<String, f64>,
-}
-
-impl Timings {
-    /// The recorded seconds of a `shards` item: an exact file, name or class,
-    /// or, for a path like `tests/test_api.py`, the sum of the classes of
-    /// that module (`tests.test_api`, `tests.test_api.TestX`), which is how
-    /// pytest's JUnit reports name them.
-    fn seconds(&self, item: &str) -> Option<f64> {
-        if let Some(seconds) = self
-            .by_file
-            .get(item)
-            .or_else(|| self.by_name.get(item))
-            .or_else(|| self.by_class.get(item))
-        {
-            return Some(*seconds);
-        }
-        let module = item
-            .strip_suffix(".py")?
-            .trim_start_matches("./")
-            .replace('/', ".");
-        let prefix = format!("{module}.");
-        let matching: Vec<f64> = self
-            .by_class
-            .iter()
-            .filter(|(class, _)| **class == module || class.starts_with(&prefix))
-            .map(|(_, seconds)| *seconds)
-            .collect();
-        (!matching.is_empty()).then(|| matching.iter().sum())
-    }
-}
-
-/// Reads `--timings` files (JUnit XML or JSON maps); `None` without any.
-fn load_timings(paths: &[PathBuf]) -> Result<Option<Timings>, CliError> {
-    if paths.is_empty() {
-        return Ok(None);
-    }
-    let mut inputs = Vec::with_capacity(paths.len());
-    for path in paths {
-        inputs.push((path.display().to_string(), input::read_file(path)?));
-    }
-    let read = |key: TimingKey| {
-        read_timings(inputs.iter().map(|(name, bytes)| (name, bytes)), key).map_err(|err| {
-            CliError::input(format!("cannot read timings: {err}"))
-                .with_hint("pass JUnit XML reports or a JSON map {\"item\": seconds}")
-        })
-    };
-    Ok(Some(Timings {
-        by_file: read(TimingKey::File)?,
-        by_name: read(TimingKey::Name)?,
-        by_class: read(TimingKey::Classname)?,
-    }))
 }
 
 /// The plan as a readable tree.
@@ -571,21 +515,5 @@ mod tests {
             line,
             "worker 3  shard 1/2  matrix {browser: firefox}  shard {file: [a.py, b.py]}  ~12.3s"
         );
-    }
-
-    #[test]
-    fn python_files_match_pytest_class_names() {
-        let timings = Timings {
-            by_file: BTreeMap::from([("tests/test_a.py".to_owned(), 3.0)]),
-            by_name: BTreeMap::new(),
-            by_class: BTreeMap::from([
-                ("tests.test_b".to_owned(), 1.5),
-                ("tests.test_b.TestX".to_owned(), 2.0),
-                ("tests.test_bc".to_owned(), 9.0),
-            ]),
-        };
-        assert_eq!(timings.seconds("tests/test_a.py"), Some(3.0));
-        assert_eq!(timings.seconds("tests/test_b.py"), Some(3.5));
-        assert_eq!(timings.seconds("tests/test_c.py"), None);
     }
 }

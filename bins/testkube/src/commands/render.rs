@@ -18,15 +18,15 @@ use testkube_core::validate::{LoadedFile, load_file};
 use testkube_core::yaml::LoadOptions;
 
 use super::{CliError, print_json, print_yaml};
-use crate::cli::{Output, RenderArgs, WorkflowArgs};
+use crate::cli::{DocumentOutput, RenderArgs, WorkflowArgs};
 use crate::input;
 use crate::style::{self, paint};
 
 pub(crate) fn run(args: RenderArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow)?;
     match args.output {
-        Output::Json => print_json(resolved.workflow())?,
-        Output::Yaml | Output::Pretty => print_yaml(resolved.workflow())?,
+        DocumentOutput::Json => print_json(resolved.workflow())?,
+        DocumentOutput::Yaml => print_yaml(resolved.workflow())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,9 +6,9 @@ use serde::Serialize;
 use testkube_results::{ReportFormat, TestCase, TestReport, TestStatus, Totals, parse_report};
 
 use super::{CliError, print_json};
-use crate::cli::{Output, ReportArgs};
+use crate::cli::{ReportArgs, TextOutput};
 use crate::input;
-use crate::style::{self, paint};
+use crate::style::{self, outln, paint};
 
 /// How many lines of a failure message the pretty output shows.
 const MESSAGE_LINES: usize = 4;
@@ -29,8 +29,10 @@ pub(crate) fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
 
     let totals = sum_totals(&reports);
     match args.output {
-        Output::Json => print_json(&ReportJson::new(&reports, &totals, &unreadable))?,
-        Output::Pretty | Output::Yaml => print_pretty(&reports, &totals, args.slowest),
+        TextOutput::Json => print_json(&ReportJson::new(&reports, &totals, &unreadable))?,
+        // With nothing readable there is nothing to summarize: only the errors below.
+        TextOutput::Pretty if reports.is_empty() => {}
+        TextOutput::Pretty => print_pretty(&reports, &totals, args.slowest),
     }
     for err in &unreadable {
         style::print_error(err);
@@ -52,7 +54,7 @@ fn sum_totals(reports: &[TestReport]) -> Totals {
 
 fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
     for report in reports {
-        anstream::println!(
+        outln!(
             "{}  {}",
             paint(style::BOLD, &report.name),
             paint(style::DIM, totals_line(&report.totals))
@@ -64,14 +66,14 @@ fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
         .flat_map(|report| report.failures())
         .collect();
     if !failures.is_empty() {
-        anstream::println!("\n{}", paint(style::BOLD, "Failures"));
+        outln!("\n{}", paint(style::BOLD, "Failures"));
         for case in failures {
             let label = if case.status == TestStatus::Errored {
                 "ERROR"
             } else {
                 "FAIL "
             };
-            anstream::println!(
+            outln!(
                 "  {} {}{}",
                 paint(style::ERROR, label),
                 case_title(case),
@@ -83,7 +85,7 @@ fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
                     .filter(|l| !l.trim().is_empty())
                     .take(MESSAGE_LINES)
                 {
-                    anstream::println!("        {}", paint(style::DIM, line.trim_end()));
+                    outln!("        {}", paint(style::DIM, line.trim_end()));
                 }
             }
         }
@@ -95,12 +97,12 @@ fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
         .filter(|case| case.status == TestStatus::Flaky)
         .collect();
     if !flaky.is_empty() {
-        anstream::println!(
+        outln!(
             "\n{}",
             paint(style::BOLD, "Flaky (failed, then passed on a rerun)")
         );
         for case in flaky {
-            anstream::println!(
+            outln!(
                 "  {} {} {}",
                 paint(style::WARN, "FLAKY"),
                 case_title(case),
@@ -120,9 +122,9 @@ fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
                 .unwrap_or(0.0)
                 .total_cmp(&a.duration.unwrap_or(0.0))
         });
-        anstream::println!("\n{}", paint(style::BOLD, "Slowest"));
+        outln!("\n{}", paint(style::BOLD, "Slowest"));
         for case in timed.into_iter().take(slowest) {
-            anstream::println!(
+            outln!(
                 "  {:>9}  {}",
                 format_seconds(case.duration.unwrap_or(0.0)),
                 case_title(case)
@@ -135,7 +137,7 @@ fn print_pretty(reports: &[TestReport], totals: &Totals, slowest: usize) {
     } else {
         paint(style::OK, "PASSED")
     };
-    anstream::println!("\n{verdict}  {}", totals_line(totals));
+    outln!("\n{verdict}  {}", totals_line(totals));
 }
 
 fn totals_line(totals: &Totals) -> String {
@@ -169,7 +171,10 @@ fn duration_suffix(duration: Option<f64>) -> String {
 }
 
 fn format_seconds(seconds: f64) -> String {
-    if seconds >= 60.0 {
+    // A producer's `time="1e308"` must not print a 300-digit number.
+    if seconds >= 360_000.0 {
+        format!("{:.0}h", (seconds / 3600.0).min(1e9))
+    } else if seconds >= 60.0 {
         let minutes = (seconds / 60.0).floor();
         format!("{minutes:.0}m{:04.1}s", seconds - minutes * 60.0)
     } else {

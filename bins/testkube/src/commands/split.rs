@@ -4,174 +4,142 @@
 //! `--index`; the split is deterministic, so the jobs agree on who runs what
 //! without talking to each other.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use testkube_core::shard::{DefaultDuration, Item, ShardPlan, balance};
-use testkube_results::{TimingKey, read_timings};
+use testkube_core::shard::{
+    DefaultDuration, Item, MAX_WORKERS, PlanMethod, ShardCountSuggestion, ShardPlan, balance,
+    suggest_shard_count,
+};
+use testkube_results::TimingKey;
 
 use super::{CliError, print_json};
-use crate::cli::{Output, SplitArgs, SplitBy};
+use crate::cli::{SplitArgs, SplitBy, TextOutput};
 use crate::input;
-use crate::style::{self, paint};
+use crate::style::{self, outln, paint};
+use crate::timings::{ItemTimings, normalize};
+
+/// The most shards `--total` accepts: the engine's worker limit.
+const MAX_SHARDS: usize = MAX_WORKERS as usize;
+
+/// The most shards `--suggest-for` considers without `--total`.
+const DEFAULT_SUGGEST_LIMIT: usize = 100;
 
 pub(crate) fn run(args: SplitArgs) -> Result<ExitCode, CliError> {
-    let shards = NonZeroUsize::new(args.total).ok_or_else(|| {
-        CliError::usage("--total must be at least 1")
-            .with_hint("pass the number of CI jobs, e.g. --total 4")
-    })?;
+    let default = default_duration(args.default_seconds)?;
+    let items = dedupe(input::items_or_stdin(&args.items)?);
+    let weighted = weigh(&items, &args)?;
+
+    if let Some(target) = args.suggest_for {
+        let limit = shard_count(args.total.unwrap_or(DEFAULT_SUGGEST_LIMIT))?;
+        return suggest(&weighted, target, limit, &default, args.output);
+    }
+    let shards = shard_count(args.total.unwrap_or(0))?;
     if let Some(index) = args.index
-        && index >= args.total
+        && index >= shards.get()
     {
         return Err(CliError::usage(format!(
-            "--index {index} is out of range for --total {}",
-            args.total
+            "--index {index} is out of range for --total {shards}"
         ))
-        .with_hint(format!("indexes count from 0: use 0 to {}", args.total - 1)));
+        .with_hint(format!(
+            "indexes count from 0: use 0 to {}",
+            shards.get() - 1
+        )));
     }
-    let default = match args.default_seconds {
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => DefaultDuration::Fixed(seconds),
-        Some(seconds) => {
-            return Err(CliError::usage(format!(
-                "--default-seconds must be a non-negative number, got {seconds}"
-            )));
-        }
-        None => DefaultDuration::MeanOfKnown,
-    };
-
-    let items = dedupe(input::items_or_stdin(&args.items)?);
-    let timings = load_timings(&args)?;
-    let matcher = TimingMatcher::new(&timings);
-    let weighted: Vec<Item> = items
-        .iter()
-        .map(|item| Item::new(item.clone(), matcher.seconds(item)))
-        .collect();
+    let plan = balance(&weighted, shards, &default);
     let known = weighted
         .iter()
         .filter(|item| item.seconds.is_some())
         .count();
-    if !args.timings.is_empty() && known == 0 && !items.is_empty() {
-        anstream::eprintln!(
-            "{} none of the {} items matched a timing (by {}); splitting them evenly",
-            paint(style::WARN, "warning:"),
-            items.len(),
-            by_name(args.by)
-        );
-    }
-    let plan = balance(&weighted, shards, &default);
 
     match (args.all, args.index, args.output) {
-        (true, _, Output::Json) => print_json(&AllShards::new(&plan, &items, known))?,
-        (true, _, _) => print_all(&plan, &items),
-        (false, Some(index), Output::Json) => {
-            print_json(&OneShard::new(&plan, &items, index, args.total))?
+        (true, _, TextOutput::Json) => print_json(&AllShards::new(&plan, &items, known))?,
+        (true, _, TextOutput::Pretty) => print_all(&plan, &items),
+        (false, Some(index), TextOutput::Json) => {
+            print_json(&OneShard::new(&plan, &items, index, shards.get()))?
         }
-        (false, Some(index), _) => {
+        (false, Some(index), TextOutput::Pretty) => {
             for item in shard_items(&plan, &items, index) {
-                println!("{item}");
+                outln!("{item}");
             }
         }
-        (false, None, _) => unreachable_index()?,
+        // clap requires --index unless --all or --suggest-for; keep an error, not a panic.
+        (false, None, _) => {
+            return Err(CliError::usage("--index is required unless --all is given"));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn unreachable_index() -> Result<(), CliError> {
-    // clap's `required_unless_present = "all"` makes this impossible; keep a
-    // real error instead of a panic all the same.
-    Err(CliError::usage("--index is required unless --all is given"))
-}
-
-fn by_name(by: SplitBy) -> &'static str {
-    match by {
-        SplitBy::Name => "name",
-        SplitBy::Classname => "classname",
-        SplitBy::File => "file",
+fn shard_count(total: usize) -> Result<NonZeroUsize, CliError> {
+    match NonZeroUsize::new(total) {
+        Some(shards) if total <= MAX_SHARDS => Ok(shards),
+        Some(_) => Err(CliError::usage(format!(
+            "--total {total} is more than {MAX_SHARDS} shards"
+        ))
+        .with_hint("split across at most 10000 CI jobs")),
+        None => Err(CliError::usage("--total must be at least 1")
+            .with_hint("pass the number of CI jobs, e.g. --total 4")),
     }
 }
 
-/// Keeps the first occurrence of each item: one item, one shard.
-fn dedupe(items: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    items
-        .into_iter()
-        .filter(|item| seen.insert(item.clone()))
-        .collect()
+fn default_duration(seconds: Option<f64>) -> Result<DefaultDuration, CliError> {
+    match seconds {
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok(DefaultDuration::Fixed(seconds))
+        }
+        Some(seconds) => Err(CliError::usage(format!(
+            "--default-seconds must be a non-negative number, got {seconds}"
+        ))),
+        None => Ok(DefaultDuration::MeanOfKnown),
+    }
 }
 
-fn load_timings(args: &SplitArgs) -> Result<BTreeMap<String, f64>, CliError> {
-    let mut inputs = Vec::with_capacity(args.timings.len());
-    for path in &args.timings {
-        inputs.push((path.display().to_string(), input::read_file(path)?));
-    }
+/// Each item with its recorded seconds, warning when timings were given but
+/// none of them matched (usually the wrong `--by`).
+fn weigh(items: &[String], args: &SplitArgs) -> Result<Vec<Item>, CliError> {
     let key = match args.by {
         SplitBy::Name => TimingKey::Name,
         SplitBy::Classname => TimingKey::Classname,
         SplitBy::File => TimingKey::File,
     };
-    read_timings(inputs, key).map_err(|err| {
-        CliError::input(err.to_string())
-            .with_hint("--timings takes JUnit XML reports or a JSON map {\"item\": seconds}")
-    })
-}
-
-/// Finds an item's timing: exactly, then after normalizing path spelling
-/// (`./a.py`, `a\b.py`), then by a unique path suffix (reports often hold
-/// absolute paths from the CI machine while items are relative, or the other
-/// way round).
-struct TimingMatcher<'a> {
-    exact: &'a BTreeMap<String, f64>,
-    normalized: BTreeMap<String, f64>,
-}
-
-impl<'a> TimingMatcher<'a> {
-    fn new(timings: &'a BTreeMap<String, f64>) -> Self {
-        let mut normalized = BTreeMap::new();
-        for (key, seconds) in timings {
-            *normalized.entry(normalize(key)).or_insert(0.0) += seconds;
-        }
-        Self {
-            exact: timings,
-            normalized,
-        }
+    let timings = ItemTimings::load(&args.timings, &[key])?;
+    let weighted: Vec<Item> = items
+        .iter()
+        .map(|item| {
+            let seconds = timings.as_ref().and_then(|t| t.seconds(item));
+            Item::new(item.clone(), seconds)
+        })
+        .collect();
+    if let Some(timings) = &timings
+        && !items.is_empty()
+        && weighted.iter().all(|item| item.seconds.is_none())
+    {
+        let hint = if timings.is_empty() {
+            format!("the reports have no `{key}` for their test cases; try another --by")
+        } else {
+            "check that --by names what the items are (name, classname or file)".to_string()
+        };
+        anstream::eprintln!(
+            "{} none of the {} items matched a timing (by {key}); splitting them evenly\n  {} {hint}",
+            paint(style::WARN, "warning:"),
+            items.len(),
+            paint(style::ACCENT, "help:"),
+        );
     }
-
-    fn seconds(&self, item: &str) -> Option<f64> {
-        if let Some(seconds) = self.exact.get(item) {
-            return Some(*seconds);
-        }
-        let item = normalize(item);
-        if let Some(seconds) = self.normalized.get(&item) {
-            return Some(*seconds);
-        }
-        let mut matches = self
-            .normalized
-            .iter()
-            .filter(|(key, _)| is_path_suffix(key, &item) || is_path_suffix(&item, key));
-        match (matches.next(), matches.next()) {
-            (Some((_, seconds)), None) => Some(*seconds),
-            _ => None,
-        }
-    }
+    Ok(weighted)
 }
 
-fn normalize(key: &str) -> String {
-    let key = key.trim().replace('\\', "/");
-    let mut key = key.as_str();
-    while let Some(rest) = key.strip_prefix("./") {
-        key = rest;
-    }
-    key.to_string()
-}
-
-/// Whether `short` is `long` or ends it at a `/` boundary.
-fn is_path_suffix(long: &str, short: &str) -> bool {
-    short.contains('/')
-        && long.len() > short.len()
-        && long.ends_with(short)
-        && long.as_bytes()[long.len() - short.len() - 1] == b'/'
+/// Keeps the first occurrence of each item (compared as paths are, so
+/// `./a.py` and `a.py` are one item): one item, one shard, one run.
+fn dedupe(items: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(normalize(item)))
+        .collect()
 }
 
 fn shard_items<'a>(plan: &ShardPlan, items: &'a [String], index: usize) -> Vec<&'a str> {
@@ -181,31 +149,107 @@ fn shard_items<'a>(plan: &ShardPlan, items: &'a [String], index: usize) -> Vec<&
         .unwrap_or_default()
 }
 
+/// Seconds for display and JSON: never `-0`.
+fn seconds(value: f64) -> f64 {
+    if value == 0.0 { 0.0 } else { value }
+}
+
 fn print_all(plan: &ShardPlan, items: &[String]) {
     for (index, shard) in plan.shards().iter().enumerate() {
-        anstream::println!(
+        let count = shard.items().len();
+        outln!(
             "{} {}",
             paint(style::BOLD, format!("# shard {index}")),
             paint(
                 style::DIM,
-                format!("{:.1}s, {} items", shard.seconds(), shard.items().len())
+                format!(
+                    "{:.1}s, {count} {}",
+                    seconds(shard.seconds()),
+                    if count == 1 { "item" } else { "items" }
+                )
             )
         );
         for &i in shard.items() {
-            println!("{}", items[i]);
+            outln!("{}", items[i]);
         }
     }
-    anstream::println!(
+    outln!(
         "{}",
         paint(
             style::DIM,
             format!(
                 "# makespan {:.1}s, lower bound {:.1}s",
-                plan.makespan_seconds(),
-                plan.lower_bound_seconds()
+                seconds(plan.makespan_seconds()),
+                seconds(plan.lower_bound_seconds())
             )
         )
     );
+}
+
+fn suggest(
+    items: &[Item],
+    target: f64,
+    limit: NonZeroUsize,
+    default: &DefaultDuration,
+    output: TextOutput,
+) -> Result<ExitCode, CliError> {
+    let suggestion = suggest_shard_count(items, target, limit, default).map_err(|err| {
+        CliError::usage(err.to_string())
+            .with_hint("pass the target wall time in seconds, e.g. --suggest-for 600")
+    })?;
+    let plan = suggestion.plan();
+    let reason = match &suggestion {
+        ShardCountSuggestion::Meets { .. } => "meets the target".to_string(),
+        ShardCountSuggestion::ItemLongerThanTarget { item, .. } => format!(
+            "`{}` alone takes longer than the target; this count gets as close as possible",
+            items
+                .get(*item)
+                .map_or("an item", |item| item.name.as_str())
+        ),
+        ShardCountSuggestion::ShardLimitTooLow { .. } => {
+            "even the most shards allowed miss the target; raise --total".to_string()
+        }
+        _ => "best effort".to_string(),
+    };
+    match output {
+        TextOutput::Json => print_json(&Suggestion {
+            suggested_total: suggestion.shards().get(),
+            target_seconds: target,
+            meets_target: suggestion.meets_target(),
+            makespan_seconds: seconds(plan.makespan_seconds()),
+            lower_bound_seconds: seconds(plan.lower_bound_seconds()),
+            reason: &reason,
+        })?,
+        TextOutput::Pretty => {
+            outln!("{}", suggestion.shards());
+            anstream::eprintln!(
+                "{} --total {}: slowest shard ~{:.1}s for a target of {target:.1}s ({reason})",
+                paint(
+                    if suggestion.meets_target() {
+                        style::OK
+                    } else {
+                        style::WARN
+                    },
+                    "suggested:"
+                ),
+                suggestion.shards(),
+                seconds(plan.makespan_seconds()),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--suggest-for S -o json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Suggestion<'a> {
+    suggested_total: usize,
+    target_seconds: f64,
+    meets_target: bool,
+    makespan_seconds: f64,
+    lower_bound_seconds: f64,
+    reason: &'a str,
 }
 
 /// `--all -o json`: every shard with its predicted seconds.
@@ -218,7 +262,7 @@ struct AllShards<'a> {
     default_seconds: Option<f64>,
     makespan_seconds: f64,
     lower_bound_seconds: f64,
-    method: testkube_core::shard::PlanMethod,
+    method: PlanMethod,
     shards: Vec<ShardJson<'a>>,
 }
 
@@ -237,8 +281,8 @@ impl<'a> AllShards<'a> {
             items: items.len(),
             items_with_timings: known,
             default_seconds: plan.default_seconds(),
-            makespan_seconds: plan.makespan_seconds(),
-            lower_bound_seconds: plan.lower_bound_seconds(),
+            makespan_seconds: seconds(plan.makespan_seconds()),
+            lower_bound_seconds: seconds(plan.lower_bound_seconds()),
             method: plan.method(),
             shards: plan
                 .shards()
@@ -246,7 +290,7 @@ impl<'a> AllShards<'a> {
                 .enumerate()
                 .map(|(index, shard)| ShardJson {
                     index,
-                    predicted_seconds: shard.seconds(),
+                    predicted_seconds: seconds(shard.seconds()),
                     items: shard.items().iter().map(|&i| items[i].as_str()).collect(),
                 })
                 .collect(),
@@ -271,12 +315,13 @@ impl<'a> OneShard<'a> {
         Self {
             index,
             total,
-            predicted_seconds: plan
-                .shards()
-                .get(index)
-                .map_or(0.0, |shard| shard.seconds()),
-            makespan_seconds: plan.makespan_seconds(),
-            lower_bound_seconds: plan.lower_bound_seconds(),
+            predicted_seconds: seconds(
+                plan.shards()
+                    .get(index)
+                    .map_or(0.0, |shard| shard.seconds()),
+            ),
+            makespan_seconds: seconds(plan.makespan_seconds()),
+            lower_bound_seconds: seconds(plan.lower_bound_seconds()),
             items: shard_items(plan, items, index),
         }
     }
@@ -287,28 +332,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matcher_finds_items_by_normalized_path_and_unique_suffix() {
-        let timings = BTreeMap::from([
-            ("/ci/work/tests/test_a.py".to_string(), 3.0),
-            ("./tests/test_b.py".to_string(), 2.0),
-            ("x/tests/test_c.py".to_string(), 1.0),
-            ("y/tests/test_c.py".to_string(), 1.5),
-        ]);
-        let matcher = TimingMatcher::new(&timings);
-        assert_eq!(matcher.seconds("tests/test_a.py"), Some(3.0));
-        assert_eq!(matcher.seconds("tests/test_b.py"), Some(2.0));
-        // Ambiguous suffix: two reports' files end the same way.
-        assert_eq!(matcher.seconds("tests/test_c.py"), None);
-        assert_eq!(
-            matcher.seconds("test_a.py"),
-            None,
-            "bare names need an exact match"
-        );
+    fn dedupe_keeps_first_occurrence_and_compares_paths_normalized() {
+        let items = vec!["b".into(), "./a.py".into(), "b".into(), "a.py".into()];
+        assert_eq!(dedupe(items), vec!["b".to_string(), "./a.py".to_string()]);
     }
 
     #[test]
-    fn dedupe_keeps_first_occurrence_order() {
-        let items = vec!["b".into(), "a".into(), "b".into()];
-        assert_eq!(dedupe(items), vec!["b".to_string(), "a".to_string()]);
+    fn total_is_bounded() {
+        assert!(shard_count(0).is_err());
+        assert!(shard_count(MAX_SHARDS + 1).is_err());
+        assert_eq!(
+            shard_count(MAX_SHARDS).map(NonZeroUsize::get).ok(),
+            Some(MAX_SHARDS)
+        );
     }
 }

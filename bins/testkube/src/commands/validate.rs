@@ -8,28 +8,41 @@ use testkube_core::validate::{LoadedFile, load_file};
 use testkube_core::yaml::LoadOptions;
 
 use super::{CliError, print_json};
-use crate::cli::{Output, ValidateArgs};
-use crate::input;
+use crate::cli::{TextOutput, ValidateArgs};
+use crate::input::{self, Found};
 use crate::style::{self, paint};
 
 pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
-    let files = input::workflow_files(&args.paths)?;
-    if files.is_empty() {
-        return Err(CliError::input("no *.yaml or *.yml files found")
-            .with_hint("pass workflow files, or folders that hold them"));
+    let found = input::find_workflow_files(&args.paths);
+    if found.is_empty() {
+        let searched: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::input(format!(
+            "no *.yaml or *.yml files in {}",
+            searched.join(", ")
+        ))
+        .with_hint("pass workflow files, or folders that hold them"));
     }
     let options = LoadOptions::default();
-    let mut loaded = Vec::with_capacity(files.len());
-    for path in &files {
+    // One byte over the loader's limit is enough for it to say "too large".
+    let limit = options.max_bytes as u64;
+    let mut loaded = Vec::with_capacity(found.len());
+    for entry in found {
+        let (path, read) = match entry {
+            Found::File(path) => {
+                let read = input::read_bounded(&path, limit + 1);
+                (path, read)
+            }
+            Found::Unreadable(path, reason) => (path, Err(reason)),
+        };
         let name = path.display().to_string();
-        let loaded_file = match std::fs::read(path) {
+        let loaded_file = match read {
             Ok(bytes) => load_file(&name, &bytes, &options),
-            Err(err) => LoadedFile {
+            Err(reason) => LoadedFile {
                 name: name.clone(),
                 source: None,
                 documents: Vec::new(),
                 diagnostics: vec![
-                    Diagnostic::error("io", format!("cannot read the file: {err}"))
+                    Diagnostic::error("io", format!("cannot read the file: {reason}"))
                         .with_file(&name)
                         .with_hint("check the path and its permissions"),
                 ],
@@ -44,8 +57,8 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
         .count();
 
     match args.output {
-        Output::Json => print_json(&Summary::new(&loaded, errors))?,
-        Output::Pretty | Output::Yaml => print_pretty(&loaded, errors),
+        TextOutput::Json => print_json(&Summary::new(&loaded, errors))?,
+        TextOutput::Pretty => print_pretty(&loaded, errors),
     }
     Ok(if errors == 0 {
         ExitCode::SUCCESS
@@ -57,8 +70,10 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
 /// Diagnostics come from several passes (syntax, fields, semantics); people
 /// read a file top to bottom, so report them in that order.
 fn in_source_order(mut file: LoadedFile) -> LoadedFile {
-    file.diagnostics
-        .sort_by_key(|diag| diag.span().map_or((0, 0), |span| (span.start.line, span.start.column)));
+    file.diagnostics.sort_by_key(|diag| {
+        diag.span()
+            .map_or((0, 0), |span| (span.start.line, span.start.column))
+    });
     file
 }
 

@@ -1,0 +1,319 @@
+//! The executor plugin boundary: what the engine hands an executor (a
+//! [`WorkerSpec`]), what it gets back (a [`WorkerHandle`] streaming
+//! [`WorkerEvent`]s), and the [`Orchestrator`] callback a worker uses to ask
+//! the engine for work only the engine may do (fanning out `parallel`).
+//!
+//! # Contract for executors
+//!
+//! An executor runs one worker at a time per [`Executor::start`] call, and
+//! only what it is given: the worker's step tree ([`WorkerSpec::root`]),
+//! top-down, with conditions, retries, step timeouts and outputs, in its
+//! own workspace (`/data`, `/tmp`, `/testkube`). It never decides anything
+//! about other workers. In detail:
+//!
+//! 1. `start` returns once the worker is accepted (process spawned, pod
+//!    created); failures to start are an [`ExecutorError`], after which the
+//!    engine treats the worker as failed without events.
+//! 2. The event stream reports, per step id of the worker's tree (ids are
+//!    unique within a worker): [`WorkerEvent::Step`] on every status change
+//!    (`running` when it starts, then exactly one finished status),
+//!    [`WorkerEvent::Log`] chunks of its output while it runs,
+//!    [`WorkerEvent::Output`] for each `/testkube/outputs/<key>` it wrote,
+//!    [`WorkerEvent::Artifact`] for collected files, and free-form
+//!    [`WorkerEvent::Notice`]s. The root step (`root`) is reported like any
+//!    other step.
+//! 3. The stream ends with exactly one [`WorkerEvent::Finished`] carrying
+//!    the status of the worker's root, then closes. A stream that closes
+//!    without it means the worker was lost: the engine marks it `aborted`.
+//! 4. [`WorkerControl::interrupt`] stops the worker: started steps end with
+//!    the [`Interruption`]'s status, the others are `skipped`, and the
+//!    stream still ends with `Finished`. It is idempotent and never blocks
+//!    on the worker.
+//! 5. When the worker's steps contain an `Operation::Parallel`, the executor
+//!    (or the runner inside the worker) calls
+//!    [`WorkerSpec::orchestrator`] and waits for the verdict; it never runs
+//!    sibling workers itself. Dropping that future (e.g. the step's timeout
+//!    fired) stops the workers it started.
+//!
+//! The Kubernetes executor maps this one to one: a worker is a Job/Pod, the
+//! in-pod runner streams the events (through the API), and the
+//! orchestrator callback is an API call back to the engine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio_stream::Stream;
+
+use crate::model::EnvVar;
+use crate::plan::{PlanParallel, PlanStep};
+use crate::status::{Interruption, StepStatus};
+
+/// Runs workers: local processes, Kubernetes pods, anything that can run a
+/// worker's steps and report what happens. See the [module
+/// documentation](self) for the contract.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// A short name for messages (`local`, `kubernetes`).
+    fn name(&self) -> &str;
+
+    /// What this executor cannot run in `step` (and its sub-steps), as
+    /// user-facing feature names (`content.git`, `resources.limits`). The
+    /// engine refuses a plan with any, before starting anything.
+    fn unsupported(&self, step: &PlanStep) -> Vec<Unsupported> {
+        let _ = step;
+        Vec::new()
+    }
+
+    /// Starts one worker.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when the worker cannot be started at all.
+    async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError>;
+}
+
+/// A feature a plan uses that cannot run (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The feature, as the user wrote it (`services`, `content.git`).
+    pub feature: String,
+    /// The step that uses it.
+    pub step: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not supported yet: {} (step `{}`)", self.feature, self.step)
+    }
+}
+
+/// Everything an executor needs to run one worker.
+#[derive(Clone)]
+pub struct WorkerSpec {
+    /// The execution the worker belongs to.
+    pub execution: ExecutionInfo,
+    /// The worker's identity within the execution.
+    pub worker: WorkerId,
+    /// The worker's step tree; its root has id `root`.
+    pub root: PlanStep,
+    /// Environment variables every container of the worker gets (the
+    /// workflow's `global` ones), before each step's own.
+    pub env: Vec<EnvVar>,
+    /// Expression variables known for the worker, by root name: `config`,
+    /// `execution`, `workflow` and, for parallel workers, `index`, `count`,
+    /// `matrix`, `shard`, ... Run-time ones (`env`, step results) are the
+    /// runner's.
+    pub variables: BTreeMap<String, Value>,
+    /// How the worker asks the engine to run a `parallel` block.
+    pub orchestrator: Arc<dyn Orchestrator>,
+}
+
+impl fmt::Debug for WorkerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("execution", &self.execution)
+            .field("worker", &self.worker)
+            .field("root", &self.root.id)
+            .field("variables", &self.variables.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The execution a worker belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionInfo {
+    /// A unique id (also the name of its folders).
+    pub id: String,
+    /// The display name (`WORKFLOW-N`).
+    pub name: String,
+    /// The workflow's name.
+    pub workflow: String,
+}
+
+/// A worker's place in the execution: `root` for the workflow's own worker,
+/// `<parent>/<step id>/<index>` for a parallel worker, and a number unique
+/// in the execution (0 for the root) that executors use to name folders.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId {
+    /// The path (`root`, `root/tests/2`).
+    pub path: String,
+    /// A number unique in the execution, in start order.
+    pub number: usize,
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+/// What an executor gives back for a started worker.
+pub struct WorkerHandle {
+    /// The worker's events; see the [module documentation](self).
+    pub events: WorkerEvents,
+    /// Stops the worker.
+    pub control: Arc<dyn WorkerControl>,
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle").finish_non_exhaustive()
+    }
+}
+
+/// The stream of one worker's events.
+pub type WorkerEvents = Pin<Box<dyn Stream<Item = WorkerEvent> + Send>>;
+
+/// Controls a running worker.
+#[async_trait]
+pub trait WorkerControl: Send + Sync {
+    /// Stops the worker: started steps end with the interruption's status
+    /// (`aborted`, `timeout`...), the rest `skipped`. Idempotent; returns
+    /// without waiting for the worker to stop (its stream says when).
+    async fn interrupt(&self, interruption: Interruption);
+}
+
+/// Something that happened in a worker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WorkerEvent {
+    /// A step changed status.
+    Step {
+        /// The step id (unique within the worker).
+        step: String,
+        /// The new status.
+        status: StepStatus,
+        /// When.
+        at: SystemTime,
+        /// Details: the exit code, why it failed or was skipped.
+        detail: StepDetail,
+    },
+    /// Output of a running step (stdout and stderr interleaved).
+    Log {
+        /// The step id.
+        step: String,
+        /// The bytes, as written.
+        chunk: Bytes,
+    },
+    /// A step wrote `/testkube/outputs/<key>`.
+    Output {
+        /// The step id.
+        step: String,
+        /// The key.
+        key: String,
+        /// The value (at most 4 KiB, trailing newline trimmed).
+        value: String,
+    },
+    /// A file was collected as an artifact.
+    Artifact {
+        /// The step id.
+        step: String,
+        /// Its path, relative to the artifacts' working directory.
+        path: String,
+        /// Where the executor keeps it (a local path, an object URL).
+        location: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// Something the user should know that is not a failure (e.g. that
+    /// images are not pulled locally).
+    Notice {
+        /// The message.
+        message: String,
+    },
+    /// The worker is done; the last event.
+    Finished {
+        /// The status of the worker's root.
+        status: StepStatus,
+    },
+}
+
+/// Details of a step status change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepDetail {
+    /// The exit code of the step's command, when it ran one.
+    pub exit_code: Option<i32>,
+    /// Which attempt this is (1 for the first run; more with `retry`).
+    pub attempt: u32,
+    /// Why (a condition error, a timeout, a signal), for the user.
+    pub message: Option<String>,
+}
+
+/// The engine's side of a worker: what a worker asks the engine to do.
+#[async_trait]
+pub trait Orchestrator: Send + Sync {
+    /// Runs a `parallel` block of the calling worker and returns its
+    /// verdict once every worker of the block is done. Dropping the future
+    /// stops the block's workers.
+    async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome;
+}
+
+/// A worker's request to run one of its `parallel` blocks.
+#[derive(Debug, Clone)]
+pub struct ParallelRequest {
+    /// The id of the step (in the calling worker) that holds the block.
+    pub step: String,
+    /// The block, as planned.
+    pub parallel: PlanParallel,
+}
+
+/// How a `parallel` block ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParallelOutcome {
+    /// The block's status: `passed` when every worker passed, `failed`
+    /// when one did not (also with `failFast`), or the interruption's
+    /// status when the run was stopped.
+    pub status: StepStatus,
+    /// Each worker and its final status, by index.
+    pub workers: Vec<(WorkerId, StepStatus)>,
+    /// Why, when it did not pass.
+    pub message: Option<String>,
+}
+
+/// Why an executor could not start a worker.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start worker {worker}: {message}")]
+pub struct ExecutorError {
+    /// The worker.
+    pub worker: String,
+    /// What went wrong, for the user.
+    pub message: String,
+}
+
+impl ExecutorError {
+    /// An error for `worker`.
+    #[must_use]
+    pub fn new(worker: &WorkerId, message: impl Into<String>) -> Self {
+        ExecutorError {
+            worker: worker.path.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Compile-time checks: everything crossing tasks is `Send`.
+#[allow(dead_code)]
+fn assert_send_and_sync() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    fn start_future_is_send(executor: &dyn Executor, spec: WorkerSpec) {
+        fn is_send<T: Send>(_: &T) {}
+        let future = executor.start(spec);
+        is_send(&future);
+    }
+    fn parallel_future_is_send(orchestrator: &dyn Orchestrator, request: ParallelRequest) {
+        fn is_send<T: Send>(_: &T) {}
+        let future = orchestrator.run_parallel(request);
+        is_send(&future);
+    }
+    let _ = (start_future_is_send, parallel_future_is_send);
+    send::<WorkerSpec>();
+    sync::<WorkerSpec>();
+    send::<WorkerHandle>();
+    send::<WorkerEvent>();
+}

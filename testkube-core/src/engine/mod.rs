@@ -1,0 +1,44 @@
+//! The engine: runs a [`Plan`](crate::plan::Plan) through an [`Executor`]
+//! and tells the world what happens as a stream of [`Event`]s.
+//!
+//! Why it lives in the sans-IO core: orchestration (which worker runs when,
+//! what a failure stops, what the run's verdict is) must mean the same with
+//! every executor, local processes today and Kubernetes pods later. The
+//! engine only uses tokio's channels, timers and tasks; everything that
+//! touches the world sits behind the plugin traits:
+//!
+//! - [`Executor`] starts one worker (a [`WorkerSpec`]: its step tree,
+//!   variables, env) and streams its [`WorkerEvent`]s; the contract is in
+//!   [`executor`](self::executor). The executor (or the runner inside the
+//!   worker) walks the steps with the rules of [`crate::status`].
+//! - [`Orchestrator`] is the callback a worker uses when it reaches a
+//!   `parallel` block: the engine starts the block's workers through the
+//!   same executor and returns the verdict, as Testkube's in-pod toolkit
+//!   asks its API.
+//!
+//! The engine itself: starts the root worker, fans out `parallel` blocks
+//! (`parallelism`, `failFast`), enforces `job.activeDeadlineSeconds` (the
+//! run ends `failed`), aborts on request ([`Canceller`]; the run ends
+//! `aborted`), refuses plans that use what cannot run yet, and publishes
+//! [`Event`]s, ending with an [`ExecutionSummary`]. The result store of a
+//! later issue consumes the same stream.
+//!
+//! ```text
+//! Engine::start(plan) ─▶ Executor::start(root worker) ─▶ WorkerEvents ─▶ Event stream
+//!                              │ parallel block
+//!                              └─▶ Orchestrator::run_parallel ─▶ Executor::start(worker i) ...
+//! ```
+
+pub mod event;
+pub mod executor;
+mod fanout;
+mod run;
+mod support;
+
+pub use event::{Event, ExecutionSummary, StepRef, StepSummary, WorkerSummary};
+pub use executor::{
+    ExecutionInfo, Executor, ExecutorError, Orchestrator, ParallelOutcome, ParallelRequest,
+    StepDetail, Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerHandle, WorkerId,
+    WorkerSpec,
+};
+pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};

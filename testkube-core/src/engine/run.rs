@@ -1,0 +1,588 @@
+//! The [`Engine`]: runs a plan's root worker through an [`Executor`], fans
+//! out `parallel` blocks when a worker asks, applies the whole-run deadline
+//! and aborts, and publishes everything as [`Event`]s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::event::{Event, ExecutionSummary, StepRef, SummaryBuilder, SummaryHeader};
+use super::executor::{
+    ExecutionInfo, Executor, Orchestrator, ParallelOutcome, ParallelRequest, Unsupported,
+    WorkerControl, WorkerEvent, WorkerId, WorkerSpec,
+};
+use super::fanout;
+use super::support::unsupported_features;
+use crate::model::EnvVar;
+use crate::plan::{Operation, Plan, PlanStep};
+use crate::status::{ExecutionStatus, Interruption, StepStatus};
+
+/// How many events may wait for a slow consumer before workers wait too.
+const EVENT_BUFFER: usize = 1024;
+
+/// Runs plans: one [`Engine`] serves any number of executions.
+///
+/// ```no_run
+/// # async fn demo(executor: std::sync::Arc<dyn testkube_core::engine::Executor>, plan: testkube_core::Plan) {
+/// use testkube_core::engine::{Engine, Event, ExecutionRequest};
+/// let engine = Engine::new(executor);
+/// let mut run = engine.start(plan, ExecutionRequest::new("exec-1")).unwrap();
+/// while let Some(event) = run.next_event().await {
+///     if let Event::Finished(summary) = event {
+///         println!("{}", summary.status);
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    executor: Arc<dyn Executor>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("executor", &self.executor.name())
+            .finish()
+    }
+}
+
+/// What to run a plan as: its identity and the values its expressions see.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionRequest {
+    /// The execution id (unique; also names its folders).
+    pub id: String,
+    /// The number of the execution for its workflow (1 for the first).
+    pub number: u64,
+    /// The display name; `<workflow>-<number>` when empty.
+    pub name: String,
+    /// The resolved config values (`config.*`).
+    pub config: BTreeMap<String, Value>,
+    /// Tags (`execution.tags`).
+    pub tags: BTreeMap<String, String>,
+    /// The workflow's labels (`workflow.labels`).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ExecutionRequest {
+    /// A request with id `id`, number 1 and nothing else.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        ExecutionRequest {
+            id: id.into(),
+            number: 1,
+            ..ExecutionRequest::default()
+        }
+    }
+}
+
+/// Why a plan could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The plan uses features that cannot run yet.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unsupported(Vec<Unsupported>),
+    /// No tokio runtime is running.
+    #[error("the engine needs a tokio runtime")]
+    NoRuntime,
+}
+
+/// A started execution: its events, and a way to stop it.
+#[derive(Debug)]
+pub struct RunningExecution {
+    events: mpsc::Receiver<Event>,
+    canceller: Canceller,
+}
+
+impl RunningExecution {
+    /// The next event; `None` after [`Event::Finished`].
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// A handle that stops the execution (e.g. on Ctrl-C).
+    #[must_use]
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// The events as a stream (see [`tokio_stream::StreamExt`]).
+    #[must_use]
+    pub fn into_stream(self) -> ReceiverStream<Event> {
+        ReceiverStream::new(self.events)
+    }
+
+    /// Drops every event until the end and returns the summary.
+    pub async fn wait(mut self) -> Option<ExecutionSummary> {
+        while let Some(event) = self.events.recv().await {
+            if let Event::Finished(summary) = event {
+                return Some(*summary);
+            }
+        }
+        None
+    }
+}
+
+/// Stops an execution. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    stop: Arc<watch::Sender<Option<Interruption>>>,
+}
+
+impl Canceller {
+    /// Aborts the execution: running steps end `aborted`, the rest
+    /// `skipped`, the execution `aborted`. Later calls do nothing.
+    pub fn abort(&self) {
+        self.interrupt(Interruption::Abort);
+    }
+
+    fn interrupt(&self, interruption: Interruption) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(interruption);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl Engine {
+    /// An engine that runs workers with `executor`.
+    #[must_use]
+    pub fn new(executor: Arc<dyn Executor>) -> Self {
+        Engine { executor }
+    }
+
+    /// Checks the plan and starts it in the background (on the current
+    /// tokio runtime). Consume the events: workers wait when nobody does.
+    ///
+    /// # Errors
+    /// [`EngineError::Unsupported`] when the plan uses a feature that cannot
+    /// run yet (nothing was started), [`EngineError::NoRuntime`] outside a
+    /// tokio runtime.
+    pub fn start(
+        &self,
+        plan: Plan,
+        request: ExecutionRequest,
+    ) -> Result<RunningExecution, EngineError> {
+        let unsupported = unsupported_features(&plan, self.executor.as_ref());
+        if !unsupported.is_empty() {
+            return Err(EngineError::Unsupported(unsupported));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
+        let (public_tx, public_rx) = mpsc::channel(EVENT_BUFFER);
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let canceller = Canceller {
+            stop: Arc::new(stop_tx),
+        };
+        let name = if request.name.is_empty() {
+            format!("{}-{}", plan.workflow, request.number)
+        } else {
+            request.name.clone()
+        };
+        let execution = ExecutionInfo {
+            id: request.id.clone(),
+            name,
+            workflow: plan.workflow.clone(),
+        };
+        let (internal_tx, internal_rx) = mpsc::channel(EVENT_BUFFER);
+        let header = SummaryHeader {
+            id: execution.id.clone(),
+            name: execution.name.clone(),
+            workflow: execution.workflow.clone(),
+            started: SystemTime::now(),
+        };
+        runtime.spawn(publish(internal_rx, public_tx, header));
+        let shared = Arc::new(Shared {
+            executor: Arc::clone(&self.executor),
+            variables: base_variables(&execution, &request),
+            execution,
+            global_env: plan.global_env.clone(),
+            events: internal_tx,
+            next_worker: AtomicUsize::new(1),
+        });
+        let deadline = plan
+            .job
+            .as_ref()
+            .and_then(|job| job.active_deadline_seconds)
+            .and_then(|seconds| u64::try_from(seconds).ok());
+        runtime.spawn(run_execution(
+            shared,
+            plan.root,
+            deadline,
+            canceller.clone(),
+            stop_rx,
+        ));
+        Ok(RunningExecution {
+            events: public_rx,
+            canceller,
+        })
+    }
+}
+
+/// What every worker task of one execution shares.
+pub(crate) struct Shared {
+    executor: Arc<dyn Executor>,
+    execution: ExecutionInfo,
+    variables: BTreeMap<String, Value>,
+    global_env: Vec<EnvVar>,
+    events: mpsc::Sender<Internal>,
+    next_worker: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) async fn emit(&self, event: Event) {
+        // A closed channel means the publisher is gone: nobody listens.
+        let _ = self.events.send(Internal::Event(event)).await;
+    }
+
+    pub(crate) fn next_worker_id(&self, parent: &WorkerId, step: &str, index: usize) -> WorkerId {
+        WorkerId {
+            path: format!("{}/{step}/{index}", parent.path),
+            number: self.next_worker.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn variables(&self) -> &BTreeMap<String, Value> {
+        &self.variables
+    }
+}
+
+/// Messages to the publisher.
+enum Internal {
+    Event(Event),
+    Done {
+        status: ExecutionStatus,
+        message: Option<String>,
+    },
+}
+
+/// Forwards events to the consumer, building the summary on the way.
+async fn publish(
+    mut internal: mpsc::Receiver<Internal>,
+    public: mpsc::Sender<Event>,
+    header: SummaryHeader,
+) {
+    let mut summary = SummaryBuilder::default();
+    while let Some(message) = internal.recv().await {
+        match message {
+            Internal::Event(event) => {
+                summary.observe(&event);
+                let _ = public.send(event).await;
+            }
+            Internal::Done { status, message } => {
+                let at = SystemTime::now();
+                let _ = public.send(Event::Execution { status, at }).await;
+                let done = summary.finish(header, status, message);
+                let _ = public.send(Event::Finished(Box::new(done))).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn run_execution(
+    shared: Arc<Shared>,
+    root: PlanStep,
+    deadline: Option<u64>,
+    canceller: Canceller,
+    stop: watch::Receiver<Option<Interruption>>,
+) {
+    shared
+        .emit(Event::Execution {
+            status: ExecutionStatus::Running,
+            at: SystemTime::now(),
+        })
+        .await;
+    let timer = deadline.map(|seconds| {
+        let canceller = canceller.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            canceller.interrupt(Interruption::Deadline);
+        })
+    });
+    let worker = WorkerId {
+        path: "root".to_owned(),
+        number: 0,
+    };
+    let variables = shared.variables.clone();
+    let root_status = run_worker(&shared, worker, root, variables, None, stop.clone()).await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    let interruption = *stop.borrow();
+    let (status, message) = match interruption.and_then(Interruption::execution_status) {
+        Some(status) => (status, interruption.map(describe)),
+        None => (ExecutionStatus::from_root(root_status), None),
+    };
+    let message = match (message, deadline) {
+        (Some(text), Some(seconds)) if interruption == Some(Interruption::Deadline) => {
+            Some(format!("{text} ({seconds}s)"))
+        }
+        (message, _) => message,
+    };
+    let _ = shared.events.send(Internal::Done { status, message }).await;
+}
+
+fn describe(interruption: Interruption) -> String {
+    match interruption {
+        Interruption::Deadline => "the run exceeded job.activeDeadlineSeconds".to_owned(),
+        Interruption::Abort => "the run was aborted".to_owned(),
+        Interruption::Cancel => "the run was canceled".to_owned(),
+        Interruption::Timeout => "a step timed out".to_owned(),
+    }
+}
+
+/// Runs one worker to its end and returns its root's status. Interrupts
+/// it when `stop` fires, and when this future is dropped.
+pub(crate) async fn run_worker(
+    shared: &Arc<Shared>,
+    worker: WorkerId,
+    root: PlanStep,
+    variables: BTreeMap<String, Value>,
+    description: Option<String>,
+    mut stop: watch::Receiver<Option<Interruption>>,
+) -> StepStatus {
+    let steps = step_index(&root);
+    shared
+        .emit(Event::Worker {
+            worker: worker.clone(),
+            status: StepStatus::Running,
+            description: description.clone(),
+        })
+        .await;
+    let finish = |status: StepStatus| Event::Worker {
+        worker: worker.clone(),
+        status,
+        description: description.clone(),
+    };
+    let already = *stop.borrow();
+    if let Some(interruption) = already {
+        let status = interruption.step_status(StepStatus::Running);
+        shared.emit(finish(status)).await;
+        return status;
+    }
+    let spec = WorkerSpec {
+        execution: shared.execution.clone(),
+        worker: worker.clone(),
+        root,
+        env: shared.global_env.clone(),
+        variables,
+        orchestrator: Arc::new(WorkerOrchestrator {
+            shared: Arc::clone(shared),
+            worker: worker.clone(),
+            stop: stop.clone(),
+        }),
+    };
+    let handle = match shared.executor.start(spec).await {
+        Ok(handle) => handle,
+        Err(err) => {
+            shared
+                .emit(Event::Notice {
+                    worker: Some(worker.clone()),
+                    message: err.to_string(),
+                })
+                .await;
+            shared.emit(finish(StepStatus::Failed)).await;
+            return StepStatus::Failed;
+        }
+    };
+    let mut guard = InterruptOnDrop {
+        control: Some(Arc::clone(&handle.control)),
+    };
+    let mut events = handle.events;
+    let mut interrupted = false;
+    let status = loop {
+        let next = if interrupted {
+            tokio_stream::StreamExt::next(&mut events).await
+        } else {
+            tokio::select! {
+                next = tokio_stream::StreamExt::next(&mut events) => next,
+                interruption = stopped(&mut stop) => {
+                    interrupted = true;
+                    if let Some(interruption) = interruption {
+                        handle.control.interrupt(interruption).await;
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(event) = next else {
+            shared
+                .emit(Event::Notice {
+                    worker: Some(worker.clone()),
+                    message: "the worker stopped reporting before it finished".to_owned(),
+                })
+                .await;
+            break StepStatus::Aborted;
+        };
+        if let WorkerEvent::Finished { status } = event {
+            break status;
+        }
+        shared.emit(translate(&worker, &steps, event)).await;
+    };
+    guard.control = None;
+    shared.emit(finish(status)).await;
+    status
+}
+
+/// Waits until `stop` fires and returns why (`None` when its sender is
+/// gone, which never happens while the execution runs).
+pub(crate) async fn stopped(
+    stop: &mut watch::Receiver<Option<Interruption>>,
+) -> Option<Interruption> {
+    let fired = stop.wait_for(Option::is_some).await.ok().map(|value| *value);
+    match fired {
+        Some(interruption) => interruption,
+        None => std::future::pending().await,
+    }
+}
+
+/// Interrupts a worker whose task is dropped before it finished (its
+/// parallel block was stopped by the parent step's timeout).
+struct InterruptOnDrop {
+    control: Option<Arc<dyn WorkerControl>>,
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(control) = self.control.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { control.interrupt(Interruption::Timeout).await });
+        }
+    }
+}
+
+/// A worker event as an engine event.
+fn translate(worker: &WorkerId, steps: &BTreeMap<String, StepRef>, event: WorkerEvent) -> Event {
+    let worker = worker.clone();
+    match event {
+        WorkerEvent::Step {
+            step,
+            status,
+            at,
+            detail,
+        } => {
+            let step = steps.get(&step).cloned().unwrap_or(StepRef {
+                id: step,
+                name: None,
+                depth: 1,
+            });
+            Event::Step {
+                worker,
+                step,
+                status,
+                at,
+                detail,
+            }
+        }
+        WorkerEvent::Log { step, chunk } => Event::Log {
+            worker,
+            step,
+            chunk,
+        },
+        WorkerEvent::Output { step, key, value } => Event::Output {
+            worker,
+            step,
+            key,
+            value,
+        },
+        WorkerEvent::Artifact {
+            step,
+            path,
+            location,
+            size,
+        } => Event::Artifact {
+            worker,
+            step,
+            path,
+            location,
+            size,
+        },
+        WorkerEvent::Notice { message } => Event::Notice {
+            worker: Some(worker),
+            message,
+        },
+        WorkerEvent::Finished { status } => Event::Worker {
+            worker,
+            status,
+            description: None,
+        },
+    }
+}
+
+/// Names and depths of a worker's steps, by id (not descending into
+/// parallel workers: they are workers of their own).
+fn step_index(root: &PlanStep) -> BTreeMap<String, StepRef> {
+    fn visit(step: &PlanStep, depth: usize, out: &mut BTreeMap<String, StepRef>) {
+        out.insert(
+            step.id.clone(),
+            StepRef {
+                id: step.id.clone(),
+                name: step.name.clone(),
+                depth,
+            },
+        );
+        for operation in &step.operations {
+            if let Operation::Setup { steps } | Operation::Steps { steps } = operation {
+                for child in steps {
+                    visit(child, depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit(root, 0, &mut out);
+    out
+}
+
+/// `execution.*` and `workflow.*` plus `config.*`.
+fn base_variables(
+    execution: &ExecutionInfo,
+    request: &ExecutionRequest,
+) -> BTreeMap<String, Value> {
+    let scheduled_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    BTreeMap::from([
+        (
+            "config".to_owned(),
+            Value::Object(request.config.clone().into_iter().collect()),
+        ),
+        (
+            "execution".to_owned(),
+            json!({
+                "id": execution.id,
+                "name": execution.name,
+                "number": request.number,
+                "scheduledAt": scheduled_at,
+                "tags": request.tags,
+            }),
+        ),
+        (
+            "workflow".to_owned(),
+            json!({"name": execution.workflow, "labels": request.labels}),
+        ),
+    ])
+}
+
+/// The engine's side of one worker: runs its parallel blocks.
+struct WorkerOrchestrator {
+    shared: Arc<Shared>,
+    worker: WorkerId,
+    stop: watch::Receiver<Option<Interruption>>,
+}
+
+#[async_trait::async_trait]
+impl Orchestrator for WorkerOrchestrator {
+    async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome {
+        fanout::run_parallel(&self.shared, &self.worker, request, self.stop.clone()).await
+    }
+}

@@ -1,0 +1,309 @@
+//! One bubblewrap sandbox per worker, with a small step loop inside.
+//!
+//! Starting bubblewrap costs a few milliseconds, so the worker's sandbox is
+//! started once: a long-lived `sh` (the driver) runs inside it and starts
+//! each step on request, in its own session (`setsid`, so the step's
+//! process group can be signalled without touching the driver). The runner
+//! talks to the driver over its stdin/stdout and a control folder mounted
+//! at `/.testkube-runner`: it writes `<id>.sh` (cd, env, exec), sends
+//! `run <id>`, follows `<id>.log`, and reads `exit <id> <code>` back;
+//! `kill <id> <SIGNAL>` signals the step's group (its pid is in `<id>.pid`).
+//!
+//! The sandbox sees the host's root read-only (each top-level entry bound
+//! on its own, so that `/data` can be created), the worker's folders at
+//! `/data`, `/tmp` and `/testkube`, a fresh `/dev` and `/proc`, its own pid
+//! namespace, and dies with the runner (`--die-with-parent`), taking every
+//! process of the worker with it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::Mutex;
+
+use super::group::GRACE;
+use crate::runner::{Launcher, Process, ProcessEnd, StepOutput, StopSignal, WorkerPaths};
+
+/// Where the control folder is mounted inside the sandbox.
+const CONTROL: &str = "/.testkube-runner";
+
+/// How often a running step's log file is read.
+const LOG_POLL: Duration = Duration::from_millis(25);
+
+/// The driver: reads commands, starts steps in their own sessions.
+const DRIVER: &str = r#"C=/.testkube-runner
+while IFS=' ' read -r op id sig; do
+  case "$op" in
+    run) ( setsid /bin/sh "$C/$id.sh" >"$C/$id.log" 2>&1 </dev/null; echo "exit $id $?" ) & ;;
+    kill) if [ -s "$C/$id.pid" ]; then read -r p <"$C/$id.pid" && kill -"$sig" -"$p" 2>/dev/null; fi ;;
+  esac
+done
+"#;
+
+/// Runs steps inside one bubblewrap sandbox.
+pub(crate) struct SandboxLauncher {
+    driver: Mutex<Driver>,
+    control: PathBuf,
+    next: AtomicUsize,
+}
+
+struct Driver {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl SandboxLauncher {
+    /// Starts the worker's sandbox; `control` is a host folder for the
+    /// step scripts and logs.
+    pub(crate) fn start(bwrap: &Path, paths: &WorkerPaths, control: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(control)?;
+        let mut command = tokio::process::Command::new(bwrap);
+        command.args(root_binds()?);
+        command.args(["--dev", "/dev", "--proc", "/proc"]);
+        for (host, mount) in paths.mounts() {
+            command.arg("--bind").arg(host).arg(mount);
+        }
+        command.arg("--bind").arg(control).arg(CONTROL);
+        command.args(["--die-with-parent", "--unshare-pid", "--chdir", "/data"]);
+        command.args(["/bin/sh", "-c", DRIVER]);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("the sandbox has no stdout"))?;
+        Ok(SandboxLauncher {
+            driver: Mutex::new(Driver {
+                child,
+                stdin,
+                lines: BufReader::new(stdout).lines(),
+            }),
+            control: control.to_path_buf(),
+            next: AtomicUsize::new(1),
+        })
+    }
+}
+
+#[async_trait]
+impl Launcher for SandboxLauncher {
+    async fn launch(
+        &self,
+        process: Process,
+        output: StepOutput,
+        mut stop: StopSignal,
+    ) -> std::io::Result<ProcessEnd> {
+        let id = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let script = self.control.join(format!("{id}.sh"));
+        std::fs::write(&script, step_script(&id, &process))?;
+        let log_path = self.control.join(format!("{id}.log"));
+        let mut driver = self.driver.lock().await;
+        driver.send(&format!("run {id}\n")).await?;
+        let mut log = LogTail::new(log_path.clone());
+        let mut ticker = tokio::time::interval(LOG_POLL);
+        let mut stopped = None;
+        let mut killed_at: Option<tokio::time::Instant> = None;
+        let code = loop {
+            tokio::select! {
+                line = driver.lines.next_line() => match line? {
+                    Some(line) => if let Some(code) = exit_line(&line, &id) { break code },
+                    None => return Err(std::io::Error::other("the sandbox exited")),
+                },
+                _ = ticker.tick() => {
+                    log.forward(&output).await;
+                    if let Some(at) = killed_at && at.elapsed() >= GRACE {
+                        driver.send(&format!("kill {id} KILL\n")).await?;
+                        killed_at = None;
+                    }
+                },
+                fired = stop.fired(), if stopped.is_none() => {
+                    stopped = Some(fired);
+                    driver.send(&format!("kill {id} TERM\n")).await?;
+                    killed_at = Some(tokio::time::Instant::now());
+                },
+            }
+        };
+        // Nothing a step started outlives it (as when its container ends).
+        driver.send(&format!("kill {id} KILL\n")).await?;
+        drop(driver);
+        log.forward(&output).await;
+        for suffix in ["sh", "pid", "log"] {
+            let _ = std::fs::remove_file(self.control.join(format!("{id}.{suffix}")));
+        }
+        Ok(match stopped {
+            Some(stop) => StopSignal::end(stop),
+            None => ProcessEnd::Exited(code),
+        })
+    }
+
+    async fn shutdown(&self) {
+        let mut driver = self.driver.lock().await;
+        drop(driver.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(2), driver.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = driver.child.start_kill();
+        }
+    }
+}
+
+impl Driver {
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the sandbox is closed"))?;
+        stdin.write_all(line.as_bytes()).await?;
+        stdin.flush().await
+    }
+}
+
+/// `exit <id> <code>` for this step.
+fn exit_line(line: &str, id: &str) -> Option<i32> {
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("exit"), Some(found), Some(code)) if found == id => code.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The script the driver runs for one step: record the group, enter the
+/// working directory, set the env, exec the command.
+fn step_script(id: &str, process: &Process) -> String {
+    let mut script = format!("echo $$ > {CONTROL}/{id}.pid\n");
+    let dir = quote(&process.working_dir);
+    script.push_str(&format!("mkdir -p {dir} && cd {dir} || exit 126\n"));
+    let (plain, odd): (Vec<_>, Vec<_>) = process
+        .env
+        .iter()
+        .partition(|(name, _)| is_shell_name(name));
+    for (name, value) in plain {
+        script.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    script.push_str("exec");
+    if !odd.is_empty() {
+        // Names a shell cannot export (Kubernetes allows `a.b`): use env.
+        script.push_str(" env");
+        for (name, value) in odd {
+            script.push(' ');
+            script.push_str(&quote(&format!("{name}={value}")));
+        }
+    }
+    for arg in &process.argv {
+        script.push(' ');
+        script.push_str(&quote(arg));
+    }
+    script.push('\n');
+    script
+}
+
+fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Single-quotes `text` for `sh`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The host's root, read-only: every top-level entry bound on its own
+/// (`--ro-bind / /` cannot create `/data` on a read-only root), symlinks as
+/// symlinks; `/dev`, `/proc` and the workspace folders are added apart.
+fn root_binds() -> std::io::Result<Vec<String>> {
+    let mut args = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir("/")?.flatten().collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if matches!(
+            name.as_str(),
+            "data" | "tmp" | "testkube" | "dev" | "proc" | ".testkube-runner"
+        ) {
+            continue;
+        }
+        let path = format!("/{name}");
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&path)?;
+            args.extend([
+                "--symlink".to_owned(),
+                target.display().to_string(),
+                path,
+            ]);
+        } else {
+            args.extend(["--ro-bind-try".to_owned(), path.clone(), path]);
+        }
+    }
+    Ok(args)
+}
+
+/// Follows a step's log file as it grows.
+struct LogTail {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl LogTail {
+    fn new(path: PathBuf) -> Self {
+        LogTail { path, file: None }
+    }
+
+    async fn forward(&mut self, output: &StepOutput) {
+        if self.file.is_none() {
+            self.file = tokio::fs::File::open(&self.path).await.ok();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let mut buffer = Vec::new();
+        if file.read_to_end(&mut buffer).await.is_ok() && !buffer.is_empty() {
+            output.write(Bytes::from(buffer)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_scripts_quote_everything() {
+        let process = Process {
+            argv: vec!["/bin/sh".into(), "-c".into(), "echo 'hi'".into()],
+            env: vec![("A".into(), "x y".into()), ("a.b".into(), "1".into())],
+            working_dir: "/data/my dir".into(),
+        };
+        let script = step_script("s1", &process);
+        assert!(script.contains("export A='x y'\n"), "{script}");
+        assert!(
+            script.ends_with("exec env 'a.b=1' '/bin/sh' '-c' 'echo '\\''hi'\\'''\n"),
+            "{script}"
+        );
+        assert!(script.contains("cd '/data/my dir'"), "{script}");
+    }
+
+    #[test]
+    fn exit_lines_name_their_step() {
+        assert_eq!(exit_line("exit s3 2", "s3"), Some(2));
+        assert_eq!(exit_line("exit s3 2", "s4"), None);
+        assert_eq!(exit_line("garbage", "s3"), None);
+    }
+}

@@ -1,0 +1,665 @@
+//! The step runner: runs one worker's step tree, the way Testkube's in-pod
+//! runner does, and reports each step as [`WorkerEvent`]s.
+//!
+//! It decides (with the rules of [`testkube_core::status`]) which steps run
+//! (`condition`), how often (`retry {count, until}`), when they stop (step
+//! `timeout`: the step and its started sub-steps end `timeout`, the others
+//! `skipped`), and what they end with (`negative`, `optional`, group
+//! verdicts). It runs `shell` scripts with `sh -e -c` and `run` commands,
+//! with `CI=1` and the step's env and working directory, writes inline
+//! `content.files`, reads `/testkube/outputs/<key>` (at most 4 KiB each)
+//! after each command into `step.<id>.outputs.<key>`, and hands `parallel`
+//! blocks to the engine through the worker's [`Orchestrator`].
+//!
+//! Where processes run is not its business: a [`Launcher`] starts them
+//! (plain processes, a sandbox, the containers of a pod), and
+//! [`WorkerPaths`] says what `/data`, `/tmp` and `/testkube` are. That is
+//! what lets the in-pod runner of the Kubernetes executor reuse it as is.
+
+pub mod launch;
+pub mod paths;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde_json::Value;
+use testkube_core::engine::{Orchestrator, ParallelRequest, StepDetail, WorkerEvent};
+use testkube_core::expr::{MapContext, Template};
+use testkube_core::model::{Content, ContainerConfig, Duration as FormatDuration};
+use testkube_core::plan::{Operation, PlanParallel, PlanStep};
+use testkube_core::status::{
+    Attempt, CommandOutcome, Interruption, RetryDecision, RetryPolicy, StatusContext, StepStatus,
+    leaf_status,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use launch::{Launcher, Process, ProcessEnd, Stop, StepOutput, StopSignal};
+pub use paths::WorkerPaths;
+
+/// The most bytes an output file may hold (`/testkube/outputs/<key>`).
+pub const MAX_OUTPUT_BYTES: u64 = 4096;
+
+/// What a [`StepRunner`] needs.
+pub struct RunnerConfig {
+    /// Starts the steps' processes.
+    pub launcher: Arc<dyn Launcher>,
+    /// The worker's workspace.
+    pub paths: WorkerPaths,
+    /// Where the worker's events go.
+    pub events: mpsc::Sender<WorkerEvent>,
+    /// Runs `parallel` blocks.
+    pub orchestrator: Arc<dyn Orchestrator>,
+    /// Interruptions from outside (abort, deadline).
+    pub interrupt: watch::Receiver<Option<Interruption>>,
+    /// Expression variables of the worker (`config`, `execution`, `index`...).
+    pub variables: BTreeMap<String, Value>,
+}
+
+/// Runs one worker's steps. See the [module documentation](self).
+pub struct StepRunner {
+    launcher: Arc<dyn Launcher>,
+    paths: WorkerPaths,
+    events: mpsc::Sender<WorkerEvent>,
+    orchestrator: Arc<dyn Orchestrator>,
+    interrupt: watch::Receiver<Option<Interruption>>,
+    status: StatusContext,
+    /// Deadlines of the steps being run, outermost first.
+    deadlines: Vec<Instant>,
+    image_noticed: bool,
+}
+
+/// A boxed future of a step (the step tree is recursive).
+type StepFuture<'a> = Pin<Box<dyn Future<Output = StepStatus> + Send + 'a>>;
+
+/// How one attempt of a step ended.
+struct AttemptEnd {
+    status: StepStatus,
+    own_timeout: bool,
+    exit_code: Option<i32>,
+    message: Option<String>,
+}
+
+/// How one operation of a step ended, before `negative`.
+struct OperationEnd {
+    status: StepStatus,
+    exit_code: Option<i32>,
+    message: Option<String>,
+}
+
+impl OperationEnd {
+    fn passed() -> Self {
+        OperationEnd {
+            status: StepStatus::Passed,
+            exit_code: None,
+            message: None,
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        OperationEnd {
+            status: StepStatus::Failed,
+            exit_code: None,
+            message: Some(message.into()),
+        }
+    }
+}
+
+impl StepRunner {
+    /// A runner for one worker.
+    #[must_use]
+    pub fn new(config: RunnerConfig) -> Self {
+        let mut env: serde_json::Map<String, Value> = std::env::vars()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        env.insert("CI".to_owned(), Value::from("1"));
+        let parent = config
+            .variables
+            .into_iter()
+            .fold(MapContext::new(), |ctx, (name, value)| ctx.with(name, value))
+            .with("env", Value::Object(env));
+        let status = StatusContext::new()
+            .with_parent(Arc::new(parent))
+            .with_results_base(format!("{}/.steps", config.paths.visible("/data")));
+        StepRunner {
+            launcher: config.launcher,
+            paths: config.paths,
+            events: config.events,
+            orchestrator: config.orchestrator,
+            interrupt: config.interrupt,
+            status,
+            deadlines: Vec::new(),
+            image_noticed: false,
+        }
+    }
+
+    /// Runs the worker's root step to its end and returns its status.
+    pub async fn run(mut self, root: &PlanStep) -> StepStatus {
+        declare_ids(root, &mut self.status);
+        let status = self.run_attempts(root).await;
+        self.launcher.shutdown().await;
+        status
+    }
+
+    /// Runs a child step: decides its condition, then runs it.
+    fn run_step<'a>(&'a mut self, step: &'a PlanStep) -> StepFuture<'a> {
+        Box::pin(async move {
+            if let Some(stop) = self.stop_signal().check() {
+                let message = match stop {
+                    Stop::Deadline => "a timeout fired before it started",
+                    Stop::Interrupted(_) => "the run was stopped before it started",
+                };
+                return self.not_run(step, StepStatus::Skipped, message).await;
+            }
+            match self.status.should_run(&step.id, &step.condition) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.emit_step(step, StepStatus::Skipped, StepDetail::default())
+                        .await;
+                    self.status
+                        .finish(step.id.clone(), StepStatus::Skipped, step.optional);
+                    return StepStatus::Skipped;
+                }
+                Err(err) => {
+                    return self
+                        .not_run(step, StepStatus::Failed, &err.to_string())
+                        .await;
+                }
+            }
+            let status = self.run_attempts(step).await;
+            self.status.finish(step.id.clone(), status, step.optional);
+            status
+        })
+    }
+
+    async fn not_run(&mut self, step: &PlanStep, status: StepStatus, message: &str) -> StepStatus {
+        let detail = StepDetail {
+            message: Some(message.to_owned()),
+            ..StepDetail::default()
+        };
+        self.emit_step(step, status, detail).await;
+        self.status.finish(step.id.clone(), status, step.optional);
+        status
+    }
+
+    /// Runs a step, again while its `retry` says so; reports its final status.
+    async fn run_attempts(&mut self, step: &PlanStep) -> StepStatus {
+        let policy = match &step.retry {
+            None => None,
+            Some(retry) => match RetryPolicy::from_plan(retry, &self.status) {
+                Ok(policy) => Some(policy),
+                Err(err) => {
+                    let detail = StepDetail {
+                        message: Some(err.to_string()),
+                        attempt: 1,
+                        ..StepDetail::default()
+                    };
+                    self.emit_step(step, StepStatus::Failed, detail).await;
+                    return StepStatus::Failed;
+                }
+            },
+        };
+        let mut number = 1;
+        loop {
+            let running = StepDetail {
+                attempt: number,
+                ..StepDetail::default()
+            };
+            self.emit_step(step, StepStatus::Running, running).await;
+            let end = self.attempt(step).await;
+            let mut detail = StepDetail {
+                exit_code: end.exit_code,
+                attempt: number,
+                message: end.message,
+            };
+            let Some(policy) = &policy else {
+                self.emit_step(step, end.status, detail).await;
+                return end.status;
+            };
+            let attempt = Attempt {
+                number,
+                status: end.status,
+                stopped_by_parent: end.status == StepStatus::Timeout && !end.own_timeout,
+            };
+            match self.status.retry_decision(&step.id, policy, &attempt) {
+                Ok(RetryDecision::Retry { next_attempt }) => {
+                    let note = format!(
+                        "attempt {number} ended {}; retrying ({next_attempt} of {})\n",
+                        end.status,
+                        policy.count + 1
+                    );
+                    self.log(&step.id, note).await;
+                    number = next_attempt;
+                }
+                Ok(RetryDecision::Stop(_)) => {
+                    self.emit_step(step, end.status, detail).await;
+                    return end.status;
+                }
+                Err(err) => {
+                    detail.message = Some(err.to_string());
+                    self.emit_step(step, end.status, detail).await;
+                    return end.status;
+                }
+            }
+        }
+    }
+
+    /// One attempt: the step's operations in order, under its `timeout`.
+    async fn attempt(&mut self, step: &PlanStep) -> AttemptEnd {
+        let own_deadline = match &step.timeout {
+            None => None,
+            Some(text) => match FormatDuration(text.clone()).parse() {
+                Ok(duration) => Some(Instant::now() + duration),
+                Err(err) => {
+                    return AttemptEnd {
+                        status: StepStatus::Failed,
+                        own_timeout: false,
+                        exit_code: None,
+                        message: Some(format!("invalid timeout `{text}`: {err}")),
+                    };
+                }
+            },
+        };
+        if let Some(deadline) = own_deadline {
+            self.deadlines.push(deadline);
+        }
+        let has_children = step
+            .operations
+            .iter()
+            .any(|op| matches!(op, Operation::Setup { .. } | Operation::Steps { .. }));
+        if has_children {
+            self.status.enter();
+        }
+        let mut own = OperationEnd::passed();
+        for operation in &step.operations {
+            let end = self.operation(step, operation).await;
+            if end.exit_code.is_some() {
+                own.exit_code = end.exit_code;
+            }
+            if end.status != StepStatus::Passed {
+                own.status = end.status;
+                own.message = end.message;
+                break;
+            }
+        }
+        let group = if has_children {
+            self.status.leave(false)
+        } else {
+            None
+        };
+        if own_deadline.is_some() {
+            self.deadlines.pop();
+        }
+        let mut status = match (own.status, group) {
+            (StepStatus::Passed, Some(group)) => group,
+            (own, _) => own,
+        };
+        let own_timeout = own_deadline.is_some_and(|deadline| deadline <= Instant::now());
+        if own_timeout && !status.is_success() {
+            status = StepStatus::Timeout;
+            own.message.get_or_insert_with(|| {
+                format!("timed out after {}", step.timeout.as_deref().unwrap_or("?"))
+            });
+        }
+        let interruption = *self.interrupt.borrow();
+        if let Some(interruption) = interruption
+            && !status.is_success()
+            && status != StepStatus::Timeout
+        {
+            status = interruption.step_status(StepStatus::Running);
+        }
+        if step.negative {
+            status = match status {
+                StepStatus::Passed => StepStatus::Failed,
+                StepStatus::Failed => StepStatus::Passed,
+                other => other,
+            };
+        }
+        AttemptEnd {
+            status,
+            own_timeout,
+            exit_code: own.exit_code,
+            message: own.message,
+        }
+    }
+
+    async fn operation(&mut self, step: &PlanStep, operation: &Operation) -> OperationEnd {
+        match operation {
+            Operation::Delay { duration } => self.delay(duration).await,
+            Operation::Content { content } => self.content(content),
+            Operation::Setup { steps } | Operation::Steps { steps } => {
+                for child in steps {
+                    self.run_step(child).await;
+                }
+                OperationEnd::passed()
+            }
+            Operation::Run { container, shell } => {
+                let argv = match shell {
+                    Some(script) => shell_argv(script),
+                    None => {
+                        let mut argv = container.command.clone().unwrap_or_default();
+                        argv.extend(container.args.clone().unwrap_or_default());
+                        if argv.is_empty() {
+                            return OperationEnd::failed(
+                                "`run` has no `command` or `shell`: images are not pulled \
+                                 locally, so their default command is unknown",
+                            );
+                        }
+                        argv
+                    }
+                };
+                self.command(step, container, argv).await
+            }
+            Operation::Shell { script, container } => {
+                self.command(step, container, shell_argv(script)).await
+            }
+            Operation::Parallel(block) => self.parallel(step, block).await,
+            other => OperationEnd::failed(format!(
+                "not supported yet: {}",
+                operation_name(other)
+            )),
+        }
+    }
+
+    async fn delay(&mut self, duration: &str) -> OperationEnd {
+        let duration = match FormatDuration(duration.to_owned()).parse() {
+            Ok(duration) => duration,
+            Err(err) => return OperationEnd::failed(format!("invalid delay `{duration}`: {err}")),
+        };
+        let mut stop = self.stop_signal();
+        tokio::select! {
+            () = tokio::time::sleep(duration) => OperationEnd::passed(),
+            stop = stop.fired() => stopped(stop),
+        }
+    }
+
+    /// Writes inline `content.files` (the only content that runs locally
+    /// yet; the engine refuses the others before the run).
+    fn content(&self, content: &Content) -> OperationEnd {
+        for file in &content.files {
+            let Some(host) = self.paths.host(&file.path) else {
+                return OperationEnd::failed(format!(
+                    "content file `{}` is outside /data, /tmp and /testkube",
+                    file.path
+                ));
+            };
+            let text = match file.content.as_deref().map(|t| self.render(t)) {
+                Some(Ok(text)) => text,
+                Some(Err(message)) => return OperationEnd::failed(message),
+                None => String::new(),
+            };
+            if let Err(err) = write_file(&host, &text, file.mode) {
+                return OperationEnd::failed(format!(
+                    "cannot write content file `{}`: {err}",
+                    file.path
+                ));
+            }
+        }
+        OperationEnd::passed()
+    }
+
+    /// Runs a command of `step` and reads the outputs it wrote.
+    async fn command(
+        &mut self,
+        step: &PlanStep,
+        container: &ContainerConfig,
+        argv: Vec<String>,
+    ) -> OperationEnd {
+        if let (Some(image), false) = (&container.image, self.image_noticed) {
+            self.image_noticed = true;
+            self.notice(format!(
+                "images are not pulled locally: steps run with this machine's tools \
+                 (`{image}` is ignored)"
+            ))
+            .await;
+        }
+        let process = match self.process(container, argv) {
+            Ok(process) => process,
+            Err(message) => return OperationEnd::failed(message),
+        };
+        clear_dir(&self.paths.outputs_host());
+        let output = StepOutput {
+            step: step.id.clone(),
+            events: self.events.clone(),
+        };
+        let end = match self
+            .launcher
+            .launch(process, output, self.stop_signal())
+            .await
+        {
+            Ok(end) => end,
+            Err(err) => return OperationEnd::failed(format!("cannot start the step: {err}")),
+        };
+        let exit_code = match end {
+            ProcessEnd::Exited(code) => Some(code),
+            _ => None,
+        };
+        let outputs = self.collect_outputs(&step.id).await;
+        self.status
+            .record_attempt(step.id.clone(), exit_code.map(i64::from), outputs);
+        match end {
+            ProcessEnd::Exited(code) => OperationEnd {
+                status: leaf_status(CommandOutcome::Exited { code }, false),
+                exit_code: Some(code),
+                message: (code != 0).then(|| format!("exited with code {code}")),
+            },
+            ProcessEnd::TimedOut => stopped(Stop::Deadline),
+            ProcessEnd::Interrupted(interruption) => stopped(Stop::Interrupted(interruption)),
+        }
+    }
+
+    /// The process of a command: arguments, env and working directory with
+    /// their templates rendered, and the workspace variables.
+    fn process(&self, container: &ContainerConfig, argv: Vec<String>) -> Result<Process, String> {
+        let argv = argv
+            .iter()
+            .map(|arg| self.render(arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = vec![
+            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
+            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
+        ];
+        for var in &container.env {
+            let value = self.render(var.value.as_deref().unwrap_or_default())?;
+            env.push((var.name.clone(), value));
+        }
+        let working_dir = match &container.working_dir {
+            Some(dir) => self.paths.visible(&self.render(dir)?),
+            None => self.paths.default_working_dir(),
+        };
+        Ok(Process {
+            argv,
+            env,
+            working_dir,
+        })
+    }
+
+    /// Reads and removes `/testkube/outputs/*`, reporting each value.
+    async fn collect_outputs(&mut self, step: &str) -> BTreeMap<String, String> {
+        let mut outputs = BTreeMap::new();
+        let mut notes = Vec::new();
+        let dir = self.paths.outputs_host();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return outputs;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let key = entry.file_name().to_string_lossy().into_owned();
+            match entry.metadata() {
+                Ok(meta) if meta.is_file() && meta.len() <= MAX_OUTPUT_BYTES => {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        let text = String::from_utf8_lossy(&bytes);
+                        let value = text.strip_suffix('\n').unwrap_or(&text);
+                        let value = value.strip_suffix('\r').unwrap_or(value);
+                        outputs.insert(key, value.to_owned());
+                    }
+                }
+                Ok(meta) if meta.is_file() => notes.push(format!(
+                    "output `{key}` is larger than {MAX_OUTPUT_BYTES} bytes: ignored"
+                )),
+                _ => {}
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        for note in notes {
+            self.notice(note).await;
+        }
+        for (key, value) in &outputs {
+            let _ = self
+                .events
+                .send(WorkerEvent::Output {
+                    step: step.to_owned(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .await;
+        }
+        outputs
+    }
+
+    /// Asks the engine to run a `parallel` block and waits for its verdict.
+    /// Only the step's own deadline drops the request (which stops the
+    /// block's workers); interruptions reach the workers through the engine.
+    async fn parallel(&mut self, step: &PlanStep, block: &PlanParallel) -> OperationEnd {
+        let request = ParallelRequest {
+            step: step.id.clone(),
+            parallel: block.clone(),
+        };
+        let orchestrator = Arc::clone(&self.orchestrator);
+        let deadline = self.deadline();
+        let run = orchestrator.run_parallel(request);
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outcome = run => OperationEnd {
+                status: outcome.status,
+                exit_code: None,
+                message: outcome.message,
+            },
+            () = sleep => stopped(Stop::Deadline),
+        }
+    }
+
+    fn render(&self, text: &str) -> Result<String, String> {
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
+        }
+        Template::parse(text)
+            .and_then(|template| template.render(&self.status))
+            .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadlines.iter().min().copied()
+    }
+
+    fn stop_signal(&self) -> StopSignal {
+        StopSignal {
+            deadline: self.deadline(),
+            interrupt: self.interrupt.clone(),
+        }
+    }
+
+    async fn emit_step(&self, step: &PlanStep, status: StepStatus, detail: StepDetail) {
+        let _ = self
+            .events
+            .send(WorkerEvent::Step {
+                step: step.id.clone(),
+                status,
+                at: SystemTime::now(),
+                detail,
+            })
+            .await;
+    }
+
+    async fn notice(&self, message: String) {
+        let _ = self.events.send(WorkerEvent::Notice { message }).await;
+    }
+
+    async fn log(&self, step: &str, text: String) {
+        let _ = self
+            .events
+            .send(WorkerEvent::Log {
+                step: step.to_owned(),
+                chunk: Bytes::from(text),
+            })
+            .await;
+    }
+}
+
+/// `sh -e -c SCRIPT`: the format runs shell steps with `set -e`.
+fn shell_argv(script: &str) -> Vec<String> {
+    vec![
+        "/bin/sh".to_owned(),
+        "-e".to_owned(),
+        "-c".to_owned(),
+        script.to_owned(),
+    ]
+}
+
+/// The status of an operation that a stop ended.
+fn stopped(stop: Stop) -> OperationEnd {
+    let (status, message) = match stop {
+        Stop::Deadline => (StepStatus::Timeout, "timed out".to_owned()),
+        Stop::Interrupted(interruption) => (
+            interruption.step_status(StepStatus::Running),
+            "stopped from outside".to_owned(),
+        ),
+    };
+    OperationEnd {
+        status,
+        exit_code: None,
+        message: Some(message),
+    }
+}
+
+fn operation_name(operation: &Operation) -> &'static str {
+    match operation {
+        Operation::StartServices { .. } | Operation::StopServices { .. } => "services",
+        Operation::Execute(_) => "execute",
+        Operation::Artifacts { .. } => "artifacts",
+        Operation::Content { .. } => "content",
+        _ => "this operation",
+    }
+}
+
+/// Declares every step id of the worker, so conditions may name steps that
+/// have not run yet.
+fn declare_ids(step: &PlanStep, status: &mut StatusContext) {
+    status.declare(step.id.clone());
+    for operation in &step.operations {
+        if let Operation::Setup { steps } | Operation::Steps { steps } = operation {
+            for child in steps {
+                declare_ids(child, status);
+            }
+        }
+    }
+}
+
+fn write_file(path: &std::path::Path, text: &str, mode: Option<i32>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)?;
+    if let Some(mode) = mode.and_then(|mode| u32::try_from(mode).ok()) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+fn clear_dir(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

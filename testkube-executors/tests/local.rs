@@ -1,0 +1,321 @@
+//! The engine with the local executor, on real processes: verdicts,
+//! conditions, retries, timeouts, outputs, parallel workers, failFast,
+//! aborts and the whole-run deadline. Every test runs twice where bubblewrap
+//! is installed: sandboxed and as plain processes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary, StepSummary};
+use testkube_core::model::Document;
+use testkube_core::status::{ExecutionStatus, StepStatus};
+use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
+use testkube_executors::{LocalExecutor, Sandbox};
+
+fn plan(yaml: &str) -> testkube_core::Plan {
+    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
+    assert!(!file.has_errors(), "{:?}", file.diagnostics);
+    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
+        panic!("not a workflow")
+    };
+    let templates = TemplateSet::with_builtins().unwrap();
+    let resolved =
+        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+            .unwrap();
+    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
+}
+
+fn workflow(steps: &str) -> String {
+    format!(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{steps}"
+    )
+}
+
+/// The executors to test with: plain processes, and bubblewrap when installed.
+fn executors(dir: &Path) -> Vec<LocalExecutor> {
+    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
+    let auto = LocalExecutor::new(dir.join("sandboxed"));
+    if auto.is_sandboxed() {
+        vec![plain, auto]
+    } else {
+        vec![plain]
+    }
+}
+
+async fn run(executor: &LocalExecutor, yaml: &str) -> ExecutionSummary {
+    let engine = Engine::new(Arc::new(executor.clone()));
+    let running = engine
+        .start(plan(yaml), ExecutionRequest::new("exec"))
+        .unwrap();
+    running.wait().await.unwrap()
+}
+
+fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
+    summary.workers[0]
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {summary:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_and_failing_steps_give_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let passed = run(
+            &executor,
+            &workflow("  steps:\n  - {id: a, shell: 'echo hello'}\n  - {id: b, run: {command: [true]}}\n"),
+        )
+        .await;
+        assert_eq!(passed.status, ExecutionStatus::Passed, "{passed:#?}");
+        assert_eq!(step(&passed, "a").status, StepStatus::Passed);
+        assert_eq!(step(&passed, "b").status, StepStatus::Passed);
+
+        let failed = run(
+            &executor,
+            &workflow("  steps:\n  - {id: a, shell: 'false; echo not reached'}\n  - {id: b, shell: 'true'}\n"),
+        )
+        .await;
+        assert_eq!(failed.status, ExecutionStatus::Failed);
+        assert_eq!(step(&failed, "a").status, StepStatus::Failed);
+        assert_eq!(step(&failed, "a").exit_code, Some(1), "set -e stops the script");
+        assert_eq!(step(&failed, "b").status, StepStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_steps_run_after_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - {id: a, shell: 'exit 3'}\n  - {id: b, shell: 'true'}\n  after:\n  - {id: cleanup, condition: always, shell: 'echo cleaning'}\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Failed);
+        assert_eq!(step(&summary, "a").exit_code, Some(3));
+        assert_eq!(step(&summary, "b").status, StepStatus::Skipped);
+        assert_eq!(step(&summary, "cleanup").status, StepStatus::Passed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_and_optional_steps_do_not_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - {id: expected_failure, negative: true, shell: 'exit 1'}\n  - {id: flaky, optional: true, shell: 'exit 1'}\n  - {id: last, shell: 'true'}\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(step(&summary, "expected_failure").status, StepStatus::Passed);
+        assert_eq!(step(&summary, "flaky").status, StepStatus::Failed);
+        assert_eq!(step(&summary, "last").status, StepStatus::Passed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_until_the_step_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        // Fails twice, then passes: a counter file in the workspace.
+        let script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; test $n -ge 3";
+        let summary = run(
+            &executor,
+            &workflow(&format!(
+                "  steps:\n  - id: flaky\n    retry: {{count: 5}}\n    shell: '{script}'\n"
+            )),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(step(&summary, "flaky").attempts, 3);
+
+        let exhausted = run(
+            &executor,
+            &workflow("  steps:\n  - {id: never, retry: {count: 1}, shell: 'exit 1'}\n"),
+        )
+        .await;
+        assert_eq!(exhausted.status, ExecutionStatus::Failed);
+        assert_eq!(step(&exhausted, "never").attempts, 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_timeout_kills_everything_the_step_started() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, executor) in executors(dir.path()).into_iter().enumerate() {
+        let marker = format!("tkmarker{}x{n}", std::process::id());
+        let script = format!("sh -c \"sleep 100 # {marker}\" & sh -c \"sleep 100 # {marker}\" & wait");
+        let summary = run(
+            &executor,
+            &workflow(&format!(
+                "  steps:\n  - id: slow\n    timeout: 1s\n    shell: '{script}'\n  - {{id: after, condition: always, shell: 'true'}}\n"
+            )),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
+        assert_eq!(step(&summary, "slow").status, StepStatus::Timeout);
+        assert_eq!(step(&summary, "after").status, StepStatus::Passed);
+        assert!(no_process_matches(&marker).await, "{marker} still runs");
+    }
+}
+
+/// Whether no process's command line contains `marker` (waiting briefly
+/// for killed processes to be reaped).
+async fn no_process_matches(marker: &str) -> bool {
+    for _ in 0..40 {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", marker])
+            .output()
+            .unwrap();
+        if !found.status.success() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_reach_later_conditions_and_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - {id: produce, shell: 'echo 42 > \"$TESTKUBE_OUTPUTS/answer\"'}\n  - id: consume\n    condition: step.produce.outputs.answer == \"42\"\n    shell: 'test \"{{ step.produce.outputs.answer }}\" = 42'\n  - id: skipped\n    condition: step.produce.outputs.answer == \"7\"\n    shell: 'exit 1'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(
+            step(&summary, "produce").outputs.get("answer").map(String::as_str),
+            Some("42")
+        );
+        assert_eq!(step(&summary, "consume").status, StepStatus::Passed);
+        assert_eq!(step(&summary, "skipped").status, StepStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_shards_run_each_worker_in_its_own_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - id: tests\n    parallel:\n      count: 3\n      shards: {item: [a, b, c, d, e]}\n      shell: 'echo {{ join(shard.item, \" \") }} > items'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(summary.workers.len(), 4, "root and three workers");
+        let items: Vec<String> = (1..=3)
+            .map(|n| {
+                let path = executor.workspace("exec", n).join("data/items");
+                std::fs::read_to_string(path).unwrap().trim().to_owned()
+            })
+            .collect();
+        assert_eq!(items, ["a b", "c d", "e"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_aborts_the_other_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - id: tests\n    parallel:\n      count: 3\n      failFast: true\n      shell: 'if [ {{ index }} = 0 ]; then exit 1; fi; sleep 30'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
+        assert_eq!(step(&summary, "tests").status, StepStatus::Failed);
+        let statuses: Vec<StepStatus> = summary.workers[1..].iter().map(|w| w.status).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == StepStatus::Failed).count(), 1);
+        assert_eq!(statuses.iter().filter(|s| **s == StepStatus::Aborted).count(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_stops_the_running_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let engine = Engine::new(Arc::new(executor.clone()));
+        let yaml = workflow("  steps:\n  - {id: slow, shell: 'sleep 30'}\n  - {id: next, shell: 'true'}\n");
+        let mut running = engine
+            .start(plan(&yaml), ExecutionRequest::new("abort"))
+            .unwrap();
+        let canceller = running.canceller();
+        let mut summary = None;
+        while let Some(event) = running.next_event().await {
+            match event {
+                Event::Step { step, status, .. }
+                    if step.id == "slow" && status == StepStatus::Running =>
+                {
+                    canceller.abort();
+                }
+                Event::Finished(done) => summary = Some(*done),
+                _ => {}
+            }
+        }
+        let summary = summary.unwrap();
+        assert_eq!(summary.status, ExecutionStatus::Aborted);
+        assert_eq!(step(&summary, "slow").status, StepStatus::Aborted);
+        assert_eq!(step(&summary, "next").status, StepStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_deadline_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow("  job: {activeDeadlineSeconds: 1}\n  steps:\n  - {id: slow, shell: 'sleep 30'}\n"),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
+        assert_eq!(step(&summary, "slow").status, StepStatus::Timeout);
+        assert!(summary.message.unwrap().contains("activeDeadlineSeconds"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_features_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = LocalExecutor::new(dir.path());
+    let engine = Engine::new(Arc::new(executor));
+    let yaml = workflow(
+        "  services:\n    db: {shell: 'sleep 1'}\n  steps:\n  - {id: a, content: {git: {uri: 'https://example.invalid/r.git'}}, shell: 'true'}\n",
+    );
+    let err = engine
+        .start(plan(&yaml), ExecutionRequest::new("x"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not supported yet: services"), "{err}");
+    assert!(err.contains("not supported yet: content.git"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_content_files_are_written_before_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - id: a\n    content:\n      files:\n      - {path: /data/hello.sh, content: 'echo hi', mode: 493}\n    shell: './hello.sh'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+    }
+}
