@@ -348,14 +348,37 @@ fn deep_nesting_is_an_error_not_a_crash() {
         let err = Expr::parse(&source).unwrap_err();
         assert_eq!(err.kind(), ExprErrorKind::TooDeep, "{}", &source[..20]);
     }
-    // A deep accepted expression can be printed, evaluated and dropped on a
-    // test thread's 2 MiB stack (in a debug build).
-    let source = "(".repeat(30) + "x" + &" + 1)".repeat(30);
-    let e = Expr::parse(&source).unwrap();
-    let round = Expr::parse(&e.to_string()).unwrap();
-    assert_eq!(round, e);
+    // The deepest accepted trees print to source that parses again, and can
+    // be evaluated and dropped on a test thread's 2 MiB stack (debug build).
+    let deepest = [
+        "(".repeat(29) + "x" + &" + 1)".repeat(29),
+        "x".to_string() + &" + 1".repeat(29),
+        "-".repeat(29) + "x",
+        "f(".repeat(29) + "x" + &")".repeat(29),
+        "[".repeat(29) + "x" + &"]".repeat(29),
+        "x".to_string() + &".a".repeat(29),
+        "a ? ".repeat(29) + "x" + &" : b".repeat(29),
+        "1 + (".repeat(29) + "x" + &")".repeat(29),
+    ];
+    for source in deepest {
+        let e = Expr::parse(&source).unwrap_or_else(|err| panic!("{source}: {err}"));
+        let round = Expr::parse(&e.to_string()).unwrap_or_else(|err| panic!("{e}: {err}"));
+        assert_eq!(round, e);
+        let _ = e.evaluate(&MapContext::new().with("x", json!(1)));
+        assert!(Expr::parse(&format!("!!({source})")).is_err(), "{source}");
+        assert!(Expr::parse(&format!("-({source})")).is_err(), "-({source})");
+    }
+    let e = Expr::parse(&("(".repeat(29) + "x" + &" + 1)".repeat(29))).unwrap();
     let v = e.evaluate(&MapContext::new().with("x", json!(1))).unwrap();
-    assert_eq!(v.value(), Some(&json!(31)));
+    assert_eq!(v.value(), Some(&json!(30)));
+    // A result deeper than any parsed tree is refused too.
+    let inner = "[".repeat(20) + "x" + &"]".repeat(20);
+    let source = format!("{}eval({:?}){}", "[".repeat(20), inner, "]".repeat(20));
+    let err = Expr::parse(&source)
+        .unwrap()
+        .evaluate(&EmptyContext)
+        .unwrap_err();
+    assert_eq!(err.kind(), ExprErrorKind::TooDeep);
 }
 
 #[test]
@@ -369,7 +392,7 @@ fn self_referencing_eval_hits_the_depth_limit() {
 fn runaway_work_and_sizes_are_limited() {
     let err = eval_err("map(range(100000), \"range(1000)\")");
     assert_eq!(err.kind(), ExprErrorKind::LimitExceeded);
-    let nested = (0..40).fold("\"\\\"\"".to_string(), |acc, _| format!("tojson({acc})"));
+    let nested = (0..25).fold("\"\\\"\"".to_string(), |acc, _| format!("tojson({acc})"));
     let err = eval_err(&nested);
     assert_eq!(err.kind(), ExprErrorKind::LimitExceeded);
 }
@@ -669,7 +692,18 @@ fn expressions_and_templates_serialize_as_source_text() {
 fn big_numbers_print_and_read_back_exactly() {
     // Found by fuzzing: an integer beyond u64 becomes a float whose printed
     // form must read back to the same float.
-    for source in ["922337203685476854775875807 + n", "18446744073709551615", "-9223372036854775808", "1.7976931348623157e308", "5e-324"] {
+    for source in [
+        "- - -x",
+        "-(-5)",
+        "- -(5)",
+        "-(5)",
+        "--(--x)",
+        "922337203685476854775875807 + n",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "1.7976931348623157e308",
+        "5e-324",
+    ] {
         let e = Expr::parse(source).unwrap();
         assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "{source}");
     }

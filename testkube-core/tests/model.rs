@@ -228,3 +228,27 @@ fn triggers_and_webhooks_read_their_enums() {
         ]
     );
 }
+
+#[test]
+fn parameter_bounds_keep_integers_as_integers() {
+    let source = "kind: TestWorkflow\napiVersion: testworkflows.testkube.io/v1\nmetadata:\n  name: bounds\nspec:\n  config:\n    workers: {type: integer, minimum: 1, maximum: 64, multipleOf: 2, default: 4}\n    ratio: {type: number, exclusiveMinimum: 0.5, exclusiveMaximum: 1}\n  steps:\n  - shell: echo\n";
+    let file = load("bounds.yaml", source);
+    assert!(file.diagnostics.is_empty(), "{:#?}", file.diagnostics);
+    let document = file.typed_documents().next().expect("the workflow");
+    let yaml = serde_saphyr::to_string(document).expect("serialize");
+    for written in [
+        "minimum: 1\n",
+        "maximum: 64\n",
+        "multipleOf: 2\n",
+        "exclusiveMinimum: 0.5\n",
+        "exclusiveMaximum: 1\n",
+    ] {
+        assert!(yaml.contains(written), "`{written}` in:\n{yaml}");
+    }
+    let json = serde_json::to_value(document).expect("serialize");
+    assert_eq!(
+        json["spec"]["config"]["workers"]["minimum"],
+        serde_json::json!(1)
+    );
+    assert!(json["spec"]["config"]["workers"]["minimum"].is_u64());
+}

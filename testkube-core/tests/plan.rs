@@ -327,7 +327,7 @@ fn unknown_config_key_suggests_the_declared_one() {
         [(
             "unknown-config".to_owned(),
             "unknown config `worker`: the workflow does not declare it".to_owned(),
-            Some("did you mean `workers`?".to_owned())
+            Some("did you mean `workers`? (declared parameters: workers, browser)".to_owned())
         )]
     );
 }
@@ -439,4 +439,113 @@ fn template_config_is_checked_like_workflow_config() {
         Some("did you mean `config.name`? (the template declares `name`)")
     );
     assert_eq!(err.diagnostics[0].path(), Some("spec.steps[0].template"));
+}
+
+fn shells(workflow: &TestWorkflow) -> Vec<String> {
+    fn collect(steps: &[testkube_core::model::Step], out: &mut Vec<String>) {
+        for step in steps {
+            let run_shell = step.run.as_ref().and_then(|run| run.shell.as_ref());
+            out.extend(step.shell.iter().chain(run_shell).cloned());
+            collect(&step.setup, out);
+            collect(&step.steps, out);
+        }
+    }
+    let mut out = Vec::new();
+    collect(&workflow.spec.steps, &mut out);
+    out
+}
+
+#[test]
+fn masking_leaves_sensitive_references_symbolic() {
+    let masked =
+        resolve_named("sensitive.yaml", Some("sensitive"), &[("token", "tk_x")]).expect("resolves");
+    assert_eq!(
+        shells(masked.workflow()),
+        [
+            "echo {{ config.token + \"x\" }}",
+            "echo {{ shellquote(config.token) }} eu",
+            "echo {{ config.token == \"tk_x\" ? \"yes\" : \"no\" }}",
+            "echo {{ tojson(config) }}",
+            "echo pin={{ config.pin * 2 }}",
+            "login --password {{ shellquote(config.password) }}",
+        ]
+    );
+    let text = serde_json::to_string(masked.workflow()).expect("serializes");
+    for secret in [
+        "tk_default",
+        "1234",
+        "2468",
+        "tmpl-default-secret",
+        "********x",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(masked.config().get("token"), Some(&serde_json::json!(MASK)));
+    assert_eq!(masked.config().get("pin"), Some(&serde_json::json!(MASK)));
+    assert_eq!(
+        masked.config().get("region"),
+        Some(&serde_json::json!("eu"))
+    );
+
+    // The engine resolves without masking: the real values are used.
+    let file = load("sensitive.yaml");
+    let (workflow, node) = workflow(&file, Some("sensitive"));
+    let options = ResolveOptions::new().with_config("token", "tk_x");
+    let real =
+        resolve_workflow(workflow, &templates(&file), &options, Some(node)).expect("resolves");
+    assert_eq!(
+        shells(real.workflow()),
+        [
+            "echo tk_xx",
+            "echo tk_x eu",
+            "echo yes",
+            "echo {\"token\":\"tk_x\",\"pin\":1234,\"region\":\"eu\"}",
+            "echo pin=2468",
+            "login --password tmpl-default-secret",
+        ]
+    );
+}
+
+#[test]
+fn sensitive_values_are_never_echoed_in_errors() {
+    for (passed, rule) in [
+        (
+            ("token", "TOPSECRET"),
+            "config `token` must match the pattern `^tk_`",
+        ),
+        (
+            ("token", "tk"),
+            "config `token` must be at least 3 characters long",
+        ),
+        (("pin", "TOPSECRET"), "config `pin` must be an integer"),
+        (("pin", "12"), "config `pin` must be at least 1000"),
+        (
+            ("token", "{{ TOPSECRET( }}"),
+            "config `token` holds a `{{ }}` expression",
+        ),
+    ] {
+        let err = resolve_named("sensitive.yaml", Some("sensitive"), &[passed]).unwrap_err();
+        let shown = format!("{:?}", errors(&err));
+        assert!(!shown.contains(passed.1), "{passed:?} echoed: {shown}");
+        let message = &errors(&err)[0].1;
+        assert!(message.starts_with(rule), "{message}");
+        assert!(message.contains("sensitive, not shown"), "{message}");
+    }
+    // A parameter that is not sensitive still shows what was wrong.
+    let err = resolve_named("errors/config.yaml", None, &[("workers", "two")]).unwrap_err();
+    assert!(errors(&err)[0].1.ends_with("got `two`"));
+}
+
+#[test]
+fn builtin_k6_template_takes_the_script_as_params() {
+    let resolved = render("k6-params.yaml");
+    assert_eq!(shells(&resolved), ["k6 run k6-smoke-test-without-envs.js"]);
+    let (resolved, _) = plan_with("k6-params.yaml", &[], &PlanOptions::new());
+    assert!(resolved.warnings().is_empty(), "{:?}", resolved.warnings());
+    let text = serde_json::to_string(resolved.workflow()).expect("serializes");
+    assert!(text.contains("grafana/k6:0.48.0"), "{text}");
+    // Testkube's own tests pass the whole command as `run` instead.
+    let plan = plan("template-step-template.yaml");
+    let text = serde_json::to_string(&plan).expect("serializes");
+    assert!(text.contains("\"k6 run script.js\""), "{text}");
 }

@@ -234,3 +234,93 @@ fn valid_document_next_to_a_broken_one_is_still_read() {
     assert_eq!(file.diagnostics.len(), 1);
     assert_eq!(file.diagnostics[0].span().map(|s| s.start.line), Some(10));
 }
+
+#[test]
+fn type_errors_do_not_hide_the_rest_and_keep_file_paths() {
+    let file = load_path(&data_dir().join("type-errors-all-reported.yaml"));
+    let paths: Vec<(&str, &str)> = file
+        .diagnostics
+        .iter()
+        .map(|d| (d.code(), d.path().unwrap_or_default()))
+        .collect();
+    // `steps[1]` (not a map) is removed to read the rest; what follows is
+    // still named as written in the file.
+    assert!(
+        paths.contains(&("invalid-type", "spec.steps[1]")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&("unknown-field", "spec.steps[2].timout")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&("conflicting-fields", "spec.steps[2].run.command")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&("invalid-type", "spec.steps[0].container.env[0].name")),
+        "{paths:?}"
+    );
+    // Every round of reading sees the typo again; it is reported once.
+    let typos = paths
+        .iter()
+        .filter(|(code, _)| *code == "unknown-field")
+        .count();
+    assert_eq!(typos, 1, "{paths:?}");
+    // Removing `name: [A]` leaves the env entry without a name: that is the
+    // same error, not a second one.
+    assert!(
+        !paths.iter().any(|(code, _)| *code == "missing-field"),
+        "{paths:?}"
+    );
+    // A document read past its type errors is not handed out as the file's.
+    assert!(file.documents[0].document.is_none());
+}
+
+#[test]
+fn type_errors_say_what_to_write_instead() {
+    let source = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata:\n  name: wf\nspec:\n  job: {activeDeadlineSeconds: soon}\n  steps:\n    - shell: make\n      negative: maybe\n";
+    let file = load_text(source);
+    let hints: Vec<(&str, Option<&str>)> = file
+        .diagnostics
+        .iter()
+        .map(|d| (d.path().unwrap_or_default(), d.hint()))
+        .collect();
+    assert_eq!(
+        hints,
+        [
+            (
+                "spec.job.activeDeadlineSeconds",
+                Some("use a number, or a `{{ }}` expression where the field allows it")
+            ),
+            ("spec.steps[0].negative", Some("use true or false")),
+        ]
+    );
+}
+
+#[test]
+fn enum_errors_list_a_few_values_only_when_nothing_is_close() {
+    let source = "apiVersion: executor.testkube.io/v1\nkind: Webhook\nmetadata:\n  name: wh\nspec:\n  uri: https://example.com/hook\n  events: [zzzzzz, end-testworkflow-sucess]\n";
+    let file = load_text(source);
+    let messages: Vec<(&str, Option<&str>)> = file
+        .diagnostics
+        .iter()
+        .map(|d| (d.message(), d.hint()))
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let (far, far_hint) = messages[0];
+    assert!(
+        far.starts_with("unknown value `zzzzzz`, expected one of `"),
+        "{far}"
+    );
+    assert!(far.ends_with(", … (33 in all)"), "{far}");
+    assert_eq!(far.matches('`').count(), 2 + 2 * 12, "twelve values: {far}");
+    assert_eq!(far_hint, None);
+    assert_eq!(
+        messages[1],
+        (
+            "unknown value `end-testworkflow-sucess`",
+            Some("did you mean `end-testworkflow-success`?")
+        )
+    );
+}

@@ -433,7 +433,7 @@ fn a_type_error_names_the_field_path_and_the_value_position() {
             7,
             14,
             "spec.steps[1].retries".into(),
-            String::new()
+            "use a number, or a `{{ }}` expression where the field allows it".into()
         )]
     );
     assert_eq!(
@@ -532,7 +532,8 @@ fn enums_accept_names_and_single_entry_maps_and_suggest_close_names() {
     );
     assert_eq!(
         diags[0].message(),
-        "unknown value `allways`, expected one of `always`, `passed`, `failed`, `expression`"
+        "unknown value `allways`",
+        "with a close match, the hint says it all"
     );
 
     let (_, diags) = from_node::<Step>(&load_one("condition: {always: 1, passed: 2}\n"));

@@ -65,7 +65,9 @@ async fn passing_and_failing_steps_give_the_verdict() {
     for executor in executors(dir.path()) {
         let passed = run(
             &executor,
-            &workflow("  steps:\n  - {id: a, shell: 'echo hello'}\n  - {id: b, run: {command: [true]}}\n"),
+            &workflow(
+                "  steps:\n  - {id: a, shell: 'echo hello'}\n  - {id: b, run: {command: [true]}}\n",
+            ),
         )
         .await;
         assert_eq!(passed.status, ExecutionStatus::Passed, "{passed:#?}");
@@ -79,7 +81,11 @@ async fn passing_and_failing_steps_give_the_verdict() {
         .await;
         assert_eq!(failed.status, ExecutionStatus::Failed);
         assert_eq!(step(&failed, "a").status, StepStatus::Failed);
-        assert_eq!(step(&failed, "a").exit_code, Some(1), "set -e stops the script");
+        assert_eq!(
+            step(&failed, "a").exit_code,
+            Some(1),
+            "set -e stops the script"
+        );
         assert_eq!(step(&failed, "b").status, StepStatus::Skipped);
     }
 }
@@ -114,7 +120,10 @@ async fn negative_and_optional_steps_do_not_fail_the_run() {
         )
         .await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
-        assert_eq!(step(&summary, "expected_failure").status, StepStatus::Passed);
+        assert_eq!(
+            step(&summary, "expected_failure").status,
+            StepStatus::Passed
+        );
         assert_eq!(step(&summary, "flaky").status, StepStatus::Failed);
         assert_eq!(step(&summary, "last").status, StepStatus::Passed);
     }
@@ -125,7 +134,8 @@ async fn retries_until_the_step_passes() {
     let dir = tempfile::tempdir().unwrap();
     for executor in executors(dir.path()) {
         // Fails twice, then passes: a counter file in the workspace.
-        let script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; test $n -ge 3";
+        let script =
+            "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; test $n -ge 3";
         let summary = run(
             &executor,
             &workflow(&format!(
@@ -151,7 +161,8 @@ async fn a_step_timeout_kills_everything_the_step_started() {
     let dir = tempfile::tempdir().unwrap();
     for (n, executor) in executors(dir.path()).into_iter().enumerate() {
         let marker = format!("tkmarker{}x{n}", std::process::id());
-        let script = format!("sh -c \"sleep 100 # {marker}\" & sh -c \"sleep 100 # {marker}\" & wait");
+        let script =
+            format!("sh -c \"sleep 100 # {marker}\" & sh -c \"sleep 100 # {marker}\" & wait");
         let summary = run(
             &executor,
             &workflow(&format!(
@@ -195,7 +206,10 @@ async fn outputs_reach_later_conditions_and_templates() {
         .await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
         assert_eq!(
-            step(&summary, "produce").outputs.get("answer").map(String::as_str),
+            step(&summary, "produce")
+                .outputs
+                .get("answer")
+                .map(String::as_str),
             Some("42")
         );
         assert_eq!(step(&summary, "consume").status, StepStatus::Passed);
@@ -240,8 +254,20 @@ async fn fail_fast_aborts_the_other_workers() {
         assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
         assert_eq!(step(&summary, "tests").status, StepStatus::Failed);
         let statuses: Vec<StepStatus> = summary.workers[1..].iter().map(|w| w.status).collect();
-        assert_eq!(statuses.iter().filter(|s| **s == StepStatus::Failed).count(), 1);
-        assert_eq!(statuses.iter().filter(|s| **s == StepStatus::Aborted).count(), 2);
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == StepStatus::Failed)
+                .count(),
+            1
+        );
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == StepStatus::Aborted)
+                .count(),
+            2
+        );
     }
 }
 
@@ -250,7 +276,9 @@ async fn an_abort_stops_the_running_step() {
     let dir = tempfile::tempdir().unwrap();
     for executor in executors(dir.path()) {
         let engine = Engine::new(Arc::new(executor.clone()));
-        let yaml = workflow("  steps:\n  - {id: slow, shell: 'sleep 30'}\n  - {id: next, shell: 'true'}\n");
+        let yaml = workflow(
+            "  steps:\n  - {id: slow, shell: 'sleep 30'}\n  - {id: next, shell: 'true'}\n",
+        );
         let mut running = engine
             .start(plan(&yaml), ExecutionRequest::new("abort"))
             .unwrap();
@@ -280,7 +308,9 @@ async fn the_job_deadline_fails_the_run() {
     for executor in executors(dir.path()) {
         let summary = run(
             &executor,
-            &workflow("  job: {activeDeadlineSeconds: 1}\n  steps:\n  - {id: slow, shell: 'sleep 30'}\n"),
+            &workflow(
+                "  job: {activeDeadlineSeconds: 1}\n  steps:\n  - {id: slow, shell: 'sleep 30'}\n",
+            ),
         )
         .await;
         assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
@@ -318,4 +348,29 @@ async fn inline_content_files_are_written_before_the_step() {
         .await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_mounts_the_workspace_and_keeps_the_host_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = LocalExecutor::new(dir.path());
+    if !executor.is_sandboxed() {
+        return; // bubblewrap is not installed: nothing to check
+    }
+    let summary = run(
+        &executor,
+        &workflow(
+            "  steps:\n  - id: probe\n    shell: 'test \"$PWD\" = /data && touch /data/x /tmp/y && ! touch /usr/tkprobe 2>/dev/null && echo ok > /testkube/outputs/probe'\n",
+        ),
+    )
+    .await;
+    assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+    assert_eq!(
+        step(&summary, "probe")
+            .outputs
+            .get("probe")
+            .map(String::as_str),
+        Some("ok")
+    );
+    assert!(executor.workspace("exec", 0).join("data/x").is_file());
 }

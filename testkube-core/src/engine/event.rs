@@ -131,7 +131,8 @@ pub struct ExecutionSummary {
     pub finished_at: String,
     /// How long it took, in milliseconds.
     pub duration_ms: u64,
-    /// Every worker, the root first, then in start order.
+    /// Every worker: the root first, then each parallel block's workers by
+    /// index, blocks in the order they started.
     pub workers: Vec<WorkerSummary>,
 }
 
@@ -183,7 +184,8 @@ pub struct StepSummary {
 /// Builds the [`ExecutionSummary`] from the events as they pass.
 #[derive(Debug, Default)]
 pub(crate) struct SummaryBuilder {
-    workers: Vec<WorkerSummary>,
+    /// Each worker with its number (the summary lists them by number).
+    workers: Vec<(usize, WorkerSummary)>,
     started: BTreeMap<(String, String), SystemTime>,
 }
 
@@ -214,11 +216,7 @@ impl SummaryBuilder {
                 key,
                 value,
             } => {
-                if let Some(summary) = self
-                    .worker(worker)
-                    .steps
-                    .iter_mut()
-                    .find(|s| s.id == *step)
+                if let Some(summary) = self.worker(worker).steps.iter_mut().find(|s| s.id == *step)
                 {
                     summary.outputs.insert(key.clone(), value.clone());
                 }
@@ -228,19 +226,20 @@ impl SummaryBuilder {
     }
 
     fn worker(&mut self, worker: &WorkerId) -> &mut WorkerSummary {
-        let position = match self.workers.iter().position(|w| w.id == worker.path) {
+        let position = match self.workers.iter().position(|(n, _)| *n == worker.number) {
             Some(position) => position,
             None => {
-                self.workers.push(WorkerSummary {
+                let summary = WorkerSummary {
                     id: worker.path.clone(),
                     status: StepStatus::Queued,
                     description: None,
                     steps: Vec::new(),
-                });
+                };
+                self.workers.push((worker.number, summary));
                 self.workers.len() - 1
             }
         };
-        &mut self.workers[position]
+        &mut self.workers[position].1
     }
 
     fn step(
@@ -291,11 +290,12 @@ impl SummaryBuilder {
     }
 
     pub(crate) fn finish(
-        self,
+        mut self,
         header: SummaryHeader,
         status: ExecutionStatus,
         message: Option<String>,
     ) -> ExecutionSummary {
+        self.workers.sort_by_key(|(number, _)| *number);
         let finished = SystemTime::now();
         let duration = finished.duration_since(header.started).unwrap_or_default();
         ExecutionSummary {
@@ -307,7 +307,7 @@ impl SummaryBuilder {
             started_at: rfc3339(header.started),
             finished_at: rfc3339(finished),
             duration_ms: millis(duration),
-            workers: self.workers,
+            workers: self.workers.into_iter().map(|(_, w)| w).collect(),
         }
     }
 }

@@ -88,7 +88,11 @@ pub struct Unsupported {
 
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not supported yet: {} (step `{}`)", self.feature, self.step)
+        write!(
+            f,
+            "not supported yet: {} (step `{}`)",
+            self.feature, self.step
+        )
     }
 }
 

@@ -439,7 +439,11 @@ pub(crate) async fn run_worker(
 pub(crate) async fn stopped(
     stop: &mut watch::Receiver<Option<Interruption>>,
 ) -> Option<Interruption> {
-    let fired = stop.wait_for(Option::is_some).await.ok().map(|value| *value);
+    let fired = stop
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .map(|value| *value);
     match fired {
         Some(interruption) => interruption,
         None => std::future::pending().await,

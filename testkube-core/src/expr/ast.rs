@@ -227,6 +227,42 @@ impl Node {
         }
     }
 
+    /// Levels of the tree: 1 for a leaf.
+    pub(crate) fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut child = |n: &Node| deepest = deepest.max(n.depth());
+        match &self.kind {
+            Kind::Literal(_) | Kind::Variable(_) => {}
+            Kind::Property(base, _) => child(base),
+            Kind::Index(base, key) => {
+                child(base);
+                child(key);
+            }
+            Kind::Wildcard(base, steps) => {
+                child(base);
+                for step in steps {
+                    if let Step::Index(key) = step {
+                        child(key);
+                    }
+                }
+            }
+            Kind::Unary(_, x) => child(x),
+            Kind::Binary(_, a, b) => {
+                child(a);
+                child(b);
+            }
+            Kind::Ternary(c, a, b) => {
+                child(c);
+                child(a);
+                child(b);
+            }
+            Kind::Call(_, args) => args.iter().for_each(|a| child(&a.value)),
+            Kind::Array(items) => items.iter().for_each(&mut child),
+            Kind::Object(members) => members.iter().for_each(|(_, n)| child(n)),
+        }
+        deepest + 1
+    }
+
     /// Calls `f` on this node and every node below it, parents first.
     pub(crate) fn visit(&self, f: &mut dyn FnMut(&Node)) {
         f(self);

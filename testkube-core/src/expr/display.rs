@@ -49,14 +49,24 @@ fn write_node(f: &mut dyn Write, node: &Node) -> fmt::Result {
             Ok(())
         }
         Kind::Unary(op, operand) => {
-            let needs_parens = operand.precedence() < UNARY_PRECEDENCE
-                || (*op == UnaryOp::Neg
-                    && (matches!(operand.kind, Kind::Literal(Value::Number(_)))
-                        || matches!(operand.kind, Kind::Unary(UnaryOp::Neg, _))));
-            f.write_char(match op {
-                UnaryOp::Not => '!',
-                UnaryOp::Neg => '-',
-            })?;
+            let negative_number = matches!(&operand.kind, Kind::Literal(Value::Number(n))
+                if n.as_f64().is_some_and(f64::is_sign_negative));
+            match op {
+                UnaryOp::Not => f.write_char('!')?,
+                // `- -x` and `- -5`: a space, not parentheses, keeps `--`
+                // apart without adding a level of nesting (found by fuzzing).
+                UnaryOp::Neg
+                    if negative_number || matches!(operand.kind, Kind::Unary(UnaryOp::Neg, _)) =>
+                {
+                    f.write_str("- ")?
+                }
+                UnaryOp::Neg => f.write_char('-')?,
+            }
+            // `-(5)`: without parentheses `-5` reads as the literal minus five.
+            let positive_number =
+                matches!(operand.kind, Kind::Literal(Value::Number(_))) && !negative_number;
+            let needs_parens =
+                operand.precedence() < UNARY_PRECEDENCE || (*op == UnaryOp::Neg && positive_number);
             write_maybe_parens(f, operand, needs_parens)
         }
         Kind::Binary(op, left, right) => {

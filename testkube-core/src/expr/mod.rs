@@ -85,9 +85,9 @@ impl Expr {
     /// Errors of operators and functions on known values (division by zero,
     /// a wrong type, an unknown function...), with the span of the culprit.
     pub fn evaluate(&self, ctx: &dyn Context) -> Result<Expr, ExprError> {
-        Evaluator::new(ctx)
-            .eval(&self.node)
-            .map(|node| Expr { node })
+        let node = Evaluator::new(ctx).eval(&self.node)?;
+        // `eval()` and `map()` can build a deeper tree than was parsed.
+        parser::check_depth(node).map(|node| Expr { node })
     }
 
     /// Evaluates and requires a value.

@@ -3,7 +3,8 @@
 //! Precedence, loosest first: `? :` (right-associative), `&& ||`,
 //! comparisons, `+ -`, `* / %`, `**`, prefix `! -`, postfix `.x [i] .*`.
 //! Binary operators are left-associative (as in Testkube, `2 ** 3 ** 2` is
-//! `(2 ** 3) ** 2`). Nesting is limited to [`MAX_DEPTH`] so that no input can
+//! `(2 ** 3) ** 2`). Nesting is limited (the tree to [`MAX_DEPTH`] levels, the
+//! parser's own recursion, parentheses included, to [`MAX_NESTING`]) so that no input can
 //! exhaust the stack of the parser, the printer or the evaluator.
 
 use serde_json::Value;
@@ -14,7 +15,13 @@ use super::lexer::{Lexer, Tok, Token};
 
 /// Deepest nesting of the tree the parser accepts. Each operator in a chain
 /// (`a + b + c`) counts as one level, as does each bracket or prefix.
-pub(crate) const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 30;
+
+/// Deepest recursion of the parser: each bracket, prefix operator, operator
+/// of a chain or access step is one level. Printing a tree of at most
+/// [`MAX_DEPTH`] levels adds at most one pair of parentheses per level, so
+/// what the printer writes always parses again.
+const MAX_NESTING: usize = 100;
 
 /// Parses a whole string as one expression.
 pub(crate) fn parse_expression(src: &str) -> Result<Node, ExprError> {
@@ -27,6 +34,20 @@ pub(crate) fn parse_expression(src: &str) -> Result<Node, ExprError> {
     }
     let node = parser.expression()?;
     parser.expect_end()?;
+    check_depth(node)
+}
+
+/// Refuses trees deeper than [`MAX_DEPTH`] (also used on evaluation results,
+/// which must print to source that parses again).
+pub(crate) fn check_depth(node: Node) -> Result<Node, ExprError> {
+    if node.depth() > MAX_DEPTH {
+        return Err(ExprError::new(
+            ExprErrorKind::TooDeep,
+            node.span,
+            format!("expression nests more than {MAX_DEPTH} levels deep"),
+        )
+        .with_hint("split it into smaller expressions"));
+    }
     Ok(node)
 }
 
@@ -39,7 +60,7 @@ pub(crate) fn parse_prefix(src: &str, start: usize) -> Result<(Option<Node>, usi
     if matches!(parser.token.kind, Tok::End | Tok::Punct("}")) {
         return Ok((None, parser.token.span.start));
     }
-    let node = parser.expression()?;
+    let node = check_depth(parser.expression()?)?;
     Ok((Some(node), parser.token.span.start))
 }
 
@@ -108,11 +129,11 @@ impl<'s> Parser<'s> {
     /// Enters one level of nesting; the caller must call `leave`.
     fn enter(&mut self, span: Span) -> Result<(), ExprError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > MAX_NESTING {
             return Err(ExprError::new(
                 ExprErrorKind::TooDeep,
                 span,
-                format!("expression nests more than {MAX_DEPTH} levels deep"),
+                "expression nests too deeply".to_string(),
             )
             .with_hint("split it into smaller expressions"));
         }

@@ -14,7 +14,7 @@ use super::check::Checker;
 use super::context::Context;
 use super::error::{ExprError, ExprErrorKind, Span};
 use super::eval::Evaluator;
-use super::parser::parse_prefix;
+use super::parser::{check_depth, parse_prefix};
 use super::value::to_text;
 
 /// A string with `{{ expression }}` parts.
@@ -87,7 +87,10 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(text) => builder.text(text),
-                Part::Expr(expr) => builder.node(Evaluator::new(ctx).eval(&expr.node)?),
+                Part::Expr(expr) => {
+                    let node = Evaluator::new(ctx).eval(&expr.node)?;
+                    builder.node(check_depth(node)?);
+                }
             }
         }
         Ok(builder.finish())

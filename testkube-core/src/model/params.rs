@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// One entry of `spec.config`: the declaration of a parameter. A parameter
 /// without `default` is required.
+///
+/// Numeric constraints are JSON numbers rather than floats so that a file
+/// comes back as written (`minimum: 1` stays `1`, not `1.0`); use
+/// [`ParameterSchema::bound`] to compare against them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterSchema {
@@ -39,25 +43,30 @@ pub struct ParameterSchema {
     pub max_length: Option<u64>,
     /// Inclusive lower bound of a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minimum: Option<f64>,
+    pub minimum: Option<serde_json::Number>,
     /// Inclusive upper bound of a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maximum: Option<f64>,
+    pub maximum: Option<serde_json::Number>,
     /// Exclusive lower bound of a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclusive_minimum: Option<f64>,
+    pub exclusive_minimum: Option<serde_json::Number>,
     /// Exclusive upper bound of a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclusive_maximum: Option<f64>,
+    pub exclusive_maximum: Option<serde_json::Number>,
     /// A number must be a multiple of this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multiple_of: Option<f64>,
+    pub multiple_of: Option<serde_json::Number>,
 }
 
 impl ParameterSchema {
     /// The declared type, `string` when absent.
     pub fn effective_type(&self) -> ParameterType {
         self.param_type.unwrap_or(ParameterType::String)
+    }
+
+    /// A numeric constraint as a float, for comparisons.
+    pub fn bound(number: Option<&serde_json::Number>) -> Option<f64> {
+        number.and_then(serde_json::Number::as_f64)
     }
 
     /// Whether a caller must pass a value.

@@ -135,7 +135,7 @@ pub(crate) fn bind(
             }
         };
         match evaluate_value(value, base) {
-            Err(problem) if sensitive => problems.push(
+            Err(_) if sensitive => problems.push(
                 Problem::error(
                     "invalid-config",
                     format!(
@@ -260,12 +260,17 @@ fn unknown_parameter(
         (None, false) => format!("declared parameters: {}", declared.join(", ")),
     };
     match owner {
+        // A command-line key has no place in the file to point at: the hint
+        // lists what can be passed instead.
         Owner::Workflow => Problem::error(
             "unknown-config",
             format!("unknown config `{name}`: the workflow does not declare it"),
             path,
         )
-        .with_hint(hint)
+        .with_hint(match suggestion {
+            Some(_) => format!("{hint} (declared parameters: {})", declared.join(", ")),
+            None => hint,
+        })
         .not_in_file(),
         // Testkube passes unknown template parameters through silently; a
         // warning keeps such files working while showing the likely typo.
@@ -360,7 +365,7 @@ mod tests {
                 (
                     "unknown-config",
                     "unknown config `worker`: the workflow does not declare it",
-                    Some("did you mean `workers`?")
+                    Some("did you mean `workers`? (declared parameters: workers, browser, token)")
                 ),
                 (
                     "missing-config",

@@ -31,9 +31,12 @@
 //!
 //! # Sensitive parameters
 //! Values of parameters declared `sensitive: true` are never shown:
-//! [`ResolvedWorkflow::config`] masks them as [`MASK`], and with
-//! [`ResolveOptions::mask_sensitive`] the workflow itself is resolved with
-//! the mask in their place (for previews such as `testkube render`).
+//! [`ResolvedWorkflow::config`] masks them as [`MASK`], diagnostics say "the
+//! value (sensitive, not shown)" instead of echoing them, and with
+//! [`ResolveOptions::mask_sensitive`] (previews such as `testkube render`)
+//! they are not bound at all: every expression using one stays symbolic
+//! (`{{ shellquote(config.token) }}`), which shows where the secret goes
+//! without showing it or computing anything from a stand-in value.
 
 mod apply;
 mod config;
@@ -99,8 +102,10 @@ impl ResolveOptions {
         self
     }
 
-    /// Resolves with every sensitive parameter's value replaced by [`MASK`],
-    /// for output people read (the values are still validated).
+    /// Resolves for output people read: sensitive parameters are left
+    /// unknown, so expressions that use them stay as expressions, and a
+    /// sensitive default is shown as [`MASK`] (the values are still
+    /// validated). Without it (the engine), the real values are used.
     #[must_use]
     pub fn mask_sensitive(mut self, mask: bool) -> Self {
         self.mask_sensitive = mask;

@@ -143,9 +143,11 @@ pub(crate) fn check(value: &Value, schema: &ParameterSchema) -> Result<(), Param
         if !allowed.iter().any(|option| same_value(option, value)) {
             let listed: Vec<String> = allowed.iter().map(shown).collect();
             let first = allowed.first().map(plain).unwrap_or_default();
-            return Err(ParamProblem::new(format!("must be one of {}", listed.join(", ")))
-                .got(shown(value))
-                .with_hint(format!("pick one of the allowed values, e.g. `{first}`")));
+            return Err(
+                ParamProblem::new(format!("must be one of {}", listed.join(", ")))
+                    .got(shown(value))
+                    .with_hint(format!("pick one of the allowed values, e.g. `{first}`")),
+            );
         }
     }
     if let Value::String(text) = value {
@@ -187,20 +189,22 @@ fn check_string(text: &str, schema: &ParameterSchema) -> Result<(), ParamProblem
 }
 
 fn check_number(number: f64, schema: &ParameterSchema) -> Result<(), ParamProblem> {
-    let fail = |rule: String| Err(ParamProblem::new(format!("must be {rule}")).got(number.to_string()));
-    if let Some(min) = schema.minimum.filter(|min| number < *min) {
+    let fail =
+        |rule: String| Err(ParamProblem::new(format!("must be {rule}")).got(number.to_string()));
+    let bound = |value: &Option<Number>| ParameterSchema::bound(value.as_ref());
+    if let Some(min) = bound(&schema.minimum).filter(|min| number < *min) {
         return fail(format!("at least {min}"));
     }
-    if let Some(max) = schema.maximum.filter(|max| number > *max) {
+    if let Some(max) = bound(&schema.maximum).filter(|max| number > *max) {
         return fail(format!("at most {max}"));
     }
-    if let Some(min) = schema.exclusive_minimum.filter(|min| number <= *min) {
+    if let Some(min) = bound(&schema.exclusive_minimum).filter(|min| number <= *min) {
         return fail(format!("greater than {min}"));
     }
-    if let Some(max) = schema.exclusive_maximum.filter(|max| number >= *max) {
+    if let Some(max) = bound(&schema.exclusive_maximum).filter(|max| number >= *max) {
         return fail(format!("less than {max}"));
     }
-    if let Some(step) = schema.multiple_of.filter(|step| *step > 0.0) {
+    if let Some(step) = bound(&schema.multiple_of).filter(|step| *step > 0.0) {
         let ratio = number / step;
         if (ratio - ratio.round()).abs() > 1e-9 {
             return fail(format!("a multiple of {step}"));
@@ -308,9 +312,9 @@ mod tests {
         );
 
         let mut ratio = schema(ParameterType::Number);
-        ratio.minimum = Some(0.0);
-        ratio.exclusive_maximum = Some(1.0);
-        ratio.multiple_of = Some(0.25);
+        ratio.minimum = Some(0.into());
+        ratio.exclusive_maximum = Some(1.into());
+        ratio.multiple_of = Number::from_f64(0.25);
         assert!(check(&json!(0.5), &ratio).is_ok());
         assert!(
             check(&json!(1.0), &ratio)

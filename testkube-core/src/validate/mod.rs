@@ -6,7 +6,10 @@
 //! (unknown fields and type errors become diagnostics with a position), and
 //! runs the semantic checks of [`validate_document`]. It never stops at the
 //! first problem: every diagnostic of every document is collected, each
-//! tagged with the file name, so a user fixes a file in one pass.
+//! tagged with the file name, so a user fixes a file in one pass. A type
+//! error (which stops serde) is recorded, the offending entry removed from a
+//! copy of the tree, and the document read again, so the errors after it
+//! and the semantic checks of the rest are reported too.
 //!
 //! The semantic checks live in submodules by subject: `workflow` (the step
 //! tree, workers), `schedule` (cron events), `parts` (containers, content, artifacts,
@@ -28,7 +31,7 @@ use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{Document, DocumentKind, KindError};
-use crate::yaml::{self, LoadOptions, Node, NodeValue, ScalarStyle};
+use crate::yaml::{self, LoadOptions, Node, NodeValue, Pruning, ScalarStyle};
 use report::Report;
 
 /// One YAML document of a file: its tree, and the typed document when it
@@ -39,8 +42,11 @@ pub struct LoadedDocument {
     pub index: usize,
     /// The spanned YAML tree, for looking up positions.
     pub node: Node,
-    /// The typed document; `None` when its kind is unknown or a type error
-    /// stopped reading it (the reason is in the file's diagnostics).
+    /// The typed document; `None` when its kind is unknown or it has type
+    /// errors (the reasons are in the file's diagnostics). A document with
+    /// type errors is still read past them and checked, so that every
+    /// error of the file is reported, but that partial reading is not
+    /// handed out.
     pub document: Option<Document>,
 }
 
@@ -110,10 +116,32 @@ pub fn load_file(name: &str, bytes: &[u8], options: &LoadOptions) -> LoadedFile 
     }
     for (index, mut node) in nodes.into_iter().enumerate() {
         read_yaml11_octal_modes(&mut node);
-        let (document, mut diagnostics) = read_document(&node);
-        if let Some(document) = &document {
-            diagnostics.extend(check_document(document, &node, Some(source)));
+        let Read {
+            document,
+            mut diagnostics,
+            pruned,
+        } = read_document(&node);
+        let incomplete = pruned.is_some();
+        match (&document, pruned) {
+            (Some(document), None) => {
+                diagnostics.extend(check_document(document, &node, Some(source), None));
+            }
+            // Type errors were removed to read the rest: the rest is
+            // checked too, on the pruned tree (same spans), so one run
+            // reports every error of the file.
+            (Some(document), Some((tree, pruning))) => {
+                diagnostics.extend(check_document(
+                    document,
+                    &tree,
+                    Some(source),
+                    Some(&pruning),
+                ));
+            }
+            (None, _) => {}
         }
+        // A document read past type errors is incomplete: it is not handed
+        // out as if it were the file's.
+        let document = document.filter(|_| !incomplete);
         // File order, so users read them top to bottom; stable, so several
         // problems at one place keep the order they were found in.
         diagnostics.sort_by_key(|d| d.span().map_or(usize::MAX, |span| span.offset));
@@ -131,13 +159,22 @@ pub fn load_file(name: &str, bytes: &[u8], options: &LoadOptions) -> LoadedFile 
 /// The semantic checks of one typed document; `node` is the tree it was
 /// read from, used for positions. Diagnostics carry no file name.
 pub fn validate_document(document: &Document, node: &Node) -> Vec<Diagnostic> {
-    check_document(document, node, None)
+    check_document(document, node, None, None)
 }
 
 /// [`validate_document`], with the source text when known: positions inside
 /// multi-line values (block scalars) need it.
-fn check_document(document: &Document, node: &Node, source: Option<&str>) -> Vec<Diagnostic> {
+/// `pruning` is set when `node` is a tree pruned of type errors.
+fn check_document(
+    document: &Document,
+    node: &Node,
+    source: Option<&str>,
+    pruning: Option<&Pruning>,
+) -> Vec<Diagnostic> {
     let mut report = Report::new(node, source);
+    if let Some(pruning) = pruning {
+        report = report.pruned(pruning);
+    }
     let kind = document.kind();
     resources::check_metadata(&mut report, kind, document.metadata());
     match document {
@@ -161,9 +198,28 @@ fn check_document(document: &Document, node: &Node, source: Option<&str>) -> Vec
     report.into_diagnostics()
 }
 
+/// A document as read: the typed value (from a tree pruned of type errors
+/// when there were some, see [`yaml::from_node_recovering`]), every problem
+/// found reading it, and the pruned tree.
+struct Read {
+    document: Option<Document>,
+    diagnostics: Vec<Diagnostic>,
+    pruned: Option<(Node, Pruning)>,
+}
+
+impl Read {
+    fn failed(diagnostic: Diagnostic) -> Self {
+        Read {
+            document: None,
+            diagnostics: vec![diagnostic],
+            pruned: None,
+        }
+    }
+}
+
 /// Reads the typed document from a loaded tree, dispatching on
 /// `apiVersion` and `kind`.
-fn read_document(node: &Node) -> (Option<Document>, Vec<Diagnostic>) {
+fn read_document(node: &Node) -> Read {
     if !matches!(node.value, NodeValue::Map(_)) {
         let diagnostic = Diagnostic::error(
             "invalid-document",
@@ -173,12 +229,12 @@ fn read_document(node: &Node) -> (Option<Document>, Vec<Diagnostic>) {
             ),
         )
         .with_span(node.span);
-        return (None, vec![diagnostic]);
+        return Read::failed(diagnostic);
     }
     let text = |key: &str| node.get_key(key).and_then(Node::as_str);
     let kind = match DocumentKind::resolve(text("apiVersion"), text("kind")) {
         Ok(kind) => kind,
-        Err(error) => return (None, vec![kind_diagnostic(node, &error)]),
+        Err(error) => return Read::failed(kind_diagnostic(node, &error)),
     };
     match kind {
         DocumentKind::TestWorkflow => read_as(node, Document::TestWorkflow),
@@ -190,12 +246,17 @@ fn read_document(node: &Node) -> (Option<Document>, Vec<Diagnostic>) {
     }
 }
 
-fn read_as<T: DeserializeOwned>(
-    node: &Node,
-    wrap: fn(Box<T>) -> Document,
-) -> (Option<Document>, Vec<Diagnostic>) {
-    let (value, diagnostics) = yaml::from_node::<T>(node);
-    (value.map(|value| wrap(Box::new(value))), diagnostics)
+fn read_as<T: DeserializeOwned>(node: &Node, wrap: fn(Box<T>) -> Document) -> Read {
+    let recovered = yaml::from_node_recovering::<T>(node);
+    let pruned = recovered
+        .pruned
+        .filter(|_| !recovered.pruning.is_empty())
+        .map(|tree| (tree, recovered.pruning));
+    Read {
+        document: recovered.value.map(|value| wrap(Box::new(value))),
+        diagnostics: recovered.diagnostics,
+        pruned,
+    }
 }
 
 fn kind_diagnostic(node: &Node, error: &KindError) -> Diagnostic {

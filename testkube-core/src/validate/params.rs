@@ -38,6 +38,13 @@ pub(crate) fn check_parameters(
         if let Some(default) = &schema.default
             && let Err(reason) = check_value(schema, pattern.as_ref(), default, true)
         {
+            // The default is in the file, but messages end up in logs: a
+            // sensitive one is not repeated there.
+            let reason = if schema.sensitive == Some(true) {
+                hide_value(&reason, default)
+            } else {
+                reason
+            };
             report.at(
                 &param_path.child("default"),
                 Diagnostic::error("invalid-default", format!("default of `{name}`: {reason}"))
@@ -85,14 +92,18 @@ fn check_bounds(report: &mut Report<'_>, path: &FieldPath, schema: &ParameterSch
     if let (Some(low), Some(high)) = (schema.min_length, schema.max_length) {
         conflict("minLength", "maxLength", low <= high);
     }
-    if let (Some(low), Some(high)) = (schema.minimum, schema.maximum) {
+    let bound = |number: &Option<serde_json::Number>| ParameterSchema::bound(number.as_ref());
+    if let (Some(low), Some(high)) = (bound(&schema.minimum), bound(&schema.maximum)) {
         conflict("minimum", "maximum", low <= high);
     }
-    if let (Some(low), Some(high)) = (schema.exclusive_minimum, schema.exclusive_maximum) {
+    if let (Some(low), Some(high)) = (
+        bound(&schema.exclusive_minimum),
+        bound(&schema.exclusive_maximum),
+    ) {
         conflict("exclusiveMinimum", "exclusiveMaximum", low < high);
     }
-    if let Some(step) = schema.multiple_of
-        && step <= 0.0
+    if let Some(step) = &schema.multiple_of
+        && bound(&schema.multiple_of).is_some_and(|step| step <= 0.0)
     {
         report.at(
             &path.child("multipleOf"),
@@ -221,42 +232,56 @@ fn check_value(
 }
 
 fn check_number(schema: &ParameterSchema, number: f64) -> Result<(), String> {
+    let bound = |value: &Option<serde_json::Number>| ParameterSchema::bound(value.as_ref());
     let checks = [
         (
-            schema.minimum,
-            number >= schema.minimum.unwrap_or(f64::MIN),
+            &schema.minimum,
+            number >= bound(&schema.minimum).unwrap_or(f64::MIN),
             "below minimum",
         ),
         (
-            schema.maximum,
-            number <= schema.maximum.unwrap_or(f64::MAX),
+            &schema.maximum,
+            number <= bound(&schema.maximum).unwrap_or(f64::MAX),
             "above maximum",
         ),
         (
-            schema.exclusive_minimum,
-            number > schema.exclusive_minimum.unwrap_or(f64::MIN),
+            &schema.exclusive_minimum,
+            number > bound(&schema.exclusive_minimum).unwrap_or(f64::MIN),
             "not above exclusiveMinimum",
         ),
         (
-            schema.exclusive_maximum,
-            number < schema.exclusive_maximum.unwrap_or(f64::MAX),
+            &schema.exclusive_maximum,
+            number < bound(&schema.exclusive_maximum).unwrap_or(f64::MAX),
             "not below exclusiveMaximum",
         ),
     ];
-    for (bound, ok, what) in checks {
-        if let Some(bound) = bound
+    for (limit, ok, what) in checks {
+        if let Some(limit) = limit
             && !ok
         {
-            return Err(format!("{number} is {what} {bound}"));
+            return Err(format!("{number} is {what} {limit}"));
         }
     }
-    if let Some(step) = schema.multiple_of
+    if let Some(step) = bound(&schema.multiple_of)
         && step > 0.0
         && (number / step).fract().abs() > 1e-9
     {
         return Err(format!("{number} is not a multiple of {step}"));
     }
     Ok(())
+}
+
+/// `reason` with `value` (as [`check_value`] shows it) replaced by words.
+fn hide_value(reason: &str, value: &Value) -> String {
+    const HIDDEN: &str = "the value (sensitive, not shown)";
+    let text = plain(value);
+    let mut hidden = reason.replace(&format!("`{text}`"), HIDDEN);
+    if let Some(number) = value.as_f64().map(|n| n.to_string())
+        && let Some(rest) = hidden.strip_prefix(&number)
+    {
+        hidden = format!("{HIDDEN}{rest}");
+    }
+    hidden
 }
 
 /// A scalar as the user wrote it (strings without quotes).

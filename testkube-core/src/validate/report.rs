@@ -1,14 +1,17 @@
 //! Where a semantic check's diagnostic points: the collector every check
 //! writes to, which looks up the span of a field path in the loaded tree.
 
-use crate::diagnostic::{Diagnostic, Span};
-use crate::yaml::{FieldPath, Node, NodeValue};
+use crate::diagnostic::{Diagnostic, Severity, Span};
+use crate::yaml::{FieldPath, Node, NodeValue, Pruning};
 
 /// Collects diagnostics for one document, attaching the path and the span
 /// of the field each one is about.
 pub(crate) struct Report<'a> {
     root: &'a Node,
     source: Option<&'a str>,
+    /// When `root` is a tree pruned of type errors: how to show paths as
+    /// they are in the file.
+    pruning: Option<&'a Pruning>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -19,8 +22,16 @@ impl<'a> Report<'a> {
         Report {
             root,
             source,
+            pruning: None,
             diagnostics: Vec::new(),
         }
+    }
+
+    /// A report on a tree pruned of type errors (spans still point into
+    /// the source); paths are shown as they are in the file.
+    pub(crate) fn pruned(mut self, pruning: &'a Pruning) -> Self {
+        self.pruning = Some(pruning);
+        self
     }
 
     /// The text the document was loaded from, when known.
@@ -60,8 +71,17 @@ impl<'a> Report<'a> {
 
     fn push(&mut self, path: &FieldPath, diagnostic: Diagnostic, span: Option<Span>) {
         let mut diagnostic = diagnostic;
+        let mut shown = path.clone();
+        if let Some(pruning) = self.pruning {
+            shown = pruning.original(path);
+            let warning = diagnostic.severity() == Severity::Warning;
+            if pruning.explains(&shown, warning) {
+                // Already said: the entry it is about had a type error.
+                return;
+            }
+        }
         if !path.is_empty() {
-            diagnostic = diagnostic.with_path(path.to_string());
+            diagnostic = diagnostic.with_path(shown.to_string());
         }
         if let Some(span) = span {
             diagnostic = diagnostic.with_span(span);

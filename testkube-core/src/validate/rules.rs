@@ -125,7 +125,139 @@ pub(crate) fn cron_line(line: &str) -> Result<(), String> {
         .build();
     match parser.parse(line) {
         Ok(_) => Ok(()),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(cron_fields_problem(line).unwrap_or_else(|| croner_words(&error))),
+    }
+}
+
+/// The fields of a cron line, with their ranges, as [`cron_fields_problem`]
+/// names them.
+const CRON_FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+];
+
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// What is wrong with a cron line croner refused, said in terms of its
+/// fields: how many there are, or which field holds which bad value and
+/// what the field allows. `None` when the fields look right (croner's own
+/// reason is used then).
+fn cron_fields_problem(line: &str) -> Option<String> {
+    if line.is_empty() {
+        return Some("the line is empty".to_owned());
+    }
+    if line.starts_with('@') {
+        return Some(format!(
+            "`{line}` is not a known shorthand (use @hourly, @daily, @weekly, @monthly, \
+             @yearly or @every <duration>)"
+        ));
+    }
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &CRON_FIELDS[1..],
+        6 => &CRON_FIELDS[..],
+        count => {
+            return Some(format!(
+                "it has {count} field{}; expected 5 (minute hour day-of-month month \
+                 day-of-week), or 6 with seconds first",
+                if count == 1 { "" } else { "s" }
+            ));
+        }
+    };
+    for (field, &(name, low, high)) in fields.iter().zip(names) {
+        if let Some(problem) = cron_field_problem(field, name, low, high) {
+            return Some(problem);
+        }
+    }
+    None
+}
+
+/// The first bad value of one field (`61` in the minute field), if any.
+fn cron_field_problem(field: &str, name: &str, low: u32, high: u32) -> Option<String> {
+    let out_of_range = |value: &str| {
+        format!("the {name} field has `{value}`, out of range: {name} goes from {low} to {high}")
+    };
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (part, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(0) => return Some(format!("the {name} field has a step of 0 in `{part}`")),
+                Ok(_) => {}
+                Err(_) => {
+                    return Some(format!(
+                        "the {name} field has `{part}`: the step after `/` must be a number"
+                    ));
+                }
+            }
+        }
+        if range == "*" || range == "?" {
+            continue;
+        }
+        // `L`, `W` and `#` (last day, weekday, nth weekday) are croner's
+        // business.
+        if range.contains(['L', 'l', 'W', 'w', '#']) {
+            continue;
+        }
+        let bounds: Vec<&str> = range.split('-').collect();
+        if bounds.len() > 2 || bounds.iter().any(|bound| bound.is_empty()) {
+            return Some(format!(
+                "the {name} field has `{part}`, which is not a value, a range `a-b` or `*`"
+            ));
+        }
+        for bound in bounds {
+            match bound.parse::<u32>() {
+                Ok(value) if value < low || value > high => return Some(out_of_range(bound)),
+                Ok(_) => {}
+                Err(_) => {
+                    let upper = bound.to_ascii_uppercase();
+                    let named = match name {
+                        "month" => MONTH_NAMES.contains(&upper.as_str()),
+                        "day-of-week" => DAY_NAMES.contains(&upper.as_str()),
+                        _ => false,
+                    };
+                    if !named {
+                        return Some(format!(
+                            "the {name} field has `{bound}`, which is not a number{}",
+                            match name {
+                                "month" => " or a month name (JAN-DEC)",
+                                "day-of-week" => " or a day name (SUN-SAT)",
+                                _ => "",
+                            }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// croner's reason without its prefixes ("Component error: ...").
+fn croner_words(error: &croner::errors::CronError) -> String {
+    let text = error.to_string();
+    let text = [
+        "Component error: ",
+        "Invalid pattern: ",
+        "Pattern contains ",
+    ]
+    .iter()
+    .find_map(|prefix| text.strip_prefix(prefix))
+    .unwrap_or(&text);
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
     }
 }
 
@@ -237,6 +369,40 @@ mod tests {
             "CRON_TZ=Europe/Paris 0 9 * * *",
         ] {
             assert_eq!(cron_line(ok), Ok(()), "{ok}");
+        }
+        let reasons = [
+            (
+                "61 * * * *",
+                "the minute field has `61`, out of range: minute goes from 0 to 59",
+            ),
+            (
+                "0 24 * * *",
+                "the hour field has `24`, out of range: hour goes from 0 to 23",
+            ),
+            (
+                "0 0 0 * *",
+                "the day-of-month field has `0`, out of range: day-of-month goes from 1 to 31",
+            ),
+            (
+                "0 0 * 1-13 *",
+                "the month field has `13`, out of range: month goes from 1 to 12",
+            ),
+            (
+                "0 0 * FOO *",
+                "the month field has `FOO`, which is not a number or a month name (JAN-DEC)",
+            ),
+            ("*/0 * * * *", "the minute field has a step of 0 in `*/0`"),
+            (
+                "* * *",
+                "it has 3 fields; expected 5 (minute hour day-of-month month day-of-week), or 6 with seconds first",
+            ),
+            (
+                "60 * * * * *",
+                "the second field has `60`, out of range: second goes from 0 to 59",
+            ),
+        ];
+        for (line, reason) in reasons {
+            assert_eq!(cron_line(line), Err(reason.to_owned()), "{line}");
         }
         for bad in [
             "* * *",

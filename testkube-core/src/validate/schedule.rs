@@ -24,8 +24,14 @@ pub(crate) fn check_event(
     {
         report.at(
             &cron_path.child("cron"),
-            Diagnostic::error("invalid-cron", format!("invalid cron line `{}`: {reason}", cron.cron)).with_hint(
-                "use 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly",
+            Diagnostic::error(
+                "invalid-cron",
+                format!("invalid cron line `{}`: {reason}", cron.cron),
+            )
+            .with_hint(
+                "fields are minute hour day-of-month month day-of-week, e.g. `*/5 * * * *` \
+                 (6 fields put seconds first); or use @hourly, @daily, @weekly, @monthly, \
+                 @yearly or @every 5m",
             ),
         );
     }

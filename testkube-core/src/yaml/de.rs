@@ -39,14 +39,12 @@ use crate::diagnostic::Diagnostic;
 /// (`cpu: 1.10` stays `1.10`).
 #[must_use]
 pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<Diagnostic>) {
-    let ctx = Ctx::default();
-    let root = Path::Root;
-    let result = T::deserialize(NodeDe::new(node, &root, &ctx));
-    let mut diagnostics = ctx.diagnostics.into_inner();
+    let (result, collected) = read_once::<T>(node);
+    let mut diagnostics: Vec<Diagnostic> = collected.into_iter().map(|(_, d)| d).collect();
     let value = match result {
         Ok(value) => Some(value),
-        Err(err) => {
-            diagnostics.push(err.diagnostic);
+        Err(fatal) => {
+            diagnostics.push(fatal.diagnostic);
             None
         }
     };
@@ -54,10 +52,35 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<Diagno
     (value, diagnostics)
 }
 
-/// Problems that do not stop deserialization.
+/// The error that stopped one deserialization pass, with where it happened.
+pub(super) struct Fatal {
+    pub(super) diagnostic: Diagnostic,
+    /// The field path of the node the error is at (`None` when unknown).
+    pub(super) path: Option<FieldPath>,
+    /// For a `missing-field` error, the field.
+    pub(super) missing_field: Option<&'static str>,
+}
+
+/// One deserialization pass: the value or the error that stopped it, and
+/// the non-fatal diagnostics (unknown fields) with their field paths, in the
+/// order found.
+pub(super) fn read_once<T: de::DeserializeOwned>(
+    node: &Node,
+) -> (Result<T, Fatal>, Vec<(FieldPath, Diagnostic)>) {
+    let ctx = Ctx::default();
+    let root = Path::Root;
+    let result = T::deserialize(NodeDe::new(node, &root, &ctx)).map_err(|err| Fatal {
+        diagnostic: err.diagnostic,
+        path: err.path,
+        missing_field: err.missing_field,
+    });
+    (result, ctx.diagnostics.into_inner())
+}
+
+/// Problems that do not stop deserialization, with their field paths.
 #[derive(Default)]
 struct Ctx {
-    diagnostics: RefCell<Vec<Diagnostic>>,
+    diagnostics: RefCell<Vec<(FieldPath, Diagnostic)>>,
 }
 
 /// Where a node is, as a stack-allocated linked list, turned into a
@@ -277,6 +300,13 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a, '_> {
         let result = match &self.node.value {
             NodeValue::Null => self.visit_map(&[], Some((name, fields)), visitor),
             NodeValue::Map(entries) => self.visit_map(entries, Some((name, fields)), visitor),
+            // serde's derived structs also read sequences, field by field
+            // in declaration order: `- [a, b]` would silently become a step
+            // with `id: a` and `name: b`.
+            NodeValue::Seq(_) => Err(de::Error::invalid_type(
+                Unexpected::Seq,
+                &format!("a map ({})", type_words(name)).as_str(),
+            )),
             _ => return self.deserialize_any(visitor),
         };
         self.locate(result)
@@ -408,12 +438,12 @@ impl MapDe<'_, '_> {
         } else {
             format!("unknown field `{field}` in {}", type_words(name))
         };
-        let path = Path::Key(self.path, key);
+        let path = Path::Key(self.path, key).to_field_path();
         let diagnostic = Diagnostic::error("unknown-field", message)
             .with_span(key.span)
-            .with_path(path.to_field_path().to_string())
+            .with_path(path.to_string())
             .with_hint(choice_hint(&field, fields));
-        self.ctx.diagnostics.borrow_mut().push(diagnostic);
+        self.ctx.diagnostics.borrow_mut().push((path, diagnostic));
     }
 }
 

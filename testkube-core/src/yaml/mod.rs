@@ -10,18 +10,22 @@
 //! from `saphyr-parser` events by an iterative builder ([`load_documents`])
 //! that enforces the [`LoadOptions`] budgets; scalars are resolved with the
 //! YAML 1.2 core schema (only plain scalars: quoted and block scalars are
-//! always strings); YAML 1.1 merge keys (`<<`) are supported.
+//! always strings); YAML 1.1 merge keys (`<<`) are supported. Validation
+//! reads documents with `from_node_recovering`, which goes on past type
+//! errors so that every error of a file is reported.
 
 mod de;
 mod loader;
 mod path;
 mod positions;
+mod recover;
 mod scalar;
 
 use crate::diagnostic::{Diagnostic, Location, Span};
 
 pub use de::from_node;
 pub use path::{FieldPath, PathSeg};
+pub(crate) use recover::{Pruning, from_node_recovering};
 
 /// One YAML value and where it is in the source.
 #[derive(Debug, Clone, PartialEq)]

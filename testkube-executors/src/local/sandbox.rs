@@ -61,7 +61,11 @@ struct Driver {
 impl SandboxLauncher {
     /// Starts the worker's sandbox; `control` is a host folder for the
     /// step scripts and logs.
-    pub(crate) fn start(bwrap: &Path, paths: &WorkerPaths, control: &Path) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        bwrap: &Path,
+        paths: &WorkerPaths,
+        control: &Path,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(control)?;
         let mut command = tokio::process::Command::new(bwrap);
         command.args(root_binds()?);
@@ -184,7 +188,10 @@ fn exit_line(line: &str, id: &str) -> Option<i32> {
 fn step_script(id: &str, process: &Process) -> String {
     let mut script = format!("echo $$ > {CONTROL}/{id}.pid\n");
     let dir = quote(&process.working_dir);
-    script.push_str(&format!("mkdir -p {dir} && cd {dir} || exit 126\n"));
+    // `mkdir` is a process: only when the folder is missing.
+    script.push_str(&format!(
+        "{{ [ -d {dir} ] || mkdir -p {dir}; }} && cd {dir} || exit 126\n"
+    ));
     let (plain, odd): (Vec<_>, Vec<_>) = process
         .env
         .iter()
@@ -243,11 +250,7 @@ fn root_binds() -> std::io::Result<Vec<String>> {
         };
         if kind.is_symlink() {
             let target = std::fs::read_link(&path)?;
-            args.extend([
-                "--symlink".to_owned(),
-                target.display().to_string(),
-                path,
-            ]);
+            args.extend(["--symlink".to_owned(), target.display().to_string(), path]);
         } else {
             args.extend(["--ro-bind-try".to_owned(), path.clone(), path]);
         }

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use testkube_core::engine::{Orchestrator, ParallelRequest, StepDetail, WorkerEvent};
 use testkube_core::expr::{MapContext, Template};
-use testkube_core::model::{Content, ContainerConfig, Duration as FormatDuration};
+use testkube_core::model::{ContainerConfig, Content, Duration as FormatDuration};
 use testkube_core::plan::{Operation, PlanParallel, PlanStep};
 use testkube_core::status::{
     Attempt, CommandOutcome, Interruption, RetryDecision, RetryPolicy, StatusContext, StepStatus,
@@ -38,7 +38,7 @@ use testkube_core::status::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use launch::{Launcher, Process, ProcessEnd, Stop, StepOutput, StopSignal};
+pub use launch::{Launcher, Process, ProcessEnd, StepOutput, Stop, StopSignal};
 pub use paths::WorkerPaths;
 
 /// The most bytes an output file may hold (`/testkube/outputs/<key>`).
@@ -120,7 +120,9 @@ impl StepRunner {
         let parent = config
             .variables
             .into_iter()
-            .fold(MapContext::new(), |ctx, (name, value)| ctx.with(name, value))
+            .fold(MapContext::new(), |ctx, (name, value)| {
+                ctx.with(name, value)
+            })
             .with("env", Value::Object(env));
         let status = StatusContext::new()
             .with_parent(Arc::new(parent))
@@ -358,10 +360,7 @@ impl StepRunner {
                 self.command(step, container, shell_argv(script)).await
             }
             Operation::Parallel(block) => self.parallel(step, block).await,
-            other => OperationEnd::failed(format!(
-                "not supported yet: {}",
-                operation_name(other)
-            )),
+            other => OperationEnd::failed(format!("not supported yet: {}", operation_name(other))),
         }
     }
 

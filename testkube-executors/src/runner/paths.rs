@@ -85,7 +85,10 @@ impl WorkerPaths {
             if absolute == mount {
                 return Some(host.to_path_buf());
             }
-            if let Some(rest) = absolute.strip_prefix(mount).and_then(|r| r.strip_prefix('/')) {
+            if let Some(rest) = absolute
+                .strip_prefix(mount)
+                .and_then(|r| r.strip_prefix('/'))
+            {
                 if rest.split('/').any(|part| part == "..") {
                     return None;
                 }

@@ -12,14 +12,14 @@ use testkube_core::plan::{
 };
 use testkube_results::TimingKey;
 
-use super::render::{plural, resolve};
+use super::render::{Sensitive, plural, resolve};
 use super::{CliError, print_json, print_yaml};
 use crate::cli::{Output, PlanArgs};
 use crate::style::{self, paint};
 use crate::timings::ItemTimings;
 
 pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
-    let resolved = resolve(&args.workflow)?;
+    let resolved = resolve(&args.workflow, Sensitive::Masked)?;
     let timings = ItemTimings::load(
         &args.timings,
         &[TimingKey::File, TimingKey::Name, TimingKey::Classname],

@@ -23,7 +23,7 @@ use crate::input;
 use crate::style::{self, paint};
 
 pub(crate) fn run(args: RenderArgs) -> Result<ExitCode, CliError> {
-    let resolved = resolve(&args.workflow)?;
+    let resolved = resolve(&args.workflow, Sensitive::Masked)?;
     match args.output {
         DocumentOutput::Json => print_json(resolved.workflow())?,
         DocumentOutput::Yaml => print_yaml(resolved.workflow())?,
@@ -31,10 +31,22 @@ pub(crate) fn run(args: RenderArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How sensitive config values are treated when resolving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sensitive {
+    /// Left unresolved, for output people read (`render`, `plan`).
+    Masked,
+    /// Used, for running (`run`); the engine masks them in what it reports.
+    Used,
+}
+
 /// Loads `args.file` and its templates, picks the workflow and resolves it
-/// with the `--config` values, sensitive values masked. Problems are printed
+/// with the `--config` values. Problems are printed
 /// on stderr as `validate` prints them; the error then only summarizes.
-pub(crate) fn resolve(args: &WorkflowArgs) -> Result<ResolvedWorkflow, CliError> {
+pub(crate) fn resolve(
+    args: &WorkflowArgs,
+    sensitive: Sensitive,
+) -> Result<ResolvedWorkflow, CliError> {
     let file = load(&args.file)?;
     let mut templates = TemplateSet::with_builtins()
         .map_err(|err| CliError::input(format!("internal error: {err}")))?;
@@ -55,7 +67,7 @@ pub(crate) fn resolve(args: &WorkflowArgs) -> Result<ResolvedWorkflow, CliError>
     let pairs = input::key_values(&args.config, "--config")?;
     let options = ResolveOptions::new()
         .with_config_pairs(pairs)
-        .mask_sensitive(true);
+        .mask_sensitive(sensitive == Sensitive::Masked);
     let workflow_name = workflow.metadata.name.clone().unwrap_or_default();
     match resolve_workflow(workflow, &templates, &options, Some(node)) {
         Ok(resolved) => {
@@ -76,8 +88,20 @@ pub(crate) fn resolve(args: &WorkflowArgs) -> Result<ResolvedWorkflow, CliError>
 
 /// What to do next, from the kind of problems found.
 fn resolve_hint(diagnostics: &[Diagnostic]) -> String {
-    let codes: Vec<&str> = diagnostics.iter().map(Diagnostic::code).collect();
-    if codes.iter().any(|code| code.ends_with("-config")) {
+    let errors: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|diag| matches!(diag.severity(), Severity::Error))
+        .collect();
+    let codes: Vec<&str> = errors.iter().map(|diag| diag.code()).collect();
+    // Only the workflow's own parameters are set with --config; a template's
+    // config problems are fixed in the file that uses the template.
+    let workflow_config = errors.iter().any(|diag| {
+        matches!(
+            diag.code(),
+            "missing-config" | "invalid-config" | "unknown-config"
+        ) && !diag.message().contains("template")
+    });
+    if workflow_config {
         "pass config values with --config KEY=VALUE (see the errors above)".to_owned()
     } else if codes.contains(&"unknown-template") {
         "define the template in the same file, or load its folder with --templates PATH".to_owned()

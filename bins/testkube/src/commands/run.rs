@@ -17,13 +17,13 @@ use testkube_core::plan::{PlanOptions, plan_workflow};
 use testkube_core::status::StepStatus;
 use testkube_executors::LocalExecutor;
 
-use super::render::resolve;
+use super::render::{Sensitive, resolve};
 use super::{CliError, print_json};
 use crate::cli::{RunArgs, TextOutput};
 use crate::style::{self, paint};
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
-    let resolved = resolve(&args.workflow)?;
+    let resolved = resolve(&args.workflow, Sensitive::Used)?;
     let plan = plan_workflow(resolved.workflow(), &PlanOptions::new()).map_err(|err| {
         for diagnostic in &err.diagnostics {
             let diagnostic = diagnostic
@@ -82,11 +82,7 @@ fn execution_id(workflow: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    let name = if workflow.is_empty() {
-        "run"
-    } else {
-        workflow
-    };
+    let name = if workflow.is_empty() { "run" } else { workflow };
     format!("{name}-{millis}-{}", std::process::id())
 }
 
@@ -151,10 +147,7 @@ impl Progress {
                     .as_deref()
                     .map(|d| format!("  {}", paint(style::DIM, d)))
                     .unwrap_or_default();
-                self.line(&format!(
-                    "{} worker {worker}{about}",
-                    status_word(*status)
-                ));
+                self.line(&format!("{} worker {worker}{about}", status_word(*status)));
             }
             Event::Notice { message, .. } => {
                 self.line(&format!("{} {message}", paint(style::DIM, "note:")));

@@ -17,6 +17,10 @@ pub(crate) struct Error {
     pub(super) diagnostic: Diagnostic,
     /// What the visitor expected, for hints.
     expected: Option<String>,
+    /// Where the error was located (set with the span).
+    pub(super) path: Option<FieldPath>,
+    /// The field a `missing-field` error is about.
+    pub(super) missing_field: Option<&'static str>,
 }
 
 impl Error {
@@ -24,6 +28,8 @@ impl Error {
         Error {
             diagnostic: Diagnostic::error(code, message),
             expected: None,
+            path: None,
+            missing_field: None,
         }
     }
 
@@ -43,6 +49,7 @@ impl Error {
         if !path.is_empty() {
             diagnostic = diagnostic.with_path(path.to_string());
         }
+        self.path = Some(path);
         if diagnostic.hint().is_none()
             && let Some(hint) = type_hint(self.expected.as_deref(), node)
         {
@@ -98,14 +105,19 @@ impl de::Error for Error {
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        Error::new(
-            "unknown-variant",
-            format!(
-                "unknown value `{variant}`, expected one of {}",
-                backticked(expected)
+        // With a close match the hint says it all; a list of 33 event names
+        // next to it would bury it.
+        match did_you_mean(variant, expected.iter().copied()) {
+            Some(best) => Error::new("unknown-variant", format!("unknown value `{variant}`"))
+                .with_hint(format!("did you mean `{best}`?")),
+            None => Error::new(
+                "unknown-variant",
+                format!(
+                    "unknown value `{variant}`, expected one of {}",
+                    capped_list(expected)
+                ),
             ),
-        )
-        .with_hint(choice_hint(variant, expected))
+        }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
@@ -114,8 +126,10 @@ impl de::Error for Error {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        Error::new("missing-field", format!("missing field `{field}`"))
-            .with_hint(format!("add `{field}: ...`"))
+        let mut err = Error::new("missing-field", format!("missing field `{field}`"))
+            .with_hint(format!("add `{field}: ...`"));
+        err.missing_field = Some(field);
+        err
     }
 
     fn duplicate_field(field: &'static str) -> Self {
@@ -132,12 +146,20 @@ pub(super) fn choice_hint(name: &str, choices: &[&str]) -> String {
     }
 }
 
-fn backticked(names: &[&str]) -> String {
-    names
+/// How many choices a message lists before it cuts the list short.
+const LISTED_CHOICES: usize = 12;
+
+/// `` `a`, `b`, `c` ``, cut after [`LISTED_CHOICES`] with "… (N in all)".
+fn capped_list(names: &[&str]) -> String {
+    let mut listed: Vec<String> = names
         .iter()
+        .take(LISTED_CHOICES)
         .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if names.len() > LISTED_CHOICES {
+        listed.push(format!("… ({} in all)", names.len()));
+    }
+    listed.join(", ")
 }
 
 /// The visitor's expectation in plain words (`u32` becomes `an integer`).
@@ -192,6 +214,18 @@ fn type_hint(expected: Option<&str>, node: &Node) -> Option<String> {
         ) && wants_scalar =>
         {
             Some("remove the quotes: quoted values are always strings".to_owned())
+        }
+        NodeValue::Scalar { text, style }
+            if expected.contains("boolean")
+                && matches!(scalar::resolve(text, *style), Resolved::Str(_)) =>
+        {
+            Some("use true or false".to_owned())
+        }
+        NodeValue::Scalar { text, style }
+            if (expected.contains("integer") || expected.contains("number"))
+                && matches!(scalar::resolve(text, *style), Resolved::Str(_)) =>
+        {
+            Some("use a number, or a `{{ }}` expression where the field allows it".to_owned())
         }
         NodeValue::Map(_) if wants_scalar => Some(
             "this value is a map; check the indentation, or quote a value that contains `: `"

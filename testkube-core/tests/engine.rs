@@ -1,0 +1,197 @@
+//! The engine's orchestration with a focused fake executor (real processes
+//! are tested with the local executor in testkube-executors): the
+//! `parallelism` limit, `failFast`, the verdict of a block, and refusing
+//! plans that use what cannot run yet.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use testkube_core::engine::{
+    Engine, ExecutionRequest, Executor, ExecutorError, ParallelRequest, WorkerControl, WorkerEvent,
+    WorkerHandle, WorkerSpec,
+};
+use testkube_core::model::Document;
+use testkube_core::plan::Operation;
+use testkube_core::status::{ExecutionStatus, Interruption, StepStatus};
+use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+fn plan(yaml: &str) -> testkube_core::Plan {
+    let file = testkube_core::load_file("t.yaml", yaml.as_bytes(), &LoadOptions::default());
+    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
+        panic!("{:?}", file.diagnostics)
+    };
+    let templates = TemplateSet::with_builtins().unwrap();
+    let resolved =
+        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+            .unwrap();
+    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
+}
+
+/// Runs the root worker's first `parallel` block through the engine;
+/// a parallel worker's shell script says what it does: `pass`, `fail`, or
+/// `hang` (until interrupted).
+#[derive(Default)]
+struct FakeExecutor {
+    running: Arc<AtomicUsize>,
+    most_at_once: AtomicUsize,
+}
+
+struct FakeControl(watch::Sender<Option<Interruption>>);
+
+#[async_trait]
+impl WorkerControl for FakeControl {
+    async fn interrupt(&self, interruption: Interruption) {
+        let _ = self.0.send(Some(interruption));
+    }
+}
+
+#[async_trait]
+impl Executor for FakeExecutor {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
+        let (tx, rx) = mpsc::channel(16);
+        let (stop_tx, mut stop) = watch::channel(None);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        let running = Arc::clone(&self.running);
+        tokio::spawn(async move {
+            let status = match find_parallel(&spec) {
+                Some(request) => spec.orchestrator.run_parallel(request).await.status,
+                None => match script(&spec).as_str() {
+                    "pass" => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        StepStatus::Passed
+                    }
+                    "fail" => StepStatus::Failed,
+                    _ => {
+                        let fired = stop.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+                        fired.map_or(StepStatus::Aborted, |i: Interruption| {
+                            i.step_status(StepStatus::Running)
+                        })
+                    }
+                },
+            };
+            running.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(WorkerEvent::Finished { status }).await;
+        });
+        Ok(WorkerHandle {
+            events: Box::pin(ReceiverStream::new(rx)),
+            control: Arc::new(FakeControl(stop_tx)),
+        })
+    }
+}
+
+fn find_parallel(spec: &WorkerSpec) -> Option<ParallelRequest> {
+    spec.root.operations.iter().find_map(|op| match op {
+        Operation::Steps { steps } => steps.iter().find_map(|step| {
+            step.operations.iter().find_map(|op| match op {
+                Operation::Parallel(block) => Some(ParallelRequest {
+                    step: step.id.clone(),
+                    parallel: (**block).clone(),
+                }),
+                _ => None,
+            })
+        }),
+        _ => None,
+    })
+}
+
+fn script(spec: &WorkerSpec) -> String {
+    fn find(step: &testkube_core::plan::PlanStep) -> Option<String> {
+        step.operations.iter().find_map(|op| match op {
+            Operation::Shell { script, .. } => Some(script.trim().to_owned()),
+            Operation::Steps { steps } => steps.iter().find_map(find),
+            _ => None,
+        })
+    }
+    find(&spec.root).unwrap_or_default()
+}
+
+fn workflow(parallel: &str) -> String {
+    format!(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n  steps:\n  - id: block\n    parallel:\n{parallel}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_stops_the_block_and_fails_the_run() {
+    let executor = Arc::new(FakeExecutor::default());
+    let engine = Engine::new(executor);
+    let yaml = workflow(
+        "      count: 3\n      failFast: true\n      shell: '{{ index == 1 ? \"fail\" : \"hang\" }}'\n",
+    );
+    let summary = engine
+        .start(plan(&yaml), ExecutionRequest::new("e"))
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(summary.status, ExecutionStatus::Failed);
+    let workers: Vec<StepStatus> = summary.workers[1..].iter().map(|w| w.status).collect();
+    assert_eq!(
+        workers,
+        [StepStatus::Aborted, StepStatus::Failed, StepStatus::Aborted]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallelism_limits_workers_at_once() {
+    let executor = Arc::new(FakeExecutor::default());
+    let engine = Engine::new(Arc::clone(&executor) as Arc<dyn Executor>);
+    let yaml = workflow("      count: 6\n      parallelism: 2\n      shell: pass\n");
+    let summary = engine
+        .start(plan(&yaml), ExecutionRequest::new("e"))
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(summary.status, ExecutionStatus::Passed);
+    assert_eq!(summary.workers.len(), 7);
+    // The root worker plus at most two block workers at a time.
+    assert!(executor.most_at_once.load(Ordering::SeqCst) <= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_ends_the_run_aborted() {
+    let engine = Engine::new(Arc::new(FakeExecutor::default()));
+    let yaml = workflow("      count: 2\n      shell: hang\n");
+    let running = engine
+        .start(plan(&yaml), ExecutionRequest::new("e"))
+        .unwrap();
+    let canceller = running.canceller();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        canceller.abort();
+    });
+    let summary = running.wait().await.unwrap();
+    assert_eq!(summary.status, ExecutionStatus::Aborted);
+    assert!(
+        summary.workers[1..]
+            .iter()
+            .all(|w| w.status == StepStatus::Aborted)
+    );
+}
+
+#[test]
+fn plans_with_services_are_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let engine = Engine::new(Arc::new(FakeExecutor::default()));
+    let yaml = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: t}\nspec:\n  steps:\n  - execute: {workflows: [{name: other}]}\n";
+    let err = engine
+        .start(plan(yaml), ExecutionRequest::new("e"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not supported yet: execute"),
+        "{err}"
+    );
+}
