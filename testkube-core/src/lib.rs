@@ -47,6 +47,7 @@ pub mod plan;
 pub mod resolve;
 pub mod shard;
 pub mod status;
+pub mod store;
 pub mod validate;
 pub mod yaml;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use testkube_core::engine::{
-    Engine, ExecutionRequest, Executor, ExecutorError, ParallelRequest, WorkerControl, WorkerEvent,
-    WorkerHandle, WorkerSpec,
+    Engine, Event, ExecutionRequest, Executor, ExecutorError, ParallelRequest, StepDetail,
+    WorkerControl, WorkerEvent, WorkerHandle, WorkerSpec,
 };
 use testkube_core::model::Document;
 use testkube_core::plan::Operation;
@@ -194,4 +194,96 @@ fn plans_with_services_are_refused() {
         err.to_string().contains("not supported yet: execute"),
         "{err}"
     );
+}
+
+/// Reports a secret everywhere a worker can: split over log chunks of two
+/// steps, in an output, a notice and a step message.
+struct LeakyExecutor;
+
+const SECRET: &str = "s3cr3t-T0ken-value";
+
+#[async_trait]
+impl Executor for LeakyExecutor {
+    fn name(&self) -> &str {
+        "leaky"
+    }
+
+    async fn start(&self, _spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
+        let step = |id: &str| id.to_owned();
+        let log = |id: &str, text: &str| WorkerEvent::Log {
+            step: step(id),
+            chunk: bytes::Bytes::copy_from_slice(text.as_bytes()),
+        };
+        let status = |id: &str, status: StepStatus, message: Option<String>| WorkerEvent::Step {
+            step: step(id),
+            status,
+            at: std::time::SystemTime::now(),
+            detail: StepDetail {
+                exit_code: None,
+                attempt: 1,
+                message,
+            },
+        };
+        let events = vec![
+            status("a", StepStatus::Running, None),
+            // Split over three chunks, interleaved with another step's log.
+            log("a", "token=s3cr"),
+            log("b", "b says s3cr3t-T0k"),
+            log("a", "3t-T0k"),
+            log("b", "en-value\n"),
+            log("a", "en-value done\n"),
+            // The end of a step's log is held until the step ends.
+            log("a", "tail s3cr3t"),
+            WorkerEvent::Output {
+                step: step("a"),
+                key: "token".to_owned(),
+                value: SECRET.to_owned(),
+            },
+            WorkerEvent::Notice {
+                message: format!("used {SECRET}"),
+            },
+            status("a", StepStatus::Failed, Some(format!("bad token {SECRET}"))),
+            WorkerEvent::Finished {
+                status: StepStatus::Failed,
+            },
+        ];
+        Ok(WorkerHandle {
+            events: Box::pin(tokio_stream::iter(events)),
+            control: Arc::new(FakeControl(watch::channel(None).0)),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_in_every_event_and_the_summary() {
+    let engine = Engine::new(Arc::new(LeakyExecutor));
+    let yaml = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: t}\nspec:\n  steps:\n  - {id: a, shell: 'true'}\n";
+    let request = ExecutionRequest {
+        secrets: vec![SECRET.to_owned(), "x".to_owned()],
+        ..ExecutionRequest::new("e")
+    };
+    let mut running = engine.start(plan(yaml), request).unwrap();
+    let mut logs: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut seen = Vec::new();
+    while let Some(event) = running.next_event().await {
+        if let Event::Log { step, chunk, .. } = &event {
+            logs.entry(step.clone())
+                .or_default()
+                .extend_from_slice(chunk);
+        }
+        if let Event::Finished(summary) = &event {
+            seen.push(serde_json::to_string(summary).unwrap());
+        }
+        seen.push(format!("{event:?}"));
+    }
+    let log = |id: &str| String::from_utf8_lossy(&logs[id]).into_owned();
+    assert_eq!(log("a"), "token=******** done\ntail s3cr3t");
+    assert_eq!(log("b"), "b says ********\n");
+    for text in &seen {
+        assert!(!text.contains(SECRET), "{text}");
+    }
+    let all = seen.join("\n");
+    assert!(all.contains("bad token ********"), "{all}");
+    assert!(all.contains("used ********"), "{all}");
+    assert!(all.contains("\"token\":\"********\""), "{all}");
 }

@@ -374,3 +374,63 @@ async fn the_sandbox_mounts_the_workspace_and_keeps_the_host_read_only() {
     );
     assert!(executor.workspace("exec", 0).join("data/x").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_config_values_are_masked_in_logs_outputs_and_the_summary() {
+    let secret = "tk-S3cr3t-value-42";
+    let yaml = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: t}\nspec:\n  config:\n    token: {type: string, sensitive: true}\n  steps:\n  - id: produce\n    shell: |\n      echo \"token is {{ config.token }}\"\n      printf 'split tk-S3cr'; sleep 0.2; printf '3t-value-42 end\\n'\n      echo \"{{ config.token }}\" > \"$TESTKUBE_OUTPUTS/token\"\n  - id: consume\n    condition: step.produce.outputs.token == \"tk-S3cr3t-value-42\"\n    shell: 'echo \"again {{ step.produce.outputs.token }}\" >&2'\n";
+    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
+    assert!(!file.has_errors(), "{:?}", file.diagnostics);
+    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
+        panic!("not a workflow")
+    };
+    let templates = TemplateSet::with_builtins().unwrap();
+    let options = ResolveOptions::new().with_config("token", secret);
+    let resolved = testkube_core::resolve_workflow(workflow, &templates, &options, None).unwrap();
+    let secrets = testkube_core::engine::mask::sensitive_config_values(
+        &resolved.workflow().spec.config,
+        [("token", secret)],
+    );
+    assert_eq!(secrets, [secret]);
+    let plan = testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let engine = Engine::new(Arc::new(executor.clone()));
+        let request = ExecutionRequest {
+            secrets: secrets.clone(),
+            ..ExecutionRequest::new("exec")
+        };
+        let mut running = engine.start(plan.clone(), request).unwrap();
+        let mut logs = Vec::new();
+        let mut seen = Vec::new();
+        let mut summary = None;
+        while let Some(event) = running.next_event().await {
+            match &event {
+                Event::Log { chunk, .. } => logs.extend_from_slice(chunk),
+                Event::Finished(done) => {
+                    seen.push(serde_json::to_string(done).unwrap());
+                    summary = Some(done.clone());
+                }
+                _ => {}
+            }
+            seen.push(format!("{event:?}"));
+        }
+        let summary = summary.unwrap();
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(
+            step(&summary, "consume").status,
+            StepStatus::Passed,
+            "the step got the real output value"
+        );
+        let logs = String::from_utf8_lossy(&logs);
+        assert!(!logs.contains(secret), "{logs}");
+        assert!(logs.contains("token is ********"), "{logs}");
+        assert!(logs.contains("split ******** end"), "{logs}");
+        assert!(logs.contains("again ********"), "{logs}");
+        assert_eq!(step(&summary, "produce").outputs["token"], "********");
+        for text in &seen {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+}

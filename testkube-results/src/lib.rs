@@ -83,6 +83,7 @@ mod json;
 mod junit;
 mod model;
 mod nunit;
+pub mod store;
 mod text;
 mod timings;
 mod xml;

@@ -21,7 +21,9 @@
 //! run ends `failed`), aborts on request ([`Canceller`]; the run ends
 //! `aborted`), refuses plans that use what cannot run yet, and publishes
 //! [`Event`]s, ending with an [`ExecutionSummary`]. The result store of a
-//! later issue consumes the same stream.
+//! later issue consumes the same stream. Every event is masked on its way
+//! out ([`mask`]): the request's secrets never appear in logs, outputs,
+//! messages or the summary.
 //!
 //! ```text
 //! Engine::start(plan) ─▶ Executor::start(root worker) ─▶ WorkerEvents ─▶ Event stream
@@ -32,6 +34,8 @@
 pub mod event;
 pub mod executor;
 mod fanout;
+pub mod mask;
+mod mask_events;
 mod run;
 mod support;
 
@@ -41,4 +45,5 @@ pub use executor::{
     StepDetail, Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerHandle, WorkerId,
     WorkerSpec,
 };
+pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};

@@ -17,6 +17,8 @@ use super::executor::{
     WorkerControl, WorkerEvent, WorkerId, WorkerSpec,
 };
 use super::fanout;
+use super::mask::{MaskerError, SecretMasker};
+use super::mask_events::EventMasker;
 use super::support::unsupported_features;
 use crate::model::EnvVar;
 use crate::plan::{Operation, Plan, PlanStep};
@@ -67,6 +69,9 @@ pub struct ExecutionRequest {
     pub tags: BTreeMap<String, String>,
     /// The workflow's labels (`workflow.labels`).
     pub labels: BTreeMap<String, String>,
+    /// Values to mask in every event (sensitive config values, values of
+    /// `secret(name, key)`); see [`SecretMasker`] for which are ignored.
+    pub secrets: Vec<String>,
 }
 
 impl ExecutionRequest {
@@ -91,6 +96,9 @@ pub enum EngineError {
     /// No tokio runtime is running.
     #[error("the engine needs a tokio runtime")]
     NoRuntime,
+    /// The request's secrets cannot be searched for.
+    #[error(transparent)]
+    Masker(#[from] MaskerError),
 }
 
 /// A started execution: its events, and a way to stop it.
@@ -178,6 +186,7 @@ impl Engine {
             return Err(EngineError::Unsupported(unsupported));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
+        let masker = SecretMasker::new(&request.secrets)?;
         let (public_tx, public_rx) = mpsc::channel(EVENT_BUFFER);
         let (stop_tx, stop_rx) = watch::channel(None);
         let canceller = Canceller {
@@ -200,7 +209,7 @@ impl Engine {
             workflow: execution.workflow.clone(),
             started: SystemTime::now(),
         };
-        runtime.spawn(publish(internal_rx, public_tx, header));
+        runtime.spawn(publish(internal_rx, public_tx, header, masker));
         let shared = Arc::new(Shared {
             executor: Arc::clone(&self.executor),
             variables: base_variables(&execution, &request),
@@ -265,23 +274,32 @@ enum Internal {
     },
 }
 
-/// Forwards events to the consumer, building the summary on the way.
+/// Forwards events to the consumer, masking secrets and building the
+/// summary on the way: the one place every event passes.
 async fn publish(
     mut internal: mpsc::Receiver<Internal>,
     public: mpsc::Sender<Event>,
     header: SummaryHeader,
+    masker: SecretMasker,
 ) {
     let mut summary = SummaryBuilder::default();
+    let mut masking = EventMasker::new(masker);
     while let Some(message) = internal.recv().await {
         match message {
             Internal::Event(event) => {
-                summary.observe(&event);
-                let _ = public.send(event).await;
+                for event in masking.mask(event) {
+                    summary.observe(&event);
+                    let _ = public.send(event).await;
+                }
             }
             Internal::Done { status, message } => {
+                for event in masking.finish() {
+                    summary.observe(&event);
+                    let _ = public.send(event).await;
+                }
                 let at = SystemTime::now();
                 let _ = public.send(Event::Execution { status, at }).await;
-                let done = summary.finish(header, status, message);
+                let done = masking.mask_summary(summary.finish(header, status, message));
                 let _ = public.send(Event::Finished(Box::new(done))).await;
                 return;
             }

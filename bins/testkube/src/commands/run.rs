@@ -10,12 +10,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use testkube_core::engine::mask::SecretMasker;
 use testkube_core::engine::{
     Engine, EngineError, Event, ExecutionRequest, ExecutionSummary, StepDetail, StepRef, WorkerId,
 };
 use testkube_core::plan::{PlanOptions, plan_workflow};
-use testkube_core::status::StepStatus;
+use testkube_core::status::{ExecutionStatus, StepStatus};
+use testkube_core::store::{NewExecution, ResultStore, StoreError};
 use testkube_executors::LocalExecutor;
+use testkube_results::store::{EventRecorder, SqliteStore};
 
 use super::render::{Sensitive, resolve};
 use super::{CliError, print_json};
@@ -41,13 +44,19 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect(),
+        // The real values of sensitive parameters: masked in every event.
+        secrets: testkube_core::engine::mask::sensitive_config_values(
+            &resolved.workflow().spec.config,
+            crate::input::key_values(&args.workflow.config, "--config")?,
+        ),
         ..ExecutionRequest::new("")
     };
+    let stored = StoredRun::new(resolved.workflow(), &request);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?;
-    let summary = runtime.block_on(execute(plan, request, &args))?;
+    let summary = runtime.block_on(execute(plan, request, stored, &args))?;
     if args.output == TextOutput::Json {
         print_json(&summary)?;
     } else {
@@ -88,12 +97,23 @@ fn execution_id(workflow: &str) -> String {
 
 async fn execute(
     plan: testkube_core::Plan,
-    request: ExecutionRequest,
+    mut request: ExecutionRequest,
+    stored: StoredRun,
     args: &RunArgs,
 ) -> Result<ExecutionSummary, CliError> {
+    // The record comes first: it gives the run its number and name (`WF-N`).
+    let mut recorder = stored.start(&plan.workflow, &mut request).await;
     let executor = LocalExecutor::new(runs_dir());
     let engine = Engine::new(Arc::new(executor));
-    let mut running = engine.start(plan, request).map_err(|err| match err {
+    let started = engine.start(plan, request);
+    if let (Err(err), Some(recorder)) = (&started, &recorder)
+        && let Err(err) = recorder
+            .finish(ExecutionStatus::Failed, Some(err.to_string()))
+            .await
+    {
+        store_warning(&err);
+    }
+    let mut running = started.map_err(|err| match err {
         EngineError::Unsupported(features) => {
             let list: Vec<String> = features.iter().map(ToString::to_string).collect();
             CliError::usage(list.join("\n"))
@@ -114,12 +134,108 @@ async fn execute(
         logs: args.logs,
     };
     while let Some(event) = running.next_event().await {
+        if let Some(active) = recorder.as_mut()
+            && let Err(err) = active.record(&event).await
+        {
+            store_warning(&err);
+            recorder = None;
+        }
         match event {
             Event::Finished(summary) => return Ok(*summary),
             event => progress.show(&event),
         }
     }
     Err(CliError::input("the run ended without a result"))
+}
+
+/// What the result store keeps about a run besides its events: the resolved
+/// workflow and config, with secrets masked (the store is a plain file).
+struct StoredRun {
+    snapshot: serde_json::Value,
+    config: BTreeMap<String, serde_json::Value>,
+}
+
+impl StoredRun {
+    fn new(workflow: &testkube_core::model::TestWorkflow, request: &ExecutionRequest) -> Self {
+        let mut snapshot = serde_json::to_value(workflow).unwrap_or_default();
+        let mut config = serde_json::Value::Object(
+            request
+                .config
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        );
+        if let Ok(masker) = SecretMasker::new(&request.secrets) {
+            mask_strings(&mut snapshot, &masker);
+            mask_strings(&mut config, &masker);
+        }
+        let config = match config {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        StoredRun { snapshot, config }
+    }
+
+    /// Opens the store, marks runs a killed process left unfinished as
+    /// aborted, and records this run (numbering it). A store that cannot be
+    /// used is a warning: the run itself still happens.
+    async fn start(self, workflow: &str, request: &mut ExecutionRequest) -> Option<EventRecorder> {
+        let store: Arc<dyn ResultStore> = match SqliteStore::open_default().await {
+            Ok(store) => Arc::new(store),
+            Err(err) => {
+                store_warning(&err);
+                return None;
+            }
+        };
+        match store.recover_abandoned().await {
+            Ok(ids) if !ids.is_empty() => anstream::eprintln!(
+                "{} marked {} abandoned execution(s) as aborted: {}",
+                paint(style::DIM, "note:"),
+                ids.len(),
+                ids.join(", ")
+            ),
+            Ok(_) => {}
+            Err(err) => store_warning(&err),
+        }
+        let new = NewExecution {
+            id: request.id.clone(),
+            workflow: if workflow.is_empty() { "run" } else { workflow }.to_owned(),
+            name: None,
+            status: ExecutionStatus::Queued,
+            scheduled_at: SystemTime::now().into(),
+            snapshot: self.snapshot,
+            config: self.config,
+            tags: request.tags.clone(),
+        };
+        match store.create_execution(new).await {
+            Ok(record) => {
+                request.number = record.number;
+                request.name = record.name;
+                Some(EventRecorder::new(store, record.id))
+            }
+            Err(err) => {
+                store_warning(&err);
+                None
+            }
+        }
+    }
+}
+
+/// Replaces secrets in every string of `value`.
+fn mask_strings(value: &mut serde_json::Value, masker: &SecretMasker) {
+    match value {
+        serde_json::Value::String(text) => *text = masker.mask_string(std::mem::take(text)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, masker)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, masker)),
+        _ => {}
+    }
+}
+
+fn store_warning(err: &StoreError) {
+    anstream::eprintln!(
+        "{} {err}; this run is not recorded",
+        paint(style::WARN, "warning:")
+    );
 }
 
 /// One quiet line per step status change, notices, and logs on request.

@@ -1,0 +1,81 @@
+//! The SQLite schema as versioned migrations, applied in order at open time.
+//!
+//! Each entry runs once, in its own transaction, and records its version in
+//! `schema_migrations`; a store written by a newer version (a version we do not know) is
+//! refused rather than misread. Never edit a released migration: add the next one.
+
+/// `(version, SQL)`, in order.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// Executions, steps, logs, outputs and test cases, with the indexes history queries need.
+const V1: &str = r"
+CREATE TABLE workflow_counters (
+    workflow    TEXT PRIMARY KEY,
+    last_number INTEGER NOT NULL
+);
+CREATE TABLE executions (
+    id           TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    number       INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    message      TEXT,
+    scheduled_at TEXT NOT NULL,
+    started_at   TEXT,
+    finished_at  TEXT,
+    snapshot     TEXT NOT NULL,
+    config       TEXT NOT NULL,
+    tags         TEXT NOT NULL,
+    owner_pid    INTEGER,
+    UNIQUE (workflow, number)
+);
+-- per workflow over time (rowid is creation order)
+CREATE INDEX executions_by_workflow ON executions (workflow);
+CREATE INDEX executions_by_status ON executions (status);
+CREATE INDEX executions_by_time ON executions (scheduled_at);
+CREATE TABLE steps (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    worker       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    name         TEXT,
+    status       TEXT NOT NULL,
+    started_at   TEXT,
+    finished_at  TEXT,
+    attempt      INTEGER NOT NULL,
+    exit_code    INTEGER,
+    message      TEXT,
+    PRIMARY KEY (execution_id, worker, step)
+);
+CREATE TABLE logs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    worker       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    data         BLOB NOT NULL
+);
+CREATE INDEX logs_by_execution ON logs (execution_id, id);
+CREATE TABLE outputs (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    worker       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    PRIMARY KEY (execution_id, worker, step, key)
+);
+CREATE TABLE test_cases (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id  TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    workflow      TEXT NOT NULL,
+    worker        TEXT NOT NULL,
+    suite         TEXT NOT NULL,
+    class         TEXT,
+    name          TEXT NOT NULL,
+    file          TEXT,
+    status        TEXT NOT NULL,
+    duration_secs REAL,
+    message       TEXT
+);
+CREATE INDEX test_cases_by_execution ON test_cases (execution_id, id);
+-- per test over time (and the latest duration per item for balancing)
+CREATE INDEX test_cases_by_test ON test_cases (workflow, file, class, name, id);
+";

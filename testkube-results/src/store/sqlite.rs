@@ -1,0 +1,616 @@
+//! [`SqliteStore`]: the embedded result store, one SQLite file under `.testkube/`.
+//!
+//! WAL journal (readers never block the writer; a killed process loses nothing it committed),
+//! `synchronous = NORMAL`, foreign keys on, and a long busy timeout so that several tasks and
+//! processes can write at once. Writes that belong together run in one transaction that starts
+//! with a write, so it takes the write lock at once and never deadlocks on a lock upgrade.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use testkube_core::status::{ExecutionStatus, StepStatus};
+use testkube_core::store::{
+    ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter, NewExecution,
+    OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
+    TestCaseStatus,
+};
+
+use super::schema::MIGRATIONS;
+
+/// The database's file name inside the home folder.
+pub const DB_FILE: &str = "results.db";
+
+/// Where the store lives by default: `$TESTKUBE_HOME/results.db`, else
+/// `.testkube/results.db` in the current folder.
+#[must_use]
+pub fn default_path() -> PathBuf {
+    std::env::var_os("TESTKUBE_HOME")
+        .map_or_else(|| PathBuf::from(".testkube"), PathBuf::from)
+        .join(DB_FILE)
+}
+
+/// The embedded SQLite [`ResultStore`]. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder if needed) the store at `path` and brings its schema up
+    /// to date.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Open`] when the folder or file cannot be created or opened, or the file was
+    /// written by a newer version.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            location: path.display().to_string(),
+            message,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| open_error(err.to_string()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|err| open_error(err.to_string()))?;
+        migrate(&pool).await.map_err(|err| match err {
+            StoreError::Backend(message) | StoreError::Corrupt(message) => open_error(message),
+            other => other,
+        })?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Opens the store at [`default_path`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`].
+    pub async fn open_default() -> Result<Self, StoreError> {
+        Self::open(&default_path()).await
+    }
+
+    /// Closes every connection (pending writes are already committed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    for (version, sql) in MIGRATIONS {
+        // Checked inside the write transaction: another process may be migrating too.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)?;
+        if current > known {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {current} is newer than this program's {known}"
+            )));
+        }
+        if current >= *version {
+            continue;
+        }
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(time(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ResultStore for SqliteStore {
+    async fn create_execution(&self, new: NewExecution) -> Result<ExecutionRecord, StoreError> {
+        let mut tx = self.write().await?;
+        let number: i64 = sqlx::query(
+            "INSERT INTO workflow_counters (workflow, last_number) VALUES (?, 1)
+             ON CONFLICT (workflow) DO UPDATE SET last_number = last_number + 1
+             RETURNING last_number",
+        )
+        .bind(&new.workflow)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(backend)?;
+        let name = new
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{number}", new.workflow));
+        sqlx::query(
+            "INSERT INTO executions (id, workflow, number, name, status, scheduled_at, snapshot,
+                 config, tags, owner_pid)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.workflow)
+        .bind(number)
+        .bind(&name)
+        .bind(new.status.as_str())
+        .bind(time(new.scheduled_at))
+        .bind(json(&new.snapshot)?)
+        .bind(json(&new.config)?)
+        .bind(json(&new.tags)?)
+        .bind(i64::from(std::process::id()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Duplicate(new.id.clone())
+            }
+            _ => backend(err),
+        })?;
+        tx.commit().await.map_err(backend)?;
+        Ok(ExecutionRecord {
+            id: new.id,
+            workflow: new.workflow,
+            number: u64::try_from(number).unwrap_or_default(),
+            name,
+            status: new.status,
+            message: None,
+            scheduled_at: new.scheduled_at.trunc_subsecs(3),
+            started_at: None,
+            finished_at: None,
+            snapshot: new.snapshot,
+            config: new.config,
+            tags: new.tags,
+        })
+    }
+
+    async fn update_status(&self, id: &str, update: StatusUpdate) -> Result<(), StoreError> {
+        let at = time(update.at);
+        let started = (update.status == ExecutionStatus::Running).then(|| at.clone());
+        let finished = update.status.is_finished().then_some(at);
+        let result = sqlx::query(
+            "UPDATE executions SET status = ?, message = COALESCE(?, message),
+                 started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at)
+             WHERE id = ?",
+        )
+        .bind(update.status.as_str())
+        .bind(update.message)
+        .bind(started)
+        .bind(finished)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO steps (execution_id, worker, step, name, status, started_at, finished_at,
+                 attempt, exit_code, message)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (execution_id, worker, step) DO UPDATE SET
+                 name = excluded.name, status = excluded.status,
+                 started_at = COALESCE(steps.started_at, excluded.started_at),
+                 finished_at = excluded.finished_at, attempt = excluded.attempt,
+                 exit_code = excluded.exit_code, message = excluded.message",
+        )
+        .bind(execution)
+        .bind(&step.worker)
+        .bind(&step.step)
+        .bind(&step.name)
+        .bind(step.status.as_str())
+        .bind(step.started_at.map(time))
+        .bind(step.finished_at.map(time))
+        .bind(step.attempt)
+        .bind(step.exit_code)
+        .bind(&step.message)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| missing(err, execution))?;
+        Ok(())
+    }
+
+    async fn append_log(
+        &self,
+        execution: &str,
+        worker: &str,
+        step: &str,
+        chunk: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO logs (execution_id, worker, step, data) VALUES (?, ?, ?, ?)")
+            .bind(execution)
+            .bind(worker)
+            .bind(step)
+            .bind(chunk.to_vec())
+            .execute(&self.pool)
+            .await
+            .map_err(|err| missing(err, execution))?;
+        Ok(())
+    }
+
+    async fn record_outputs(
+        &self,
+        execution: &str,
+        outputs: &[OutputRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for output in outputs {
+            sqlx::query(
+                "INSERT INTO outputs (execution_id, worker, step, key, value) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (execution_id, worker, step, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(execution)
+            .bind(&output.worker)
+            .bind(&output.step)
+            .bind(&output.key)
+            .bind(&output.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| missing(err, execution))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn record_test_cases(
+        &self,
+        execution: &str,
+        cases: &[TestCaseRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let workflow: Option<String> =
+            sqlx::query_scalar("SELECT workflow FROM executions WHERE id = ?")
+                .bind(execution)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let workflow = workflow.ok_or_else(|| StoreError::NotFound(execution.to_owned()))?;
+        for case in cases {
+            sqlx::query(
+                "INSERT INTO test_cases (execution_id, workflow, worker, suite, class, name, file,
+                     status, duration_secs, message)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(execution)
+            .bind(&workflow)
+            .bind(&case.worker)
+            .bind(&case.suite)
+            .bind(&case.class)
+            .bind(&case.name)
+            .bind(&case.file)
+            .bind(case.status.as_str())
+            .bind(case.duration_secs)
+            .bind(&case.message)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<ExecutionRecord, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("{SELECT_EXECUTION} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map_or_else(
+            || Err(StoreError::NotFound(id.to_owned())),
+            |row| execution_record(&row),
+        )
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{SELECT_EXECUTION} WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY rowid DESC LIMIT ?3"
+        )))
+        .bind(&filter.workflow)
+        .bind(filter.status.map(ExecutionStatus::as_str))
+        .bind(filter.limit.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(execution_record).collect()
+    }
+
+    async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker, step, name, status, started_at, finished_at, attempt, exit_code,
+                 message
+             FROM steps WHERE execution_id = ? ORDER BY rowid",
+        )
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(step_record).collect()
+    }
+
+    async fn logs(&self, execution: &str, filter: &LogFilter) -> Result<Vec<LogChunk>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker, step, data FROM logs
+             WHERE execution_id = ?1 AND (?2 IS NULL OR step = ?2) AND (?3 IS NULL OR worker = ?3)
+             ORDER BY id",
+        )
+        .bind(execution)
+        .bind(&filter.step)
+        .bind(&filter.worker)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogChunk {
+                    worker: row.try_get("worker").map_err(corrupt)?,
+                    step: row.try_get("step").map_err(corrupt)?,
+                    data: row.try_get("data").map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outputs(&self, execution: &str) -> Result<Vec<OutputRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker, step, key, value FROM outputs WHERE execution_id = ? ORDER BY rowid",
+        )
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutputRecord {
+                    worker: row.try_get("worker").map_err(corrupt)?,
+                    step: row.try_get("step").map_err(corrupt)?,
+                    key: row.try_get("key").map_err(corrupt)?,
+                    value: row.try_get("value").map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker, suite, class, name, file, status, duration_secs, message
+             FROM test_cases WHERE execution_id = ? ORDER BY id",
+        )
+        .bind(execution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status").map_err(corrupt)?;
+                Ok(TestCaseRecord {
+                    worker: row.try_get("worker").map_err(corrupt)?,
+                    suite: row.try_get("suite").map_err(corrupt)?,
+                    class: row.try_get("class").map_err(corrupt)?,
+                    name: row.try_get("name").map_err(corrupt)?,
+                    file: row.try_get("file").map_err(corrupt)?,
+                    status: TestCaseStatus::from_name(&status).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown test status `{status}`"))
+                    })?,
+                    duration_secs: row.try_get("duration_secs").map_err(corrupt)?,
+                    message: row.try_get("message").map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT file, class, name, duration_secs FROM (
+                 SELECT file, class, name, duration_secs, ROW_NUMBER() OVER (
+                     PARTITION BY file, class, name ORDER BY id DESC) AS newest
+                 FROM test_cases WHERE workflow = ? AND duration_secs IS NOT NULL)
+             WHERE newest = 1 ORDER BY file, class, name",
+        )
+        .bind(workflow)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ItemDuration {
+                    file: row.try_get("file").map_err(corrupt)?,
+                    class: row.try_get("class").map_err(corrupt)?,
+                    name: row.try_get("name").map_err(corrupt)?,
+                    duration_secs: row.try_get("duration_secs").map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recover_abandoned(&self) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.write().await?;
+        let rows =
+            sqlx::query("SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let now = time(Utc::now());
+        let mut recovered = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id").map_err(corrupt)?;
+            let status: String = row.try_get("status").map_err(corrupt)?;
+            let owner: Option<i64> = row.try_get("owner_pid").map_err(corrupt)?;
+            let finished =
+                ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
+            if finished || owner.is_some_and(another_live_process) {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE executions SET status = 'aborted', finished_at = ?,
+                     message = COALESCE(message, 'abandoned: the process running it stopped')
+                 WHERE id = ?",
+            )
+            .bind(&now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            sqlx::query(
+                "UPDATE steps SET status = 'aborted', finished_at = COALESCE(finished_at, ?)
+                 WHERE execution_id = ? AND status IN ('queued', 'running', 'paused')",
+            )
+            .bind(&now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            recovered.push(id);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(recovered)
+    }
+}
+
+/// Whether `pid` is a running process other than this one. Another live process may still be
+/// writing its execution (two `testkube run` in one folder); this process only recovers before
+/// it creates executions, so its own pid on a row means an earlier process that had the same pid.
+#[cfg(unix)]
+fn another_live_process(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return false;
+    }
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(err) => err == rustix::io::Errno::PERM,
+    }
+}
+
+#[cfg(not(unix))]
+fn another_live_process(_pid: i64) -> bool {
+    false
+}
+
+const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message, scheduled_at,
+    started_at, finished_at, snapshot, config, tags FROM executions";
+
+fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
+    let number: i64 = row.try_get("number").map_err(corrupt)?;
+    let status: String = row.try_get("status").map_err(corrupt)?;
+    Ok(ExecutionRecord {
+        id: row.try_get("id").map_err(corrupt)?,
+        workflow: row.try_get("workflow").map_err(corrupt)?,
+        number: u64::try_from(number).map_err(corrupt)?,
+        name: row.try_get("name").map_err(corrupt)?,
+        status: ExecutionStatus::from_str(&status).map_err(corrupt)?,
+        message: row.try_get("message").map_err(corrupt)?,
+        scheduled_at: parse_time(row.try_get("scheduled_at").map_err(corrupt)?)?,
+        started_at: optional_time(row, "started_at")?,
+        finished_at: optional_time(row, "finished_at")?,
+        snapshot: from_json(row, "snapshot")?,
+        config: from_json::<BTreeMap<_, _>>(row, "config")?,
+        tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
+    })
+}
+
+fn step_record(row: &SqliteRow) -> Result<StepRecord, StoreError> {
+    let status: String = row.try_get("status").map_err(corrupt)?;
+    Ok(StepRecord {
+        worker: row.try_get("worker").map_err(corrupt)?,
+        step: row.try_get("step").map_err(corrupt)?,
+        name: row.try_get("name").map_err(corrupt)?,
+        status: StepStatus::from_str(&status).map_err(corrupt)?,
+        started_at: optional_time(row, "started_at")?,
+        finished_at: optional_time(row, "finished_at")?,
+        attempt: row.try_get("attempt").map_err(corrupt)?,
+        exit_code: row.try_get("exit_code").map_err(corrupt)?,
+        message: row.try_get("message").map_err(corrupt)?,
+    })
+}
+
+/// Fixed-width UTC with milliseconds, so text order is time order.
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: String) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|err| StoreError::Corrupt(format!("time `{text}`: {err}")))
+}
+
+fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let text: Option<String> = row.try_get(column).map_err(corrupt)?;
+    text.map(parse_time).transpose()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column).map_err(corrupt)?;
+    serde_json::from_str(&text).map_err(|err| StoreError::Corrupt(format!("{column}: {err}")))
+}
+
+fn backend(err: sqlx::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn corrupt(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(err.to_string())
+}
+
+/// A write that names an unknown execution breaks a foreign key.
+fn missing(err: sqlx::Error, execution: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::NotFound(execution.to_owned())
+        }
+        _ => backend(err),
+    }
+}
