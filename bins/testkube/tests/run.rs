@@ -101,3 +101,22 @@ fn the_local_smoke_example_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn runs_are_numbered_per_workflow_and_kept_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "counted",
+        "  - {name: Greet, shell: 'echo hi'}\n",
+    );
+    let first = testkube(dir.path(), &["run", &file]);
+    assert_eq!(first.status.code(), Some(0));
+    let second = testkube(dir.path(), &["run", &file]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("execution counted-2 passed"), "{stdout}");
+    assert!(
+        dir.path().join("home/results.db").is_file(),
+        "the SQLite store lives under TESTKUBE_HOME"
+    );
+}
