@@ -93,7 +93,7 @@ use std::io::{BufRead, Cursor, Read};
 pub use case_name::CaseName;
 pub use error::ReportError;
 pub use model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
-pub use timings::{TimingKey, read_timings};
+pub use timings::{TimingKey, read_timings, read_timings_by};
 
 use input::{Encoding, Syntax, UTF8_BOM, detect_encoding, prepare};
 use xml::{BufSource, SliceSource, parse_xml};

@@ -95,50 +95,82 @@ where
     N: AsRef<str>,
     B: AsRef<[u8]>,
 {
-    // Ordered map so float sums happen in one order on every run.
-    let mut latest: BTreeMap<Identity, f64> = BTreeMap::new();
+    let mut maps = read_timings_by(inputs, &[key])?;
+    Ok(maps.pop().unwrap_or_default())
+}
+
+/// [`read_timings`] for several keys at once, one map per key in `keys`'
+/// order, reading and parsing each input only once (callers that match
+/// items by file, then name, then class need all three).
+///
+/// # Errors
+///
+/// As [`read_timings`].
+pub fn read_timings_by<I, N, B>(
+    inputs: I,
+    keys: &[TimingKey],
+) -> Result<Vec<BTreeMap<String, f64>>, ReportError>
+where
+    I: IntoIterator<Item = (N, B)>,
+    N: AsRef<str>,
+    B: AsRef<[u8]>,
+{
+    // Ordered maps so float sums happen in one order on every run.
+    let mut latest: Vec<BTreeMap<Identity, f64>> = keys.iter().map(|_| BTreeMap::new()).collect();
     for (name, bytes) in inputs {
         let (name, bytes) = (name.as_ref(), bytes.as_ref());
-        let mut this_input: BTreeMap<Identity, f64> = BTreeMap::new();
+        let mut this_input: Vec<BTreeMap<Identity, f64>> =
+            keys.iter().map(|_| BTreeMap::new()).collect();
         match timing_map(bytes, name)? {
             Some(map) => {
-                for (item, seconds) in map {
-                    this_input.insert(Identity::Item(item), seconds);
+                for per_key in &mut this_input {
+                    for (item, seconds) in &map {
+                        per_key.insert(Identity::Item(item.clone()), *seconds);
+                    }
                 }
             }
             None => {
                 let report = parse_report(bytes, name)?;
-                for case in report.cases {
+                for case in &report.cases {
                     if case.status == TestStatus::Skipped {
                         continue;
                     }
                     let Some(seconds) = case.duration else {
                         continue;
                     };
-                    let Some(item) = key.of(&case).map(str::to_owned) else {
-                        continue;
-                    };
-                    let identity = Identity::Case {
-                        suite: case.suite.to_string(),
-                        classname: case.classname.as_deref().map(str::to_owned),
-                        name: case.name,
-                        file: case.file.as_deref().map(str::to_owned),
-                        item,
-                    };
-                    *this_input.entry(identity).or_insert(0.0) += seconds;
+                    for (key, per_key) in keys.iter().zip(&mut this_input) {
+                        let Some(item) = key.of(case).map(str::to_owned) else {
+                            continue;
+                        };
+                        let identity = Identity::Case {
+                            suite: case.suite.to_string(),
+                            classname: case.classname.as_deref().map(str::to_owned),
+                            name: case.name.clone(),
+                            file: case.file.as_deref().map(str::to_owned),
+                            item,
+                        };
+                        *per_key.entry(identity).or_insert(0.0) += seconds;
+                    }
                 }
             }
         }
-        latest.extend(this_input);
+        for (all, this) in latest.iter_mut().zip(this_input) {
+            all.extend(this);
+        }
     }
-    let mut by_item = BTreeMap::new();
-    for (identity, seconds) in latest {
-        let item = match identity {
-            Identity::Item(item) | Identity::Case { item, .. } => item,
-        };
-        *by_item.entry(item).or_insert(0.0) += seconds;
-    }
-    Ok(by_item)
+    Ok(latest
+        .into_iter()
+        .map(|per_key| {
+            let mut by_item = BTreeMap::new();
+            for (identity, seconds) in per_key {
+                let item = match identity {
+                    Identity::Item(item) | Identity::Case { item, .. } => item,
+                };
+                *by_item.entry(item).or_insert(0.0) += seconds;
+            }
+            by_item
+        })
+        .collect())
 }
 
 /// What "the same test" means across inputs.
@@ -195,6 +227,16 @@ fn timing_map(bytes: &[u8], name: &str) -> Result<Option<BTreeMap<String, f64>>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_keys_at_once_equal_one_key_at_a_time() {
+        let inputs = [("a.xml", REPORT_A.as_bytes())];
+        let keys = [TimingKey::File, TimingKey::Name, TimingKey::Classname];
+        let together = read_timings_by(inputs, &keys).unwrap();
+        for (key, map) in keys.iter().zip(&together) {
+            assert_eq!(map, &read_timings(inputs, *key).unwrap(), "key {key}");
+        }
+    }
 
     const REPORT_A: &str = r#"<testsuite name="s">
         <testcase classname="A" name="t1" file="a.py" time="1.5"/>

@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
+use testkube_core::LoadOptions;
+
 use crate::commands::CliError;
 
 /// The largest report or timings file read (workflow files have their own,
@@ -104,10 +106,16 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
         .map_err(|reason| CliError::input(format!("cannot read {}: {reason}", path.display())))
 }
 
+/// Reads a workflow file within the loader's size budget, so an oversized
+/// file is refused before it is held in memory.
+pub(crate) fn read_workflow(path: &Path, options: &LoadOptions) -> Result<Vec<u8>, String> {
+    read_bounded(path, options.max_bytes as u64)
+}
+
 /// Reads at most `limit + 1` bytes of a regular file: one byte more than the
 /// limit is enough for the caller to say "too large", and nothing more is
 /// ever held in memory.
-pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
     let meta = file.metadata().map_err(|err| err.to_string())?;
     if !meta.is_file() {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use testkube_results::{TimingKey, read_timings};
+use testkube_results::{TimingKey, read_timings_by};
 
 use crate::commands::CliError;
 use crate::input;
@@ -31,15 +31,15 @@ impl ItemTimings {
         for path in paths {
             inputs.push((path.display().to_string(), input::read_file(path)?));
         }
+        // Each report is parsed once for all the keys.
+        let read = read_timings_by(inputs.iter().map(|(name, bytes)| (name, bytes)), keys)
+            .map_err(|err| {
+                CliError::input(err.to_string()).with_hint(
+                    "--timings takes JUnit XML reports or a JSON map {\"item\": seconds}",
+                )
+            })?;
         let mut maps = Vec::with_capacity(keys.len());
-        for &key in keys {
-            let map = read_timings(inputs.iter().map(|(name, bytes)| (name, bytes)), key).map_err(
-                |err| {
-                    CliError::input(err.to_string()).with_hint(
-                        "--timings takes JUnit XML reports or a JSON map {\"item\": seconds}",
-                    )
-                },
-            )?;
+        for (&key, map) in keys.iter().zip(read) {
             let mut normalized = BTreeMap::new();
             for (item, seconds) in map {
                 *normalized.entry(normalize(&item)).or_insert(0.0) += seconds;

@@ -112,9 +112,13 @@ fn resolve_hint(diagnostics: &[Diagnostic]) -> String {
 
 /// Reads and checks one file; an invalid file is printed and refused.
 fn load(path: &Path) -> Result<LoadedFile, CliError> {
-    let bytes = input::read_file(path)?;
+    let options = LoadOptions::default();
+    let bytes = input::read_workflow(path, &options).map_err(|reason| {
+        CliError::usage(format!("cannot read {}: {reason}", path.display()))
+            .with_hint("check the path; workflow files are at most 16 MiB")
+    })?;
     let name = path.display().to_string();
-    let file = load_file(&name, &bytes, &LoadOptions::default());
+    let file = load_file(&name, &bytes, &options);
     if file.has_errors() {
         print_diagnostics(&file, &[]);
         let errors = count_errors(&file.diagnostics);

@@ -23,13 +23,11 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
         .with_hint("pass workflow files, or folders that hold them"));
     }
     let options = LoadOptions::default();
-    // One byte over the loader's limit is enough for it to say "too large".
-    let limit = options.max_bytes as u64;
     let mut loaded = Vec::with_capacity(found.len());
     for entry in found {
         let (path, read) = match entry {
             Found::File(path) => {
-                let read = input::read_bounded(&path, limit + 1);
+                let read = input::read_workflow(&path, &options);
                 (path, read)
             }
             Found::Unreadable(path, reason) => (path, Err(reason)),
@@ -44,11 +42,13 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
                 diagnostics: vec![
                     Diagnostic::error("io", format!("cannot read the file: {reason}"))
                         .with_file(&name)
-                        .with_hint("check the path and its permissions"),
+                        .with_hint(
+                            "check the path; workflow files are regular files of at most 16 MiB",
+                        ),
                 ],
             },
         };
-        loaded.push(in_source_order(loaded_file));
+        loaded.push(loaded_file);
     }
     let errors = loaded
         .iter()
@@ -65,16 +65,6 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// Diagnostics come from several passes (syntax, fields, semantics); people
-/// read a file top to bottom, so report them in that order.
-fn in_source_order(mut file: LoadedFile) -> LoadedFile {
-    file.diagnostics.sort_by_key(|diag| {
-        diag.span()
-            .map_or((0, 0), |span| (span.start.line, span.start.column))
-    });
-    file
 }
 
 fn is_error(diag: &Diagnostic) -> bool {
