@@ -302,11 +302,14 @@ impl Compiler<'_> {
         match u64::try_from(number) {
             Ok(number) => Some(number),
             Err(_) => {
-                self.problems.push(Problem::error(
-                    "invalid-count",
-                    format!("`{field}` is {number}: a worker count cannot be negative"),
-                    &path.child(field),
-                ));
+                self.problems.push(
+                    Problem::error(
+                        "invalid-count",
+                        format!("`{field}` is {number}: a worker count cannot be negative"),
+                        &path.child(field),
+                    )
+                    .with_hint(format!("set `{field}` to 0 or more")),
+                );
                 Some(0)
             }
         }
@@ -341,11 +344,14 @@ impl Compiler<'_> {
             Some(duration) => match duration.parse() {
                 Ok(parsed) => DefaultDuration::Fixed(parsed.as_secs_f64()),
                 Err(err) => {
-                    self.problems.push(Problem::error(
-                        "invalid-duration",
-                        err.to_string(),
-                        &balance_path.child("default"),
-                    ));
+                    self.problems.push(
+                        Problem::error(
+                            "invalid-duration",
+                            err.to_string(),
+                            &balance_path.child("default"),
+                        )
+                        .with_hint("write a duration such as `30s`, `2m` or `1h30m`"),
+                    );
                     return None;
                 }
             },
@@ -354,11 +360,15 @@ impl Compiler<'_> {
         let plan = match set.balance_shard_key(&key, |item| options.duration(item), &default) {
             Ok(plan) => plan?,
             Err(err) => {
-                self.problems.push(Problem::error(
-                    "unknown-shard-key",
-                    err.to_string(),
-                    &balance_path.child("key"),
-                ));
+                let keys: Vec<&str> = strategy.shards.keys().map(String::as_str).collect();
+                self.problems.push(
+                    Problem::error(
+                        "unknown-shard-key",
+                        err.to_string(),
+                        &balance_path.child("key"),
+                    )
+                    .with_hint(format!("`balance.key` names one of: {}", keys.join(", "))),
+                );
                 return None;
             }
         };

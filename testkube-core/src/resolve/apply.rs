@@ -110,14 +110,18 @@ impl<'a> Applier<'a> {
                     continue;
                 }
                 if !template.services.is_empty() {
-                    self.problems.push(Problem::error(
-                        "template-not-for-service",
-                        format!(
-                            "template `{}` defines services: a service cannot start other services",
-                            reference.name
-                        ),
-                        &use_path,
-                    ));
+                    self.problems.push(
+                        Problem::error(
+                            "template-not-for-service",
+                            format!(
+                                "template `{}` defines services: a service cannot start other \
+                                 services",
+                                reference.name
+                            ),
+                            &use_path,
+                        )
+                        .with_hint("use it on a step instead"),
+                    );
                     continue;
                 }
                 inject_service(service, template);
