@@ -38,7 +38,9 @@ async fn data_survives_reopening_and_migrations_run_once() {
             .await
             .unwrap();
     }
+    let applied_before = applied_migrations(&path).await;
     let store = open(path.clone()).await;
+    assert_eq!(applied_migrations(&path).await, applied_before);
     assert_eq!(store.get_execution("keep-1").await.unwrap().name, "keep-1");
     let next = store
         .create_execution(conformance::new_execution("keep-2", "keep"))
@@ -55,8 +57,7 @@ async fn a_store_from_a_newer_version_is_refused() {
     store.close().await;
     drop(store);
     // Simulate a newer program having migrated the file further.
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let pool = raw_pool(&path).await;
     sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'later')")
         .execute(&pool)
         .await
@@ -65,6 +66,47 @@ async fn a_store_from_a_newer_version_is_refused() {
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
     assert!(err.to_string().contains("999"), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer testkube"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_value_names_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .create_execution(conformance::new_execution("bad-1", "bad"))
+        .await
+        .unwrap();
+    let pool = raw_pool(&path).await;
+    sqlx::query("UPDATE executions SET tags = 'not json' WHERE id = 'bad-1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = store.get_execution("bad-1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert!(err.to_string().contains("`tags`"), "{err}");
+}
+
+async fn raw_pool(path: &std::path::Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// The rows of `schema_migrations`: a reopen that re-applied a migration would add one.
+async fn applied_migrations(path: &std::path::Path) -> Vec<(i64, String)> {
+    let pool = raw_pool(path).await;
+    let rows = sqlx::query_as("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,15 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The rows `sql` (one `?` parameter) returns for `key`.
+    async fn rows_for(&self, sql: &'static str, key: &str) -> Result<Vec<SqliteRow>, StoreError> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
@@ -110,20 +119,14 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     .await
     .map_err(backend)?;
     let known = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    // The usual open finds the schema current: a plain read, no write lock per migration.
+    if schema_version(pool, known).await? == known {
+        return Ok(());
+    }
     for (version, sql) in MIGRATIONS {
-        // Checked inside the write transaction: another process may be migrating too.
+        // Checked again inside the write transaction: another process may be migrating too.
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(backend)?;
-        if current > known {
-            return Err(StoreError::Corrupt(format!(
-                "schema version {current} is newer than this program's {known}"
-            )));
-        }
-        if current >= *version {
+        if schema_version(&mut *tx, known).await? >= *version {
             continue;
         }
         sqlx::raw_sql(*sql)
@@ -139,6 +142,25 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         tx.commit().await.map_err(backend)?;
     }
     Ok(())
+}
+
+/// The schema version recorded in the file, refused when newer than `known` (this program's).
+async fn schema_version<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    known: i64,
+) -> Result<i64, StoreError> {
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(executor)
+            .await
+            .map_err(backend)?;
+    if current > known {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {current} is newer than this program's {known}; \
+             use a newer testkube, or move the file aside to start a new history"
+        )));
+    }
+    Ok(current)
 }
 
 #[async_trait]
@@ -356,15 +378,14 @@ impl ResultStore for SqliteStore {
     }
 
     async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT worker, step, name, status, started_at, finished_at, attempt, exit_code,
+        let rows = self
+            .rows_for(
+                "SELECT worker, step, name, status, started_at, finished_at, attempt, exit_code,
                  message
              FROM steps WHERE execution_id = ? ORDER BY rowid",
-        )
-        .bind(execution)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+                execution,
+            )
+            .await?;
         rows.iter().map(step_record).collect()
     }
 
@@ -383,81 +404,78 @@ impl ResultStore for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(LogChunk {
-                    worker: row.try_get("worker").map_err(corrupt)?,
-                    step: row.try_get("step").map_err(corrupt)?,
-                    data: row.try_get("data").map_err(corrupt)?,
+                    worker: column(row, "worker")?,
+                    step: column(row, "step")?,
+                    data: column(row, "data")?,
                 })
             })
             .collect()
     }
 
     async fn outputs(&self, execution: &str) -> Result<Vec<OutputRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = self
+            .rows_for(
             "SELECT worker, step, key, value FROM outputs WHERE execution_id = ? ORDER BY rowid",
-        )
-        .bind(execution)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+                execution,
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(OutputRecord {
-                    worker: row.try_get("worker").map_err(corrupt)?,
-                    step: row.try_get("step").map_err(corrupt)?,
-                    key: row.try_get("key").map_err(corrupt)?,
-                    value: row.try_get("value").map_err(corrupt)?,
+                    worker: column(row, "worker")?,
+                    step: column(row, "step")?,
+                    key: column(row, "key")?,
+                    value: column(row, "value")?,
                 })
             })
             .collect()
     }
 
     async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT worker, suite, class, name, file, status, duration_secs, message
+        let rows = self
+            .rows_for(
+                "SELECT worker, suite, class, name, file, status, duration_secs, message
              FROM test_cases WHERE execution_id = ? ORDER BY id",
-        )
-        .bind(execution)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+                execution,
+            )
+            .await?;
         rows.iter()
             .map(|row| {
-                let status: String = row.try_get("status").map_err(corrupt)?;
+                let status: String = column(row, "status")?;
                 Ok(TestCaseRecord {
-                    worker: row.try_get("worker").map_err(corrupt)?,
-                    suite: row.try_get("suite").map_err(corrupt)?,
-                    class: row.try_get("class").map_err(corrupt)?,
-                    name: row.try_get("name").map_err(corrupt)?,
-                    file: row.try_get("file").map_err(corrupt)?,
+                    worker: column(row, "worker")?,
+                    suite: column(row, "suite")?,
+                    class: column(row, "class")?,
+                    name: column(row, "name")?,
+                    file: column(row, "file")?,
                     status: TestCaseStatus::from_name(&status).ok_or_else(|| {
                         StoreError::Corrupt(format!("unknown test status `{status}`"))
                     })?,
-                    duration_secs: row.try_get("duration_secs").map_err(corrupt)?,
-                    message: row.try_get("message").map_err(corrupt)?,
+                    duration_secs: column(row, "duration_secs")?,
+                    message: column(row, "message")?,
                 })
             })
             .collect()
     }
 
     async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT file, class, name, duration_secs FROM (
+        let rows = self
+            .rows_for(
+                "SELECT file, class, name, duration_secs FROM (
                  SELECT file, class, name, duration_secs, ROW_NUMBER() OVER (
                      PARTITION BY file, class, name ORDER BY id DESC) AS newest
                  FROM test_cases WHERE workflow = ? AND duration_secs IS NOT NULL)
              WHERE newest = 1 ORDER BY file, class, name",
-        )
-        .bind(workflow)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+                workflow,
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(ItemDuration {
-                    file: row.try_get("file").map_err(corrupt)?,
-                    class: row.try_get("class").map_err(corrupt)?,
-                    name: row.try_get("name").map_err(corrupt)?,
-                    duration_secs: row.try_get("duration_secs").map_err(corrupt)?,
+                    file: column(row, "file")?,
+                    class: column(row, "class")?,
+                    name: column(row, "name")?,
+                    duration_secs: column(row, "duration_secs")?,
                 })
             })
             .collect()
@@ -473,9 +491,9 @@ impl ResultStore for SqliteStore {
         let now = time(Utc::now());
         let mut recovered = Vec::new();
         for row in &rows {
-            let id: String = row.try_get("id").map_err(corrupt)?;
-            let status: String = row.try_get("status").map_err(corrupt)?;
-            let owner: Option<i64> = row.try_get("owner_pid").map_err(corrupt)?;
+            let id: String = column(row, "id")?;
+            let status: String = column(row, "status")?;
+            let owner: Option<i64> = column(row, "owner_pid")?;
             let finished =
                 ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
             if finished || owner.is_some_and(another_live_process) {
@@ -536,16 +554,16 @@ const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, messa
     started_at, finished_at, snapshot, config, tags FROM executions";
 
 fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
-    let number: i64 = row.try_get("number").map_err(corrupt)?;
-    let status: String = row.try_get("status").map_err(corrupt)?;
+    let number: i64 = column(row, "number")?;
+    let status: String = column(row, "status")?;
     Ok(ExecutionRecord {
-        id: row.try_get("id").map_err(corrupt)?,
-        workflow: row.try_get("workflow").map_err(corrupt)?,
+        id: column(row, "id")?,
+        workflow: column(row, "workflow")?,
         number: u64::try_from(number).map_err(corrupt)?,
-        name: row.try_get("name").map_err(corrupt)?,
+        name: column(row, "name")?,
         status: ExecutionStatus::from_str(&status).map_err(corrupt)?,
-        message: row.try_get("message").map_err(corrupt)?,
-        scheduled_at: parse_time(row.try_get("scheduled_at").map_err(corrupt)?)?,
+        message: column(row, "message")?,
+        scheduled_at: parse_time(column(row, "scheduled_at")?)?,
         started_at: optional_time(row, "started_at")?,
         finished_at: optional_time(row, "finished_at")?,
         snapshot: from_json(row, "snapshot")?,
@@ -555,17 +573,17 @@ fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
 }
 
 fn step_record(row: &SqliteRow) -> Result<StepRecord, StoreError> {
-    let status: String = row.try_get("status").map_err(corrupt)?;
+    let status: String = column(row, "status")?;
     Ok(StepRecord {
-        worker: row.try_get("worker").map_err(corrupt)?,
-        step: row.try_get("step").map_err(corrupt)?,
-        name: row.try_get("name").map_err(corrupt)?,
+        worker: column(row, "worker")?,
+        step: column(row, "step")?,
+        name: column(row, "name")?,
         status: StepStatus::from_str(&status).map_err(corrupt)?,
         started_at: optional_time(row, "started_at")?,
         finished_at: optional_time(row, "finished_at")?,
-        attempt: row.try_get("attempt").map_err(corrupt)?,
-        exit_code: row.try_get("exit_code").map_err(corrupt)?,
-        message: row.try_get("message").map_err(corrupt)?,
+        attempt: column(row, "attempt")?,
+        exit_code: column(row, "exit_code")?,
+        message: column(row, "message")?,
     })
 }
 
@@ -580,8 +598,8 @@ fn parse_time(text: String) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|err| StoreError::Corrupt(format!("time `{text}`: {err}")))
 }
 
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let text: Option<String> = row.try_get(column).map_err(corrupt)?;
+fn optional_time(row: &SqliteRow, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let text: Option<String> = column(row, name)?;
     text.map(parse_time).transpose()
 }
 
@@ -589,12 +607,20 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    column: &str,
-) -> Result<T, StoreError> {
-    let text: String = row.try_get(column).map_err(corrupt)?;
-    serde_json::from_str(&text).map_err(|err| StoreError::Corrupt(format!("{column}: {err}")))
+fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Result<T, StoreError> {
+    let text: String = column(row, name)?;
+    serde_json::from_str(&text)
+        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+}
+
+/// Reads `name` from `row`; a missing column or a value of the wrong type means the file was
+/// written by something else, so the error names the column.
+fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name)
+        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
 }
 
 fn backend(err: sqlx::Error) -> StoreError {
