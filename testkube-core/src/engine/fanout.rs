@@ -204,7 +204,8 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn set_once(stop: &watch::Sender<Option<Interruption>>, interruption: Interruption) {
+/// Records the first interruption; later ones change nothing.
+pub(crate) fn set_once(stop: &watch::Sender<Option<Interruption>>, interruption: Interruption) {
     stop.send_if_modified(|current| {
         if current.is_none() {
             *current = Some(interruption);

@@ -151,14 +151,7 @@ impl Canceller {
     }
 
     fn interrupt(&self, interruption: Interruption) {
-        self.stop.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(interruption);
-                true
-            } else {
-                false
-            }
-        });
+        fanout::set_once(&self.stop, interruption);
     }
 }
 

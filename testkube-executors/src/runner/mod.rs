@@ -625,7 +625,6 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::StartServices { .. } | Operation::StopServices { .. } => "services",
         Operation::Execute(_) => "execute",
         Operation::Artifacts { .. } => "artifacts",
-        Operation::Content { .. } => "content",
         _ => "this operation",
     }
 }

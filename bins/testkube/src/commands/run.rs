@@ -119,7 +119,7 @@ async fn execute(
             CliError::usage(list.join("\n"))
                 .with_hint("this feature does not run locally yet; see `testkube plan FILE`")
         }
-        other => CliError::input(other.to_string()),
+        other => CliError::input(format!("cannot start the run: {other}")),
     })?;
     let canceller = running.canceller();
     tokio::spawn(async move {
@@ -270,9 +270,10 @@ impl Progress {
             }
             Event::Log { worker, chunk, .. } if self.logs => {
                 let text = String::from_utf8_lossy(chunk);
+                let prefix = paint(style::DIM, format!("{worker} |"));
                 let mut out = String::new();
                 for line in text.lines() {
-                    let _ = writeln!(out, "{} {line}", paint(style::DIM, format!("{worker} |")));
+                    let _ = writeln!(out, "{prefix} {line}");
                 }
                 self.write(&out);
             }
@@ -325,10 +326,8 @@ fn step_line(worker: &WorkerId, step: &StepRef, status: StepStatus, detail: &Ste
 fn status_word(status: StepStatus) -> String {
     let colour = match status {
         StepStatus::Passed => style::OK,
-        StepStatus::Failed | StepStatus::Timeout | StepStatus::Aborted | StepStatus::Canceled => {
-            style::ERROR
-        }
         StepStatus::Running => style::ACCENT,
+        status if status.is_failure() => style::ERROR,
         _ => style::DIM,
     };
     paint(colour, format!("{:<8}", status.as_str()))
