@@ -83,6 +83,8 @@ mod json;
 mod junit;
 mod model;
 mod nunit;
+mod records;
+#[cfg(feature = "store")]
 pub mod store;
 mod text;
 mod timings;
@@ -93,6 +95,7 @@ use std::io::{BufRead, Cursor, Read};
 pub use case_name::CaseName;
 pub use error::ReportError;
 pub use model::{ReportFormat, SuiteSummary, TestCase, TestReport, TestStatus, Totals};
+pub use records::test_case_record;
 pub use timings::{TimingKey, read_timings, read_timings_by};
 
 use input::{Encoding, Syntax, UTF8_BOM, detect_encoding, prepare};

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::executor::{StepDetail, WorkerId};
 use crate::status::{ExecutionStatus, StepStatus};
+use crate::store::{TestCaseRecord, TestCaseStatus};
 
 /// Something that happened in an execution.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +81,17 @@ pub enum Event {
         /// Its size in bytes.
         size: u64,
     },
+    /// Test results parsed from a report a step produced.
+    TestCases {
+        /// The worker.
+        worker: WorkerId,
+        /// The step id.
+        step: String,
+        /// The report's path, relative to the artifacts' working directory.
+        report: String,
+        /// The test cases (their `worker` is the worker's path).
+        cases: Vec<TestCaseRecord>,
+    },
     /// Something the user should know (not a failure).
     Notice {
         /// The worker it is about, if any.
@@ -134,6 +146,55 @@ pub struct ExecutionSummary {
     /// Every worker: the root first, then each parallel block's workers by
     /// index, blocks in the order they started.
     pub workers: Vec<WorkerSummary>,
+    /// Test results from the reports the run produced.
+    pub tests: TestTotals,
+}
+
+/// The test results of an execution, from the reports its steps produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestTotals {
+    /// Test cases in all reports.
+    pub tests: u64,
+    /// Passed at the first attempt.
+    pub passed: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Errored.
+    pub errored: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed, then passed on a rerun.
+    pub flaky: u64,
+    /// The cases that failed or errored (at most [`TestTotals::MAX_LISTED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<TestCaseRecord>,
+}
+
+impl TestTotals {
+    /// How many failures the summary lists; the counts include all.
+    pub const MAX_LISTED: usize = 100;
+
+    /// Counts `cases` in.
+    pub fn add(&mut self, cases: &[TestCaseRecord]) {
+        for case in cases {
+            self.tests += 1;
+            match case.status {
+                TestCaseStatus::Passed => self.passed += 1,
+                TestCaseStatus::Failed => self.failed += 1,
+                TestCaseStatus::Errored => self.errored += 1,
+                TestCaseStatus::Skipped => self.skipped += 1,
+                TestCaseStatus::Flaky => self.flaky += 1,
+            }
+            if matches!(
+                case.status,
+                TestCaseStatus::Failed | TestCaseStatus::Errored
+            ) && self.failures.len() < Self::MAX_LISTED
+            {
+                self.failures.push(case.clone());
+            }
+        }
+    }
 }
 
 /// One worker of an execution.
@@ -186,6 +247,7 @@ pub struct StepSummary {
 pub(crate) struct SummaryBuilder {
     /// Each worker with its number (the summary lists them by number).
     workers: Vec<(usize, WorkerSummary)>,
+    tests: TestTotals,
     started: BTreeMap<(String, String), SystemTime>,
 }
 
@@ -221,6 +283,7 @@ impl SummaryBuilder {
                     summary.outputs.insert(key.clone(), value.clone());
                 }
             }
+            Event::TestCases { cases, .. } => self.tests.add(cases),
             _ => {}
         }
     }
@@ -308,6 +371,7 @@ impl SummaryBuilder {
             finished_at: rfc3339(finished),
             duration_ms: millis(duration),
             workers: self.workers.into_iter().map(|(_, w)| w).collect(),
+            tests: self.tests,
         }
     }
 }

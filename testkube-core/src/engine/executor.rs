@@ -53,6 +53,7 @@ use tokio_stream::Stream;
 use crate::model::EnvVar;
 use crate::plan::{PlanParallel, PlanStep};
 use crate::status::{Interruption, StepStatus};
+use crate::store::TestCaseRecord;
 
 /// Runs workers: local processes, Kubernetes pods, anything that can run a
 /// worker's steps and report what happens. See the [module
@@ -223,6 +224,16 @@ pub enum WorkerEvent {
         location: String,
         /// Its size in bytes.
         size: u64,
+    },
+    /// Test results parsed from a report the step produced (a JUnit file
+    /// among its artifacts).
+    TestCases {
+        /// The step id.
+        step: String,
+        /// The report's path, relative to the artifacts' working directory.
+        report: String,
+        /// The test cases, in report order.
+        cases: Vec<TestCaseRecord>,
     },
     /// Something the user should know that is not a failure (e.g. that
     /// images are not pulled locally).

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::event::{Event, ExecutionSummary, StepRef};
 use super::executor::{StepDetail, WorkerId};
 use super::mask::{LogMasker, SecretMasker};
+use crate::store::TestCaseRecord;
 
 /// Masks the engine's events on their way out: one [`LogMasker`] per
 /// step's log, released when the step changes status or its worker ends.
@@ -88,6 +89,9 @@ impl EventMasker {
         }
         summary.name = masker.mask_string(summary.name);
         summary.message = summary.message.map(|text| masker.mask_string(text));
+        for case in &mut summary.tests.failures {
+            mask_case(masker, case);
+        }
         for worker in &mut summary.workers {
             worker.description = worker.description.take().map(|d| masker.mask_string(d));
             for step in &mut worker.steps {
@@ -169,6 +173,22 @@ impl EventMasker {
                 location: text(location),
                 size,
             },
+            Event::TestCases {
+                worker,
+                step,
+                report,
+                mut cases,
+            } => {
+                for case in &mut cases {
+                    mask_case(masker, case);
+                }
+                Event::TestCases {
+                    worker,
+                    step,
+                    report: text(report),
+                    cases,
+                }
+            }
             Event::Notice { worker, message } => Event::Notice {
                 worker,
                 message: text(message),
@@ -186,5 +206,18 @@ fn push_log(out: &mut Vec<Event>, worker: WorkerId, step: String, chunk: Bytes) 
             step,
             chunk,
         });
+    }
+}
+
+/// A test case's texts with secrets masked (a test may print a token in
+/// its failure message).
+fn mask_case(masker: &SecretMasker, case: &mut TestCaseRecord) {
+    let mask = |text: &mut String| *text = masker.mask_string(std::mem::take(text));
+    mask(&mut case.suite);
+    mask(&mut case.name);
+    for field in [&mut case.class, &mut case.file, &mut case.message] {
+        if let Some(text) = field.as_mut() {
+            mask(text);
+        }
     }
 }

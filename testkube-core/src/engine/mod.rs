@@ -39,7 +39,7 @@ mod mask_events;
 mod run;
 mod support;
 
-pub use event::{Event, ExecutionSummary, StepRef, StepSummary, WorkerSummary};
+pub use event::{Event, ExecutionSummary, StepRef, StepSummary, TestTotals, WorkerSummary};
 pub use executor::{
     ExecutionInfo, Executor, ExecutorError, Orchestrator, ParallelOutcome, ParallelRequest,
     StepDetail, Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerHandle, WorkerId,

@@ -523,6 +523,21 @@ fn translate(worker: &WorkerId, steps: &BTreeMap<String, StepRef>, event: Worker
             location,
             size,
         },
+        WorkerEvent::TestCases {
+            step,
+            report,
+            mut cases,
+        } => {
+            for case in &mut cases {
+                case.worker.clone_from(&worker.path);
+            }
+            Event::TestCases {
+                worker,
+                step,
+                report,
+                cases,
+            }
+        }
         WorkerEvent::Notice { message } => Event::Notice {
             worker: Some(worker),
             message,
