@@ -18,6 +18,10 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub(crate) color: ColorChoice,
 
+    /// Where runs, results and artifacts are kept (default: .testkube in the current folder).
+    #[arg(long, value_name = "DIR", env = "TESTKUBE_HOME", global = true)]
+    pub(crate) home: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod home;
 mod input;
 mod style;
 mod timings;
@@ -17,6 +18,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     style::init(cli.color);
+    home::init(cli.home);
     match commands::dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {

@@ -162,6 +162,21 @@ impl Engine {
         Engine { executor }
     }
 
+    /// Checks that this engine can run `plan` (what [`Engine::start`] checks
+    /// first), without starting anything: frontends call it before they
+    /// record an execution, so a refused plan leaves no trace.
+    ///
+    /// # Errors
+    /// [`EngineError::Unsupported`] listing every feature that cannot run.
+    pub fn check(&self, plan: &Plan) -> Result<(), EngineError> {
+        let unsupported = unsupported_features(plan, self.executor.as_ref());
+        if unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Unsupported(unsupported))
+        }
+    }
+
     /// Checks the plan and starts it in the background (on the current
     /// tokio runtime). Consume the events: workers wait when nobody does.
     ///
@@ -174,10 +189,7 @@ impl Engine {
         plan: Plan,
         request: ExecutionRequest,
     ) -> Result<RunningExecution, EngineError> {
-        let unsupported = unsupported_features(&plan, self.executor.as_ref());
-        if !unsupported.is_empty() {
-            return Err(EngineError::Unsupported(unsupported));
-        }
+        self.check(&plan)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
         let masker = SecretMasker::new(&request.secrets)?;
         let (public_tx, public_rx) = mpsc::channel(EVENT_BUFFER);

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -78,13 +77,6 @@ fn plan_name(resolved: &testkube_core::ResolvedWorkflow) -> String {
         .unwrap_or_default()
 }
 
-/// `.testkube/runs`, or `$TESTKUBE_HOME/runs`.
-fn runs_dir() -> PathBuf {
-    std::env::var_os("TESTKUBE_HOME")
-        .map_or_else(|| PathBuf::from(".testkube"), PathBuf::from)
-        .join("runs")
-}
-
 /// A unique, sortable id: `<workflow>-<unix millis>-<pid>`.
 fn execution_id(workflow: &str) -> String {
     let millis = SystemTime::now()
@@ -103,7 +95,7 @@ async fn execute(
 ) -> Result<ExecutionSummary, CliError> {
     // The record comes first: it gives the run its number and name (`WF-N`).
     let mut recorder = stored.start(&plan.workflow, &mut request).await;
-    let executor = LocalExecutor::new(runs_dir());
+    let executor = LocalExecutor::new(crate::home::runs());
     let engine = Engine::new(Arc::new(executor));
     let started = engine.start(plan, request);
     if let (Err(err), Some(recorder)) = (&started, &recorder)
@@ -180,7 +172,7 @@ impl StoredRun {
     /// aborted, and records this run (numbering it). A store that cannot be
     /// used is a warning: the run itself still happens.
     async fn start(self, workflow: &str, request: &mut ExecutionRequest) -> Option<EventRecorder> {
-        let store: Arc<dyn ResultStore> = match SqliteStore::open_default().await {
+        let store: Arc<dyn ResultStore> = match SqliteStore::open(&crate::home::database()).await {
             Ok(store) => Arc::new(store),
             Err(err) => {
                 store_warning(&err);
