@@ -49,6 +49,11 @@ pub trait ResultStore: Send + Sync {
         chunk: &[u8],
     ) -> Result<(), StoreError>;
 
+    /// Appends many chunks (of any steps and workers) at once, all or none, in
+    /// slice order: what a recorder batching a busy step's output calls, so
+    /// that a megabyte of small writes costs one transaction, not thousands.
+    async fn append_logs(&self, execution: &str, chunks: &[LogChunk]) -> Result<(), StoreError>;
+
     /// Records step outputs (a key written again replaces its value).
     async fn record_outputs(
         &self,
@@ -66,6 +71,11 @@ pub trait ResultStore: Send + Sync {
     /// One execution by id.
     async fn get_execution(&self, id: &str) -> Result<ExecutionRecord, StoreError>;
 
+    /// One execution by id or, when no id matches, by name (`WORKFLOW-N`, or
+    /// the name it was given; the newest when several share it): what users
+    /// type on the command line.
+    async fn find_execution(&self, id_or_name: &str) -> Result<ExecutionRecord, StoreError>;
+
     /// Executions matching `filter`, newest first.
     async fn list_executions(
         &self,
@@ -76,7 +86,8 @@ pub trait ResultStore: Send + Sync {
     async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError>;
 
     /// The log chunks of an execution in append order, optionally of one
-    /// step and/or worker.
+    /// step and/or worker, after the first [`LogFilter::skip`] and at most
+    /// [`LogFilter::limit`] of them.
     async fn logs(&self, execution: &str, filter: &LogFilter) -> Result<Vec<LogChunk>, StoreError>;
 
     /// The outputs of an execution.
@@ -84,6 +95,17 @@ pub trait ResultStore: Send + Sync {
 
     /// The test cases of an execution, in the order they were recorded.
     async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError>;
+
+    /// Records files collected as artifacts, all or none. The same file
+    /// (worker, step and path) recorded again replaces its entry.
+    async fn record_artifacts(
+        &self,
+        execution: &str,
+        artifacts: &[ArtifactRecord],
+    ) -> Result<(), StoreError>;
+
+    /// The artifacts of an execution, in the order they were first recorded.
+    async fn artifacts(&self, execution: &str) -> Result<Vec<ArtifactRecord>, StoreError>;
 
     /// For balancing shards: the latest recorded duration of every test item
     /// (by file, class and name) seen in earlier executions of `workflow`.
@@ -201,6 +223,12 @@ pub struct LogFilter {
     pub step: Option<String>,
     /// Only this worker path.
     pub worker: Option<String>,
+    /// Leaves out the first this many matching chunks: a follower (`logs -f`)
+    /// reads only what was appended since its last read.
+    pub skip: u64,
+    /// At most this many chunks (all when `None`): with `skip`, reads a long
+    /// log page by page instead of all at once.
+    pub limit: Option<u64>,
 }
 
 /// One output a step wrote.
@@ -214,6 +242,22 @@ pub struct OutputRecord {
     pub key: String,
     /// The value.
     pub value: String,
+}
+
+/// A file a step left behind and the run kept (`artifacts.paths`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRecord {
+    /// The worker path (`root`, `root/tests/2`).
+    pub worker: String,
+    /// The id of the step that collected it.
+    pub step: String,
+    /// Its path relative to the artifacts' working directory (`reports/junit.xml`).
+    pub path: String,
+    /// Where the kept copy is: an absolute local path, or a URL for remote storage.
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// How a test case ended (the normalized statuses of test reports).

@@ -324,15 +324,19 @@ async fn unsupported_features_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let executor = LocalExecutor::new(dir.path());
     let engine = Engine::new(Arc::new(executor));
-    let yaml = workflow(
-        "  services:\n    db: {shell: 'sleep 1'}\n  steps:\n  - {id: a, content: {git: {uri: 'https://example.invalid/r.git'}}, shell: 'true'}\n",
-    );
+    let marker = dir.path().join("ran");
+    let yaml = workflow(&format!(
+        "  steps:\n  - {{id: a, shell: 'touch {}'}}\n  - {{id: b, content: {{oci: {{image: 'registry.example/tests:1'}}}}, shell: 'true'}}\n  - {{id: c, execute: {{workflows: [{{name: other}}]}}}}\n",
+        marker.display()
+    ));
     let err = engine
         .start(plan(&yaml), ExecutionRequest::new("x"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not supported yet: services"), "{err}");
-    assert!(err.contains("not supported yet: content.git"), "{err}");
+    assert!(err.contains("not supported yet: content.oci"), "{err}");
+    assert!(err.contains("not supported yet: execute"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "nothing ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,3 +203,281 @@ async fn the_recorder_stores_an_execution_from_engine_events() {
     assert_eq!(logs[0].data, b"hello\n");
     assert_eq!(store.outputs("rec-1").await.unwrap()[0].value, "http://x");
 }
+
+fn root_worker() -> testkube_core::engine::WorkerId {
+    testkube_core::engine::WorkerId {
+        path: "root".to_owned(),
+        number: 0,
+    }
+}
+
+fn log_event(
+    worker: &testkube_core::engine::WorkerId,
+    step: &str,
+    text: &str,
+) -> testkube_core::engine::Event {
+    testkube_core::engine::Event::Log {
+        worker: worker.clone(),
+        step: step.to_owned(),
+        chunk: text.to_owned().into(),
+    }
+}
+
+/// 10 MB printed in ~100-byte chunks (many batches) reads back byte for byte, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_stores_a_10_mb_log_of_small_chunks_intact_and_in_order() {
+    use testkube_core::store::LogFilter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path().join("results.db")).await;
+    store
+        .create_execution(conformance::new_execution("big-1", "big"))
+        .await
+        .unwrap();
+    let mut recorder = EventRecorder::new(Arc::clone(&store), "big-1");
+    let root = root_worker();
+    let mut expected = Vec::new();
+    let mut line = 0_u64;
+    while expected.len() < 10 * 1024 * 1024 {
+        let text = format!("line {line:08} {}\n", "x".repeat(80));
+        expected.extend_from_slice(text.as_bytes());
+        recorder
+            .record(&log_event(&root, "s1", &text))
+            .await
+            .unwrap();
+        line += 1;
+    }
+    recorder.flush().await.unwrap();
+    let chunks = store.logs("big-1", &LogFilter::default()).await.unwrap();
+    assert_eq!(chunks.len() as u64, line, "one stored chunk per event");
+    let stored: Vec<u8> = chunks.iter().flat_map(|c| c.data.iter().copied()).collect();
+    assert!(
+        stored == expected,
+        "the stored log differs from what was printed"
+    );
+}
+
+/// Logs wait in memory only briefly, and never land after the step status that followed them;
+/// artifacts and test cases from events are stored too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_writes_logs_before_later_events_and_in_the_background() {
+    use std::time::{Duration, SystemTime};
+    use testkube_core::engine::{Event, StepDetail, StepRef};
+    use testkube_core::status::StepStatus;
+    use testkube_core::store::{ArtifactRecord, LogFilter, TestCaseRecord, TestCaseStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path().join("results.db")).await;
+    store
+        .create_execution(conformance::new_execution("bg-1", "bg"))
+        .await
+        .unwrap();
+    let mut recorder = EventRecorder::new(Arc::clone(&store), "bg-1");
+    let root = root_worker();
+    recorder
+        .record(&log_event(&root, "s1", "waiting...\n"))
+        .await
+        .unwrap();
+    // No further event: the background tick writes the line (what `logs -f` and a crash need).
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = store.logs("bg-1", &LogFilter::default()).await.unwrap();
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.first().map(|c| c.data.as_slice()),
+        Some(&b"waiting...\n"[..])
+    );
+
+    recorder
+        .record(&log_event(&root, "s1", "done\n"))
+        .await
+        .unwrap();
+    let step = Event::Step {
+        worker: root.clone(),
+        step: StepRef {
+            id: "s1".to_owned(),
+            name: None,
+            depth: 1,
+        },
+        status: StepStatus::Passed,
+        at: SystemTime::now(),
+        detail: StepDetail::default(),
+    };
+    recorder.record(&step).await.unwrap();
+    // Read at once: the step's status is in, so the output before it must be too.
+    let logs = store.logs("bg-1", &LogFilter::default()).await.unwrap();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(
+        store.steps("bg-1").await.unwrap()[0].status,
+        StepStatus::Passed
+    );
+
+    recorder
+        .record(&Event::Artifact {
+            worker: root.clone(),
+            step: "s1".to_owned(),
+            path: "reports/junit.xml".to_owned(),
+            location: "/kept/junit.xml".to_owned(),
+            size: 42,
+        })
+        .await
+        .unwrap();
+    let case = TestCaseRecord {
+        worker: "root".to_owned(),
+        suite: "calc".to_owned(),
+        class: None,
+        name: "adds".to_owned(),
+        file: None,
+        status: TestCaseStatus::Failed,
+        duration_secs: Some(0.25),
+        message: Some("2 != 3".to_owned()),
+    };
+    recorder
+        .record(&Event::TestCases {
+            worker: root,
+            step: "s1".to_owned(),
+            report: "reports/junit.xml".to_owned(),
+            cases: vec![case.clone()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.artifacts("bg-1").await.unwrap(),
+        [ArtifactRecord {
+            worker: "root".to_owned(),
+            step: "s1".to_owned(),
+            path: "reports/junit.xml".to_owned(),
+            location: "/kept/junit.xml".to_owned(),
+            size: 42,
+        }]
+    );
+    assert_eq!(store.test_cases("bg-1").await.unwrap(), [case]);
+}
+
+/// The recorder's buffered logs go to the store when it is finished without a summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_the_recorder_writes_its_pending_logs() {
+    use testkube_core::status::ExecutionStatus;
+    use testkube_core::store::LogFilter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path().join("results.db")).await;
+    store
+        .create_execution(conformance::new_execution("fin-1", "fin"))
+        .await
+        .unwrap();
+    let mut recorder = EventRecorder::new(Arc::clone(&store), "fin-1");
+    recorder
+        .record(&log_event(&root_worker(), "s1", "last words\n"))
+        .await
+        .unwrap();
+    recorder
+        .finish(ExecutionStatus::Aborted, Some("stopped".to_owned()))
+        .await
+        .unwrap();
+    let logs = store.logs("fin-1", &LogFilter::default()).await.unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        store.get_execution("fin-1").await.unwrap().status,
+        ExecutionStatus::Aborted
+    );
+}
+
+/// A store written before artifacts existed (schema 1) is upgraded in place on open: its
+/// executions are kept and the new tables and indexes work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
+    use testkube_core::store::ArtifactRecord;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .create_execution(conformance::new_execution("old-1", "old"))
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    // Take the file back to what version 1 left.
+    let pool = raw_pool(&path).await;
+    sqlx::raw_sql(
+        "DROP TABLE artifacts; DROP INDEX executions_by_name;
+         DROP INDEX executions_by_workflow_time; DROP INDEX test_cases_by_case;
+         DELETE FROM schema_migrations WHERE version > 1;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = open(path.clone()).await;
+    assert_eq!(store.find_execution("old-1").await.unwrap().id, "old-1");
+    let artifact = ArtifactRecord {
+        worker: "root".to_owned(),
+        step: "s1".to_owned(),
+        path: "a.txt".to_owned(),
+        location: "/kept/a.txt".to_owned(),
+        size: 3,
+    };
+    store
+        .record_artifacts("old-1", std::slice::from_ref(&artifact))
+        .await
+        .unwrap();
+    assert_eq!(store.artifacts("old-1").await.unwrap(), [artifact]);
+    let versions: Vec<i64> = applied_migrations(&path)
+        .await
+        .into_iter()
+        .map(|(version, _)| version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+}
+
+/// The history queries (an execution by name, a workflow over time, one test over time) are
+/// answered from indexes, not by scanning every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_queries_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.close().await;
+    let pool = raw_pool(&path).await;
+    let plans = [
+        (
+            "SELECT id FROM executions WHERE name = 'wf-3'",
+            "executions_by_name",
+        ),
+        (
+            "SELECT id, status FROM executions WHERE workflow = 'wf' ORDER BY scheduled_at DESC",
+            "executions_by_workflow_time",
+        ),
+        (
+            "SELECT status, duration_secs FROM test_cases
+             WHERE workflow = 'wf' AND suite = 's' AND class = 'c' AND name = 'n' ORDER BY id DESC",
+            "test_cases_by_case",
+        ),
+        (
+            "SELECT status, duration_secs FROM test_cases
+             WHERE workflow = 'wf' AND file = 'f.py' AND class = 'c' AND name = 'n'
+             ORDER BY id DESC",
+            "test_cases_by_test",
+        ),
+    ];
+    for (sql, index) in plans {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|row| row.3.as_str()).collect();
+        assert!(
+            plan.iter().any(|step| step.contains(index))
+                && !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{sql}: {plan:?}"
+        );
+    }
+    pool.close().await;
+}

@@ -92,13 +92,64 @@ Examples:
     #[command(
         after_help = "Each worker runs in its own folder under .testkube/runs/ (or $TESTKUBE_HOME/runs),
 in a bubblewrap sandbox when `bwrap` is installed. Ctrl-C aborts the run.
+The run is recorded as WORKFLOW-N in the result store; `balance: {by: duration}` shards are split
+by the durations earlier runs recorded. secret(name, key) reads $TESTKUBE_SECRET_<NAME>_<KEY>, else
+the --secrets file (default: secrets.yaml in the home folder).
 Exit status: 0 passed, 1 failed or aborted, 2 invalid input or unsupported feature.
 
 Examples:
   testkube run examples/workflows/local-smoke.yaml
-  testkube run all.yaml --name smoke --config workers=2 -o json"
+  testkube run all.yaml --name smoke --config workers=2 -o json
+  testkube run suite.yaml --tag branch=main --junit reports/testkube.xml"
     )]
     Run(RunArgs),
+
+    /// Run a recorded execution again, from its stored workflow, config and tags.
+    #[command(
+        after_help = "The workflow runs as it was resolved for the original execution (the file is not read
+again), as a new execution of the same workflow. Secrets are read again.
+With --failed-only, parallel workers that passed are left out; every other step runs.
+Exit status: 0 passed, 1 failed or aborted, 2 unknown execution or invalid input.
+
+Examples:
+  testkube rerun sharded-pytest-3
+  testkube rerun sharded-pytest-3 --failed-only --junit junit.xml"
+    )]
+    Rerun(RerunArgs),
+
+    /// Show recorded executions: the history, or one execution in detail.
+    #[command(
+        after_help = "Reads the result store under .testkube/ (or $TESTKUBE_HOME, --home); runs a killed
+process left unfinished show as `aborted`.
+Exit status: 0 ok, 1 unknown execution or unreadable store, 2 bad arguments.
+
+Examples:
+  testkube get executions --workflow sharded-pytest --status failed --limit 5
+  testkube get execution sharded-pytest-3
+  testkube get executions -o json | jq -r '.[0].name'"
+    )]
+    Get(GetArgs),
+
+    /// Print the logs an execution recorded, or follow a running one.
+    #[command(
+        after_help = "Exit status: 0 ok, 1 unknown execution, step or worker, 2 bad arguments.
+
+Examples:
+  testkube logs local-smoke-3
+  testkube logs sharded-pytest-3 --step run-tests --worker 2
+  testkube logs sharded-pytest-4 -f"
+    )]
+    Logs(LogsArgs),
+
+    /// List an execution's artifacts, or copy them to a folder.
+    #[command(
+        after_help = "Exit status: 0 ok, 1 unknown execution or a file that cannot be copied.
+
+Examples:
+  testkube artifacts sharded-pytest-3
+  testkube artifacts sharded-pytest-3 --download out/"
+    )]
+    Artifacts(ArtifactsArgs),
 }
 
 /// Output formats of `plan`.
@@ -236,10 +287,112 @@ pub(crate) struct ReportArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) workflow: WorkflowArgs,
-    /// Print the steps' output as they run.
+    #[command(flatten)]
+    pub(crate) run: RunOptions,
+}
+
+/// What `run` and `rerun` share: how the run is tagged, shown and reported.
+#[derive(Debug, Args)]
+pub(crate) struct RunOptions {
+    /// Tag the execution (repeatable), e.g. `--tag branch=main`; `execution.tags` in expressions.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub(crate) tags: Vec<String>,
+    /// Workflows `execute` steps may run: files or folders (repeatable); the run's own file
+    /// is always searched.
+    #[arg(long = "workflows", value_name = "PATH")]
+    pub(crate) workflows: Vec<PathBuf>,
+    /// Print the steps' full output as they run (the live view shows the last lines otherwise).
     #[arg(long)]
     pub(crate) logs: bool,
+    /// Also write the run's test results as one JUnit XML report (written when the run fails too).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Values for `secret(name, key)`: a YAML file `name: {key: value}`
+    /// (default: secrets.yaml in the home folder, when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secrets: Option<PathBuf>,
     /// Output format (json prints the final summary on stdout, progress on stderr).
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RerunArgs {
+    /// The execution to run again: its id or its name (`WORKFLOW-N`).
+    #[arg(value_name = "ID")]
+    pub(crate) execution: String,
+    /// Run only the parallel workers that did not pass (the other steps run as before).
+    #[arg(long)]
+    pub(crate) failed_only: bool,
+    #[command(flatten)]
+    pub(crate) run: RunOptions,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    #[command(subcommand)]
+    pub(crate) what: GetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GetCommand {
+    /// Recorded executions, newest first.
+    Executions(GetExecutionsArgs),
+    /// One execution: status, steps per worker, tests, artifacts and outputs.
+    Execution(GetExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetExecutionsArgs {
+    /// Only this workflow's executions.
+    #[arg(long, value_name = "WF")]
+    pub(crate) workflow: Option<String>,
+    /// Only executions in this status (passed, failed, aborted, running, ...).
+    #[arg(long, value_name = "S")]
+    pub(crate) status: Option<String>,
+    /// At most this many (the newest).
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u32>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetExecutionArgs {
+    /// The execution's id or name (`sharded-pytest-3`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
+    pub(crate) output: TextOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The execution's id or name (`sharded-pytest-3`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Only this step: its id or its name.
+    #[arg(long, value_name = "REF")]
+    pub(crate) step: Option<String>,
+    /// Only this worker: its index in its parallel block (`2`), or its path (`root/tests/2`).
+    #[arg(long, value_name = "N")]
+    pub(crate) worker: Option<String>,
+    /// Keep printing new output until the execution finishes.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsArgs {
+    /// The execution's id or name (`sharded-pytest-3`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Copy the artifacts into DIR/<worker path>/<path>.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) download: Option<PathBuf>,
+    /// Output format (of the list).
     #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
     pub(crate) output: TextOutput,
 }

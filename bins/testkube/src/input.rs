@@ -1,10 +1,10 @@
 //! Reading what the user points at: files and folders of workflows, `KEY=VALUE`
-//! pairs, item lists on standard input.
+//! pairs, item lists on standard input, the local source of secrets.
 //!
 //! Every read is bounded and refuses what is not a regular file, so pointing
 //! a command at `/dev/zero`, a FIFO or a folder gives an error, not a hang.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
@@ -163,6 +163,139 @@ pub(crate) fn items_or_stdin(items: &[String]) -> Result<Vec<String>, CliError> 
         if !line.is_empty() {
             out.push(line.to_string());
         }
+    }
+    Ok(out)
+}
+
+/// Secret values by secret name, then key.
+type Secrets = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Where `secret(name, key)` values come from on this machine: environment
+/// variables `TESTKUBE_SECRET_<NAME>_<KEY>` first, then a YAML file of
+/// `name: {key: value}` (`--secrets FILE`, or `secrets.yaml` in the home
+/// folder when it exists). The environment wins so that CI systems, which
+/// hand secrets over as variables, can override a developer's file.
+pub(crate) struct SecretSource {
+    /// The file read, if any, and its values.
+    file: Option<(PathBuf, Secrets)>,
+    /// The file that would be read by default (named in error messages).
+    default_file: PathBuf,
+}
+
+impl SecretSource {
+    /// Reads `explicit` (an error when it cannot be read), else
+    /// `default_file` when it exists.
+    pub(crate) fn load(explicit: Option<&Path>, default_file: &Path) -> Result<Self, CliError> {
+        let path = match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None if default_file.is_file() => Some(default_file.to_path_buf()),
+            None => None,
+        };
+        let file = match path {
+            Some(path) => {
+                let values = read_secrets_file(&path)?;
+                Some((path, values))
+            }
+            None => None,
+        };
+        Ok(SecretSource {
+            file,
+            default_file: default_file.to_path_buf(),
+        })
+    }
+
+    /// The environment variable that holds `secret(name, key)`.
+    pub(crate) fn env_var(name: &str, key: &str) -> String {
+        let clean = |text: &str| -> String {
+            text.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        format!("TESTKUBE_SECRET_{}_{}", clean(name), clean(key))
+    }
+
+    /// The value of `secret(name, key)`, if set anywhere.
+    pub(crate) fn get(&self, name: &str, key: &str) -> Option<String> {
+        if let Ok(value) = std::env::var(Self::env_var(name, key)) {
+            return Some(value);
+        }
+        self.file
+            .as_ref()
+            .and_then(|(_, values)| values.get(name))
+            .and_then(|keys| keys.get(key))
+            .cloned()
+    }
+
+    /// The error for a secret that is set nowhere: which secret, and the two
+    /// ways to set it.
+    pub(crate) fn missing(&self, name: &str, key: &str) -> CliError {
+        let file = match &self.file {
+            Some((path, _)) => path.display().to_string(),
+            None => self.default_file.display().to_string(),
+        };
+        CliError::usage(format!(
+            "the workflow uses secret(\"{name}\", \"{key}\"), which is not set"
+        ))
+        .with_hint(format!(
+            "set the environment variable {} or add `{name}: {{{key}: VALUE}}` to {file} (or pass --secrets FILE)",
+            Self::env_var(name, key)
+        ))
+    }
+}
+
+/// Reads a secrets file: YAML `name: {key: value}`; scalar values are taken
+/// as text.
+fn read_secrets_file(path: &Path) -> Result<Secrets, CliError> {
+    let bytes = read_bounded(path, 16 << 20).map_err(|reason| {
+        CliError::usage(format!(
+            "cannot read the secrets file {}: {reason}",
+            path.display()
+        ))
+        .with_hint("pass an existing file with --secrets FILE")
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let shape_hint = "write it as YAML: `secret-name: {key: value}`, one entry per secret";
+    // Parse errors are not shown: their snippets would quote secret values
+    // into terminals and CI logs.
+    let not_a_map = || {
+        CliError::usage(format!(
+            "the secrets file {} is not a map of secrets to keys and values",
+            path.display()
+        ))
+        .with_hint(shape_hint)
+    };
+    let documents = testkube_core::yaml::load_documents(&text, &LoadOptions::default())
+        .map_err(|_| not_a_map())?;
+    let parsed: BTreeMap<String, BTreeMap<String, serde_json::Value>> = match documents.as_slice() {
+        [] => BTreeMap::new(),
+        [document] => serde_json::from_value(document.to_json()).map_err(|_| not_a_map())?,
+        _ => return Err(not_a_map()),
+    };
+    let mut out = BTreeMap::new();
+    for (name, keys) in parsed {
+        let mut values = BTreeMap::new();
+        for (key, value) in keys {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                _ => {
+                    return Err(CliError::usage(format!(
+                        "secret `{name}` key `{key}` in {} is not a text value",
+                        path.display()
+                    ))
+                    .with_hint(shape_hint));
+                }
+            };
+            values.insert(key, text);
+        }
+        out.insert(name, values);
     }
     Ok(out)
 }

@@ -8,6 +8,8 @@ mod cli;
 mod commands;
 mod home;
 mod input;
+mod junit_out;
+mod live;
 mod style;
 mod timings;
 

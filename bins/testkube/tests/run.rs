@@ -1,18 +1,70 @@
-//! `testkube run` end to end: real processes, exit codes 0 (passed),
-//! 1 (failed) and 2 (invalid input or unsupported feature), and the JSON
-//! summary.
+//! `testkube run` and `testkube rerun` end to end: real processes, exit
+//! codes 0 (passed), 1 (failed) and 2 (invalid input or unsupported
+//! feature), the JSON summary, tags, `--junit`, secrets, history-balanced
+//! shards, and what the result store keeps (read back with the store's own
+//! API).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use testkube_core::status::ExecutionStatus;
+use testkube_core::store::{
+    ExecutionFilter, ExecutionRecord, ResultStore, TestCaseRecord, TestCaseStatus,
+};
+use testkube_results::store::SqliteStore;
+
 fn testkube(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_testkube"))
+    testkube_with(dir, args, &[])
+}
+
+fn testkube_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_testkube"));
+    command
         .args(args)
         .current_dir(dir)
         .env("TESTKUBE_HOME", dir.join("home"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `f` against the store of the test's home folder.
+fn with_store<T>(dir: &Path, f: impl AsyncFnOnce(&SqliteStore) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = SqliteStore::open(&dir.join("home/results.db"))
+            .await
+            .unwrap();
+        let out = f(&store).await;
+        store.close().await;
+        out
+    })
+}
+
+fn executions(dir: &Path) -> Vec<ExecutionRecord> {
+    if !dir.join("home/results.db").is_file() {
+        return Vec::new();
+    }
+    with_store(dir, async |store| {
+        store
+            .list_executions(&ExecutionFilter::default())
+            .await
+            .unwrap()
+    })
 }
 
 fn write(dir: &Path, name: &str, steps: &str) -> String {
@@ -75,16 +127,69 @@ fn invalid_input_and_unsupported_features_exit_2() {
         Some(2)
     );
 
-    let services = dir.path().join("svc.yaml");
+    let refused = write(dir.path(), "later", REFUSED_STEPS);
+    let out = testkube(dir.path(), &["run", &refused]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not supported yet: content.oci"),
+        "{stderr}"
+    );
+}
+
+/// Content from an OCI image: the local executor refuses it before the run
+/// starts.
+const REFUSED_STEPS: &str =
+    "  - content: {oci: {image: 'registry.example/tests:1'}}\n    shell: 'true'\n";
+
+#[test]
+fn execute_runs_children_from_the_file_and_folders_given_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("parent.yaml");
     std::fs::write(
-        &services,
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: svc}\nspec:\n  services:\n    db: {shell: 'sleep 1'}\n  steps:\n  - shell: 'true'\n",
+        &parent,
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: parent}\nspec:\n  steps:\n  - name: Children\n    execute:\n      workflows:\n      - {name: child, config: {who: alice}}\n      - selector: {matchLabels: {suite: smoke}}\n---\napiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: child}\nspec:\n  config:\n    who: {type: string}\n  steps:\n  - shell: echo \"hello {{ config.who }}\"\n",
     )
     .unwrap();
-    let out = testkube(dir.path(), &["run", services.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not supported yet: services"), "{stderr}");
+    std::fs::create_dir(dir.path().join("more")).unwrap();
+    std::fs::write(
+        dir.path().join("more/smoke.yaml"),
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: smoke-a, labels: {suite: smoke}}\nspec:\n  steps:\n  - shell: 'exit 3'\n",
+    )
+    .unwrap();
+    let parent = parent.display().to_string();
+    let out = testkube(
+        dir.path(),
+        &["run", &parent, "--name", "parent", "--workflows", "more"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failing child fails the run: {}",
+        text(&out)
+    );
+    let all = executions(dir.path());
+    let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+    for name in ["parent-1", "child-1", "smoke-a-1"] {
+        assert!(names.contains(&name), "{name} recorded: {names:?}");
+    }
+    let status = |name: &str| all.iter().find(|e| e.name == name).unwrap().status;
+    assert_eq!(status("child-1"), ExecutionStatus::Passed);
+    assert_eq!(status("smoke-a-1"), ExecutionStatus::Failed);
+    assert_eq!(status("parent-1"), ExecutionStatus::Failed);
+    let logs = testkube(dir.path(), &["logs", "child-1"]);
+    assert!(text(&logs).contains("hello alice"), "{}", text(&logs));
+
+    // Without the folder, the selector finds nothing and the named child
+    // still runs; an unknown name fails the step with the reason.
+    let missing = write(
+        dir.path(),
+        "lonely",
+        "  - execute: {workflows: [{name: nowhere}]}\n",
+    );
+    let out = testkube(dir.path(), &["run", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nowhere"), "{}", text(&out));
 }
 
 #[test]
@@ -118,5 +223,432 @@ fn runs_are_numbered_per_workflow_and_kept_in_the_store() {
     assert!(
         dir.path().join("home/results.db").is_file(),
         "the SQLite store lives under TESTKUBE_HOME"
+    );
+}
+
+#[test]
+fn a_refused_run_leaves_no_record_and_uses_no_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = write(dir.path(), "refused", REFUSED_STEPS);
+    assert_eq!(
+        testkube(dir.path(), &["run", &refused]).status.code(),
+        Some(2)
+    );
+    assert!(
+        executions(dir.path()).is_empty(),
+        "a refused run is not recorded"
+    );
+
+    // The same workflow name, runnable now: it is execution 1.
+    let file = write(dir.path(), "refused", "  - shell: 'true'\n");
+    let out = testkube(dir.path(), &["run", &file]);
+    assert!(
+        text(&out).contains("execution refused-1 passed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(executions(dir.path()).len(), 1);
+}
+
+#[test]
+fn tags_are_stored_and_seen_by_expressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "tagged",
+        "  - shell: 'echo \"branch={{ execution.tags.branch }}\"'\n",
+    );
+    let out = testkube(
+        dir.path(),
+        &[
+            "run",
+            &file,
+            "--tag",
+            "branch=main",
+            "--tag",
+            "ci=yes",
+            "--logs",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("branch=main"), "{}", text(&out));
+    let stored = executions(dir.path());
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].tags.get("branch").map(String::as_str),
+        Some("main")
+    );
+    assert_eq!(stored[0].tags.get("ci").map(String::as_str), Some("yes"));
+
+    let bad = testkube(dir.path(), &["run", &file, "--tag", "novalue"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("--tag `novalue` is not KEY=VALUE"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn junit_reports_are_written_for_failed_runs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "failing", "  - shell: 'exit 3'\n");
+    let report = dir.path().join("out/junit.xml");
+    let out = testkube(
+        dir.path(),
+        &["run", &file, "--junit", report.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let xml = std::fs::read(&report).expect("the report is written when the run fails");
+    // The run produced no test reports: a valid report with no tests.
+    let parsed = testkube_results::parse_report(&xml, "junit.xml").unwrap();
+    assert_eq!(parsed.totals.tests, 0);
+    assert!(
+        text(&out).contains("0 test results written to"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_and_are_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "secretive",
+        "  - shell: |\n      echo \"token={{ secret('api', 'token') }}\"\n      echo \"db={{ secret('db-main', 'password') }}\"\n",
+    );
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(&secrets, "db-main:\n  password: from-the-file-42\n").unwrap();
+    let out = testkube_with(
+        dir.path(),
+        &[
+            "run",
+            &file,
+            "--logs",
+            "--secrets",
+            secrets.to_str().unwrap(),
+        ],
+        &[("TESTKUBE_SECRET_API_TOKEN", "from-the-env-17")],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("token=********"), "{all}");
+    assert!(all.contains("db=********"), "{all}");
+    assert!(
+        !all.contains("from-the-env-17") && !all.contains("from-the-file-42"),
+        "{all}"
+    );
+
+    // Nothing in the store holds a value: not the logs, not the snapshot.
+    let stored = executions(dir.path());
+    let logs = with_store(dir.path(), async |store| {
+        store
+            .logs(&stored[0].id, &Default::default())
+            .await
+            .unwrap()
+    });
+    let log_text: String = logs
+        .iter()
+        .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
+        .collect();
+    assert!(log_text.contains("token=********"), "{log_text}");
+    let snapshot = stored[0].snapshot.to_string();
+    for value in ["from-the-env-17", "from-the-file-42"] {
+        assert!(!log_text.contains(value) && !snapshot.contains(value));
+    }
+
+    // A missing secret: exit 2, naming the variable and the file to set,
+    // and nothing recorded.
+    let out = testkube(dir.path(), &["run", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("TESTKUBE_SECRET_API_TOKEN"), "{all}");
+    assert!(all.contains("home/secrets.yaml"), "{all}");
+    assert_eq!(executions(dir.path()).len(), 1);
+
+    // The home folder's secrets.yaml is read without --secrets.
+    std::fs::write(
+        dir.path().join("home/secrets.yaml"),
+        "api: {token: home-file-5}\ndb-main: {password: home-file-6}\n",
+    )
+    .unwrap();
+    let out = testkube(dir.path(), &["run", &file, "--logs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("home-file-"), "{}", text(&out));
+}
+
+#[test]
+fn rerun_makes_a_new_execution_with_the_same_config_and_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cfg.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: cfg}\nspec:\n  config:\n    who: {type: string}\n  steps:\n  - shell: 'echo \"hello {{ config.who }} on {{ execution.tags.env }}\"'\n",
+    )
+    .unwrap();
+    let first = testkube(
+        dir.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--config",
+            "who=ann",
+            "--tag",
+            "env=dev",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The file changes; the rerun still runs what was recorded.
+    std::fs::write(&file, "not a workflow any more").unwrap();
+
+    let out = testkube(dir.path(), &["rerun", "cfg-1", "--logs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("hello ann on dev"), "{}", text(&out));
+    assert!(
+        text(&out).contains("execution cfg-2 passed"),
+        "{}",
+        text(&out)
+    );
+    let stored = executions(dir.path());
+    assert_eq!(stored.len(), 2);
+    let newest = &stored[0];
+    assert_eq!(newest.name, "cfg-2");
+    assert_eq!(newest.config.get("who"), Some(&serde_json::json!("ann")));
+    assert_eq!(newest.tags.get("env").map(String::as_str), Some("dev"));
+
+    let missing = testkube(dir.path(), &["rerun", "cfg-99"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("no execution `cfg-99`"),
+        "{}",
+        text(&missing)
+    );
+}
+
+/// A sharded suite: each worker prints its shard and fails when it holds
+/// `c.py` (so `--failed-only` has something to rerun).
+const SHARDED: &str = "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: sharded}
+spec:
+  steps:
+  - name: Suite
+    parallel:
+      count: 2
+      description: 'files {{ join(shard.file, \",\") }}'
+      shards:
+        file: [a.py, b.py, c.py, d.py]
+      balance: {by: duration, key: file}
+      shell: |
+        echo \"shard {{ index }}: {{ join(shard.file, ' ') }}\"
+        case \"{{ join(shard.file, ' ') }}\" in *c.py*) exit 1;; esac
+";
+
+fn worker_descriptions(out: &Output) -> BTreeMap<String, String> {
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    summary["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["id"] != "root")
+        .map(|w| {
+            (
+                w["id"].as_str().unwrap().to_owned(),
+                w["description"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shards_are_balanced_by_recorded_durations_and_failed_workers_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sharded.yaml");
+    std::fs::write(&file, SHARDED).unwrap();
+    let file = file.to_str().unwrap();
+
+    // First run: no history, the format's contiguous split.
+    let first = testkube(dir.path(), &["run", file, "-o", "json"]);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    assert!(
+        text(&first).contains("no recorded durations yet"),
+        "{}",
+        text(&first)
+    );
+    let split = worker_descriptions(&first);
+    assert_eq!(
+        split.values().cloned().collect::<Vec<_>>(),
+        ["files a.py,b.py", "files c.py,d.py"]
+    );
+
+    // History as the first run's reports would have left it: a.py is slow.
+    let id = executions(dir.path())[0].id.clone();
+    with_store(dir.path(), async |store| {
+        let case = |file: &str, seconds: f64| TestCaseRecord {
+            worker: "root".to_owned(),
+            suite: "suite".to_owned(),
+            class: None,
+            name: format!("test_{file}"),
+            file: Some(file.to_owned()),
+            status: TestCaseStatus::Passed,
+            duration_secs: Some(seconds),
+            message: None,
+        };
+        let cases = [
+            case("a.py", 9.0),
+            case("b.py", 1.0),
+            case("c.py", 1.0),
+            case("d.py", 1.0),
+        ];
+        store.record_test_cases(&id, &cases).await.unwrap();
+    });
+
+    let second = testkube(dir.path(), &["run", file, "-o", "json"]);
+    assert!(
+        text(&second).contains("shards split by 4 recorded durations"),
+        "{}",
+        text(&second)
+    );
+    let balanced = worker_descriptions(&second);
+    assert_ne!(balanced, split, "the second split follows the durations");
+    assert!(
+        balanced.values().any(|d| d == "files a.py"),
+        "the slow file gets a worker of its own: {balanced:?}"
+    );
+
+    // --failed-only: only the worker that held c.py runs again, with the
+    // same shard as in the run it reruns.
+    let name = executions(dir.path())[0].name.clone();
+    let rerun = testkube(dir.path(), &["rerun", &name, "--failed-only", "-o", "json"]);
+    assert_eq!(rerun.status.code(), Some(1), "{}", text(&rerun));
+    assert!(
+        text(&rerun).contains("1 of 2 workers run again"),
+        "{}",
+        text(&rerun)
+    );
+    let again = worker_descriptions(&rerun);
+    assert_eq!(again.len(), 1, "{again:?}");
+    let (worker, description) = again.iter().next().unwrap();
+    assert_eq!(balanced.get(worker), Some(description));
+    assert!(description.contains("c.py"), "{description}");
+    assert_eq!(executions(dir.path()).len(), 3);
+}
+
+/// Workers that write JUnit reports (a.py takes 3 s on paper, c.py fails)
+/// and keep them as artifacts, from which the run takes its test results.
+const REPORTING: &str = r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: reporting}
+spec:
+  steps:
+  - name: Suite
+    parallel:
+      count: 2
+      description: 'files {{ join(shard.file, ",") }}'
+      shards:
+        file: [a.py, b.py, c.py, d.py]
+      balance: {by: duration, key: file}
+      shell: |
+        mkdir -p reports
+        {
+          echo '<testsuite name="unit">'
+          for f in {{ join(shard.file, ' ') }}; do
+            case $f in a.py) t=3.0;; *) t=0.1;; esac
+            if [ $f = c.py ]; then
+              echo "<testcase classname=\"t\" name=\"test_$f\" file=\"$f\" time=\"$t\"><failure message=\"boom\">trace</failure></testcase>"
+            else
+              echo "<testcase classname=\"t\" name=\"test_$f\" file=\"$f\" time=\"$t\"/>"
+            fi
+          done
+          echo '</testsuite>'
+        } > reports/junit.xml
+      artifacts:
+        workingDir: reports
+        paths: ['*.xml']
+"#;
+
+#[test]
+fn a_second_run_balances_on_the_first_runs_reports_and_junit_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reporting.yaml");
+    std::fs::write(&file, REPORTING).unwrap();
+    let file = file.to_str().unwrap();
+    let report = dir.path().join("junit.xml");
+
+    let first = testkube(
+        dir.path(),
+        &["run", file, "--junit", report.to_str().unwrap()],
+    );
+    let all = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{all}");
+    assert!(all.contains("no recorded durations yet"), "{all}");
+    assert!(
+        all.contains("tests: 3 passed, 1 failed (4 in total)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("failed   t::test_c.py [root/suite/1]  boom"),
+        "{all}"
+    );
+    assert!(all.contains("artifacts: 2 files in"), "{all}");
+
+    let parsed =
+        testkube_results::parse_report(&std::fs::read(&report).unwrap(), "junit.xml").unwrap();
+    assert_eq!(parsed.totals.tests, 4);
+    assert_eq!(parsed.totals.failed, 1);
+
+    let second = testkube(dir.path(), &["run", file, "-o", "json"]);
+    assert!(
+        text(&second).contains("shards split by 4 recorded durations"),
+        "{}",
+        text(&second)
+    );
+    let split = worker_descriptions(&second);
+    assert!(
+        split.values().any(|d| d == "files a.py"),
+        "the slow file gets a worker of its own: {split:?}"
+    );
+}
+
+#[test]
+fn rerun_refuses_workflows_with_sensitive_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sens.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: sens}\nspec:\n  config:\n    token: {type: string, sensitive: true}\n  steps:\n  - shell: 'echo \"t={{ config.token }}\"'\n",
+    )
+    .unwrap();
+    let first = testkube(
+        dir.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--config",
+            "token=abc-secret-9",
+            "--logs",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(!text(&first).contains("abc-secret-9"), "{}", text(&first));
+    assert!(
+        !executions(dir.path())[0]
+            .snapshot
+            .to_string()
+            .contains("abc-secret-9")
+    );
+
+    let out = testkube(dir.path(), &["rerun", "sens-1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("sensitive config (token)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        executions(dir.path()).len(),
+        1,
+        "a refused rerun is not recorded"
     );
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::executor::{StepDetail, WorkerId};
+use super::executor::{ChildRecord, StepDetail, WorkerId};
 use crate::status::{ExecutionStatus, StepStatus};
 use crate::store::{TestCaseRecord, TestCaseStatus};
 
@@ -91,6 +91,20 @@ pub enum Event {
         report: String,
         /// The test cases (their `worker` is the worker's path).
         cases: Vec<TestCaseRecord>,
+    },
+    /// A child execution of an `execute` step was started (status
+    /// `running`), finished (its verdict as a step status), or could not
+    /// start (`failed`, with an empty id). The child's own events go to
+    /// [`ChildExecutions::follow`](super::ChildExecutions::follow).
+    Child {
+        /// The worker whose step started it.
+        worker: WorkerId,
+        /// The `execute` step's id.
+        step: String,
+        /// The child.
+        child: ChildRecord,
+        /// The child's description (`execute.workflows[].description`).
+        description: Option<String>,
     },
     /// Something the user should know (not a failure).
     Notice {

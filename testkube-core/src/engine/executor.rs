@@ -33,7 +33,16 @@
 //!    (or the runner inside the worker) calls
 //!    [`WorkerSpec::orchestrator`] and waits for the verdict; it never runs
 //!    sibling workers itself. Dropping that future (e.g. the step's timeout
-//!    fired) stops the workers it started.
+//!    fired) stops the workers it started. Likewise `execute` goes to
+//!    [`Orchestrator::execute`]: child executions are the engine's.
+//! 6. A step with `paused: true` is reported `paused`, then waits for
+//!    [`Orchestrator::paused`] (the execution is resumed) before it runs.
+//! 7. Before the first step, the worker unpacks [`WorkerSpec::files`]'s
+//!    archives and, with [`WorkerSpec::barrier`], waits for
+//!    [`Orchestrator::ready`]; after the last step it packs the archives
+//!    its parent fetches. The parent packs a block's `transfer` archives
+//!    before [`Orchestrator::run_parallel`] and unpacks the workers'
+//!    `fetch` archives after it, under the names [`WorkerFiles`] gives.
 //!
 //! The Kubernetes executor maps this one to one: a worker is a Job/Pod, the
 //! in-pod runner streams the events (through the API), and the
@@ -50,8 +59,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio_stream::Stream;
 
-use crate::model::EnvVar;
-use crate::plan::{PlanParallel, PlanStep};
+use crate::model::{DynamicList, EnvVar};
+use crate::plan::{PlanExecute, PlanParallel, PlanStep};
 use crate::status::{Interruption, StepStatus};
 use crate::store::TestCaseRecord;
 
@@ -116,6 +125,13 @@ pub struct WorkerSpec {
     pub variables: BTreeMap<String, Value>,
     /// How the worker asks the engine to run a `parallel` block.
     pub orchestrator: Arc<dyn Orchestrator>,
+    /// Files the worker exchanges with the worker that started it
+    /// (`parallel.transfer` and `parallel.fetch`); empty for most workers.
+    pub files: WorkerFiles,
+    /// The worker belongs to a block with a start barrier (`parallel.paused`):
+    /// once its files are in place it calls [`Orchestrator::ready`] and
+    /// starts its steps when that returns.
+    pub barrier: bool,
 }
 
 impl fmt::Debug for WorkerSpec {
@@ -125,6 +141,8 @@ impl fmt::Debug for WorkerSpec {
             .field("worker", &self.worker)
             .field("root", &self.root.id)
             .field("variables", &self.variables.keys().collect::<Vec<_>>())
+            .field("files", &self.files)
+            .field("barrier", &self.barrier)
             .finish_non_exhaustive()
     }
 }
@@ -260,12 +278,145 @@ pub struct StepDetail {
 }
 
 /// The engine's side of a worker: what a worker asks the engine to do.
+///
+/// Only `run_parallel` is required; the others have defaults for
+/// orchestrators that cannot do more (child executions fail, pauses and
+/// barriers do not wait). The engine's own orchestrator does all of them.
 #[async_trait]
 pub trait Orchestrator: Send + Sync {
     /// Runs a `parallel` block of the calling worker and returns its
     /// verdict once every worker of the block is done. Dropping the future
     /// stops the block's workers.
     async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome;
+
+    /// Runs an `execute` step's child executions and returns their verdict
+    /// (at once with `async`, once started). Dropping the future aborts the
+    /// children it started and waits for.
+    async fn execute(&self, request: ExecuteRequest) -> ExecuteOutcome {
+        ExecuteOutcome {
+            status: StepStatus::Failed,
+            children: Vec::new(),
+            message: Some(format!(
+                "step `{}`: this engine cannot start child executions",
+                request.step
+            )),
+        }
+    }
+
+    /// Step `step` is `paused` (reported with status `paused`): returns
+    /// `None` once the execution is resumed ([`Canceller::resume`]), or
+    /// why the run was stopped meanwhile (the worker's own interrupt may
+    /// arrive later: trust this answer). The default returns `None` at once.
+    ///
+    /// [`Canceller::resume`]: super::Canceller::resume
+    async fn paused(&self, step: &str) -> Option<Interruption> {
+        let _ = step;
+        None
+    }
+
+    /// The worker is ready to run its steps ([`WorkerSpec::barrier`]):
+    /// returns `None` once every worker of its block is ready (or gone),
+    /// or why the run was stopped meanwhile. The default returns `None`
+    /// at once.
+    async fn ready(&self) -> Option<Interruption> {
+        None
+    }
+}
+
+/// A worker's request to run one of its `execute` operations.
+#[derive(Debug, Clone)]
+pub struct ExecuteRequest {
+    /// The id of the step (in the calling worker) that holds it.
+    pub step: String,
+    /// The operation, with the children's config values rendered by the
+    /// worker (templates over step outputs, `env`, ...).
+    pub execute: PlanExecute,
+}
+
+/// How an `execute` operation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecuteOutcome {
+    /// `passed` when every child passed (or, with `async`, started);
+    /// `failed` when one did not or could not start; the interruption's
+    /// status when the run was stopped.
+    pub status: StepStatus,
+    /// The children, in the order they were asked for.
+    pub children: Vec<ChildRecord>,
+    /// Why, when it did not pass.
+    pub message: Option<String>,
+}
+
+/// One child execution of an `execute` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildRecord {
+    /// The child's execution id.
+    pub id: String,
+    /// Its display name (`WORKFLOW-N`).
+    pub name: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// Its status: the final one, or `running` for an `async` child.
+    pub status: StepStatus,
+}
+
+/// Files a worker exchanges with the worker that started its block:
+/// `parallel.transfer` archives to unpack before its first step and
+/// `parallel.fetch` folders to pack after its last one.
+///
+/// Archives are named, not placed: the engine gives names (see
+/// [`WorkerFiles::transfer_archive`] and [`WorkerFiles::fetch_archive`]),
+/// and the executor keeps the archives of one execution where all its
+/// workers reach them (a folder locally, an object store for pods).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerFiles {
+    /// Archives to unpack before the first step, in order.
+    pub unpack: Vec<UnpackArchive>,
+    /// Folders to pack after the last step (whatever the verdict).
+    pub pack: Vec<PackArchive>,
+}
+
+/// An archive to unpack into a worker's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackArchive {
+    /// The archive's name.
+    pub archive: String,
+    /// The folder to unpack it into, as the worker's steps see it
+    /// (`/data/repo`, or relative to `/data`).
+    pub to: String,
+}
+
+/// Files of a worker's workspace to pack into an archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackArchive {
+    /// The folder to pack from, as the worker's steps see it.
+    pub from: String,
+    /// Glob patterns relative to `from` (`**/*.xml`); everything when
+    /// `None`. An expression is evaluated by the worker.
+    pub files: Option<DynamicList>,
+    /// The archive's name.
+    pub archive: String,
+}
+
+impl WorkerFiles {
+    /// Whether there is nothing to move.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.unpack.is_empty() && self.pack.is_empty()
+    }
+
+    /// The name of the archive of `transfer[index]` that worker `parent`
+    /// packs for the block of its step `step`.
+    #[must_use]
+    pub fn transfer_archive(parent: &WorkerId, step: &str, index: usize) -> String {
+        format!("{}/{step}/transfer-{index}.tar.gz", parent.number)
+    }
+
+    /// The name of the archive of `fetch[index]` that worker `worker`
+    /// packs for its parent.
+    #[must_use]
+    pub fn fetch_archive(worker: &WorkerId, index: usize) -> String {
+        format!("{}/fetch-{index}.tar.gz", worker.number)
+    }
 }
 
 /// A worker's request to run one of its `parallel` blocks.
@@ -273,7 +424,11 @@ pub trait Orchestrator: Send + Sync {
 pub struct ParallelRequest {
     /// The id of the step (in the calling worker) that holds the block.
     pub step: String,
-    /// The block, as planned.
+    /// The block, as planned. For a block whose workers are decided at run
+    /// time (`decided_at_run_time`), the caller first replaces every
+    /// expression of its `strategy` (`matrix`/`shards` lists, `count`,
+    /// `maxCount`) by the value it evaluates to in the worker; the engine
+    /// then plans the workers ([`crate::plan::decide_workers`]).
     pub parallel: PlanParallel,
 }
 
@@ -326,7 +481,16 @@ fn assert_send_and_sync() {
         let future = orchestrator.run_parallel(request);
         is_send(&future);
     }
-    let _ = (start_future_is_send, parallel_future_is_send);
+    fn execute_future_is_send(orchestrator: &dyn Orchestrator, request: ExecuteRequest) {
+        fn is_send<T: Send>(_: &T) {}
+        let future = orchestrator.execute(request);
+        is_send(&future);
+    }
+    let _ = (
+        start_future_is_send,
+        parallel_future_is_send,
+        execute_future_is_send,
+    );
     send::<WorkerSpec>();
     sync::<WorkerSpec>();
     send::<WorkerHandle>();

@@ -1,16 +1,34 @@
 //! `parallel` blocks: the engine starts the block's workers (at most
 //! `parallelism` at once), stops the rest after the first failure with
 //! `failFast`, and gives the block's verdict back to the worker that asked.
+//!
+//! Two things make workers of one block meet:
+//! - the start barrier (`paused: true` on the block): each worker reports
+//!   ready once its files are in place ([`Orchestrator::ready`]) and waits
+//!   until all the workers that can run at once (`parallelism`) are ready,
+//!   so load tests start together;
+//! - `transfer`/`fetch`: the engine only names the archives
+//!   ([`WorkerFiles`]); the parent worker packs and unpacks them, each
+//!   worker unpacks and packs its own, through the executor's storage.
+//!
+//! A block whose workers depend on run-time data (`shards` from
+//! `glob(...)`, `count` from a step output) arrives with the values its
+//! worker evaluated; the engine plans its workers then with the planner's
+//! own rules ([`crate::plan::decide_workers`]) and runs them like any other.
+//!
+//! [`Orchestrator::ready`]: super::Orchestrator::ready
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::event::Event;
-use super::executor::{ParallelOutcome, ParallelRequest, WorkerId};
-use super::run::{Shared, run_worker, stopped};
+use super::executor::{
+    PackArchive, ParallelOutcome, ParallelRequest, UnpackArchive, WorkerFiles, WorkerId,
+};
+use super::run::{Shared, WorkerStart, run_worker, stopped};
 use crate::expr::{Expr, MapContext};
 use crate::plan::{PlanParallel, PlanWorker};
 use crate::status::{ChildVerdict, Interruption, StepStatus, group_status};
@@ -31,7 +49,10 @@ pub(crate) async fn run_parallel(
     request: ParallelRequest,
     stop: watch::Receiver<Option<Interruption>>,
 ) -> ParallelOutcome {
-    let block = request.parallel;
+    let block = match decide(request.parallel) {
+        Ok(block) => block,
+        Err(message) => return outcome(StepStatus::Failed, Vec::new(), Some(message)),
+    };
     let parallelism = match parallelism(&block.parallelism, shared.variables()) {
         Ok(parallelism) => parallelism,
         Err(message) => return outcome(StepStatus::Failed, Vec::new(), Some(message)),
@@ -60,17 +81,24 @@ pub(crate) async fn run_parallel(
         forward,
     };
 
-    let semaphore = Arc::new(Semaphore::new(parallelism.clamp(1, block.workers.len())));
+    let at_once = parallelism.clamp(1, block.workers.len());
+    let semaphore = Arc::new(Semaphore::new(at_once));
+    let barrier = block.barrier.then(|| StartBarrier::new(at_once));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let count = block.workers.len();
     for worker in &block.workers {
         let id = shared.next_worker_id(parent, &request.step, worker.index);
         let variables = worker_variables(shared.variables(), &block, worker, count);
+        let start = WorkerStart {
+            files: worker_files(parent, &request.step, &block, &id),
+            barrier: barrier.clone(),
+        };
         let task = WorkerTask {
             shared: Arc::clone(shared),
             id,
             worker: worker.clone(),
             variables,
+            start,
             semaphore: Arc::clone(&semaphore),
             stop: block_rx.clone(),
             done: done_tx.clone(),
@@ -119,6 +147,17 @@ pub(crate) async fn run_parallel(
     outcome(status, workers, None)
 }
 
+/// The block with its workers: as planned, or, for a block decided at run
+/// time, planned now from the values the worker put into its `strategy`
+/// (see [`ParallelRequest::parallel`]).
+fn decide(block: PlanParallel) -> Result<PlanParallel, String> {
+    if block.decided_at_run_time.is_none() {
+        return Ok(block);
+    }
+    crate::plan::decide_workers(&block, &block.strategy)
+        .map_err(|err| format!("cannot decide the parallel workers: {}", err.summary()))
+}
+
 fn outcome(
     status: StepStatus,
     workers: Vec<(WorkerId, StepStatus)>,
@@ -137,6 +176,7 @@ struct WorkerTask {
     id: WorkerId,
     worker: PlanWorker,
     variables: BTreeMap<String, Value>,
+    start: WorkerStart,
     semaphore: Arc<Semaphore>,
     stop: watch::Receiver<Option<Interruption>>,
     done: mpsc::UnboundedSender<(usize, WorkerId, StepStatus)>,
@@ -149,10 +189,12 @@ impl WorkerTask {
             id,
             worker,
             variables,
+            start,
             semaphore,
             mut stop,
             done,
         } = self;
+        let barrier = start.barrier.clone();
         let permit = tokio::select! {
             permit = semaphore.acquire_owned() => permit.ok(),
             _ = stopped(&mut stop) => None,
@@ -166,6 +208,7 @@ impl WorkerTask {
                     worker.root,
                     variables,
                     worker.description,
+                    start,
                     stop,
                 )
                 .await
@@ -187,14 +230,143 @@ impl WorkerTask {
                 status
             }
         };
+        if let Some(barrier) = barrier {
+            barrier.leave(&id);
+        }
         let _ = done.send((worker.index, id, status));
     }
 }
 
+/// A block's start barrier: opens once `expected` workers (those that run
+/// at once) are ready, counting workers that ended without getting ready
+/// (they failed to start, or were stopped) so nobody waits for them.
+/// Once open, later workers pass at once.
+pub(crate) struct StartBarrier {
+    expected: usize,
+    state: Mutex<BarrierState>,
+    open: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct BarrierState {
+    ready: BTreeSet<usize>,
+    gone: usize,
+}
+
+impl StartBarrier {
+    fn new(expected: usize) -> Arc<Self> {
+        Arc::new(StartBarrier {
+            expected,
+            state: Mutex::new(BarrierState::default()),
+            open: watch::channel(false).0,
+        })
+    }
+
+    /// Worker `worker` is ready: reports it `paused` until the barrier
+    /// opens (or the block is stopped), then `running` again.
+    pub(crate) async fn arrive(
+        &self,
+        shared: &Shared,
+        worker: &WorkerId,
+        mut stop: watch::Receiver<Option<Interruption>>,
+    ) -> Option<Interruption> {
+        if *self.open.borrow() {
+            return None;
+        }
+        let report = |status| Event::Worker {
+            worker: worker.clone(),
+            status,
+            description: None,
+        };
+        // Reported before it counts: every `paused` comes before the first
+        // step that runs after the barrier opened.
+        shared.emit(report(StepStatus::Paused)).await;
+        self.update(|state| {
+            state.ready.insert(worker.number);
+        });
+        let mut open = self.open.subscribe();
+        tokio::select! {
+            _ = open.wait_for(|open| *open) => {}
+            interruption = stopped(&mut stop) => return interruption,
+        }
+        shared.emit(report(StepStatus::Running)).await;
+        None
+    }
+
+    /// Worker `worker` ended; it counts as ready if it never got there.
+    fn leave(&self, worker: &WorkerId) {
+        self.update(|state| {
+            if !state.ready.contains(&worker.number) {
+                state.gone += 1;
+            }
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut BarrierState)) {
+        let reached = match self.state.lock() {
+            Ok(mut state) => {
+                change(&mut state);
+                state.ready.len() + state.gone >= self.expected
+            }
+            // A panic elsewhere poisoned the lock: never keep workers waiting.
+            Err(_) => true,
+        };
+        if reached {
+            self.open.send_replace(true);
+        }
+    }
+}
+
+/// What worker `id` of `parent`'s block in step `step` unpacks before its
+/// steps (`transfer`) and packs after them (`fetch`).
+fn worker_files(parent: &WorkerId, step: &str, block: &PlanParallel, id: &WorkerId) -> WorkerFiles {
+    let unpack = block
+        .transfer
+        .iter()
+        .enumerate()
+        .map(|(index, transfer)| UnpackArchive {
+            archive: WorkerFiles::transfer_archive(parent, step, index),
+            to: transfer.to.clone().unwrap_or_else(|| transfer.from.clone()),
+        })
+        .collect();
+    let pack = block
+        .fetch
+        .iter()
+        .enumerate()
+        .map(|(index, fetch)| PackArchive {
+            from: fetch.from.clone(),
+            files: fetch.files.clone(),
+            archive: WorkerFiles::fetch_archive(id, index),
+        })
+        .collect();
+    WorkerFiles { unpack, pack }
+}
+
 /// Stops the block's workers when the block's future is dropped.
-struct StopOnDrop {
+pub(crate) struct StopOnDrop {
     stop: Arc<watch::Sender<Option<Interruption>>>,
     forward: tokio::task::JoinHandle<()>,
+}
+
+impl StopOnDrop {
+    /// A stop signal that fires with `parent`, and as a timeout when the
+    /// returned guard is dropped first.
+    pub(crate) fn follow(
+        parent: watch::Receiver<Option<Interruption>>,
+    ) -> (Self, watch::Receiver<Option<Interruption>>) {
+        let (tx, rx) = watch::channel(None);
+        let stop = Arc::new(tx);
+        let forward = {
+            let stop = Arc::clone(&stop);
+            let mut parent = parent;
+            tokio::spawn(async move {
+                if let Some(interruption) = stopped(&mut parent).await {
+                    set_once(&stop, interruption);
+                }
+            })
+        };
+        (StopOnDrop { stop, forward }, rx)
+    }
 }
 
 impl Drop for StopOnDrop {
@@ -218,7 +390,10 @@ pub(crate) fn set_once(stop: &watch::Sender<Option<Interruption>>, interruption:
 
 /// `parallelism` as a number: a literal, or an expression over the
 /// execution's variables.
-fn parallelism(value: &Value, variables: &BTreeMap<String, Value>) -> Result<usize, String> {
+pub(crate) fn parallelism(
+    value: &Value,
+    variables: &BTreeMap<String, Value>,
+) -> Result<usize, String> {
     let resolved = match value {
         Value::String(text) => {
             let context = variables

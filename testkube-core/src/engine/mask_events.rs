@@ -189,6 +189,17 @@ impl EventMasker {
                     cases,
                 }
             }
+            Event::Child {
+                worker,
+                step,
+                child,
+                description,
+            } => Event::Child {
+                worker,
+                step,
+                child,
+                description: description.map(text),
+            },
             Event::Notice { worker, message } => Event::Notice {
                 worker,
                 message: text(message),

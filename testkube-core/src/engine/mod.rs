@@ -14,7 +14,12 @@
 //! - [`Orchestrator`] is the callback a worker uses when it reaches a
 //!   `parallel` block: the engine starts the block's workers through the
 //!   same executor and returns the verdict, as Testkube's in-pod toolkit
-//!   asks its API.
+//!   asks its API. The same callback starts `execute` children, holds
+//!   `paused` steps until [`Canceller::resume`], and makes the workers of
+//!   a `paused` block start together.
+//! - [`ChildExecutions`] (optional, [`Engine::with_children`]) finds and
+//!   plans the workflows `execute` runs and lets a frontend record each
+//!   child as an execution of its own; [`WorkflowSet`] is a ready one.
 //!
 //! The engine itself: starts the root worker, fans out `parallel` blocks
 //! (`parallelism`, `failFast`), enforces `job.activeDeadlineSeconds` (the
@@ -31,6 +36,7 @@
 //!                              └─▶ Orchestrator::run_parallel ─▶ Executor::start(worker i) ...
 //! ```
 
+mod children;
 pub mod event;
 pub mod executor;
 mod fanout;
@@ -39,10 +45,15 @@ mod mask_events;
 mod run;
 mod support;
 
+pub use children::{
+    ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
+    WorkflowSet, selector_matches,
+};
 pub use event::{Event, ExecutionSummary, StepRef, StepSummary, TestTotals, WorkerSummary};
 pub use executor::{
-    ExecutionInfo, Executor, ExecutorError, Orchestrator, ParallelOutcome, ParallelRequest,
-    StepDetail, Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerHandle, WorkerId,
+    ChildRecord, ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, ExecutorError,
+    Orchestrator, PackArchive, ParallelOutcome, ParallelRequest, StepDetail, UnpackArchive,
+    Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerFiles, WorkerHandle, WorkerId,
     WorkerSpec,
 };
 pub use mask::{MASK, MaskerError, SecretMasker};

@@ -3,20 +3,21 @@
 //! and aborts, and publishes everything as [`Event`]s.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::children::{self, ChildExecutions};
 use super::event::{Event, ExecutionSummary, StepRef, SummaryBuilder, SummaryHeader};
 use super::executor::{
-    ExecutionInfo, Executor, Orchestrator, ParallelOutcome, ParallelRequest, Unsupported,
-    WorkerControl, WorkerEvent, WorkerId, WorkerSpec,
+    ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, Orchestrator, ParallelOutcome,
+    ParallelRequest, Unsupported, WorkerControl, WorkerEvent, WorkerFiles, WorkerId, WorkerSpec,
 };
-use super::fanout;
+use super::fanout::{self, StartBarrier};
 use super::mask::{MaskerError, SecretMasker};
 use super::mask_events::EventMasker;
 use super::support::unsupported_features;
@@ -26,6 +27,10 @@ use crate::status::{ExecutionStatus, Interruption, StepStatus};
 
 /// How many events may wait for a slow consumer before workers wait too.
 const EVENT_BUFFER: usize = 1024;
+
+/// How deep child executions may nest: deeper is a workflow that
+/// (indirectly) executes itself.
+const MAX_CHILD_DEPTH: usize = 16;
 
 /// Runs plans: one [`Engine`] serves any number of executions.
 ///
@@ -44,12 +49,14 @@ const EVENT_BUFFER: usize = 1024;
 #[derive(Clone)]
 pub struct Engine {
     executor: Arc<dyn Executor>,
+    children: Option<Arc<dyn ChildExecutions>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("executor", &self.executor.name())
+            .field("children", &self.children.is_some())
             .finish()
     }
 }
@@ -114,7 +121,7 @@ impl RunningExecution {
         self.events.recv().await
     }
 
-    /// A handle that stops the execution (e.g. on Ctrl-C).
+    /// A handle that stops (e.g. on Ctrl-C) or resumes the execution.
     #[must_use]
     pub fn canceller(&self) -> Canceller {
         self.canceller.clone()
@@ -137,21 +144,48 @@ impl RunningExecution {
     }
 }
 
-/// Stops an execution. Cheap to clone.
+/// Controls a running execution: stops it, or resumes its paused steps.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Canceller {
     stop: Arc<watch::Sender<Option<Interruption>>>,
+    /// Counts resumes: a paused step goes on once it changes.
+    resume: Arc<watch::Sender<u64>>,
 }
 
 impl Canceller {
+    fn new() -> (Self, watch::Receiver<Option<Interruption>>) {
+        let (stop, stopped) = watch::channel(None);
+        let (resume, _) = watch::channel(0);
+        let canceller = Canceller {
+            stop: Arc::new(stop),
+            resume: Arc::new(resume),
+        };
+        (canceller, stopped)
+    }
+
     /// Aborts the execution: running steps end `aborted`, the rest
     /// `skipped`, the execution `aborted`. Later calls do nothing.
+    /// Child executions of `execute` steps are aborted too.
     pub fn abort(&self) {
         self.interrupt(Interruption::Abort);
     }
 
-    fn interrupt(&self, interruption: Interruption) {
+    /// Resumes every step that is `paused` now (steps with `paused: true`
+    /// wait before they run until this is called; the execution is
+    /// reported `paused` meanwhile). Steps that pause later wait for the
+    /// next call. Child executions are resumed too.
+    pub fn resume(&self) {
+        self.resume.send_modify(|generation| *generation += 1);
+    }
+
+    pub(crate) fn interrupt(&self, interruption: Interruption) {
         fanout::set_once(&self.stop, interruption);
+    }
+
+    /// Receives every resume.
+    pub(crate) fn resumes(&self) -> watch::Receiver<u64> {
+        self.resume.subscribe()
     }
 }
 
@@ -159,7 +193,20 @@ impl Engine {
     /// An engine that runs workers with `executor`.
     #[must_use]
     pub fn new(executor: Arc<dyn Executor>) -> Self {
-        Engine { executor }
+        Engine {
+            executor,
+            children: None,
+        }
+    }
+
+    /// Lets the engine run `execute` steps: `children` finds the workflows
+    /// they name, plans them, and sees each child run as an execution of
+    /// its own (see [`ChildExecutions`]). Without it, plans that use
+    /// `execute` are refused.
+    #[must_use]
+    pub fn with_children(mut self, children: Arc<dyn ChildExecutions>) -> Self {
+        self.children = Some(children);
+        self
     }
 
     /// Checks that this engine can run `plan` (what [`Engine::start`] checks
@@ -169,7 +216,8 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Unsupported`] listing every feature that cannot run.
     pub fn check(&self, plan: &Plan) -> Result<(), EngineError> {
-        let unsupported = unsupported_features(plan, self.executor.as_ref());
+        let unsupported =
+            unsupported_features(plan, self.executor.as_ref(), self.children.is_some());
         if unsupported.is_empty() {
             Ok(())
         } else {
@@ -189,14 +237,22 @@ impl Engine {
         plan: Plan,
         request: ExecutionRequest,
     ) -> Result<RunningExecution, EngineError> {
+        self.start_at(plan, request, 0)
+    }
+
+    /// [`Engine::start`] for an execution nested `depth` levels deep in
+    /// `execute` steps.
+    pub(crate) fn start_at(
+        &self,
+        plan: Plan,
+        request: ExecutionRequest,
+        depth: usize,
+    ) -> Result<RunningExecution, EngineError> {
         self.check(&plan)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
         let masker = SecretMasker::new(&request.secrets)?;
         let (public_tx, public_rx) = mpsc::channel(EVENT_BUFFER);
-        let (stop_tx, stop_rx) = watch::channel(None);
-        let canceller = Canceller {
-            stop: Arc::new(stop_tx),
-        };
+        let (canceller, stop_rx) = Canceller::new();
         let name = if request.name.is_empty() {
             format!("{}-{}", plan.workflow, request.number)
         } else {
@@ -216,12 +272,20 @@ impl Engine {
         };
         runtime.spawn(publish(internal_rx, public_tx, header, masker));
         let shared = Arc::new(Shared {
+            engine: self.clone(),
             executor: Arc::clone(&self.executor),
             variables: base_variables(&execution, &request),
             execution,
             global_env: plan.global_env.clone(),
             events: internal_tx,
             next_worker: AtomicUsize::new(1),
+            control: canceller.clone(),
+            secrets: request.secrets.clone(),
+            stop: stop_rx.clone(),
+            depth,
+            next_child: AtomicUsize::new(1),
+            paused_steps: Mutex::new(0),
+            background: Mutex::new(Vec::new()),
         });
         let deadline = plan
             .job
@@ -244,15 +308,117 @@ impl Engine {
 
 /// What every worker task of one execution shares.
 pub(crate) struct Shared {
+    /// The engine, to start child executions with.
+    engine: Engine,
     executor: Arc<dyn Executor>,
     execution: ExecutionInfo,
     variables: BTreeMap<String, Value>,
     global_env: Vec<EnvVar>,
     events: mpsc::Sender<Internal>,
     next_worker: AtomicUsize,
+    /// The execution's own controls (resumes reach paused steps through it).
+    control: Canceller,
+    /// The values masked in its events: its children mask them too.
+    secrets: Vec<String>,
+    /// The execution's stop signal (not a block's).
+    stop: watch::Receiver<Option<Interruption>>,
+    /// How deep in `execute` steps this execution is (0 for a top one).
+    depth: usize,
+    next_child: AtomicUsize,
+    /// How many steps are paused now.
+    paused_steps: Mutex<usize>,
+    /// `async` children: the execution ends after them.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn children(&self) -> Option<&Arc<dyn ChildExecutions>> {
+        self.engine.children.as_ref()
+    }
+
+    pub(crate) fn execution(&self) -> &ExecutionInfo {
+        &self.execution
+    }
+
+    pub(crate) fn control(&self) -> &Canceller {
+        &self.control
+    }
+
+    pub(crate) fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
+    pub(crate) fn execution_stop(&self) -> watch::Receiver<Option<Interruption>> {
+        self.stop.clone()
+    }
+
+    /// The depth of this execution's children, or why they may not run.
+    pub(crate) fn child_depth(&self) -> Result<usize, String> {
+        if self.depth >= MAX_CHILD_DEPTH {
+            Err(format!(
+                "child executions nest more than {MAX_CHILD_DEPTH} levels deep: does a \
+                 workflow execute itself?"
+            ))
+        } else {
+            Ok(self.depth + 1)
+        }
+    }
+
+    /// A child id unique in the execution: `<execution id>-<step>-<n>`.
+    pub(crate) fn next_child_id(&self, step: &str) -> String {
+        let n = self.next_child.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{step}-{n}", self.execution.id)
+    }
+
+    /// Keeps an `async` child's task: the execution ends after it.
+    pub(crate) fn keep_in_background(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut tasks) = self.background.lock() {
+            tasks.push(task);
+        }
+    }
+
+    /// Waits until the execution is resumed (or `stop` fires), reporting
+    /// the execution `paused` while at least one step waits.
+    async fn pause(&self, mut stop: watch::Receiver<Option<Interruption>>) -> Option<Interruption> {
+        let mut resumes = self.control.resumes();
+        let seen = *resumes.borrow_and_update();
+        if self.count_paused(1) == 1 {
+            self.emit(Event::Execution {
+                status: ExecutionStatus::Paused,
+                at: SystemTime::now(),
+            })
+            .await;
+        }
+        tokio::select! {
+            _ = resumes.wait_for(|generation| *generation != seen) => {}
+            _ = stopped(&mut stop) => {}
+        }
+        let interruption = *stop.borrow();
+        if self.count_paused(-1) == 0 && interruption.is_none() {
+            self.emit(Event::Execution {
+                status: ExecutionStatus::Running,
+                at: SystemTime::now(),
+            })
+            .await;
+        }
+        interruption
+    }
+
+    /// Adds `change` to the paused steps; returns the new count.
+    fn count_paused(&self, change: isize) -> usize {
+        match self.paused_steps.lock() {
+            Ok(mut count) => {
+                *count = count.saturating_add_signed(change);
+                *count
+            }
+            Err(_) => 0,
+        }
+    }
+
     pub(crate) async fn emit(&self, event: Event) {
         // A closed channel means the publisher is gone: nobody listens.
         let _ = self.events.send(Internal::Event(event)).await;
@@ -337,7 +503,25 @@ async fn run_execution(
         number: 0,
     };
     let variables = shared.variables.clone();
-    let root_status = run_worker(&shared, worker, root, variables, None, stop.clone()).await;
+    let root_status = run_worker(
+        &shared,
+        worker,
+        root,
+        variables,
+        None,
+        WorkerStart::default(),
+        stop.clone(),
+    )
+    .await;
+    // `async` children run on until they end (or the run is stopped).
+    let background = shared
+        .background
+        .lock()
+        .map(|mut tasks| std::mem::take(&mut *tasks))
+        .unwrap_or_default();
+    for task in background {
+        let _ = task.await;
+    }
     if let Some(timer) = timer {
         timer.abort();
     }
@@ -364,6 +548,14 @@ fn describe(interruption: Interruption) -> String {
     }
 }
 
+/// How a parallel worker starts: the files it gets and gives, and its
+/// block's start barrier.
+#[derive(Default)]
+pub(crate) struct WorkerStart {
+    pub(crate) files: WorkerFiles,
+    pub(crate) barrier: Option<Arc<StartBarrier>>,
+}
+
 /// Runs one worker to its end and returns its root's status. Interrupts
 /// it when `stop` fires, and when this future is dropped.
 pub(crate) async fn run_worker(
@@ -372,6 +564,7 @@ pub(crate) async fn run_worker(
     root: PlanStep,
     variables: BTreeMap<String, Value>,
     description: Option<String>,
+    start: WorkerStart,
     mut stop: watch::Receiver<Option<Interruption>>,
 ) -> StepStatus {
     let steps = step_index(&root);
@@ -403,7 +596,10 @@ pub(crate) async fn run_worker(
             shared: Arc::clone(shared),
             worker: worker.clone(),
             stop: stop.clone(),
+            barrier: start.barrier.clone(),
         }),
+        files: start.files,
+        barrier: start.barrier.is_some(),
     };
     let handle = match shared.executor.start(spec).await {
         Ok(handle) => handle,
@@ -570,7 +766,7 @@ fn step_index(root: &PlanStep) -> BTreeMap<String, StepRef> {
             step.id.clone(),
             StepRef {
                 id: step.id.clone(),
-                name: step.name.clone(),
+                name: step.name.clone().or_else(|| command_label(step)),
                 depth,
             },
         );
@@ -585,6 +781,37 @@ fn step_index(root: &PlanStep) -> BTreeMap<String, StepRef> {
     let mut out = BTreeMap::new();
     visit(root, 0, &mut out);
     out
+}
+
+/// What an unnamed step shows: its command (the first line of its shell
+/// script, shortened), as a terminal would, rather than a generated id.
+fn command_label(step: &PlanStep) -> Option<String> {
+    const MAX: usize = 60;
+    let text = step
+        .operations
+        .iter()
+        .find_map(|operation| match operation {
+            Operation::Shell { script, .. }
+            | Operation::Run {
+                shell: Some(script),
+                ..
+            } => script
+                .lines()
+                .map(str::trim)
+                .find(|line| !line.is_empty())
+                .map(str::to_owned),
+            Operation::Run { container, .. } => {
+                let mut argv = container.command.clone().unwrap_or_default();
+                argv.extend(container.args.clone().unwrap_or_default());
+                (!argv.is_empty()).then(|| argv.join(" "))
+            }
+            _ => None,
+        })?;
+    if text.chars().count() <= MAX {
+        return Some(text);
+    }
+    let cut: String = text.chars().take(MAX - 1).collect();
+    Some(format!("{cut}…"))
 }
 
 /// `execution.*` and `workflow.*` plus `config.*`.
@@ -615,16 +842,37 @@ fn base_variables(
     ])
 }
 
-/// The engine's side of one worker: runs its parallel blocks.
+/// The engine's side of one worker: runs its parallel blocks and child
+/// executions, holds its paused steps and its block's start barrier.
 struct WorkerOrchestrator {
     shared: Arc<Shared>,
     worker: WorkerId,
     stop: watch::Receiver<Option<Interruption>>,
+    barrier: Option<Arc<StartBarrier>>,
 }
 
 #[async_trait::async_trait]
 impl Orchestrator for WorkerOrchestrator {
     async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome {
         fanout::run_parallel(&self.shared, &self.worker, request, self.stop.clone()).await
+    }
+
+    async fn execute(&self, request: ExecuteRequest) -> ExecuteOutcome {
+        children::run_execute(&self.shared, &self.worker, request, self.stop.clone()).await
+    }
+
+    async fn paused(&self, _step: &str) -> Option<Interruption> {
+        self.shared.pause(self.stop.clone()).await
+    }
+
+    async fn ready(&self) -> Option<Interruption> {
+        match &self.barrier {
+            Some(barrier) => {
+                barrier
+                    .arrive(&self.shared, &self.worker, self.stop.clone())
+                    .await
+            }
+            None => None,
+        }
     }
 }

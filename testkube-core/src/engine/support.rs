@@ -1,50 +1,65 @@
 //! What a plan needs that cannot run yet: the engine refuses such a plan
-//! with a clear "not supported yet: <feature>" before starting anything,
+//! with a clear "not supported yet: `<feature>`" before starting anything,
 //! rather than running it differently from what the user wrote.
 
 use super::executor::{Executor, Unsupported};
 use crate::plan::{Operation, Plan, PlanStep};
 
-/// Every unsupported feature of `plan`: the engine's own (services,
-/// `execute`, paused steps, start barriers, `transfer`/`fetch`, workers
-/// decided at run time) and what `executor` reports for each worker.
-pub(crate) fn unsupported_features(plan: &Plan, executor: &dyn Executor) -> Vec<Unsupported> {
+/// Every unsupported feature of `plan`: the engine's own (service
+/// instances decided at run time, `execute` without a [`ChildExecutions`](super::ChildExecutions) or with
+/// children decided at run time) and what `executor` reports for each
+/// worker (for parallel workers decided at run time: for the steps every
+/// one of them runs).
+pub(crate) fn unsupported_features(
+    plan: &Plan,
+    executor: &dyn Executor,
+    children: bool,
+) -> Vec<Unsupported> {
     let mut found = Vec::new();
-    worker(&plan.root, executor, &mut found);
+    let check = Check { executor, children };
+    worker(&plan.root, &check, &mut found);
     found
 }
 
-fn worker(root: &PlanStep, executor: &dyn Executor, found: &mut Vec<Unsupported>) {
-    found.extend(executor.unsupported(root));
-    step(root, executor, found);
+/// What the engine has to run a plan with.
+struct Check<'a> {
+    executor: &'a dyn Executor,
+    /// Whether child executions can be started.
+    children: bool,
 }
 
-fn step(step: &PlanStep, executor: &dyn Executor, found: &mut Vec<Unsupported>) {
+fn worker(root: &PlanStep, check: &Check<'_>, found: &mut Vec<Unsupported>) {
+    found.extend(check.executor.unsupported(root));
+    step(root, check, found);
+}
+
+fn step(step: &PlanStep, check: &Check<'_>, found: &mut Vec<Unsupported>) {
     let mut add = |feature: &str| {
         found.push(Unsupported {
             feature: feature.to_owned(),
             step: step.id.clone(),
         });
     };
-    if step.paused {
-        add("paused");
-    }
     for operation in &step.operations {
         match operation {
-            Operation::StartServices { .. } => add("services"),
-            Operation::Execute(_) => add("execute"),
-            Operation::Parallel(block) => {
-                if block.barrier {
-                    add("parallel.paused (start barrier)");
+            Operation::StartServices { services } => {
+                for service in services {
+                    if let Some(reason) = &service.decided_at_run_time {
+                        add(&format!(
+                            "services.{} instances decided at run time ({reason})",
+                            service.name
+                        ));
+                    }
                 }
-                if !block.transfer.is_empty() {
-                    add("parallel.transfer");
+            }
+            Operation::Execute(execute) => {
+                if !check.children {
+                    add("execute");
                 }
-                if !block.fetch.is_empty() {
-                    add("parallel.fetch");
-                }
-                if let Some(reason) = &block.decided_at_run_time {
-                    add(&format!("parallel workers decided at run time ({reason})"));
+                for workflow in &execute.workflows {
+                    if let Some(reason) = &workflow.decided_at_run_time {
+                        add(&format!("execute children decided at run time ({reason})"));
+                    }
                 }
             }
             _ => {}
@@ -54,12 +69,16 @@ fn step(step: &PlanStep, executor: &dyn Executor, found: &mut Vec<Unsupported>) 
         match operation {
             Operation::Setup { steps } | Operation::Steps { steps } => {
                 for child in steps {
-                    self::step(child, executor, found);
+                    self::step(child, check, found);
                 }
             }
             Operation::Parallel(block) => {
                 for planned in &block.workers {
-                    worker(&planned.root, executor, found);
+                    worker(&planned.root, check, found);
+                }
+                // Workers decided at run time all run the template's steps.
+                if let Some(template) = &block.template {
+                    worker(template, check, found);
                 }
             }
             _ => {}

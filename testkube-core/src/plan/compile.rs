@@ -118,10 +118,10 @@ impl<'a> Compiler<'a> {
         PlanStep {
             id,
             name: step.name.clone(),
-            condition: step
-                .condition
-                .as_ref()
-                .map_or_else(|| "passed".to_owned(), |c| c.as_str().to_owned()),
+            condition: step.condition.as_ref().map_or_else(
+                || default_condition(step).to_owned(),
+                |c| c.as_str().to_owned(),
+            ),
             negative: step.negative.unwrap_or(false),
             optional: step.optional.unwrap_or(false),
             paused: step.paused.unwrap_or(false),
@@ -251,9 +251,12 @@ impl<'a> Compiler<'a> {
             ));
         }
         if let Some(parallel) = &step.parallel {
-            operations.push(Operation::Parallel(Box::new(
-                self.parallel(parallel, &path.child("parallel")),
-            )));
+            let mut block = self.parallel(parallel, &path.child("parallel"));
+            if let Some(run_time) = &mut block.run_time {
+                // `glob()` and `file()` in the strategy see this folder.
+                run_time.working_dir.clone_from(&container.working_dir);
+            }
+            operations.push(Operation::Parallel(Box::new(block)));
         }
         if !steps.is_empty() {
             operations.push(Operation::Steps { steps });
@@ -385,6 +388,21 @@ fn global_env(spec: &WorkflowSpec) -> Vec<EnvVar> {
         from_step(step, &mut out);
     }
     crate::resolve::dedupe_env_vars(out)
+}
+
+/// When a step runs if it does not say: `passed`, except steps that only
+/// collect artifacts, which run `always` (the format's rule), so that a
+/// failed test's reports are kept.
+fn default_condition(step: &Step) -> &'static str {
+    let only_artifacts = step.artifacts.is_some()
+        && step.shell.is_none()
+        && step.run.is_none()
+        && step.execute.is_none()
+        && step.parallel.is_none()
+        && step.template.is_none()
+        && step.setup.is_empty()
+        && step.steps.is_empty();
+    if only_artifacts { "always" } else { "passed" }
 }
 
 #[cfg(test)]

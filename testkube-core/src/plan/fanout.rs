@@ -17,8 +17,8 @@ use crate::yaml::FieldPath;
 
 use super::compile::Compiler;
 use super::{
-    PlanBalance, PlanExecute, PlanExecuteWorkflow, PlanExecution, PlanParallel, PlanService,
-    PlanServiceInstance, PlanStrategy, PlanWorker, WorkerCounts,
+    PlanBalance, PlanExecute, PlanExecuteWorkflow, PlanExecution, PlanParallel, PlanRunTime,
+    PlanService, PlanServiceInstance, PlanStrategy, PlanWorker, WorkerCounts,
 };
 
 /// Default `parallel.parallelism`.
@@ -104,6 +104,19 @@ impl Compiler<'_> {
             .decided_at_run_time
             .is_some()
             .then(|| self.root_with(&spec, first.clone(), path));
+        let run_time = fanout.decided_at_run_time.is_some().then(|| {
+            Box::new(PlanRunTime {
+                block: parallel.clone(),
+                path: path.to_string(),
+                working_dir: None,
+                global_env: self.global_env.clone(),
+                durations: if parallel.balance.is_some() {
+                    self.options.run_time_durations()
+                } else {
+                    std::collections::BTreeMap::new()
+                },
+            })
+        });
         PlanParallel {
             parallelism: int_value(parallel.parallelism.as_ref(), DEFAULT_PARALLELISM),
             fail_fast: parallel.fail_fast.unwrap_or(false),
@@ -118,6 +131,7 @@ impl Compiler<'_> {
             decided_at_run_time: fanout.decided_at_run_time,
             workers,
             template,
+            run_time,
         }
     }
 

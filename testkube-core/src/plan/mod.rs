@@ -21,6 +21,7 @@
 mod compile;
 mod fanout;
 mod ids;
+mod runtime;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,12 @@ use serde_json::Value;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Artifacts, ContainerConfig, Content, EnvVar, Fetch, JobConfig, PodConfig, ServiceRestartPolicy,
-    TestWorkflow, Transfer,
+    Artifacts, ContainerConfig, Content, EnvVar, Fetch, JobConfig, Parallel, PodConfig,
+    ServiceRestartPolicy, TestWorkflow, Transfer,
 };
 
 pub use compile::plan_workflow;
+pub use runtime::decide_workers;
 
 /// Looks up the recorded seconds of one `shards` item.
 type DurationLookup = std::sync::Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
@@ -41,12 +43,19 @@ type DurationLookup = std::sync::Arc<dyn Fn(&str) -> Option<f64> + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct PlanOptions {
     durations: Option<DurationLookup>,
+    /// Every known duration, copied into blocks whose items are only known
+    /// at run time (a lookup cannot be listed).
+    run_time_durations: Option<std::sync::Arc<std::collections::BTreeMap<String, f64>>>,
 }
 
 impl std::fmt::Debug for PlanOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlanOptions")
             .field("durations", &self.durations.as_ref().map(|_| "<lookup>"))
+            .field(
+                "run_time_durations",
+                &self.run_time_durations.as_ref().map(|map| map.len()),
+            )
             .finish()
     }
 }
@@ -69,10 +78,35 @@ impl PlanOptions {
         self
     }
 
-    /// Durations from a map of item → seconds.
+    /// Durations from a map of item → seconds. The map also serves blocks
+    /// whose items are only known at run time (see
+    /// [`PlanOptions::with_run_time_durations`]).
     #[must_use]
     pub fn with_duration_map(self, map: std::collections::BTreeMap<String, f64>) -> Self {
-        self.with_durations(move |item| map.get(item).copied())
+        let shared = std::sync::Arc::new(map);
+        let lookup = std::sync::Arc::clone(&shared);
+        let mut options = self.with_durations(move |item| lookup.get(item).copied());
+        options.run_time_durations = Some(shared);
+        options
+    }
+
+    /// Durations (item → seconds) for `balance: {by: duration}` blocks
+    /// whose `shards` are only known at run time (e.g. `glob(...)`): a
+    /// lookup given to [`PlanOptions::with_durations`] cannot be listed, so
+    /// these are copied into such blocks ([`PlanRunTime::durations`]) and
+    /// used when the engine decides their workers. Without them such blocks
+    /// use the format's contiguous split.
+    #[must_use]
+    pub fn with_run_time_durations(mut self, map: std::collections::BTreeMap<String, f64>) -> Self {
+        self.run_time_durations = Some(std::sync::Arc::new(map));
+        self
+    }
+
+    pub(crate) fn run_time_durations(&self) -> std::collections::BTreeMap<String, f64> {
+        self.run_time_durations
+            .as_deref()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn duration(&self, item: &str) -> Option<f64> {
@@ -300,6 +334,35 @@ pub struct PlanParallel {
     /// when the workers are decided at run time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PlanStep>,
+    /// What [`decide_workers`] plans the workers from once the values of
+    /// `strategy` are known (only when the workers are decided at run time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_time: Option<Box<PlanRunTime>>,
+}
+
+/// A `parallel` block whose workers are decided at run time, kept as
+/// written so that the engine plans its workers with the planner's own
+/// rules (worker variables, `balance`) once the values are known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanRunTime {
+    /// The block after resolution (config and templates applied).
+    pub block: Parallel,
+    /// Where the block is in the workflow (`spec.steps[1].parallel`), for
+    /// messages.
+    pub path: String,
+    /// The working directory of the step that holds the block (its
+    /// container's `workingDir`): relative paths of `glob()` and `file()`
+    /// in the strategy are relative to it (`/data` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// The workflow's `global` env variables (every worker gets them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_env: Vec<EnvVar>,
+    /// Recorded seconds per item for `balance: {by: duration}` (empty
+    /// without `balance` or without durations).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub durations: std::collections::BTreeMap<String, f64>,
 }
 
 /// One parallel worker: its place in the fan-out and its own steps.

@@ -164,12 +164,15 @@ pub(crate) fn check_content(report: &mut Report<'_>, path: &FieldPath, content: 
     for (index, tarball) in content.tarball.iter().enumerate() {
         let item = path.child("tarball").child(index);
         if !has_template(&tarball.url)
-            && let Err(reason) = rules::http_url(&tarball.url)
+            && let Err(reason) = rules::tarball_source(&tarball.url)
         {
             report.at(
                 &item.child("url"),
                 Diagnostic::error("invalid-url", format!("invalid tarball URL: {reason}"))
-                    .with_hint("use an http(s) URL, e.g. `https://example.com/tests.tar.gz`"),
+                    .with_hint(
+                        "use an http(s) URL (`https://example.com/tests.tar.gz`), a `file://` URL \
+                         or a path",
+                    ),
             );
         }
     }

@@ -328,6 +328,25 @@ pub(crate) fn http_url(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A tarball source: an http(s) URL, a `file://` URL, or a path (absolute,
+/// or relative to the worker's `/data`), as the local runner accepts.
+pub(crate) fn tarball_source(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("the URL is empty".to_owned());
+    }
+    match text.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("file") => {
+            if rest.is_empty() {
+                Err(format!("`{text}` names no file"))
+            } else {
+                Ok(())
+            }
+        }
+        Some(_) => http_url(text),
+        None => Ok(()),
+    }
+}
+
 /// Whether an artifact archive name has a supported extension.
 pub(crate) fn is_archive_name(name: &str) -> bool {
     name.ends_with(".tar.gz") || name.ends_with(".tgz")
@@ -443,5 +462,12 @@ mod tests {
         assert!(http_url("hooks.slack.com/x").is_err());
         assert!(http_url("ftp://host").is_err());
         assert!(http_url("https:///path").is_err());
+        assert!(tarball_source("https://example.com/t.tar.gz").is_ok());
+        assert!(tarball_source("file:///srv/t.tgz").is_ok());
+        assert!(tarball_source("/srv/t.tgz").is_ok());
+        assert!(tarball_source("fixtures/t.tgz").is_ok());
+        assert!(tarball_source("ftp://host/t.tgz").is_err());
+        assert!(tarball_source("file://").is_err());
+        assert!(tarball_source(" ").is_err());
     }
 }

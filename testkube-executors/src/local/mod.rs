@@ -9,7 +9,11 @@
 //!                           /tmp        /tmp
 //!                           /testkube   /testkube (outputs/ holds step outputs)
 //!                           /runner     step scripts and logs (sandbox only)
+//! <execution id>/artifacts/<n>/...      artifacts collected by worker n
+//! <execution id>/transfer/...           parallel transfer/fetch archives
 //! ```
+//!
+//! ([`LocalExecutor::with_artifacts_dir`] moves the artifacts elsewhere.)
 //!
 //! With bubblewrap (`bwrap` on `PATH`), each worker gets one sandbox where
 //! those folders are mounted at `/data`, `/tmp` and `/testkube` and the
@@ -18,13 +22,24 @@
 //! it, steps run as plain processes: paths in `workingDir` and content
 //! files are mapped to the workspace, scripts find the outputs folder in
 //! `$TESTKUBE_OUTPUTS` and a private `$TMPDIR`, and `setpriv --pdeathsig`
-//! (where installed) stops a step when its runner dies. Either way each
+//! (where installed) plus a per-worker watchdog (`watchdog.rs`) stop
+//! every step and service group when the runner dies. Either way each
 //! step runs in its own process group, and the whole group is stopped at
 //! the step's end, timeout or abort.
+//!
+//! Services run as background processes of the worker (sandboxed: each
+//! instance in a sandbox of its own with the worker's mounts) on this
+//! machine's network, so `services.<name>.<i>.ip` is `127.0.0.1` and two
+//! instances (or two parallel workers' services) need different ports,
+//! unlike pods. `resources.limits.memory` is enforced as a resource limit
+//! and an allocation failure reported as likely out of memory; CPU limits
+//! are not enforced (see `limits.rs` for why).
 
 mod group;
 mod host;
+mod limits;
 mod sandbox;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +54,8 @@ use testkube_core::status::Interruption;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::runner::{Launcher, RunnerConfig, StepRunner, WorkerPaths};
+use crate::runner::transfer::{FolderArchives, WorkerLink};
+use crate::runner::{ArtifactStorage, Launcher, RunnerConfig, StepRunner, WorkerPaths};
 use host::HostLauncher;
 use sandbox::SandboxLauncher;
 
@@ -62,6 +78,7 @@ pub struct LocalExecutor {
     runs_dir: PathBuf,
     bwrap: Option<PathBuf>,
     pdeathsig: Vec<String>,
+    artifacts_dir: Option<PathBuf>,
 }
 
 impl LocalExecutor {
@@ -82,6 +99,25 @@ impl LocalExecutor {
                     ]
                 })
                 .unwrap_or_default(),
+            artifacts_dir: None,
+        }
+    }
+
+    /// Keeps artifacts under `dir` (`<dir>/<execution id>/<worker>/...`)
+    /// instead of the runs folder.
+    #[must_use]
+    pub fn with_artifacts_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.artifacts_dir = Some(dir.into());
+        self
+    }
+
+    /// The folder holding the artifacts of execution `execution_id`, one
+    /// sub-folder per worker number.
+    #[must_use]
+    pub fn artifacts_dir(&self, execution_id: &str) -> PathBuf {
+        match &self.artifacts_dir {
+            Some(dir) => dir.join(execution_id),
+            None => self.runs_dir.join(execution_id).join("artifacts"),
         }
     }
 
@@ -107,6 +143,12 @@ impl LocalExecutor {
             .join(execution_id)
             .join("workers")
             .join(number.to_string())
+    }
+
+    /// The folder of execution `execution_id`'s `transfer`/`fetch` archives.
+    #[must_use]
+    pub fn transfer_dir(&self, execution_id: &str) -> PathBuf {
+        self.runs_dir.join(execution_id).join("transfer")
     }
 
     /// What the user is told once per execution about where steps run.
@@ -139,6 +181,9 @@ impl Executor for LocalExecutor {
 
     async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
         let workspace = self.workspace(&spec.execution.id, spec.worker.number);
+        // Steps and services run in other folders: the paths they are given
+        // ($TESTKUBE_OUTPUTS, $TMPDIR, working directories) must be absolute.
+        let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
         let paths = WorkerPaths::new(&workspace, self.bwrap.is_some());
         paths.create().map_err(|err| {
             ExecutorError::new(
@@ -152,13 +197,20 @@ impl Executor for LocalExecutor {
                     |err| ExecutorError::new(&spec.worker, format!("cannot start bwrap: {err}")),
                 )?,
             ),
-            None => Arc::new(HostLauncher {
-                prefix: self.pdeathsig.clone(),
-            }),
+            None => Arc::new(HostLauncher::new(self.pdeathsig.clone())),
         };
+        let artifacts = ArtifactStorage::local(
+            &self.artifacts_dir(&spec.execution.id),
+            format!("{}/", spec.worker.number),
+        )
+        .map_err(|message| ExecutorError::new(&spec.worker, message))?;
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let (interrupt, interrupted) = watch::channel(None);
         let notice = (spec.worker.number == 0).then(|| self.isolation_notice());
+        let link = WorkerLink::from_spec(
+            &spec,
+            Arc::new(FolderArchives::new(self.transfer_dir(&spec.execution.id))),
+        );
         tokio::spawn(async move {
             if let Some(message) = notice {
                 let _ = events.send(WorkerEvent::Notice { message }).await;
@@ -170,7 +222,9 @@ impl Executor for LocalExecutor {
                 orchestrator: spec.orchestrator,
                 interrupt: interrupted,
                 variables: spec.variables,
-            });
+                artifacts: Some(artifacts),
+            })
+            .with_link(link);
             let status = runner.run(&spec.root).await;
             let _ = events.send(WorkerEvent::Finished { status }).await;
         });
@@ -212,12 +266,6 @@ fn unsupported_in(step: &PlanStep, found: &mut Vec<Unsupported>) {
     for operation in &step.operations {
         match operation {
             Operation::Content { content } => {
-                if content.git.is_some() {
-                    add("content.git");
-                }
-                if !content.tarball.is_empty() {
-                    add("content.tarball");
-                }
                 if content.oci.is_some() {
                     add("content.oci");
                 }
@@ -228,7 +276,16 @@ fn unsupported_in(step: &PlanStep, found: &mut Vec<Unsupported>) {
             Operation::Run { container, .. } | Operation::Shell { container, .. } => {
                 container_features(container, &mut add);
             }
-            Operation::Artifacts { .. } => add("artifacts"),
+            Operation::StartServices { services } => {
+                for service in services {
+                    for feature in crate::runner::services::unsupported(service) {
+                        add(&feature);
+                    }
+                    for instance in &service.instances {
+                        container_features(&instance.container, &mut add);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -247,13 +304,6 @@ fn container_features(container: &ContainerConfig, add: &mut impl FnMut(&str)) {
     }
     if !container.env_from.is_empty() {
         add("envFrom");
-    }
-    if container
-        .resources
-        .as_ref()
-        .is_some_and(|resources| !resources.limits.is_empty())
-    {
-        add("resources.limits");
     }
 }
 

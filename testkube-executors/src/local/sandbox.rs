@@ -14,10 +14,20 @@
 //! `/data`, `/tmp` and `/testkube`, a fresh `/dev` and `/proc`, its own pid
 //! namespace, and dies with the runner (`--die-with-parent`), taking every
 //! process of the worker with it.
+//!
+//! Services run in a sandbox of their own with the same mounts (so they
+//! share `/data`, `/tmp` and `/testkube` with the steps, and the host's
+//! network, so `127.0.0.1` reaches them). The driver could background them
+//! too, but a service runs while the steps that need it run, and one more
+//! bubblewrap start (a few milliseconds) per service instance is nothing
+//! next to a service's own start; in exchange its process group is a plain
+//! host process group that is signalled directly, and a service cannot
+//! hold up the driver's step loop.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +37,11 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
 use super::group::GRACE;
-use crate::runner::{Launcher, Process, ProcessEnd, StepOutput, StopSignal, WorkerPaths};
+use super::host::{notice_limits, start};
+use super::limits;
+use crate::runner::{
+    Background, Launcher, Process, ProcessEnd, StepOutput, StopSignal, WorkerPaths,
+};
 
 /// Where the control folder is mounted inside the sandbox.
 const CONTROL: &str = "/.testkube-runner";
@@ -50,6 +64,9 @@ pub(crate) struct SandboxLauncher {
     driver: Mutex<Driver>,
     control: PathBuf,
     next: AtomicUsize,
+    /// `bwrap` and its arguments up to the command (for services).
+    sandbox_argv: Vec<OsString>,
+    limits_noticed: AtomicBool,
 }
 
 struct Driver {
@@ -67,14 +84,17 @@ impl SandboxLauncher {
         control: &Path,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(control)?;
-        let mut command = tokio::process::Command::new(bwrap);
-        command.args(root_binds()?);
-        command.args(["--dev", "/dev", "--proc", "/proc"]);
+        let mut sandbox_argv: Vec<OsString> = vec![bwrap.into()];
+        sandbox_argv.extend(root_binds()?.into_iter().map(OsString::from));
+        sandbox_argv.extend(["--dev", "/dev", "--proc", "/proc"].map(OsString::from));
         for (host, mount) in paths.mounts() {
-            command.arg("--bind").arg(host).arg(mount);
+            sandbox_argv.extend(["--bind".into(), host.into(), mount.into()]);
         }
-        command.arg("--bind").arg(control).arg(CONTROL);
-        command.args(["--die-with-parent", "--unshare-pid", "--chdir", "/data"]);
+        sandbox_argv.extend(["--bind".into(), control.into(), OsString::from(CONTROL)]);
+        sandbox_argv
+            .extend(["--die-with-parent", "--unshare-pid", "--chdir", "/data"].map(OsString::from));
+        let mut command = tokio::process::Command::new(bwrap);
+        command.args(&sandbox_argv[1..]);
         command.args(["/bin/sh", "-c", DRIVER]);
         command
             .stdin(Stdio::piped())
@@ -96,6 +116,8 @@ impl SandboxLauncher {
             }),
             control: control.to_path_buf(),
             next: AtomicUsize::new(1),
+            sandbox_argv,
+            limits_noticed: AtomicBool::new(false),
         })
     }
 }
@@ -108,9 +130,10 @@ impl Launcher for SandboxLauncher {
         output: StepOutput,
         mut stop: StopSignal,
     ) -> std::io::Result<ProcessEnd> {
+        notice_limits(&self.limits_noticed, &process.limits, &output).await;
         let id = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
         let script = self.control.join(format!("{id}.sh"));
-        std::fs::write(&script, step_script(&id, &process))?;
+        std::fs::write(&script, step_script(Some(&id), &process))?;
         let log_path = self.control.join(format!("{id}.log"));
         let mut driver = self.driver.lock().await;
         driver.send(&format!("run {id}\n")).await?;
@@ -147,8 +170,34 @@ impl Launcher for SandboxLauncher {
         }
         Ok(match stopped {
             Some(stop) => StopSignal::end(stop),
-            None => ProcessEnd::Exited(code),
+            None => limits::classify(&process.limits, code, log.tail.bytes()),
         })
+    }
+
+    async fn spawn(&self, process: Process, output: StepOutput) -> std::io::Result<Background> {
+        notice_limits(&self.limits_noticed, &process.limits, &output).await;
+        let mut argv: Vec<String> = Vec::with_capacity(self.sandbox_argv.len() + 3);
+        for arg in &self.sandbox_argv {
+            argv.push(arg.clone().into_string().map_err(|arg| {
+                std::io::Error::other(format!("a non-UTF-8 path in the sandbox: {arg:?}"))
+            })?);
+        }
+        argv.extend([
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            step_script(None, &process),
+        ]);
+        // The env and working directory are set by the script inside;
+        // bwrap itself starts where the runner runs, since the mounts may
+        // be relative paths.
+        let outside = Process {
+            argv: Vec::new(),
+            env: Vec::new(),
+            working_dir: ".".to_owned(),
+            limits: process.limits,
+        };
+        // `--die-with-parent` and the pid namespace stop it with the runner.
+        Ok(start(&argv, &outside, output)?.into_background(None))
     }
 
     async fn shutdown(&self) {
@@ -183,10 +232,14 @@ fn exit_line(line: &str, id: &str) -> Option<i32> {
     }
 }
 
-/// The script the driver runs for one step: record the group, enter the
-/// working directory, set the env, exec the command.
-fn step_script(id: &str, process: &Process) -> String {
-    let mut script = format!("echo $$ > {CONTROL}/{id}.pid\n");
+/// The script the driver runs for one step: record the group (`id`: steps
+/// only), enter the working directory, set the env and limits, exec the
+/// command.
+fn step_script(id: Option<&str>, process: &Process) -> String {
+    let mut script = match id {
+        Some(id) => format!("echo $$ > {CONTROL}/{id}.pid\n"),
+        None => String::new(),
+    };
     let dir = quote(&process.working_dir);
     // `mkdir` is a process: only when the folder is missing.
     script.push_str(&format!(
@@ -198,6 +251,9 @@ fn step_script(id: &str, process: &Process) -> String {
         .partition(|(name, _)| is_shell_name(name));
     for (name, value) in plain {
         script.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    if let Some(line) = limits::script_line(&process.limits) {
+        script.push_str(&line);
     }
     script.push_str("exec");
     if !odd.is_empty() {
@@ -262,11 +318,17 @@ fn root_binds() -> std::io::Result<Vec<String>> {
 struct LogTail {
     path: PathBuf,
     file: Option<tokio::fs::File>,
+    /// The last output, to tell an out-of-memory end.
+    tail: limits::Tail,
 }
 
 impl LogTail {
     fn new(path: PathBuf) -> Self {
-        LogTail { path, file: None }
+        LogTail {
+            path,
+            file: None,
+            tail: limits::Tail::default(),
+        }
     }
 
     async fn forward(&mut self, output: &StepOutput) {
@@ -278,7 +340,9 @@ impl LogTail {
         };
         let mut buffer = Vec::new();
         if file.read_to_end(&mut buffer).await.is_ok() && !buffer.is_empty() {
-            output.write(Bytes::from(buffer)).await;
+            let chunk = Bytes::from(buffer);
+            self.tail.push(&chunk);
+            output.write(chunk).await;
         }
     }
 }
@@ -293,8 +357,13 @@ mod tests {
             argv: vec!["/bin/sh".into(), "-c".into(), "echo 'hi'".into()],
             env: vec![("A".into(), "x y".into()), ("a.b".into(), "1".into())],
             working_dir: "/data/my dir".into(),
+            limits: crate::runner::Limits {
+                memory: Some(1 << 20),
+                cpu_millis: None,
+            },
         };
-        let script = step_script("s1", &process);
+        let script = step_script(Some("s1"), &process);
+        assert!(script.contains("ulimit -d 1024 || exit 126\n"), "{script}");
         assert!(script.contains("export A='x y'\n"), "{script}");
         assert!(
             script.ends_with("exec env 'a.b=1' '/bin/sh' '-c' 'echo '\\''hi'\\'''\n"),

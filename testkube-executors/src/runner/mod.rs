@@ -6,18 +6,28 @@
 //! `timeout`: the step and its started sub-steps end `timeout`, the others
 //! `skipped`), and what they end with (`negative`, `optional`, group
 //! verdicts). It runs `shell` scripts with `sh -e -c` and `run` commands,
-//! with `CI=1` and the step's env and working directory, writes inline
-//! `content.files`, reads `/testkube/outputs/<key>` (at most 4 KiB each)
-//! after each command into `step.<id>.outputs.<key>`, and hands `parallel`
-//! blocks to the engine through the worker's [`Orchestrator`].
+//! with `CI=1` and the step's env and working directory, fetches `content`
+//! (files, a git checkout, tarballs), reads `/testkube/outputs/<key>` (at
+//! most 4 KiB each) after each command into `step.<id>.outputs.<key>`, and
+//! hands `parallel` blocks to the engine through the worker's
+//! [`Orchestrator`]. It collects
+//! `artifacts` into an [`ArtifactStorage`] and reports the JUnit results
+//! among them ([`artifacts`]).
 //!
 //! Where processes run is not its business: a [`Launcher`] starts them
 //! (plain processes, a sandbox, the containers of a pod), and
 //! [`WorkerPaths`] says what `/data`, `/tmp` and `/testkube` are. That is
 //! what lets the in-pod runner of the Kubernetes executor reuse it as is.
 
+pub mod artifacts;
+mod content;
+mod control;
 pub mod launch;
 pub mod paths;
+pub mod probes;
+pub mod services;
+pub mod transfer;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,10 +37,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::Value;
-use testkube_core::engine::{Orchestrator, ParallelRequest, StepDetail, WorkerEvent};
+use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
 use testkube_core::expr::{MapContext, Template};
-use testkube_core::model::{ContainerConfig, Content, Duration as FormatDuration};
-use testkube_core::plan::{Operation, PlanParallel, PlanStep};
+use testkube_core::model::{ContainerConfig, Duration as FormatDuration};
+use testkube_core::plan::{Operation, PlanStep};
 use testkube_core::status::{
     Attempt, CommandOutcome, Interruption, RetryDecision, RetryPolicy, StatusContext, StepStatus,
     leaf_status,
@@ -38,7 +48,11 @@ use testkube_core::status::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use launch::{Launcher, Process, ProcessEnd, StepOutput, Stop, StopSignal};
+pub use artifacts::ArtifactStorage;
+pub use launch::{
+    Background, GroupSignal, Launcher, Limits, OutOfMemory, Process, ProcessEnd, QuantityValue,
+    StepOutput, Stop, StopSignal, format_bytes, parse_quantity,
+};
 pub use paths::WorkerPaths;
 
 /// The most bytes an output file may hold (`/testkube/outputs/<key>`).
@@ -58,6 +72,9 @@ pub struct RunnerConfig {
     pub interrupt: watch::Receiver<Option<Interruption>>,
     /// Expression variables of the worker (`config`, `execution`, `index`...).
     pub variables: BTreeMap<String, Value>,
+    /// Where `artifacts` are kept (`None`: steps that collect artifacts
+    /// fail, saying so).
+    pub artifacts: Option<ArtifactStorage>,
 }
 
 /// Runs one worker's steps. See the [module documentation](self).
@@ -71,6 +88,11 @@ pub struct StepRunner {
     /// Deadlines of the steps being run, outermost first.
     deadlines: Vec<Instant>,
     image_noticed: bool,
+    artifact_storage: Option<ArtifactStorage>,
+    /// The services started by the steps being run.
+    services: services::Services,
+    /// How the worker meets the rest of its execution (files, barrier).
+    link: transfer::WorkerLink,
 }
 
 /// A boxed future of a step (the step tree is recursive).
@@ -124,8 +146,12 @@ impl StepRunner {
                 ctx.with(name, value)
             })
             .with("env", Value::Object(env));
+        let services = services::Services::default();
         let status = StatusContext::new()
-            .with_parent(Arc::new(parent))
+            .with_parent(Arc::new(services.context(workspace::WorkspaceFiles::new(
+                parent,
+                config.paths.clone(),
+            ))))
             .with_results_base(format!("{}/.steps", config.paths.visible("/data")));
         StepRunner {
             launcher: config.launcher,
@@ -136,13 +162,17 @@ impl StepRunner {
             status,
             deadlines: Vec::new(),
             image_noticed: false,
+            artifact_storage: config.artifacts,
+            services,
+            link: transfer::WorkerLink::default(),
         }
     }
 
     /// Runs the worker's root step to its end and returns its status.
     pub async fn run(mut self, root: &PlanStep) -> StepStatus {
         declare_ids(root, &mut self.status);
-        let status = self.run_attempts(root).await;
+        let status = self.run_linked_root(root).await;
+        self.stop_all_services().await;
         self.launcher.shutdown().await;
         status
     }
@@ -190,6 +220,11 @@ impl StepRunner {
 
     /// Runs a step, again while its `retry` says so; reports its final status.
     async fn run_attempts(&mut self, step: &PlanStep) -> StepStatus {
+        if step.paused
+            && let Some(status) = self.wait_while_paused(step).await
+        {
+            return status;
+        }
         let policy = match &step.retry {
             None => None,
             Some(retry) => match RetryPolicy::from_plan(retry, &self.status) {
@@ -278,16 +313,23 @@ impl StepRunner {
         }
         let mut own = OperationEnd::passed();
         for operation in &step.operations {
+            // After a failure only artifacts are still collected (their
+            // condition, `always` by default, decides).
+            if own.status != StepStatus::Passed && !matches!(operation, Operation::Artifacts { .. })
+            {
+                continue;
+            }
             let end = self.operation(step, operation).await;
             if end.exit_code.is_some() {
                 own.exit_code = end.exit_code;
             }
-            if end.status != StepStatus::Passed {
+            if end.status != StepStatus::Passed && own.status == StepStatus::Passed {
                 own.status = end.status;
                 own.message = end.message;
-                break;
             }
         }
+        // Services live as long as the attempt of the step that started them.
+        self.stop_step_services(&step.id).await;
         let group = if has_children {
             self.status.leave(false)
         } else {
@@ -332,7 +374,11 @@ impl StepRunner {
     async fn operation(&mut self, step: &PlanStep, operation: &Operation) -> OperationEnd {
         match operation {
             Operation::Delay { duration } => self.delay(duration).await,
-            Operation::Content { content } => self.content(content),
+            Operation::Content { content } => self.content(step, content).await,
+            Operation::Artifacts {
+                condition,
+                artifacts,
+            } => self.artifacts(step, condition, artifacts).await,
             Operation::Setup { steps } | Operation::Steps { steps } => {
                 for child in steps {
                     self.run_step(child).await;
@@ -360,6 +406,9 @@ impl StepRunner {
                 self.command(step, container, shell_argv(script)).await
             }
             Operation::Parallel(block) => self.parallel(step, block).await,
+            Operation::Execute(execute) => self.execute(step, execute).await,
+            Operation::StartServices { services } => self.start_services(step, services).await,
+            Operation::StopServices { services } => self.stop_services(step, services).await,
             other => OperationEnd::failed(format!("not supported yet: {}", operation_name(other))),
         }
     }
@@ -374,31 +423,6 @@ impl StepRunner {
             () = tokio::time::sleep(duration) => OperationEnd::passed(),
             stop = stop.fired() => stopped(stop),
         }
-    }
-
-    /// Writes inline `content.files` (the only content that runs locally
-    /// yet; the engine refuses the others before the run).
-    fn content(&self, content: &Content) -> OperationEnd {
-        for file in &content.files {
-            let Some(host) = self.paths.host(&file.path) else {
-                return OperationEnd::failed(format!(
-                    "content file `{}` is outside /data, /tmp and /testkube",
-                    file.path
-                ));
-            };
-            let text = match file.content.as_deref().map(|t| self.render(t)) {
-                Some(Ok(text)) => text,
-                Some(Err(message)) => return OperationEnd::failed(message),
-                None => String::new(),
-            };
-            if let Err(err) = write_file(&host, &text, file.mode) {
-                return OperationEnd::failed(format!(
-                    "cannot write content file `{}`: {err}",
-                    file.path
-                ));
-            }
-        }
-        OperationEnd::passed()
     }
 
     /// Runs a command of `step` and reads the outputs it wrote.
@@ -435,6 +459,7 @@ impl StepRunner {
         };
         let exit_code = match end {
             ProcessEnd::Exited(code) => Some(code),
+            ProcessEnd::OutOfMemory(oom) => Some(oom.exit_code),
             _ => None,
         };
         let outputs = self.collect_outputs(&step.id).await;
@@ -445,6 +470,11 @@ impl StepRunner {
                 status: leaf_status(CommandOutcome::Exited { code }, false),
                 exit_code: Some(code),
                 message: (code != 0).then(|| format!("exited with code {code}")),
+            },
+            ProcessEnd::OutOfMemory(oom) => OperationEnd {
+                status: StepStatus::Failed,
+                exit_code: Some(oom.exit_code),
+                message: Some(oom.to_string()),
             },
             ProcessEnd::TimedOut => stopped(Stop::Deadline),
             ProcessEnd::Interrupted(interruption) => stopped(Stop::Interrupted(interruption)),
@@ -470,10 +500,12 @@ impl StepRunner {
             Some(dir) => self.paths.visible(&self.render(dir)?),
             None => self.paths.default_working_dir(),
         };
+        let limits = Limits::of_container(container, |text| self.render(text))?;
         Ok(Process {
             argv,
             env,
             working_dir,
+            limits,
         })
     }
 
@@ -518,33 +550,6 @@ impl StepRunner {
                 .await;
         }
         outputs
-    }
-
-    /// Asks the engine to run a `parallel` block and waits for its verdict.
-    /// Only the step's own deadline drops the request (which stops the
-    /// block's workers); interruptions reach the workers through the engine.
-    async fn parallel(&mut self, step: &PlanStep, block: &PlanParallel) -> OperationEnd {
-        let request = ParallelRequest {
-            step: step.id.clone(),
-            parallel: block.clone(),
-        };
-        let orchestrator = Arc::clone(&self.orchestrator);
-        let deadline = self.deadline();
-        let run = orchestrator.run_parallel(request);
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            outcome = run => OperationEnd {
-                status: outcome.status,
-                exit_code: None,
-                message: outcome.message,
-            },
-            () = sleep => stopped(Stop::Deadline),
-        }
     }
 
     fn render(&self, text: &str) -> Result<String, String> {
@@ -622,9 +627,7 @@ fn stopped(stop: Stop) -> OperationEnd {
 
 fn operation_name(operation: &Operation) -> &'static str {
     match operation {
-        Operation::StartServices { .. } | Operation::StopServices { .. } => "services",
         Operation::Execute(_) => "execute",
-        Operation::Artifacts { .. } => "artifacts",
         _ => "this operation",
     }
 }
@@ -640,18 +643,6 @@ fn declare_ids(step: &PlanStep, status: &mut StatusContext) {
             }
         }
     }
-}
-
-fn write_file(path: &std::path::Path, text: &str, mode: Option<i32>) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, text)?;
-    if let Some(mode) = mode.and_then(|mode| u32::try_from(mode).ok()) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 fn clear_dir(dir: &std::path::Path) {

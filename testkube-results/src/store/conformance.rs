@@ -11,8 +11,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
-    ExecutionFilter, ExecutionRecord, LogFilter, NewExecution, OutputRecord, ResultStore,
-    StatusUpdate, StepRecord, StoreError, TestCaseRecord, TestCaseStatus,
+    ArtifactRecord, ExecutionFilter, ExecutionRecord, LogChunk, LogFilter, NewExecution,
+    OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
+    TestCaseStatus,
 };
 
 /// Runs every check that needs only one store, in turn, on `store` (which must start empty).
@@ -22,6 +23,9 @@ pub async fn run_all(store: Arc<dyn ResultStore>) {
     list_order_and_filters(store.as_ref()).await;
     steps_upserted(store.as_ref()).await;
     logs_appended_in_order(store.as_ref()).await;
+    logs_appended_in_batches(store.as_ref()).await;
+    artifacts_recorded(store.as_ref()).await;
+    found_by_id_or_name(store.as_ref()).await;
     outputs_and_test_cases(store.as_ref()).await;
     durations_latest_per_item(store.as_ref()).await;
     unknown_executions_are_not_found(store.as_ref()).await;
@@ -242,6 +246,196 @@ pub async fn logs_appended_in_order(store: &dyn ResultStore) {
     assert_eq!(chunks.first().map(|c| c.data.as_slice()), Some(&binary[..]));
 }
 
+fn chunk(worker: &str, step: &str, text: &str) -> LogChunk {
+    LogChunk {
+        worker: worker.to_owned(),
+        step: step.to_owned(),
+        data: text.as_bytes().to_vec(),
+    }
+}
+
+fn log_text(chunks: &[LogChunk]) -> String {
+    chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+        .collect()
+}
+
+/// A batch lands whole and in slice order, between single appends, with its workers and steps.
+pub async fn logs_appended_in_batches(store: &dyn ResultStore) {
+    create(store, "batch-1", "batch").await;
+    store
+        .append_log("batch-1", "root", "s1", b"first\n")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let batch = [
+        chunk("root", "s1", "a\n"),
+        chunk("root/w/0", "s2", "b\n"),
+        chunk("root", "s1", "c\n"),
+        chunk("root/w/1", "s2", "d\n"),
+    ];
+    store
+        .append_logs("batch-1", &batch)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    store
+        .append_logs("batch-1", &[])
+        .await
+        .unwrap_or_else(|err| panic!("an empty batch is fine: {err}"));
+    store
+        .append_log("batch-1", "root", "s1", b"last\n")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let all = store
+        .logs("batch-1", &LogFilter::default())
+        .await
+        .unwrap_or_default();
+    assert_eq!(log_text(&all), "first\na\nb\nc\nd\nlast\n");
+    assert_eq!(all.get(2), Some(&batch[1]), "worker and step are kept");
+    let s1 = LogFilter {
+        step: Some("s1".to_owned()),
+        worker: Some("root".to_owned()),
+        ..LogFilter::default()
+    };
+    let read = store.logs("batch-1", &s1).await.unwrap_or_default();
+    assert_eq!(log_text(&read), "first\na\nc\nlast\n");
+    let rest = LogFilter { skip: 3, ..s1 };
+    let read = store.logs("batch-1", &rest).await.unwrap_or_default();
+    assert_eq!(log_text(&read), "last\n", "skip counts matching chunks");
+    let none = LogFilter {
+        skip: 100,
+        ..LogFilter::default()
+    };
+    assert!(
+        store
+            .logs("batch-1", &none)
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let large: Vec<LogChunk> = (0..2000)
+        .map(|n| chunk("root", "big", &format!("{n}\n")))
+        .collect();
+    store
+        .append_logs("batch-1", &large)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let big_filter = LogFilter {
+        step: Some("big".to_owned()),
+        ..LogFilter::default()
+    };
+    let big = store.logs("batch-1", &big_filter).await.unwrap_or_default();
+    assert_eq!(log_text(&big), log_text(&large));
+    let page = LogFilter {
+        skip: 10,
+        limit: Some(3),
+        ..big_filter
+    };
+    let page = store.logs("batch-1", &page).await.unwrap_or_default();
+    assert_eq!(log_text(&page), "10\n11\n12\n", "a page: skip, then limit");
+}
+
+fn artifact(worker: &str, path: &str, size: u64) -> ArtifactRecord {
+    ArtifactRecord {
+        worker: worker.to_owned(),
+        step: "collect".to_owned(),
+        path: path.to_owned(),
+        location: format!("/kept/{worker}/{path}"),
+        size,
+    }
+}
+
+/// Artifacts read back in recording order; the same file recorded again is replaced in place.
+pub async fn artifacts_recorded(store: &dyn ResultStore) {
+    create(store, "art-1", "art").await;
+    create(store, "art-2", "art").await;
+    let first = [
+        artifact("root", "reports/junit.xml", 1200),
+        artifact("root/w/0", "reports/junit.xml", 800),
+        artifact("root", "video.mp4", 5_000_000_000),
+    ];
+    store
+        .record_artifacts("art-1", &first)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    store
+        .record_artifacts("art-2", &[artifact("root", "other.txt", 1)])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let replaced = ArtifactRecord {
+        location: "https://bucket.example/art-1/junit.xml".to_owned(),
+        ..artifact("root", "reports/junit.xml", 1300)
+    };
+    store
+        .record_artifacts("art-1", &[replaced.clone(), artifact("root", "log.txt", 0)])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let read = store.artifacts("art-1").await.unwrap_or_default();
+    assert_eq!(
+        read,
+        [
+            replaced,
+            first[1].clone(),
+            first[2].clone(),
+            artifact("root", "log.txt", 0)
+        ]
+    );
+    assert_eq!(
+        store.artifacts("art-2").await.map(|a| a.len()).ok(),
+        Some(1),
+        "artifacts are per execution"
+    );
+    assert!(
+        store
+            .artifacts("no-such-execution")
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+/// An execution is found by id, else by name (the newest of that name); ids win over names.
+pub async fn found_by_id_or_name(store: &dyn ResultStore) {
+    let first = create(store, "find-id-1", "find").await;
+    let second = create(store, "find-id-2", "find").await;
+    let found = |key: &'static str| async move {
+        store
+            .find_execution(key)
+            .await
+            .map(|r| r.id)
+            .unwrap_or_else(|err| panic!("{key}: {err}"))
+    };
+    assert_eq!(found("find-id-1").await, first.id);
+    assert_eq!(found("find-2").await, second.id, "by name `WORKFLOW-N`");
+    assert_eq!(found("find-1").await, first.id);
+    for id in ["named-old", "named-new"] {
+        let named = NewExecution {
+            name: Some("nightly".to_owned()),
+            ..new_execution(id, "find-named")
+        };
+        store
+            .create_execution(named)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    assert_eq!(found("nightly").await, "named-new", "the newest of a name");
+    // An execution named like another's id: the id wins.
+    let confusing = NewExecution {
+        name: Some("find-id-1".to_owned()),
+        ..new_execution("find-confusing", "find")
+    };
+    store
+        .create_execution(confusing)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(found("find-id-1").await, first.id);
+    let missing = store.find_execution("find-99").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(ref key)) if key == "find-99"),
+        "{missing:?}"
+    );
+}
+
 fn case(name: &str, file: &str, status: TestCaseStatus, duration: f64) -> TestCaseRecord {
     TestCaseRecord {
         worker: "root".to_owned(),
@@ -348,6 +542,15 @@ pub async fn unknown_executions_are_not_found(store: &dyn ResultStore) {
     );
     not_found(store.append_log("nope", "root", "s", b"x").await);
     not_found(store.record_test_cases("nope", &[]).await);
+    not_found(store.append_logs("nope", &[]).await);
+    not_found(store.append_logs("nope", &[chunk("root", "s", "x")]).await);
+    not_found(store.record_artifacts("nope", &[]).await);
+    not_found(
+        store
+            .record_artifacts("nope", &[artifact("root", "a.txt", 1)])
+            .await,
+    );
+    not_found(store.find_execution("nope").await.map(|_| ()));
 }
 
 /// Several tasks creating executions and appending logs at once: numbers stay unique and

@@ -1,31 +1,71 @@
 //! [`EventRecorder`]: persists an execution as the engine's event stream goes by, so every
 //! frontend (the CLI, embedders) stores runs the same way.
+//!
+//! Why log chunks are batched: a step printing a line at a time produces thousands of tiny
+//! chunks a second, and one transaction per chunk (each an fsync of the write-ahead log at
+//! worst) would make the store, not the step, the bottleneck. Why a background flush as well:
+//! a step that prints a line and then waits must have that line in the store while it waits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use testkube_core::engine::Event;
 use testkube_core::status::ExecutionStatus;
-use testkube_core::store::{OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError};
+use testkube_core::store::{
+    ArtifactRecord, LogChunk, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
+};
+use tokio::sync::{Mutex, oneshot};
 
 /// Writes the events of one execution (already created in the store) to a [`ResultStore`]:
-/// status changes, step states, log chunks, outputs and the final status.
+/// status changes, step states, log chunks, outputs, artifacts, test results and the final
+/// status.
+///
+/// Log chunks are batched: one transaction per batch, in the order they came. A batch is
+/// written when it passes [`EventRecorder::BATCH_BYTES`], before any other event is stored (a
+/// step's status never lands before the output it printed), on [`EventRecorder::flush`], and
+/// from a background task every [`EventRecorder::FLUSH_INTERVAL`], so that a step which prints
+/// a line and then waits has that line in the store (for `testkube logs -f`, and for a crash).
+///
+/// Call [`EventRecorder::flush`] (or record the [`Event::Finished`] event) before dropping it
+/// mid-run; a dropped recorder still writes its pending chunks from its background task while
+/// the runtime lives.
 pub struct EventRecorder {
     store: Arc<dyn ResultStore>,
-    execution: String,
+    execution: Arc<str>,
     /// First start of each `(worker, step)`: step events carry only the time of the change.
     started: HashMap<(String, String), DateTime<Utc>>,
+    pending: Arc<Mutex<Pending>>,
+    /// Dropping it tells the background task to write what is left and stop.
+    ticker: Option<oneshot::Sender<()>>,
+}
+
+/// Log chunks not yet written.
+#[derive(Default)]
+struct Pending {
+    chunks: Vec<LogChunk>,
+    bytes: usize,
+    /// The failure of a background write, returned by the next call.
+    failed: Option<StoreError>,
 }
 
 impl EventRecorder {
+    /// Buffered log bytes that trigger a write.
+    pub const BATCH_BYTES: usize = 256 * 1024;
+
+    /// How long a log chunk waits in memory at most (roughly) before it is written.
+    pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
     /// A recorder for the execution with id `execution`.
     #[must_use]
     pub fn new(store: Arc<dyn ResultStore>, execution: impl Into<String>) -> Self {
         EventRecorder {
             store,
-            execution: execution.into(),
+            execution: Arc::from(execution.into()),
             started: HashMap::new(),
+            pending: Arc::new(Mutex::new(Pending::default())),
+            ticker: None,
         }
     }
 
@@ -33,9 +73,26 @@ impl EventRecorder {
     ///
     /// # Errors
     ///
-    /// The store's [`StoreError`]; the recorder stays usable.
+    /// The store's [`StoreError`] (also of an earlier batch of log chunks written in the
+    /// background); a batch that failed is not retried. The recorder stays usable.
     pub async fn record(&mut self, event: &Event) -> Result<(), StoreError> {
-        let id = self.execution.as_str();
+        if let Event::Log {
+            worker,
+            step,
+            chunk,
+        } = event
+        {
+            return self
+                .buffer(LogChunk {
+                    worker: worker.path.clone(),
+                    step: step.clone(),
+                    data: chunk.to_vec(),
+                })
+                .await;
+        }
+        // Everything else lands after the output printed before it.
+        self.flush().await?;
+        let id = &*self.execution;
         match event {
             Event::Execution { status, at } => {
                 let update = StatusUpdate {
@@ -72,11 +129,6 @@ impl EventRecorder {
                 };
                 self.store.upsert_step(id, record).await
             }
-            Event::Log {
-                worker,
-                step,
-                chunk,
-            } => self.store.append_log(id, &worker.path, step, chunk).await,
             Event::Output {
                 worker,
                 step,
@@ -91,6 +143,23 @@ impl EventRecorder {
                 };
                 self.store.record_outputs(id, &[output]).await
             }
+            Event::Artifact {
+                worker,
+                step,
+                path,
+                location,
+                size,
+            } => {
+                let artifact = ArtifactRecord {
+                    worker: worker.path.clone(),
+                    step: step.clone(),
+                    path: path.clone(),
+                    location: location.clone(),
+                    size: *size,
+                };
+                self.store.record_artifacts(id, &[artifact]).await
+            }
+            Event::TestCases { cases, .. } => self.store.record_test_cases(id, cases).await,
             Event::Finished(summary) => {
                 let at = DateTime::parse_from_rfc3339(&summary.finished_at)
                     .map_or_else(|_| Utc::now(), |at| at.with_timezone(&Utc));
@@ -104,11 +173,20 @@ impl EventRecorder {
             _ => Ok(()),
         }
     }
-}
 
-impl EventRecorder {
+    /// Writes the buffered log chunks now, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// The store's [`StoreError`], also of an earlier background write; the chunks of a
+    /// failed write are dropped, not retried.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let mut pending = self.pending.lock().await;
+        write_pending(self.store.as_ref(), &self.execution, &mut pending).await
+    }
+
     /// Ends the execution with `status` when no [`Event::Finished`] will come (the engine
-    /// refused to start it).
+    /// refused to start it, or the caller stops early), after writing the buffered logs.
     ///
     /// # Errors
     ///
@@ -118,13 +196,76 @@ impl EventRecorder {
         status: ExecutionStatus,
         message: Option<String>,
     ) -> Result<(), StoreError> {
+        let flushed = self.flush().await;
         let update = StatusUpdate {
             status,
             at: Utc::now(),
             message,
         };
-        self.store.update_status(&self.execution, update).await
+        self.store.update_status(&self.execution, update).await?;
+        flushed
     }
+
+    async fn buffer(&mut self, chunk: LogChunk) -> Result<(), StoreError> {
+        self.start_ticker();
+        let mut pending = self.pending.lock().await;
+        if let Some(err) = pending.failed.take() {
+            return Err(err);
+        }
+        pending.bytes += chunk.data.len();
+        pending.chunks.push(chunk);
+        if pending.bytes >= Self::BATCH_BYTES {
+            write_pending(self.store.as_ref(), &self.execution, &mut pending).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the background writer at the first log chunk (inside a runtime by then).
+    fn start_ticker(&mut self) {
+        if self.ticker.is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        self.ticker = Some(stop);
+        let store = Arc::clone(&self.store);
+        let execution = Arc::clone(&self.execution);
+        let pending = Arc::clone(&self.pending);
+        runtime.spawn(async move {
+            loop {
+                // Ends (after a last write) once the recorder is dropped.
+                let last = tokio::time::timeout(Self::FLUSH_INTERVAL, &mut stopped)
+                    .await
+                    .is_ok();
+                let mut pending = pending.lock().await;
+                if let Err(err) = write_pending(store.as_ref(), &execution, &mut pending).await {
+                    pending.failed = Some(err);
+                }
+                if last {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Writes `pending`'s chunks (holding its lock, so batches land in order) and empties it.
+async fn write_pending(
+    store: &dyn ResultStore,
+    execution: &str,
+    pending: &mut Pending,
+) -> Result<(), StoreError> {
+    if let Some(err) = pending.failed.take() {
+        return Err(err);
+    }
+    if pending.chunks.is_empty() {
+        return Ok(());
+    }
+    let chunks = std::mem::take(&mut pending.chunks);
+    pending.bytes = 0;
+    store.append_logs(execution, &chunks).await
 }
 
 impl std::fmt::Debug for EventRecorder {

@@ -5,7 +5,7 @@
 //! refused rather than misread. Never edit a released migration: add the next one.
 
 /// `(version, SQL)`, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// Executions, steps, logs, outputs and test cases, with the indexes history queries need.
 const V1: &str = r"
@@ -78,4 +78,24 @@ CREATE TABLE test_cases (
 CREATE INDEX test_cases_by_execution ON test_cases (execution_id, id);
 -- per test over time (and the latest duration per item for balancing)
 CREATE INDEX test_cases_by_test ON test_cases (workflow, file, class, name, id);
+";
+
+/// Artifacts, lookups by name, and the history indexes: one test over time (by suite, class and
+/// name, the way reports without files identify a case) and one workflow over time.
+const V2: &str = r"
+CREATE TABLE artifacts (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    worker       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    location     TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, worker, step, path)
+);
+-- `testkube get execution local-smoke-3`
+CREATE INDEX executions_by_name ON executions (name);
+-- per workflow over time
+CREATE INDEX executions_by_workflow_time ON executions (workflow, scheduled_at);
+-- per test over time, for reports that name no file
+CREATE INDEX test_cases_by_case ON test_cases (workflow, suite, class, name, id);
 ";

@@ -19,8 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
-    ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter, NewExecution,
-    OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
+    ArtifactRecord, ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter,
+    NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
     TestCaseStatus,
 };
 
@@ -108,6 +108,22 @@ impl SqliteStore {
             .await
             .map_err(backend)
     }
+}
+
+/// Fails with [`StoreError::NotFound`] unless `execution` exists: batch writes check first, so
+/// an empty batch for an unknown execution is refused like a full one.
+async fn require_execution(
+    tx: &mut Transaction<'static, Sqlite>,
+    execution: &str,
+) -> Result<(), StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM executions WHERE id = ?")
+        .bind(execution)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NotFound(execution.to_owned()))
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
@@ -289,6 +305,71 @@ impl ResultStore for SqliteStore {
         Ok(())
     }
 
+    async fn append_logs(&self, execution: &str, chunks: &[LogChunk]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        require_execution(&mut tx, execution).await?;
+        for chunk in chunks {
+            sqlx::query("INSERT INTO logs (execution_id, worker, step, data) VALUES (?, ?, ?, ?)")
+                .bind(execution)
+                .bind(&chunk.worker)
+                .bind(&chunk.step)
+                .bind(chunk.data.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| missing(err, execution))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn record_artifacts(
+        &self,
+        execution: &str,
+        artifacts: &[ArtifactRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        require_execution(&mut tx, execution).await?;
+        for artifact in artifacts {
+            sqlx::query(
+                "INSERT INTO artifacts (execution_id, worker, step, path, location, size)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (execution_id, worker, step, path) DO UPDATE SET
+                     location = excluded.location, size = excluded.size",
+            )
+            .bind(execution)
+            .bind(&artifact.worker)
+            .bind(&artifact.step)
+            .bind(&artifact.path)
+            .bind(&artifact.location)
+            .bind(i64::try_from(artifact.size).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| missing(err, execution))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn artifacts(&self, execution: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let rows = self
+            .rows_for(
+                "SELECT worker, step, path, location, size FROM artifacts
+             WHERE execution_id = ? ORDER BY rowid",
+                execution,
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = column(row, "size")?;
+                Ok(ArtifactRecord {
+                    worker: column(row, "worker")?,
+                    step: column(row, "step")?,
+                    path: column(row, "path")?,
+                    location: column(row, "location")?,
+                    size: u64::try_from(size).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
     async fn record_outputs(
         &self,
         execution: &str,
@@ -360,6 +441,22 @@ impl ResultStore for SqliteStore {
         )
     }
 
+    async fn find_execution(&self, id_or_name: &str) -> Result<ExecutionRecord, StoreError> {
+        // An id wins over a name; among executions sharing a name, the newest.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "{SELECT_EXECUTION} WHERE id = ?1 OR name = ?1
+             ORDER BY (id = ?1) DESC, rowid DESC LIMIT 1"
+        )))
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map_or_else(
+            || Err(StoreError::NotFound(id_or_name.to_owned())),
+            |row| execution_record(&row),
+        )
+    }
+
     async fn list_executions(
         &self,
         filter: &ExecutionFilter,
@@ -393,11 +490,17 @@ impl ResultStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT worker, step, data FROM logs
              WHERE execution_id = ?1 AND (?2 IS NULL OR step = ?2) AND (?3 IS NULL OR worker = ?3)
-             ORDER BY id",
+             ORDER BY id LIMIT ?5 OFFSET ?4",
         )
         .bind(execution)
         .bind(&filter.step)
         .bind(&filter.worker)
+        .bind(i64::try_from(filter.skip).unwrap_or(i64::MAX))
+        .bind(
+            filter
+                .limit
+                .map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX)),
+        )
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;

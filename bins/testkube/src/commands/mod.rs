@@ -1,9 +1,14 @@
 //! One module per subcommand; each turns validated arguments into library
 //! calls and prints the result.
 
+mod artifacts;
+mod children;
+mod get;
+mod logs;
 mod plan;
 mod render;
 mod report;
+mod rerun;
 mod run;
 mod split;
 mod validate;
@@ -21,6 +26,10 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Split(args) => split::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
+        Command::Rerun(args) => rerun::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Artifacts(args) => artifacts::run(args),
     }
 }
 

@@ -111,7 +111,7 @@ fn resolve_hint(diagnostics: &[Diagnostic]) -> String {
 }
 
 /// Reads and checks one file; an invalid file is printed and refused.
-fn load(path: &Path) -> Result<LoadedFile, CliError> {
+pub(crate) fn load(path: &Path) -> Result<LoadedFile, CliError> {
     let options = LoadOptions::default();
     let bytes = input::read_workflow(path, &options).map_err(|reason| {
         CliError::usage(format!("cannot read {}: {reason}", path.display()))

@@ -1,156 +1,325 @@
 //! `testkube run`: runs a workflow on this machine with the engine and the
-//! local executor, prints one line per step status change (the same in a
-//! terminal and in CI logs), the steps' output with `--logs`, and a final
-//! summary (or the summary as JSON with `-o json`). Ctrl-C aborts the run.
+//! local executor, records it in the result store, shows its progress
+//! ([`crate::live`]) and ends with a summary (or the summary as JSON with
+//! `-o json`) and the exit code: 0 passed, 1 failed or aborted, 2 invalid
+//! input or unsupported. Ctrl-C aborts the run.
+//!
+//! Also home of what `run` and `rerun` share ([`Launch`]): `rerun` only
+//! finds the workflow, config and tags in the store instead of a file.
+//!
+//! Before anything is recorded the run is checked (`Engine::check`), so a
+//! refused workflow uses no execution number. The planner gets the
+//! durations the store recorded for the workflow's test items, so
+//! `balance: {by: duration}` blocks split by history. `secret(name, key)`
+//! is answered from the environment or a secrets file (see
+//! [`crate::input::SecretSource`]) and every value is masked.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
 use testkube_core::engine::mask::SecretMasker;
 use testkube_core::engine::{
-    Engine, EngineError, Event, ExecutionRequest, ExecutionSummary, StepDetail, StepRef, WorkerId,
+    Engine, EngineError, Event, ExecutionRequest, ExecutionSummary, WorkerSummary,
 };
-use testkube_core::plan::{PlanOptions, plan_workflow};
-use testkube_core::status::{ExecutionStatus, StepStatus};
-use testkube_core::store::{NewExecution, ResultStore, StoreError};
+use testkube_core::expr::{Context, Template};
+use testkube_core::model::TestWorkflow;
+use testkube_core::plan::{Operation, PlanOptions, PlanStep, plan_workflow};
+use testkube_core::status::ExecutionStatus;
+use testkube_core::store::{
+    ItemDuration, NewExecution, ResultStore, StoreError, TestCaseRecord, TestCaseStatus,
+};
 use testkube_executors::LocalExecutor;
 use testkube_results::store::{EventRecorder, SqliteStore};
 
-use super::render::{Sensitive, resolve};
+use super::children::StoredChildren;
+use super::render::{Sensitive, plural, resolve};
+use super::rerun::FailedOnly;
 use super::{CliError, print_json};
-use crate::cli::{RunArgs, TextOutput};
+use crate::cli::{RunArgs, RunOptions, TextOutput};
+use crate::input::{self, SecretSource};
+use crate::live::{View, seconds, status_word};
 use crate::style::{self, paint};
+use crate::timings::normalize;
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Used)?;
-    let plan = plan_workflow(resolved.workflow(), &PlanOptions::new()).map_err(|err| {
-        for diagnostic in &err.diagnostics {
-            let diagnostic = diagnostic
-                .clone()
-                .with_file(args.workflow.file.display().to_string());
-            anstream::eprintln!("{}", diagnostic.render(None));
-        }
-        CliError::usage(format!("cannot plan workflow `{}`", plan_name(&resolved)))
-            .with_hint("fix the problems above")
-    })?;
-    let request = ExecutionRequest {
-        id: execution_id(&plan.workflow),
+    let passed = input::key_values(&args.workflow.config, "--config")?;
+    let workflow = resolved.workflow().clone();
+    let launch = Launch {
+        // The real values of sensitive parameters: masked in every event.
+        secrets: testkube_core::engine::mask::sensitive_config_values(
+            &workflow.spec.config,
+            passed,
+        ),
         config: resolved
             .config()
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect(),
-        // The real values of sensitive parameters: masked in every event.
-        secrets: testkube_core::engine::mask::sensitive_config_values(
-            &resolved.workflow().spec.config,
-            crate::input::key_values(&args.workflow.config, "--config")?,
-        ),
-        ..ExecutionRequest::new("")
+        tags: BTreeMap::new(),
+        source: args.workflow.file.display().to_string(),
+        workflow,
+        failed_only: None,
+        catalog: Catalog {
+            files: vec![args.workflow.file.clone()],
+            templates: args.workflow.templates.clone(),
+        },
     };
-    let stored = StoredRun::new(resolved.workflow(), &request);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?;
-    let summary = runtime.block_on(execute(plan, request, stored, &args))?;
-    if args.output == TextOutput::Json {
-        print_json(&summary)?;
-    } else {
-        print_summary(&summary);
-    }
-    Ok(if summary.status.is_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    launch.run(&args.run)
 }
 
-fn plan_name(resolved: &testkube_core::ResolvedWorkflow) -> String {
-    resolved
-        .workflow()
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_default()
+/// A resolved workflow about to run, from a file (`run`) or from a stored
+/// execution (`rerun`).
+pub(crate) struct Launch {
+    /// The resolved workflow; `secret()` calls are still in it.
+    pub(crate) workflow: TestWorkflow,
+    /// Where it came from, for messages (a file, or `execution X`).
+    pub(crate) source: String,
+    /// The resolved config values (`config.*`).
+    pub(crate) config: BTreeMap<String, Value>,
+    /// Values to mask (sensitive config values).
+    pub(crate) secrets: Vec<String>,
+    /// Tags; `--tag` adds to them.
+    pub(crate) tags: BTreeMap<String, String>,
+    /// Leave out the parallel workers that passed before (`rerun --failed-only`).
+    pub(crate) failed_only: Option<FailedOnly>,
+    /// Where `execute` steps find workflows (besides `--workflows`).
+    pub(crate) catalog: Catalog,
 }
 
-/// A unique, sortable id: `<workflow>-<unix millis>-<pid>`.
-fn execution_id(workflow: &str) -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    let name = if workflow.is_empty() { "run" } else { workflow };
-    format!("{name}-{millis}-{}", std::process::id())
+/// Files and folders whose workflows `execute` steps may run, and the
+/// templates to resolve them with.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    pub(crate) files: Vec<std::path::PathBuf>,
+    pub(crate) templates: Vec<std::path::PathBuf>,
 }
 
-async fn execute(
-    plan: testkube_core::Plan,
-    mut request: ExecutionRequest,
-    stored: StoredRun,
-    args: &RunArgs,
-) -> Result<ExecutionSummary, CliError> {
-    // The record comes first: it gives the run its number and name (`WF-N`).
-    let mut recorder = stored.start(&plan.workflow, &mut request).await;
-    let executor = LocalExecutor::new(crate::home::runs());
-    let engine = Engine::new(Arc::new(executor));
-    let started = engine.start(plan, request);
-    if let (Err(err), Some(recorder)) = (&started, &recorder)
-        && let Err(err) = recorder
-            .finish(ExecutionStatus::Failed, Some(err.to_string()))
-            .await
-    {
-        store_warning(&err);
-    }
-    let mut running = started.map_err(|err| match err {
-        EngineError::Unsupported(features) => {
-            let list: Vec<String> = features.iter().map(ToString::to_string).collect();
-            CliError::usage(list.join("\n"))
-                .with_hint("this feature does not run locally yet; see `testkube plan FILE`")
+impl Launch {
+    /// Runs it to the end: record, progress, summary, `--junit`, exit code.
+    pub(crate) fn run(mut self, options: &RunOptions) -> Result<ExitCode, CliError> {
+        for (key, value) in input::key_values(&options.tags, "--tag")? {
+            self.tags.insert(key, value);
         }
-        other => CliError::input(format!("cannot start the run: {other}")),
-    })?;
-    let canceller = running.canceller();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            anstream::eprintln!("{}", paint(style::WARN, "aborting (Ctrl-C)..."));
-            canceller.abort();
+        let source = SecretSource::load(
+            options.secrets.as_deref(),
+            &crate::home::dir().join("secrets.yaml"),
+        )?;
+        let (runnable, secret_values) = inline_secrets(&self.workflow, &source)?;
+        self.secrets.extend(secret_values);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?;
+        let outcome = runtime.block_on(self.execute(runnable, options))?;
+        let summary = &outcome.summary;
+        let junit = options.junit.as_ref().map(|path| {
+            let duration = Duration::from_millis(summary.duration_ms);
+            crate::junit_out::write(path, &summary.name, duration, &outcome.cases).map(|()| path)
+        });
+        if options.output == TextOutput::Json {
+            print_json(summary)?;
+        } else {
+            print_summary(&outcome);
         }
-    });
-    // Progress goes where it does not mix with JSON.
-    let progress = Progress {
-        to_stderr: args.output == TextOutput::Json,
-        logs: args.logs,
-    };
-    while let Some(event) = running.next_event().await {
-        if let Some(active) = recorder.as_mut()
-            && let Err(err) = active.record(&event).await
+        if let Some(junit) = junit {
+            let path = junit?;
+            let text = format!(
+                "{} {} test {} written to {}",
+                paint(style::DIM, "junit:"),
+                outcome.cases.len(),
+                plural(outcome.cases.len(), "result", "results"),
+                path.display()
+            );
+            if options.output == TextOutput::Json {
+                anstream::eprintln!("{text}");
+            } else {
+                style::outln!("{text}");
+            }
+        }
+        Ok(if summary.status.is_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
+
+    async fn execute(
+        self,
+        runnable: TestWorkflow,
+        options: &RunOptions,
+    ) -> Result<Outcome, CliError> {
+        let workflow_name = runnable
+            .metadata
+            .name
+            .clone()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "run".to_owned());
+        let store = open_store().await;
+        let durations = match &store {
+            Some(store) => match store.item_durations(&workflow_name).await {
+                Ok(items) => RecordedDurations::new(items),
+                Err(err) => {
+                    store_warning(&err, "recorded durations are not used");
+                    RecordedDurations::default()
+                }
+            },
+            None => RecordedDurations::default(),
+        };
+        let recorded = durations.len();
+        // The durations the split uses are kept with the run, so that
+        // `rerun --failed-only` plans the same shards.
+        let used: Arc<Mutex<BTreeMap<String, f64>>> = Arc::default();
+        let plan_options = match &self.failed_only {
+            Some(failed_only) if !failed_only.durations().is_empty() => {
+                *lock(&used) = failed_only.durations().clone();
+                PlanOptions::new().with_duration_map(failed_only.durations().clone())
+            }
+            Some(_) => PlanOptions::new(),
+            None if recorded == 0 => PlanOptions::new(),
+            None => {
+                let used = Arc::clone(&used);
+                let run_time = durations.map();
+                PlanOptions::new()
+                    .with_run_time_durations(run_time)
+                    .with_durations(move |item| {
+                        let seconds = durations.seconds(item);
+                        if let Some(seconds) = seconds {
+                            lock(&used).insert(item.to_owned(), seconds);
+                        }
+                        seconds
+                    })
+            }
+        };
+        let mut plan = plan_workflow(&runnable, &plan_options).map_err(|err| {
+            for diagnostic in &err.diagnostics {
+                let diagnostic = diagnostic.clone().with_file(self.source.clone());
+                anstream::eprintln!("{}", diagnostic.render(None));
+            }
+            CliError::usage(format!("cannot plan workflow `{workflow_name}`"))
+                .with_hint("fix the problems above")
+        })?;
+        let notes = match &self.failed_only {
+            Some(failed_only) => failed_only.apply(&mut plan),
+            None => balance_notes(&plan.root, recorded),
+        };
+        drop(plan_options);
+        let used = std::mem::take(&mut *lock(&used));
+
+        let executor = LocalExecutor::new(crate::home::runs());
+        let mut files = self.catalog.files.clone();
+        files.extend(options.workflows.iter().cloned());
+        let children = StoredChildren::load(&files, &self.catalog.templates, store.clone())?;
+        let engine = Engine::new(Arc::new(executor.clone())).with_children(Arc::new(children));
+        // Refused before anything is recorded: no number used, no record left.
+        engine.check(&plan).map_err(engine_error)?;
+
+        let mut request = ExecutionRequest {
+            id: execution_id(&plan.workflow),
+            config: self.config.clone(),
+            tags: self.tags.clone(),
+            labels: runnable.metadata.labels.clone().unwrap_or_default(),
+            secrets: self.secrets.clone(),
+            ..ExecutionRequest::new("")
+        };
+        let mut recorder = match store {
+            Some(store) => self.record(store, &plan.workflow, &mut request, used).await,
+            None => None,
+        };
+        let live = options.output != TextOutput::Json && std::io::stdout().is_terminal();
+        let mut view = if live {
+            View::live(options.logs, &plan)
+        } else {
+            View::lines(options.logs, options.output == TextOutput::Json)
+        };
+        for note in &notes {
+            view.note(&format!("{} {note}", paint(style::DIM, "note:")));
+        }
+        let mut running = match engine.start(plan, request) {
+            Ok(running) => running,
+            Err(err) => {
+                if let Some(recorder) = &recorder
+                    && let Err(store_err) = recorder
+                        .finish(ExecutionStatus::Failed, Some(err.to_string()))
+                        .await
+                {
+                    store_warning(&store_err, "this run is not recorded");
+                }
+                return Err(engine_error(err));
+            }
+        };
+        let canceller = running.canceller();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                anstream::eprintln!("{}", paint(style::WARN, "aborting (Ctrl-C)..."));
+                canceller.abort();
+            }
+        });
+        let mut cases = Vec::new();
+        let mut artifacts = 0usize;
+        while let Some(event) = running.next_event().await {
+            if let Some(active) = recorder.as_mut()
+                && let Err(err) = active.record(&event).await
+            {
+                store_warning(&err, "the rest of this run is not recorded");
+                recorder = None;
+            }
+            match event {
+                Event::Finished(summary) => {
+                    view.finish();
+                    if let Some(recorder) = &recorder
+                        && let Err(err) = recorder.flush().await
+                    {
+                        store_warning(&err, "some logs of this run are not recorded");
+                    }
+                    return Ok(Outcome {
+                        artifacts_dir: executor.artifacts_dir(&summary.id),
+                        summary: *summary,
+                        cases,
+                        artifacts,
+                        recorded: recorder.is_some(),
+                    });
+                }
+                Event::TestCases {
+                    cases: ref found, ..
+                } => {
+                    cases.extend(found.iter().cloned());
+                    view.show(&event);
+                }
+                Event::Artifact { .. } => {
+                    artifacts += 1;
+                    view.show(&event);
+                }
+                event => view.show(&event),
+            }
+        }
+        view.finish();
+        Err(CliError::input("the run ended without a result"))
+    }
+
+    /// Records the execution (numbering it) with what a rerun needs: the
+    /// resolved workflow and config, secrets masked (the store is a plain
+    /// file). A store that fails is a warning: the run itself still happens.
+    async fn record(
+        &self,
+        store: Arc<dyn ResultStore>,
+        workflow: &str,
+        request: &mut ExecutionRequest,
+        durations: BTreeMap<String, f64>,
+    ) -> Option<EventRecorder> {
+        let mut snapshot = serde_json::to_value(&self.workflow).unwrap_or_default();
+        if !durations.is_empty()
+            && let Some(map) = snapshot.as_object_mut()
         {
-            store_warning(&err);
-            recorder = None;
+            map.insert(DURATIONS_KEY.to_owned(), serde_json::json!(durations));
         }
-        match event {
-            Event::Finished(summary) => return Ok(*summary),
-            event => progress.show(&event),
-        }
-    }
-    Err(CliError::input("the run ended without a result"))
-}
-
-/// What the result store keeps about a run besides its events: the resolved
-/// workflow and config, with secrets masked (the store is a plain file).
-struct StoredRun {
-    snapshot: serde_json::Value,
-    config: BTreeMap<String, serde_json::Value>,
-}
-
-impl StoredRun {
-    fn new(workflow: &testkube_core::model::TestWorkflow, request: &ExecutionRequest) -> Self {
-        let mut snapshot = serde_json::to_value(workflow).unwrap_or_default();
-        let mut config = serde_json::Value::Object(
+        let mut config = Value::Object(
             request
                 .config
                 .iter()
@@ -162,41 +331,17 @@ impl StoredRun {
             mask_strings(&mut config, &masker);
         }
         let config = match config {
-            serde_json::Value::Object(map) => map.into_iter().collect(),
+            Value::Object(map) => map.into_iter().collect(),
             _ => BTreeMap::new(),
         };
-        StoredRun { snapshot, config }
-    }
-
-    /// Opens the store, marks runs a killed process left unfinished as
-    /// aborted, and records this run (numbering it). A store that cannot be
-    /// used is a warning: the run itself still happens.
-    async fn start(self, workflow: &str, request: &mut ExecutionRequest) -> Option<EventRecorder> {
-        let store: Arc<dyn ResultStore> = match SqliteStore::open(&crate::home::database()).await {
-            Ok(store) => Arc::new(store),
-            Err(err) => {
-                store_warning(&err);
-                return None;
-            }
-        };
-        match store.recover_abandoned().await {
-            Ok(ids) if !ids.is_empty() => anstream::eprintln!(
-                "{} marked {} abandoned execution(s) as aborted: {}",
-                paint(style::DIM, "note:"),
-                ids.len(),
-                ids.join(", ")
-            ),
-            Ok(_) => {}
-            Err(err) => store_warning(&err),
-        }
         let new = NewExecution {
             id: request.id.clone(),
-            workflow: if workflow.is_empty() { "run" } else { workflow }.to_owned(),
+            workflow: workflow.to_owned(),
             name: None,
             status: ExecutionStatus::Queued,
             scheduled_at: SystemTime::now().into(),
-            snapshot: self.snapshot,
-            config: self.config,
+            snapshot,
+            config,
             tags: request.tags.clone(),
         };
         match store.create_execution(new).await {
@@ -206,126 +351,405 @@ impl StoredRun {
                 Some(EventRecorder::new(store, record.id))
             }
             Err(err) => {
-                store_warning(&err);
+                store_warning(&err, "this run is not recorded");
                 None
             }
         }
     }
 }
 
+/// The key of the stored snapshot that holds the item durations the run's
+/// shards were split with (item → seconds); not part of the workflow.
+pub(crate) const DURATIONS_KEY: &str = "x-testkube-durations";
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a finished run leaves for the summary and `--junit`.
+struct Outcome {
+    summary: ExecutionSummary,
+    /// Every test case the run's reports held.
+    cases: Vec<TestCaseRecord>,
+    /// How many files were kept as artifacts.
+    artifacts: usize,
+    /// Where the executor keeps them.
+    artifacts_dir: std::path::PathBuf,
+    /// Whether the store has the run.
+    recorded: bool,
+}
+
+/// Opens the store and marks runs a killed process left unfinished as
+/// aborted; `None` (with a warning) when it cannot be used.
+pub(crate) async fn open_store() -> Option<Arc<dyn ResultStore>> {
+    let store: Arc<dyn ResultStore> = match SqliteStore::open(&crate::home::database()).await {
+        Ok(store) => Arc::new(store),
+        Err(err) => {
+            store_warning(&err, "this run is not recorded");
+            return None;
+        }
+    };
+    match store.recover_abandoned().await {
+        Ok(ids) if !ids.is_empty() => anstream::eprintln!(
+            "{} marked {} abandoned execution(s) as aborted: {}",
+            paint(style::DIM, "note:"),
+            ids.len(),
+            ids.join(", ")
+        ),
+        Ok(_) => {}
+        Err(err) => store_warning(&err, "abandoned runs were not checked"),
+    }
+    Some(store)
+}
+
+fn engine_error(err: EngineError) -> CliError {
+    match err {
+        EngineError::Unsupported(features) => {
+            let list: Vec<String> = features.iter().map(ToString::to_string).collect();
+            CliError::usage(list.join("\n"))
+                .with_hint("this feature does not run locally yet; see `testkube plan FILE`")
+        }
+        other => CliError::input(format!("cannot start the run: {other}")),
+    }
+}
+
+/// A unique, sortable id: `<workflow>-<unix millis>-<pid>`.
+pub(crate) fn execution_id(workflow: &str) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let name = if workflow.is_empty() { "run" } else { workflow };
+    format!("{name}-{millis}-{}", std::process::id())
+}
+
 /// Replaces secrets in every string of `value`.
-fn mask_strings(value: &mut serde_json::Value, masker: &SecretMasker) {
+fn mask_strings(value: &mut Value, masker: &SecretMasker) {
     match value {
-        serde_json::Value::String(text) => *text = masker.mask_string(std::mem::take(text)),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, masker)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, masker)),
+        Value::String(text) => *text = masker.mask_string(std::mem::take(text)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, masker)),
+        Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, masker)),
         _ => {}
     }
 }
 
-fn store_warning(err: &StoreError) {
-    anstream::eprintln!(
-        "{} {err}; this run is not recorded",
-        paint(style::WARN, "warning:")
-    );
+fn store_warning(err: &StoreError, consequence: &str) {
+    anstream::eprintln!("{} {err}; {consequence}", paint(style::WARN, "warning:"));
 }
 
-/// One quiet line per step status change, notices, and logs on request.
-struct Progress {
-    to_stderr: bool,
-    logs: bool,
+/// The workflow with every `secret(name, key)` in its `{{ }}` templates
+/// replaced by the value from `source`, and the values used (to mask).
+///
+/// Done before planning, so the plan, the executor and the step runner see
+/// plain values; the stored snapshot keeps the calls, so no secret value is
+/// ever written to the store and a rerun reads them again.
+fn inline_secrets(
+    workflow: &TestWorkflow,
+    source: &SecretSource,
+) -> Result<(TestWorkflow, Vec<String>), CliError> {
+    let mut value = serde_json::to_value(workflow)
+        .map_err(|err| CliError::input(format!("internal error: {err}")))?;
+    let lookup = SecretLookup {
+        source,
+        used: RefCell::new(Vec::new()),
+        missing: RefCell::new(None),
+    };
+    let mut changed = false;
+    inline_in(&mut value, &lookup, &mut changed)?;
+    if !changed {
+        return Ok((workflow.clone(), Vec::new()));
+    }
+    let workflow = serde_json::from_value(value)
+        .map_err(|err| CliError::input(format!("internal error: {err}")))?;
+    Ok((workflow, lookup.used.into_inner()))
 }
 
-impl Progress {
-    fn show(&self, event: &Event) {
-        match event {
-            Event::Step {
-                worker,
-                step,
-                status,
-                detail,
-                ..
-            } if step.depth > 0 => self.line(&step_line(worker, step, *status, detail)),
-            Event::Worker {
-                worker,
-                status,
-                description,
-            } if worker.number > 0 => {
-                let about = description
-                    .as_deref()
-                    .map(|d| format!("  {}", paint(style::DIM, d)))
-                    .unwrap_or_default();
-                self.line(&format!("{} worker {worker}{about}", status_word(*status)));
-            }
-            Event::Notice { message, .. } => {
-                self.line(&format!("{} {message}", paint(style::DIM, "note:")));
-            }
-            Event::Log { worker, chunk, .. } if self.logs => {
-                let text = String::from_utf8_lossy(chunk);
-                let prefix = paint(style::DIM, format!("{worker} |"));
-                let mut out = String::new();
-                for line in text.lines() {
-                    let _ = writeln!(out, "{prefix} {line}");
+fn inline_in(
+    value: &mut Value,
+    lookup: &SecretLookup<'_>,
+    changed: &mut bool,
+) -> Result<(), CliError> {
+    match value {
+        Value::String(text) if text.contains("{{") && text.contains("secret(") => {
+            // Anything the templates do not parse was refused by resolution
+            // already; leave it to the planner's messages.
+            let Ok(template) = Template::parse(text) else {
+                return Ok(());
+            };
+            match template.evaluate(lookup) {
+                Ok(done) => {
+                    let rendered = done.as_string().unwrap_or_else(|| done.to_string());
+                    if rendered != *text {
+                        *text = rendered;
+                        *changed = true;
+                    }
+                    Ok(())
                 }
-                self.write(&out);
+                Err(err) => match lookup.missing.borrow_mut().take() {
+                    Some((name, key)) => Err(lookup.source.missing(&name, &key)),
+                    None => Err(CliError::usage(format!("cannot use a secret: {err}"))
+                        .with_hint("secret() takes two texts: secret(\"name\", \"key\")")),
+                },
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .try_for_each(|item| inline_in(item, lookup, changed)),
+        Value::Object(map) => map
+            .values_mut()
+            .try_for_each(|item| inline_in(item, lookup, changed)),
+        _ => Ok(()),
+    }
+}
+
+/// A context that knows secrets only: everything else stays for later.
+struct SecretLookup<'a> {
+    source: &'a SecretSource,
+    used: RefCell<Vec<String>>,
+    missing: RefCell<Option<(String, String)>>,
+}
+
+impl Context for SecretLookup<'_> {
+    fn variable(&self, _name: &str) -> Option<Value> {
+        None
+    }
+
+    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
+        match self.source.get(name, key) {
+            Some(value) => {
+                self.used.borrow_mut().push(value.clone());
+                Some(Ok(value))
+            }
+            None => {
+                *self.missing.borrow_mut() = Some((name.to_owned(), key.to_owned()));
+                Some(Err(format!("secret {name}/{key} is not set")))
+            }
+        }
+    }
+}
+
+/// Durations the store recorded for a workflow's test items, looked up the
+/// way `balance` items are written: a test file, a class, or a test name.
+#[derive(Default)]
+struct RecordedDurations {
+    by_file: BTreeMap<String, f64>,
+    by_class: BTreeMap<String, f64>,
+    by_name: BTreeMap<String, f64>,
+    items: usize,
+}
+
+impl RecordedDurations {
+    fn new(items: Vec<ItemDuration>) -> Self {
+        let mut out = RecordedDurations {
+            items: items.len(),
+            ..RecordedDurations::default()
+        };
+        for item in items {
+            let seconds = item.duration_secs;
+            if !seconds.is_finite() || seconds < 0.0 {
+                continue;
+            }
+            if let Some(file) = &item.file {
+                *out.by_file.entry(normalize(file)).or_default() += seconds;
+            }
+            if let Some(class) = &item.class {
+                *out.by_class.entry(class.clone()).or_default() += seconds;
+            }
+            *out.by_name.entry(item.name.clone()).or_default() += seconds;
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.items
+    }
+
+    /// Every recorded item with its seconds, for blocks whose shards are
+    /// only known at run time (files win over classes over test names).
+    fn map(&self) -> BTreeMap<String, f64> {
+        let mut map = self.by_name.clone();
+        map.extend(self.by_class.iter().map(|(k, v)| (k.clone(), *v)));
+        map.extend(self.by_file.iter().map(|(k, v)| (k.clone(), *v)));
+        map
+    }
+
+    /// The seconds of `item`: its file's tests, else its class's, else the
+    /// test of that name; a file path also matches the one recorded file
+    /// that ends with it (reports from another checkout folder).
+    fn seconds(&self, item: &str) -> Option<f64> {
+        let item = normalize(item);
+        if let Some(seconds) = self
+            .by_file
+            .get(&item)
+            .or_else(|| self.by_class.get(&item))
+            .or_else(|| self.by_name.get(&item))
+        {
+            return Some(*seconds);
+        }
+        if !item.contains('/') {
+            return None;
+        }
+        let suffix = format!("/{item}");
+        let mut matches = self
+            .by_file
+            .iter()
+            .filter(|(file, _)| file.ends_with(&suffix));
+        match (matches.next(), matches.next()) {
+            (Some((_, seconds)), None) => Some(*seconds),
+            _ => None,
+        }
+    }
+}
+
+/// One line per `balance: {by: duration}` block: how its shards were split.
+fn balance_notes(step: &PlanStep, recorded: usize) -> Vec<String> {
+    let mut notes = Vec::new();
+    visit_parallel(step, &mut |step, block| {
+        let Some(balance) = &block.balance else {
+            return;
+        };
+        let label = step.name.as_deref().unwrap_or(&step.id);
+        if balance.method == "balanced" {
+            notes.push(format!(
+                "`{label}`: shards split by {} recorded {} ({} {} without history; {} in the store)",
+                balance.known_items,
+                plural(balance.known_items, "duration", "durations"),
+                balance.defaulted_items,
+                plural(balance.defaulted_items, "item", "items"),
+                recorded
+            ));
+        } else if recorded == 0 {
+            notes.push(format!(
+                "`{label}`: no recorded durations yet, shards split evenly; the next run balances on this run's test reports"
+            ));
+        } else {
+            notes.push(format!(
+                "`{label}`: none of the {recorded} recorded durations matches a `{}` item, shards split evenly",
+                balance.key
+            ));
+        }
+    });
+    notes
+}
+
+/// Calls `f` for every parallel block under `step` (workers included).
+pub(crate) fn visit_parallel(
+    step: &PlanStep,
+    f: &mut dyn FnMut(&PlanStep, &testkube_core::plan::PlanParallel),
+) {
+    for operation in &step.operations {
+        match operation {
+            Operation::Setup { steps } | Operation::Steps { steps } => {
+                for child in steps {
+                    visit_parallel(child, f);
+                }
+            }
+            Operation::Parallel(block) => {
+                f(step, block);
+                for worker in &block.workers {
+                    visit_parallel(&worker.root, f);
+                }
             }
             _ => {}
         }
     }
+}
 
-    fn line(&self, text: &str) {
-        self.write(&format!("{text}\n"));
-    }
-
-    fn write(&self, text: &str) {
-        if self.to_stderr {
-            anstream::eprint!("{text}");
-        } else {
-            style::out(text);
+/// The steps of `worker` (only the failed ones with `failed_only`), each
+/// parallel block summed up under its step.
+fn write_steps(
+    out: &mut String,
+    workers: &[WorkerSummary],
+    worker: &WorkerSummary,
+    indent: usize,
+    failed_only: bool,
+) {
+    for step in worker.steps.iter().filter(|s| s.depth > 0) {
+        let block = format!("{}/{}", worker.id, step.id);
+        let has_workers = workers.iter().any(|w| {
+            w.id.rsplit_once('/')
+                .is_some_and(|(parent, _)| parent == block)
+        });
+        if failed_only && !step.status.is_failure() && !has_workers {
+            continue;
+        }
+        let mut extra = Vec::new();
+        if let Some(ms) = step.duration_ms {
+            extra.push(seconds(ms));
+        }
+        match (&step.message, step.exit_code.filter(|code| *code != 0)) {
+            (Some(message), _) if step.status.is_failure() => extra.push(message.clone()),
+            (_, Some(code)) => extra.push(format!("exit {code}")),
+            _ => {}
+        }
+        let _ = writeln!(
+            out,
+            "{}{} {}  {}",
+            "  ".repeat(indent + step.depth - 1),
+            status_word(step.status),
+            step.name.as_deref().unwrap_or(&step.id),
+            paint(style::DIM, extra.join(", "))
+        );
+        if has_workers {
+            write_block(out, workers, &block, indent + step.depth);
         }
     }
 }
 
-fn step_line(worker: &WorkerId, step: &StepRef, status: StepStatus, detail: &StepDetail) -> String {
-    let place = if worker.number == 0 {
-        String::new()
-    } else {
-        paint(style::DIM, format!("[{worker}] "))
-    };
-    let indent = "  ".repeat(step.depth.saturating_sub(1));
-    let mut extra = Vec::new();
-    if status == StepStatus::Running && detail.attempt > 1 {
-        extra.push(format!("attempt {}", detail.attempt));
+/// One line for the workers of a parallel block (by status), then each
+/// worker that did not pass with its failed steps.
+fn write_block(out: &mut String, workers: &[WorkerSummary], block: &str, indent: usize) {
+    let members: Vec<&WorkerSummary> = workers
+        .iter()
+        .filter(|w| {
+            w.id.rsplit_once('/')
+                .is_some_and(|(parent, _)| parent == block)
+        })
+        .collect();
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for member in &members {
+        *by_status.entry(member.status.as_str()).or_default() += 1;
     }
-    if status.is_finished()
-        && let Some(message) = &detail.message
-    {
-        extra.push(message.clone());
+    let counts: Vec<String> = by_status
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    let pad = "  ".repeat(indent);
+    let _ = writeln!(
+        out,
+        "{pad}{} {}",
+        paint(
+            style::DIM,
+            format!("{}:", plural(members.len(), "worker", "workers"))
+        ),
+        counts.join(", ")
+    );
+    for member in members.iter().filter(|w| w.status.is_failure()) {
+        let about = member
+            .description
+            .as_deref()
+            .map(|d| format!("  {}", paint(style::DIM, d)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{pad}{} worker {}{about}",
+            status_word(member.status),
+            member.id
+        );
+        write_steps(out, workers, member, indent + 1, true);
     }
-    let extra = if extra.is_empty() {
-        String::new()
-    } else {
-        format!("  {}", paint(style::DIM, extra.join(", ")))
-    };
-    format!(
-        "{} {place}{indent}{}{extra}",
-        status_word(status),
-        step.label()
-    )
 }
 
-/// The status as a fixed-width, coloured word.
-fn status_word(status: StepStatus) -> String {
-    let colour = match status {
-        StepStatus::Passed => style::OK,
-        StepStatus::Running => style::ACCENT,
-        status if status.is_failure() => style::ERROR,
-        _ => style::DIM,
-    };
-    paint(colour, format!("{:<8}", status.as_str()))
+/// Prints the final summary.
+fn print_summary(outcome: &Outcome) {
+    style::out(&summary_text(outcome));
 }
 
-fn print_summary(summary: &ExecutionSummary) {
+/// The final summary: verdict, steps, tests, where the results are.
+fn summary_text(outcome: &Outcome) -> String {
+    let summary = &outcome.summary;
     let mut out = String::new();
     let verdict = match summary.status {
         status if status.is_passed() => paint(style::OK, status.as_str()),
@@ -343,34 +767,224 @@ fn print_summary(summary: &ExecutionSummary) {
     }
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for worker in &summary.workers {
-        if worker.id != "root" {
-            let _ = writeln!(out, "  {} worker {}", status_word(worker.status), worker.id);
-        }
         for step in worker.steps.iter().filter(|s| s.depth > 0) {
             *counts.entry(step.status.as_str()).or_default() += 1;
-            let time = step.duration_ms.map(seconds).unwrap_or_default();
-            let exit = match step.exit_code {
-                Some(code) if code != 0 => format!("  exit {code}"),
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "  {}{} {}  {}{exit}",
-                "  ".repeat(step.depth),
-                status_word(step.status),
-                step.name.as_deref().unwrap_or(&step.id),
-                paint(style::DIM, time)
-            );
         }
+    }
+    if let Some(root) = summary.workers.iter().find(|w| w.id == "root") {
+        write_steps(&mut out, &summary.workers, root, 1, false);
     }
     let counts: Vec<String> = counts
         .iter()
         .map(|(status, n)| format!("{n} {status}"))
         .collect();
-    let _ = writeln!(out, "  steps: {}", counts.join(", "));
-    style::out(&out);
+    let _ = writeln!(
+        out,
+        "  {} {}",
+        paint(style::BOLD, "steps:"),
+        counts.join(", ")
+    );
+    let tests = &summary.tests;
+    if tests.tests > 0 {
+        let mut parts = vec![paint(style::OK, format!("{} passed", tests.passed))];
+        let failed = tests.failed + tests.errored;
+        if failed > 0 {
+            parts.push(paint(style::ERROR, format!("{failed} failed")));
+        }
+        if tests.skipped > 0 {
+            parts.push(format!("{} skipped", tests.skipped));
+        }
+        if tests.flaky > 0 {
+            parts.push(paint(style::WARN, format!("{} flaky", tests.flaky)));
+        }
+        let _ = writeln!(
+            out,
+            "  {} {} ({} in total)",
+            paint(style::BOLD, "tests:"),
+            parts.join(", "),
+            tests.tests
+        );
+        for case in &tests.failures {
+            let name = match &case.class {
+                Some(class) if !class.is_empty() => format!("{class}::{}", case.name),
+                _ => case.name.clone(),
+            };
+            let why = case
+                .message
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .map(|m| format!("  {}", paint(style::DIM, m)))
+                .unwrap_or_default();
+            let place = if case.worker == "root" || case.worker.is_empty() {
+                String::new()
+            } else {
+                paint(style::DIM, format!(" [{}]", case.worker))
+            };
+            let word = if case.status == TestCaseStatus::Errored {
+                "errored"
+            } else {
+                "failed"
+            };
+            let _ = writeln!(
+                out,
+                "    {} {name}{place}{why}",
+                paint(style::ERROR, format!("{word:<8}"))
+            );
+        }
+        let listed = tests.failures.len() as u64;
+        if failed > listed {
+            let _ = writeln!(out, "    ... and {} more", failed - listed);
+        }
+    }
+    let folder = crate::home::runs().join(&summary.id);
+    let _ = writeln!(
+        out,
+        "  {} {}",
+        paint(style::BOLD, "files:"),
+        folder.display()
+    );
+    if outcome.artifacts > 0 {
+        let _ = writeln!(
+            out,
+            "  {} {} {} in {}  ·  testkube artifacts {}",
+            paint(style::BOLD, "artifacts:"),
+            outcome.artifacts,
+            plural(outcome.artifacts, "file", "files"),
+            outcome.artifacts_dir.display(),
+            summary.name
+        );
+    }
+    if outcome.recorded {
+        let _ = writeln!(
+            out,
+            "  {} testkube get execution {name}  ·  testkube logs {name}",
+            paint(style::BOLD, "details:"),
+            name = summary.name
+        );
+    }
+    out
 }
 
-fn seconds(millis: u64) -> String {
-    format!("{:.1}s", millis as f64 / 1000.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(file: Option<&str>, class: Option<&str>, name: &str, secs: f64) -> ItemDuration {
+        ItemDuration {
+            file: file.map(str::to_owned),
+            class: class.map(str::to_owned),
+            name: name.to_owned(),
+            duration_secs: secs,
+        }
+    }
+
+    #[test]
+    fn recorded_durations_sum_by_file_and_match_suffixes() {
+        let durations = RecordedDurations::new(vec![
+            item(Some("/ci/repo/tests/test_a.py"), None, "test_one", 1.0),
+            item(Some("/ci/repo/tests/test_a.py"), None, "test_two", 2.0),
+            item(Some("tests/test_b.py"), Some("pkg.B"), "test_b", 0.5),
+        ]);
+        assert_eq!(durations.seconds("tests/test_a.py"), Some(3.0));
+        assert_eq!(durations.seconds("./tests/test_b.py"), Some(0.5));
+        assert_eq!(durations.seconds("pkg.B"), Some(0.5));
+        assert_eq!(durations.seconds("test_one"), Some(1.0));
+        assert_eq!(durations.seconds("tests/test_c.py"), None);
+        assert_eq!(durations.len(), 3);
+    }
+
+    #[test]
+    fn the_summary_lists_test_totals_failures_and_where_results_are() {
+        let failure = TestCaseRecord {
+            worker: "root/tests/1".to_owned(),
+            suite: "suite".to_owned(),
+            class: Some("pkg.Api".to_owned()),
+            name: "test_login".to_owned(),
+            file: None,
+            status: TestCaseStatus::Failed,
+            duration_secs: Some(1.0),
+            message: Some("expected 200\ngot 500".to_owned()),
+        };
+        let tests = testkube_core::engine::TestTotals {
+            tests: 12,
+            passed: 9,
+            failed: 1,
+            errored: 0,
+            skipped: 1,
+            flaky: 1,
+            failures: vec![failure.clone()],
+        };
+        let summary = ExecutionSummary {
+            id: "wf-123".to_owned(),
+            name: "wf-3".to_owned(),
+            workflow: "wf".to_owned(),
+            status: ExecutionStatus::Failed,
+            message: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 2500,
+            workers: Vec::new(),
+            tests,
+        };
+        let outcome = Outcome {
+            summary,
+            cases: vec![failure],
+            artifacts: 2,
+            artifacts_dir: "home/runs/wf-123/artifacts".into(),
+            recorded: true,
+        };
+        let text = anstream::adapter::strip_str(&summary_text(&outcome)).to_string();
+        assert!(text.contains("execution wf-3 failed in 2.5s"), "{text}");
+        assert!(
+            text.contains("tests: 9 passed, 1 failed, 1 skipped, 1 flaky (12 in total)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed   pkg.Api::test_login [root/tests/1]  expected 200"),
+            "{text}"
+        );
+        assert!(!text.contains("got 500"), "only the first line: {text}");
+        assert!(text.contains("runs/wf-123"), "{text}");
+        assert!(
+            text.contains(
+                "artifacts: 2 files in home/runs/wf-123/artifacts  ·  testkube artifacts wf-3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("testkube logs wf-3"), "{text}");
+    }
+
+    #[test]
+    fn secrets_in_templates_are_replaced_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.yaml");
+        std::fs::write(&file, "db: {password: hunter2}\n").unwrap();
+        let source = SecretSource::load(Some(&file), &file).unwrap();
+        let workflow: TestWorkflow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "testworkflows.testkube.io/v1",
+            "kind": "TestWorkflow",
+            "metadata": {"name": "s"},
+            "spec": {"steps": [{"shell": "echo {{ secret('db', 'password') }} {{ env.HOME }}"}]}
+        }))
+        .unwrap();
+        let (done, used) = inline_secrets(&workflow, &source).unwrap();
+        let text = serde_json::to_string(&done).unwrap();
+        assert!(text.contains("echo hunter2 {{"), "{text}");
+        assert_eq!(used, vec!["hunter2".to_owned()]);
+
+        let missing: TestWorkflow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "testworkflows.testkube.io/v1",
+            "kind": "TestWorkflow",
+            "metadata": {"name": "s"},
+            "spec": {"steps": [{"shell": "echo {{ secret('api', 'token') }}"}]}
+        }))
+        .unwrap();
+        let err = inline_secrets(&missing, &source).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message().contains("secret(\"api\", \"token\")"));
+        assert!(
+            err.hint()
+                .is_some_and(|hint| hint.contains("TESTKUBE_SECRET_API_TOKEN"))
+        );
+    }
 }

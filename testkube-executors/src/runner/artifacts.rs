@@ -1,0 +1,637 @@
+//! `artifacts`: files a step leaves behind, kept after the run, and the
+//! test results found among them.
+//!
+//! The runner collects them itself, after the step's commands (also when
+//! they failed: the operation's condition defaults to `always`), so that
+//! the same code keeps artifacts of local workers and of pods. They go to
+//! an [`object_store`] given by the executor ([`ArtifactStorage`]): a local
+//! folder here, S3 or the like for a cluster; files are streamed, never
+//! read whole.
+//!
+//! `paths` are globs (`*` within a folder, `**` across folders) relative
+//! to `workingDir` (default `/data`); a pattern naming a folder takes all
+//! its files. Each file is stored under its path relative to `workingDir`
+//! (or `compress: {name}` packs them all into one `.tar.gz`). Nothing
+//! matching is a notice, not a failure, as in Testkube.
+//!
+//! JUnit reports among the collected files (the format's rule: `*.xml`
+//! whose first 8 KB mention `<testsuite`) are parsed and reported as
+//! [`WorkerEvent::TestCases`]; a report that cannot be read is a notice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobMatcher};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use testkube_core::engine::WorkerEvent;
+use testkube_core::model::Artifacts;
+use testkube_core::plan::PlanStep;
+use tokio::io::AsyncReadExt;
+
+use super::{OperationEnd, StepRunner, Stop, stopped};
+
+/// Where `paths` are relative to when the step sets no `workingDir`.
+const DEFAULT_WORKING_DIR: &str = "/data";
+
+/// How much of an `.xml` file is searched for `<testsuite`.
+const JUNIT_SNIFF_BYTES: usize = 8 * 1024;
+
+/// Files up to this size are stored in one request; larger ones are
+/// streamed in parts.
+const SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024;
+
+/// How many parts of one file may be in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// Where a worker's artifacts are kept: an object store and the key prefix
+/// of the worker in it (e.g. `2/` for worker 2 of an execution).
+#[derive(Clone)]
+pub struct ArtifactStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    locate: Arc<dyn Fn(&ObjectPath) -> String + Send + Sync>,
+}
+
+impl fmt::Debug for ArtifactStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtifactStorage")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArtifactStorage {
+    /// Artifacts in `store`, each under `prefix` + its path; events report
+    /// `location_base` + the key as where it is (e.g. `s3://bucket/`).
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: impl Into<String>,
+        location_base: impl Into<String>,
+    ) -> Self {
+        let base = location_base.into();
+        ArtifactStorage {
+            store,
+            prefix: prefix.into(),
+            locate: Arc::new(move |key: &ObjectPath| format!("{base}{key}")),
+        }
+    }
+
+    /// Artifacts in the local folder `dir` (created when missing), each
+    /// under `prefix` + its path; events report absolute file paths.
+    ///
+    /// # Errors
+    /// A message when the folder cannot be created or opened.
+    pub fn local(dir: &Path, prefix: impl Into<String>) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            format!(
+                "cannot create the artifacts folder {}: {err}",
+                dir.display()
+            )
+        })?;
+        let store = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|err| {
+                format!("cannot open the artifacts folder {}: {err}", dir.display())
+            })?,
+        );
+        let local = Arc::clone(&store);
+        Ok(ArtifactStorage {
+            store,
+            prefix: prefix.into(),
+            locate: Arc::new(move |key: &ObjectPath| {
+                local
+                    .path_to_filesystem(key)
+                    .map_or_else(|_| key.to_string(), |path| path.display().to_string())
+            }),
+        })
+    }
+
+    /// The object store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The worker's key prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The key of artifact `name` (a relative `/`-separated path).
+    fn key(&self, name: &str) -> Result<ObjectPath, String> {
+        let full = format!("{}{name}", self.prefix);
+        ObjectPath::parse(&full).or_else(|_| {
+            let parts: Vec<&str> = full.split('/').filter(|p| !p.is_empty()).collect();
+            if parts.iter().any(|p| *p == "." || *p == "..") {
+                return Err(format!("`{name}` is not a valid artifact name"));
+            }
+            Ok(ObjectPath::from_iter(parts))
+        })
+    }
+}
+
+/// One file to collect.
+struct Found {
+    /// Its name among the artifacts (relative to the working directory).
+    name: String,
+    /// Where it is on this machine.
+    host: PathBuf,
+}
+
+impl StepRunner {
+    /// Collects a step's `artifacts` when `condition` holds.
+    pub(super) async fn artifacts(
+        &mut self,
+        step: &PlanStep,
+        condition: &str,
+        artifacts: &Artifacts,
+    ) -> OperationEnd {
+        if let Some(stop @ Stop::Interrupted(_)) = self.stop_signal().check() {
+            return stopped(stop);
+        }
+        match self.status.should_run(&step.id, condition) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.log(
+                    &step.id,
+                    format!("artifacts: not collected (condition `{condition}` is false)\n"),
+                )
+                .await;
+                return OperationEnd::passed();
+            }
+            Err(err) => {
+                return OperationEnd::failed(format!("artifacts: condition `{condition}`: {err}"));
+            }
+        }
+        let found = match self.find_artifacts(artifacts) {
+            Ok(found) => found,
+            Err(message) => return OperationEnd::failed(format!("artifacts: {message}")),
+        };
+        if found.is_empty() {
+            self.notice(format!(
+                "step `{}`: no artifacts matched {}",
+                step.id,
+                artifacts
+                    .paths
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .await;
+            return OperationEnd::passed();
+        }
+        let stored = match &artifacts.compress {
+            Some(compress) => match self.render(&compress.name) {
+                Ok(name) => self.store_archive(step, &name, &found).await,
+                Err(message) => Err(format!("compress.name: {message}")),
+            },
+            None => self.store_files(step, &found).await,
+        };
+        if let Err(message) = stored {
+            return OperationEnd::failed(format!("artifacts: {message}"));
+        }
+        self.report_tests(step, &found).await;
+        OperationEnd::passed()
+    }
+
+    /// The files matching the artifacts' `paths`, by name.
+    fn find_artifacts(&self, artifacts: &Artifacts) -> Result<Vec<Found>, String> {
+        let working_dir = match &artifacts.working_dir {
+            Some(dir) => absolute(&self.render(dir)?, DEFAULT_WORKING_DIR),
+            None => DEFAULT_WORKING_DIR.to_owned(),
+        };
+        let mut found = BTreeMap::new();
+        for pattern in &artifacts.paths {
+            let pattern = self.render(pattern)?;
+            if pattern.trim().is_empty() {
+                continue;
+            }
+            let pattern = if pattern.starts_with('/') {
+                clean(&pattern)
+            } else {
+                clean(&format!(
+                    "{}/{pattern}",
+                    globset::escape(working_dir.trim_end_matches('/'))
+                ))
+            };
+            self.find_matches(&pattern, &working_dir, &mut found)?;
+        }
+        Ok(found
+            .into_iter()
+            .map(|(name, host)| Found { name, host })
+            .collect())
+    }
+
+    /// Adds the files matching the absolute glob `pattern` to `found`.
+    fn find_matches(
+        &self,
+        pattern: &str,
+        working_dir: &str,
+        found: &mut BTreeMap<String, PathBuf>,
+    ) -> Result<(), String> {
+        let parts: Vec<&str> = pattern.split('/').collect();
+        let first_glob = parts.iter().position(|part| has_glob(part));
+        let (base, pattern) = match first_glob {
+            Some(index) => (parts[..index].join("/"), pattern.to_owned()),
+            None => {
+                let literal = unescape(pattern);
+                let host = self.workspace_path(&literal)?;
+                match std::fs::metadata(&host) {
+                    Ok(meta) if meta.is_file() => {
+                        found.insert(artifact_name(&literal, working_dir), host);
+                        return Ok(());
+                    }
+                    Ok(meta) if meta.is_dir() => (literal, format!("{pattern}/**")),
+                    _ => return Ok(()),
+                }
+            }
+        };
+        let base = unescape(if base.is_empty() { "/" } else { &base });
+        let base_host = self.workspace_path(&base)?;
+        let matcher = glob(&pattern)?;
+        let mut walk = walkdir::WalkDir::new(&base_host).follow_links(false);
+        if !pattern.contains("**") {
+            walk = walk.max_depth(parts.len() - first_glob.unwrap_or(parts.len()));
+        }
+        for entry in walk.into_iter().filter_map(Result::ok) {
+            let is_file = entry.file_type().is_file()
+                || (entry.file_type().is_symlink()
+                    && std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()));
+            if !is_file {
+                continue;
+            }
+            let Ok(relative) = entry.path().strip_prefix(&base_host) else {
+                continue;
+            };
+            let Some(relative) = relative.to_str() else {
+                continue;
+            };
+            let visible = format!("{}/{relative}", base.trim_end_matches('/'));
+            if matcher.is_match(&visible) {
+                found.insert(
+                    artifact_name(&visible, working_dir),
+                    entry.path().to_path_buf(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The host path of a workspace path, or why it cannot be collected.
+    fn workspace_path(&self, path: &str) -> Result<PathBuf, String> {
+        self.paths.host(path).ok_or_else(|| {
+            format!(
+                "`{path}` is outside /data, /tmp and /testkube: only the worker's folders can \
+                 be collected"
+            )
+        })
+    }
+
+    /// Stores each file as its own artifact.
+    async fn store_files(&self, step: &PlanStep, found: &[Found]) -> Result<(), String> {
+        let Some(storage) = self.artifact_storage.clone() else {
+            return Err(NO_STORAGE.to_owned());
+        };
+        for file in found {
+            let key = storage.key(&file.name)?;
+            let size = upload(&storage, &key, &file.host)
+                .await
+                .map_err(|err| format!("cannot store `{}`: {err}", file.name))?;
+            self.emit_artifact(step, &storage, &file.name, &key, size)
+                .await;
+        }
+        self.log(
+            &step.id,
+            format!("artifacts: stored {} file(s)\n", found.len()),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Packs the files into one `.tar.gz` artifact named `name`.
+    async fn store_archive(
+        &self,
+        step: &PlanStep,
+        name: &str,
+        found: &[Found],
+    ) -> Result<(), String> {
+        let Some(storage) = self.artifact_storage.clone() else {
+            return Err(NO_STORAGE.to_owned());
+        };
+        let name = name.trim_start_matches('/');
+        let key = storage.key(name)?;
+        let scratch = self
+            .paths
+            .host("/tmp")
+            .ok_or("the worker has no /tmp folder")?;
+        let archive = Scratch(scratch.join(format!(
+            ".testkube-artifacts-{}-{}.tar.gz",
+            std::process::id(),
+            unique()
+        )));
+        let files: Vec<(String, PathBuf)> = found
+            .iter()
+            .map(|file| (file.name.clone(), file.host.clone()))
+            .collect();
+        let path = archive.0.clone();
+        tokio::task::spawn_blocking(move || pack(&path, &files))
+            .await
+            .map_err(|err| format!("packing failed: {err}"))?
+            .map_err(|err| format!("cannot pack `{name}`: {err}"))?;
+        let size = upload(&storage, &key, &archive.0)
+            .await
+            .map_err(|err| format!("cannot store `{name}`: {err}"))?;
+        self.emit_artifact(step, &storage, name, &key, size).await;
+        self.log(
+            &step.id,
+            format!("artifacts: packed {} file(s) into {name}\n", found.len()),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn emit_artifact(
+        &self,
+        step: &PlanStep,
+        storage: &ArtifactStorage,
+        name: &str,
+        key: &ObjectPath,
+        size: u64,
+    ) {
+        let _ = self
+            .events
+            .send(WorkerEvent::Artifact {
+                step: step.id.clone(),
+                path: name.to_owned(),
+                location: (storage.locate)(key),
+                size,
+            })
+            .await;
+    }
+
+    /// Parses the JUnit reports among `found` into test-case events.
+    async fn report_tests(&self, step: &PlanStep, found: &[Found]) {
+        for file in found {
+            if !file
+                .name
+                .rsplit('.')
+                .next()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"))
+            {
+                continue;
+            }
+            let host = file.host.clone();
+            let name = file.name.clone();
+            let parsed = tokio::task::spawn_blocking(move || parse_junit(&host, &name)).await;
+            match parsed {
+                Ok(Ok(Some(cases))) => {
+                    let _ = self
+                        .events
+                        .send(WorkerEvent::TestCases {
+                            step: step.id.clone(),
+                            report: file.name.clone(),
+                            cases,
+                        })
+                        .await;
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(message)) => {
+                    self.notice(format!(
+                        "step `{}`: the test report `{}` cannot be read: {message}",
+                        step.id, file.name
+                    ))
+                    .await;
+                }
+                Err(err) => {
+                    self.notice(format!(
+                        "step `{}`: reading the test report `{}` failed: {err}",
+                        step.id, file.name
+                    ))
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+/// What the runner says when it was given nowhere to keep artifacts.
+const NO_STORAGE: &str = "this runner has no artifact storage";
+
+/// A JUnit report's test cases; `None` when the file is not one.
+fn parse_junit(
+    host: &Path,
+    name: &str,
+) -> Result<Option<Vec<testkube_core::store::TestCaseRecord>>, String> {
+    let mut file = std::fs::File::open(host).map_err(|err| err.to_string())?;
+    let mut head = Vec::with_capacity(JUNIT_SNIFF_BYTES);
+    (&mut file)
+        .take(JUNIT_SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|err| err.to_string())?;
+    if !head
+        .windows(b"<testsuite".len())
+        .any(|w| w == b"<testsuite")
+    {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(host).map_err(|err| err.to_string())?;
+    let report = testkube_results::parse_reader(std::io::BufReader::new(file), name)
+        .map_err(|err| err.to_string())?;
+    Ok(Some(
+        report
+            .cases
+            .iter()
+            .map(|case| testkube_results::test_case_record("", case))
+            .collect(),
+    ))
+}
+
+/// Stores the file `host` under `key`, streaming large files; returns its
+/// size.
+async fn upload(storage: &ArtifactStorage, key: &ObjectPath, host: &Path) -> Result<u64, String> {
+    let mut file = tokio::fs::File::open(host)
+        .await
+        .map_err(|err| err.to_string())?;
+    let length = file.metadata().await.map_err(|err| err.to_string())?.len();
+    if length <= SINGLE_PUT_BYTES {
+        let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or_default());
+        file.read_to_end(&mut bytes)
+            .await
+            .map_err(|err| err.to_string())?;
+        let size = bytes.len() as u64;
+        storage
+            .store
+            .put(key, PutPayload::from(bytes))
+            .await
+            .map_err(|err| err.to_string())?;
+        return Ok(size);
+    }
+    let upload = storage
+        .store
+        .put_multipart(key)
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut writer = WriteMultipart::new(upload);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = match file.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) => {
+                let _ = writer.abort().await;
+                return Err(err.to_string());
+            }
+        };
+        if let Err(err) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+            let _ = writer.abort().await;
+            return Err(err.to_string());
+        }
+        writer.write(&buffer[..read]);
+        size += read as u64;
+    }
+    writer.finish().await.map_err(|err| err.to_string())?;
+    Ok(size)
+}
+
+/// Writes `files` (name, host path) into the tar.gz `archive`.
+fn pack(archive: &Path, files: &[(String, PathBuf)]) -> std::io::Result<()> {
+    let out = std::fs::File::create(archive)?;
+    let gzip =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(out), flate2::Compression::default());
+    let mut builder = tar::Builder::new(gzip);
+    builder.follow_symlinks(true);
+    for (name, host) in files {
+        builder.append_path_with_name(host, name)?;
+    }
+    let gzip = builder.into_inner()?;
+    let mut out = gzip.finish()?;
+    std::io::Write::flush(&mut out)
+}
+
+/// A scratch file, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A glob matcher where `*` stays within a folder and `**` crosses them.
+fn glob(pattern: &str) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|glob| glob.compile_matcher())
+        .map_err(|err| format!("`{pattern}` is not a valid glob: {err}"))
+}
+
+fn has_glob(part: &str) -> bool {
+    part.contains(['*', '?', '[', '{'])
+}
+
+/// A glob without the escapes of a literal part.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else if c == '[' {
+            // globset::escape writes `[*]` for a literal `*`.
+            let rest: String = chars.clone().take(2).collect();
+            if rest.len() == 2 && rest.ends_with(']') {
+                out.extend(rest.chars().next());
+                chars.nth(1);
+            } else {
+                out.push(c);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The artifact name of the file `visible`: its path relative to the
+/// working directory, else its absolute path without the leading `/`.
+fn artifact_name(visible: &str, working_dir: &str) -> String {
+    let dir = working_dir.trim_end_matches('/');
+    visible
+        .strip_prefix(dir)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or_else(|| visible.trim_start_matches('/'))
+        .to_owned()
+}
+
+/// `path` made absolute against `base`.
+fn absolute(path: &str, base: &str) -> String {
+    if path.starts_with('/') {
+        clean(path)
+    } else {
+        clean(&format!("{base}/{path}"))
+    }
+}
+
+/// Drops empty and `.` segments (`..` is kept: the workspace mapping
+/// refuses it).
+fn clean(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// A number that differs between calls (file names).
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_relative_to_the_working_directory() {
+        assert_eq!(artifact_name("/data/r/a.xml", "/data"), "r/a.xml");
+        assert_eq!(artifact_name("/data/r/a.xml", "/data/r/"), "a.xml");
+        assert_eq!(artifact_name("/tmp/x.log", "/data"), "tmp/x.log");
+        assert_eq!(artifact_name("/data2/x", "/data"), "data2/x");
+    }
+
+    #[test]
+    fn globs_keep_stars_within_folders() {
+        let matcher = glob("/data/**/*.xml").unwrap();
+        assert!(matcher.is_match("/data/a.xml"));
+        assert!(matcher.is_match("/data/x/y/a.xml"));
+        let matcher = glob("/data/*.xml").unwrap();
+        assert!(!matcher.is_match("/data/x/a.xml"));
+    }
+
+    #[test]
+    fn escaped_working_directories_stay_literal() {
+        let escaped = globset::escape("/data/a*b");
+        assert_eq!(unescape(&escaped), "/data/a*b");
+        assert!(
+            glob(&format!("{escaped}/*.txt"))
+                .unwrap()
+                .is_match("/data/a*b/x.txt")
+        );
+        assert_eq!(clean("/data/./x//y/"), "/data/x/y");
+        assert_eq!(absolute("out", "/data"), "/data/out");
+    }
+}

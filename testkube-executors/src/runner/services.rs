@@ -1,0 +1,927 @@
+//! `services`: background processes a step starts before its own work and
+//! stops after it, as Testkube runs them in pods next to the step's.
+//!
+//! - Start: every instance (the plan has already expanded `count`,
+//!   `matrix` and `shards` into instances) starts through the worker's
+//!   [`Launcher::spawn`]: its `shell` with `sh -e -c`, or `command` +
+//!   `args`, with its `env`, `workingDir` and `resources.limits`, after
+//!   the service's `content` is fetched into the worker's workspace
+//!   (which the service shares). All instances start at once and are
+//!   waited for together.
+//! - Ready: an instance without `readinessProbe` is ready once started;
+//!   otherwise when its probe passes (see [`super::probes`] for the probe
+//!   rules). The step fails, naming the service and instance, what the
+//!   probe said last and the last lines of its output, when an instance
+//!   exits before it is ready or is not ready within the service's
+//!   `timeout` (default [`DEFAULT_READY_TIMEOUT`], so that a service that
+//!   never gets ready does not hold a run until its deadline).
+//! - Address: locally every service shares the machine's network, so
+//!   `services.<name>` is a list of `{ip: "127.0.0.1", description}`, one
+//!   per instance (`{{ services.db.0.ip }}`, `services.db.*.ip`), known to
+//!   the step and its sub-steps once the services are ready (a service of
+//!   an inner step hides an outer one of the same name while it runs).
+//!   Unlike pods, instances share one address, so instances of a service
+//!   (and the services of parallel workers) need different ports, e.g.
+//!   `{{ 8000 + index }}`; probes see the instance's variables for that.
+//! - Logs: each instance's output is the log of the pseudo-step
+//!   `<step id>.services.<name>.<index>` (step ids never contain dots) when
+//!   the service's `logs` expression is true (default false, as in the
+//!   format); either way its last lines are kept for failure messages.
+//! - Restart: with `restartPolicy: OnFailure` an instance that exits with
+//!   a failure is started again after [`FIRST_RESTART_DELAY`], doubling up
+//!   to [`MAX_RESTART_DELAY`] (Kubernetes' crash-loop back-off), each
+//!   restart noted in the step's log; readiness is then bounded by the
+//!   `timeout` only. Without it (`Never`, the default) a failed service
+//!   stays down.
+//! - Exec probes run through the same launcher as the steps (in the
+//!   worker's sandbox, which has the same folders as the service's), with
+//!   the service's env and working directory.
+//! - Stop: at `StopServices`, and in any case when the attempt of the step
+//!   that started them ends (also by failure, timeout or abort), every
+//!   instance's process group gets `SIGTERM`, then `SIGKILL` after
+//!   [`STOP_GRACE`]; a service never outlives its step, and dropping the
+//!   runner kills whatever is left.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use testkube_core::engine::WorkerEvent;
+use testkube_core::expr::{Context, Expr, MapContext, Template};
+use testkube_core::model::{Duration as FormatDuration, ServiceRestartPolicy};
+use testkube_core::plan::{PlanService, PlanServiceInstance, PlanStep};
+use testkube_core::status::{StatusContext, StepStatus};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::probes::{Probe, ProbeAction, SERVICE_HOST, http_check, tcp_check};
+use super::{
+    Background, GroupSignal, Launcher, Limits, OperationEnd, Process, ProcessEnd, StepOutput,
+    StepRunner, StopSignal, shell_argv, stopped,
+};
+
+/// How long a service may take to be ready when its `timeout` is not set.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// How long a service may take to exit after `SIGTERM` before `SIGKILL`.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The first wait before a failed service restarts (`restartPolicy:
+/// OnFailure`); it doubles at each restart, up to [`MAX_RESTART_DELAY`].
+/// Kubernetes starts at 10 s, but most of that covers pulling and
+/// scheduling, which do not happen locally.
+pub const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest wait before a failed service restarts (as Kubernetes).
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(5 * 60);
+
+/// How many of an instance's last output lines a failure message shows.
+const MESSAGE_LINES: usize = 10;
+
+/// How many bytes of an instance's last output are kept for messages.
+const KEPT_BYTES: usize = 4096;
+
+/// The log "step" of a service instance: `<step>.services.<name>.<index>`.
+#[must_use]
+pub fn log_step_id(step: &str, service: &str, index: usize) -> String {
+    format!("{step}.services.{service}.{index}")
+}
+
+/// What a runner cannot do with `service` (to refuse a plan before it runs).
+#[must_use]
+pub fn unsupported(service: &PlanService) -> Vec<String> {
+    let mut found = Vec::new();
+    let name = &service.name;
+    if let Some(probe) = &service.readiness_probe {
+        if probe.grpc.is_some() {
+            found.push(format!("services.{name}.readinessProbe.grpc"));
+        }
+        if let Some(scheme) = probe.http_get.as_ref().and_then(|h| h.scheme.as_deref())
+            && !scheme.eq_ignore_ascii_case("http")
+        {
+            found.push(format!(
+                "services.{name}.readinessProbe.httpGet.scheme: {scheme}"
+            ));
+        }
+    }
+    if !service.transfer.is_empty() {
+        found.push(format!("services.{name}.transfer"));
+    }
+    if let Some(content) = &service.content {
+        if content.oci.is_some() {
+            found.push(format!("services.{name}.content.oci"));
+        }
+        if content.files.iter().any(|file| file.content_from.is_some()) {
+            found.push(format!("services.{name}.content.files[].contentFrom"));
+        }
+    }
+    found
+}
+
+/// The services a worker has started, and the `services` variable.
+#[derive(Default)]
+pub(crate) struct Services {
+    running: Vec<Instance>,
+    variables: Variables,
+}
+
+/// The `services` variable, shared with the expression context.
+type Variables = Arc<RwLock<Map<String, Value>>>;
+
+/// One running service instance.
+struct Instance {
+    /// The step that started it.
+    step: String,
+    name: String,
+    index: usize,
+    /// Its `services.<name>[index]` value (`{ip, description}`).
+    address: Value,
+    /// Whether it counts in `services` (its start operation is done).
+    ready: bool,
+    process: Background,
+    /// Forwards its output; done once the output is closed.
+    forwarder: JoinHandle<()>,
+    /// Its last output.
+    tail: KeptOutput,
+}
+
+impl Services {
+    /// A context answering `services` from these services, everything else
+    /// from `inner`.
+    pub(crate) fn context<C: Context + Send + Sync>(&self, inner: C) -> WithServices<C> {
+        WithServices {
+            inner,
+            services: Arc::clone(&self.variables),
+        }
+    }
+
+    /// Stops the instances `matches` selects, all at once; notes for the
+    /// step's log about those that had exited on their own.
+    async fn stop_where(&mut self, matches: impl Fn(&Instance) -> bool) -> Vec<(String, String)> {
+        let (stopping, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|i| matches(i));
+        self.running = kept;
+        self.refresh_variables();
+        let exited: Vec<_> = stopping
+            .iter()
+            .filter_map(|instance| {
+                let code = instance.process.exit_code()?;
+                Some((
+                    instance.step.clone(),
+                    instance.name.clone(),
+                    instance.index,
+                    code,
+                    instance.tail.clone(),
+                ))
+            })
+            .collect();
+        let mut tasks = JoinSet::new();
+        for mut instance in stopping {
+            tasks.spawn(async move {
+                instance.process.stop(STOP_GRACE).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), instance.forwarder).await;
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let mut notes = Vec::new();
+        for (step, name, index, code, tail) in exited {
+            let lines = tail.final_lines().await;
+            notes.push((
+                step,
+                format!(
+                    "service `{name}` instance {index} had exited with code {code} before it \
+                     was stopped{lines}\n"
+                ),
+            ));
+        }
+        notes
+    }
+
+    /// Recomputes `services` from the ready instances: a service started by
+    /// an inner step hides an outer one of the same name until it stops.
+    fn refresh_variables(&self) {
+        let mut by_name: BTreeMap<&str, (&str, Vec<Value>)> = BTreeMap::new();
+        for instance in self.running.iter().filter(|i| i.ready) {
+            let entry = by_name
+                .entry(&instance.name)
+                .or_insert_with(|| (&instance.step, Vec::new()));
+            if entry.0 != instance.step {
+                *entry = (&instance.step, Vec::new());
+            }
+            entry.1.push(instance.address.clone());
+        }
+        if let Ok(mut variables) = self.variables.write() {
+            *variables = by_name
+                .into_iter()
+                .map(|(name, (_, addresses))| (name.to_owned(), Value::Array(addresses)))
+                .collect();
+        }
+    }
+}
+
+/// A context with the `services` variable on top of another.
+pub(crate) struct WithServices<C> {
+    inner: C,
+    services: Variables,
+}
+
+impl<C: Context> Context for WithServices<C> {
+    fn variable(&self, name: &str) -> Option<Value> {
+        if name == "services" {
+            let services = self.services.read().ok()?;
+            if !services.is_empty() {
+                return Some(Value::Object(services.clone()));
+            }
+        }
+        self.inner.variable(name)
+    }
+
+    fn file(&self, path: &str) -> Option<Result<String, String>> {
+        self.inner.file(path)
+    }
+
+    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
+        self.inner.glob(patterns)
+    }
+
+    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
+        self.inner.secret(name, key)
+    }
+
+    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.now()
+    }
+
+    fn working_dir(&self) -> Option<String> {
+        self.inner.working_dir()
+    }
+}
+
+/// What waiting for one instance to be ready needs.
+struct ReadyCheck {
+    /// `service `web` instance 0`.
+    label: String,
+    probe: Option<Probe>,
+    /// The instance's process (for `exec` probes: same env and folder).
+    process: Process,
+    exit: tokio::sync::watch::Receiver<Option<i32>>,
+    tail: KeptOutput,
+    timeout: Duration,
+    /// Where "not ready yet" notes go (the step's log).
+    step: String,
+    events: mpsc::Sender<WorkerEvent>,
+    launcher: Arc<dyn Launcher>,
+    stop: StopSignal,
+}
+
+impl StepRunner {
+    /// `StartServices`: starts `services` and waits until all are ready.
+    pub(super) async fn start_services(
+        &mut self,
+        step: &PlanStep,
+        services: &[PlanService],
+    ) -> OperationEnd {
+        let mut checks = Vec::new();
+        let first = self.services.running.len();
+        for service in services {
+            if let Err(message) = self.start_service(step, service, &mut checks).await {
+                return OperationEnd::failed(message);
+            }
+        }
+        let mut waiting = JoinSet::new();
+        for check in checks {
+            waiting.spawn(wait_ready(check));
+        }
+        let mut stop = self.stop_signal();
+        loop {
+            tokio::select! {
+                joined = waiting.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(note))) => self.log(&step.id, note).await,
+                    Some(Ok(Err(message))) => return OperationEnd::failed(message),
+                    Some(Err(err)) => {
+                        return OperationEnd::failed(format!("waiting for services failed: {err}"));
+                    }
+                },
+                fired = stop.fired() => return stopped(fired),
+            }
+        }
+        for instance in &mut self.services.running[first..] {
+            instance.ready = true;
+        }
+        self.services.refresh_variables();
+        OperationEnd::passed()
+    }
+
+    /// Starts the instances of one service.
+    async fn start_service(
+        &mut self,
+        step: &PlanStep,
+        service: &PlanService,
+        checks: &mut Vec<ReadyCheck>,
+    ) -> Result<(), String> {
+        let name = &service.name;
+        let logs = match &service.logs {
+            None => false,
+            Some(expression) => self
+                .decide(expression)
+                .map_err(|err| format!("services.{name}.logs: {err}"))?,
+        };
+        let timeout = match &service.timeout {
+            None => DEFAULT_READY_TIMEOUT,
+            Some(text) => FormatDuration(text.clone())
+                .parse()
+                .map_err(|err| format!("services.{name}.timeout `{text}`: {err}"))?,
+        };
+        let probe = match &service.readiness_probe {
+            None => None,
+            Some(probe) => Some(
+                serde_json::to_value(probe)
+                    .map_err(|err| format!("services.{name}.readinessProbe: {err}"))?,
+            ),
+        };
+        if let Some(content) = &service.content {
+            // The service shares the worker's workspace: its content is
+            // fetched into it as a step's would be.
+            let end = self.content(step, content).await;
+            if end.status != StepStatus::Passed {
+                let why = end.message.unwrap_or_else(|| end.status.to_string());
+                return Err(format!("services.{name}.content: {why}"));
+            }
+        }
+        for instance in &service.instances {
+            let label = format!("service `{name}` instance {}", instance.index);
+            let process = self
+                .instance_process(instance)
+                .map_err(|err| format!("{label}: {err}"))?;
+            // The probe is written once for all instances: instance
+            // variables (`index`, `matrix.*`...) are filled in here.
+            let probe = match &probe {
+                None => None,
+                Some(value) => {
+                    let context = InstanceContext::new(service, instance, &self.status);
+                    let render = |text: &str| render_with(text, &context);
+                    Some(Probe::parse(value, render).map_err(|err| format!("{label}: {err}"))?)
+                }
+            };
+            let log_id = log_step_id(&step.id, name, instance.index);
+            let (output, tail, forwarder) = log_pipe(log_id, logs, self.events.clone());
+            let background = self
+                .launcher
+                .spawn(process.clone(), output.clone())
+                .await
+                .map_err(|err| format!("cannot start {label}: {err}"))?;
+            let background = if matches!(
+                service.restart_policy,
+                Some(ServiceRestartPolicy::OnFailure)
+            ) {
+                supervise(Supervised {
+                    first: background,
+                    launcher: Arc::clone(&self.launcher),
+                    process: process.clone(),
+                    output,
+                    label: label.clone(),
+                    step: step.id.clone(),
+                    events: self.events.clone(),
+                })
+            } else {
+                background
+            };
+            checks.push(ReadyCheck {
+                label,
+                probe,
+                process: Process {
+                    limits: Limits::default(),
+                    ..process
+                },
+                exit: background.exit_watch(),
+                tail: tail.clone(),
+                timeout,
+                step: step.id.clone(),
+                events: self.events.clone(),
+                launcher: Arc::clone(&self.launcher),
+                stop: self.stop_signal(),
+            });
+            self.services.running.push(Instance {
+                step: step.id.clone(),
+                name: name.clone(),
+                index: instance.index,
+                address: json!({
+                    "ip": SERVICE_HOST,
+                    "description": instance.description.clone().unwrap_or_default(),
+                }),
+                ready: false,
+                process: background,
+                forwarder,
+                tail,
+            });
+        }
+        Ok(())
+    }
+
+    /// The process of a service instance.
+    fn instance_process(&self, instance: &PlanServiceInstance) -> Result<Process, String> {
+        let container = &instance.container;
+        let argv = match &instance.shell {
+            Some(script) => shell_argv(script),
+            None => {
+                let mut argv = container.command.clone().unwrap_or_default();
+                argv.extend(container.args.clone().unwrap_or_default());
+                if argv.is_empty() {
+                    return Err("it has no `command` or `shell`: images are not pulled \
+                                locally, so their default command is unknown"
+                        .to_owned());
+                }
+                argv
+            }
+        };
+        self.process(container, argv)
+    }
+
+    /// `StopServices`: stops the named services of `step`.
+    pub(super) async fn stop_services(
+        &mut self,
+        step: &PlanStep,
+        names: &[String],
+    ) -> OperationEnd {
+        let notes = self
+            .services
+            .stop_where(|i| i.step == step.id && names.contains(&i.name))
+            .await;
+        self.log_notes(notes).await;
+        OperationEnd::passed()
+    }
+
+    /// Stops every service that `step` started (at the end of its attempt).
+    pub(super) async fn stop_step_services(&mut self, step: &str) {
+        if self.services.running.iter().any(|i| i.step == step) {
+            let notes = self.services.stop_where(|i| i.step == step).await;
+            self.log_notes(notes).await;
+        }
+    }
+
+    /// Stops every service (when the worker ends).
+    pub(super) async fn stop_all_services(&mut self) {
+        let notes = self.services.stop_where(|_| true).await;
+        self.log_notes(notes).await;
+    }
+
+    async fn log_notes(&self, notes: Vec<(String, String)>) {
+        for (step, note) in notes {
+            self.log(&step, note).await;
+        }
+    }
+
+    /// Whether an expression (like `logs`) is true now.
+    fn decide(&self, expression: &str) -> Result<bool, String> {
+        let value = Expr::parse(expression)
+            .and_then(|expr| expr.resolve(&self.status))
+            .map_err(|err| format!("cannot evaluate `{expression}`: {err}"))?;
+        Ok(truthy(&value))
+    }
+}
+
+/// The variables of one service instance on top of the runner's.
+struct InstanceContext<'a> {
+    variables: MapContext,
+    base: &'a StatusContext,
+}
+
+impl<'a> InstanceContext<'a> {
+    fn new(service: &PlanService, instance: &PlanServiceInstance, base: &'a StatusContext) -> Self {
+        let mut variables = MapContext::new()
+            .with("index", json!(instance.index))
+            .with("shardIndex", json!(instance.shard_index))
+            .with("matrixIndex", json!(instance.matrix_index))
+            .with("matrix", json!(instance.matrix))
+            .with("shard", json!(instance.shard));
+        if let Some(counts) = &service.counts {
+            variables.insert("count", json!(counts.count));
+            variables.insert("shardCount", json!(counts.shard_count));
+            variables.insert("matrixCount", json!(counts.matrix_count));
+        }
+        InstanceContext { variables, base }
+    }
+}
+
+impl Context for InstanceContext<'_> {
+    fn variable(&self, name: &str) -> Option<Value> {
+        // An instance variable hides the worker's of the same root (a
+        // parallel worker's `matrix.x` must not answer for the service's).
+        let root = name.split('.').next().unwrap_or(name);
+        if self.variables.variable(root).is_some() {
+            return self.variables.variable(name);
+        }
+        self.base.variable(name)
+    }
+
+    fn file(&self, path: &str) -> Option<Result<String, String>> {
+        self.base.file(path)
+    }
+
+    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
+        self.base.glob(patterns)
+    }
+
+    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
+        self.base.secret(name, key)
+    }
+
+    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.base.now()
+    }
+
+    fn working_dir(&self) -> Option<String> {
+        self.base.working_dir()
+    }
+}
+
+/// Renders a `{{ }}` template with `context`.
+fn render_with(text: &str, context: &dyn Context) -> Result<String, String> {
+    if !text.contains("{{") {
+        return Ok(text.to_owned());
+    }
+    Template::parse(text)
+        .and_then(|template| template.render(context))
+        .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
+}
+
+/// The expression language's truth.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !matches!(s.as_str(), "" | "false" | "0" | "off"),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+    }
+}
+
+/// The last output of a service instance, and whether all of it arrived.
+#[derive(Clone)]
+struct KeptOutput {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    complete: tokio::sync::watch::Receiver<bool>,
+}
+
+impl KeptOutput {
+    /// The last lines for a message, once the output is complete (the
+    /// process has exited; waits at most a second for the last chunks).
+    async fn final_lines(&self) -> String {
+        let mut complete = self.complete.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), complete.wait_for(|done| *done)).await;
+        last_lines(&self.bytes)
+    }
+}
+
+/// An output for a service instance: its last bytes are kept; its chunks
+/// become the worker's log events of `step` when `keep` is set. Notices
+/// always reach the worker.
+fn log_pipe(
+    step: String,
+    keep: bool,
+    events: mpsc::Sender<WorkerEvent>,
+) -> (StepOutput, KeptOutput, JoinHandle<()>) {
+    let (sender, mut receiver) = mpsc::channel::<WorkerEvent>(64);
+    let (complete, completed) = tokio::sync::watch::channel(false);
+    let tail = KeptOutput {
+        bytes: Arc::new(Mutex::new(Vec::new())),
+        complete: completed,
+    };
+    let kept = Arc::clone(&tail.bytes);
+    let forwarder = tokio::spawn(async move {
+        while let Some(event) = receiver.recv().await {
+            if let WorkerEvent::Log { chunk, .. } = &event {
+                if let Ok(mut tail) = kept.lock() {
+                    tail.extend_from_slice(chunk);
+                    if tail.len() > KEPT_BYTES {
+                        let cut = tail.len() - KEPT_BYTES;
+                        tail.drain(..cut);
+                    }
+                }
+                if !keep {
+                    continue;
+                }
+            }
+            let _ = events.send(event).await;
+        }
+        let _ = complete.send(true);
+    });
+    let output = StepOutput {
+        step,
+        events: sender,
+    };
+    (output, tail, forwarder)
+}
+
+/// Waits until the instance of `check` is ready: `Ok` with a note for the
+/// step's log, or `Err` with why it is not.
+async fn wait_ready(check: ReadyCheck) -> Result<String, String> {
+    let started = Instant::now();
+    let give_up = started + check.timeout;
+    let Some(probe) = check.probe.clone() else {
+        return Ok(format!("{} started (no readiness probe)\n", check.label));
+    };
+    let mut last = String::from("no probe ran yet");
+    let mut successes = 0;
+    let mut failures = 0;
+    let mut next = started + probe.initial_delay;
+    loop {
+        let mut exit = check.exit.clone();
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            code = super::launch::wait_exit(&mut exit) => return Err(exited(&check, code, &last).await),
+            () = tokio::time::sleep_until(give_up) => return Err(not_ready(&check, &last)),
+        }
+        next = Instant::now() + probe.period;
+        let result = tokio::select! {
+            result = run_probe(&check, &probe) => result,
+            code = super::launch::wait_exit(&mut exit) => return Err(exited(&check, code, &last).await),
+            () = tokio::time::sleep_until(give_up) => return Err(not_ready(&check, &last)),
+        };
+        match result {
+            Ok(()) => {
+                successes += 1;
+                failures = 0;
+                if successes >= probe.success_threshold {
+                    return Ok(format!(
+                        "{} is ready ({} passed)\n",
+                        check.label, probe.action
+                    ));
+                }
+            }
+            Err(message) => {
+                successes = 0;
+                failures += 1;
+                last = message;
+                if failures == probe.failure_threshold {
+                    let note = format!(
+                        "{} is not ready yet: {} failed {failures} times in a row ({last}); \
+                         waiting up to {}s\n",
+                        check.label,
+                        probe.action,
+                        check.timeout.as_secs()
+                    );
+                    let _ = check
+                        .events
+                        .send(WorkerEvent::Log {
+                            step: check.step.clone(),
+                            chunk: Bytes::from(note),
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one try of `probe` for `check`'s instance.
+async fn run_probe(check: &ReadyCheck, probe: &Probe) -> Result<(), String> {
+    let timeout = probe.timeout;
+    match &probe.action {
+        ProbeAction::Exec { command } => {
+            let process = Process {
+                argv: command.clone(),
+                ..check.process.clone()
+            };
+            let (sender, mut receiver) = mpsc::channel(64);
+            let output = StepOutput {
+                step: String::new(),
+                events: sender,
+            };
+            let mut stop = check.stop.clone();
+            let at = Instant::now() + timeout;
+            stop.deadline = Some(stop.deadline.map_or(at, |d| d.min(at)));
+            let collect = async {
+                let mut text = Vec::new();
+                while let Some(event) = receiver.recv().await {
+                    if let WorkerEvent::Log { chunk, .. } = event
+                        && text.len() < KEPT_BYTES
+                    {
+                        text.extend_from_slice(&chunk);
+                    }
+                }
+                text
+            };
+            let (end, text) = tokio::join!(check.launcher.launch(process, output, stop), collect);
+            let said = String::from_utf8_lossy(&text).trim().to_owned();
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            };
+            match end {
+                Ok(ProcessEnd::Exited(0)) => Ok(()),
+                Ok(ProcessEnd::Exited(code)) => Err(format!("exited with code {code}{said}")),
+                Ok(ProcessEnd::OutOfMemory(oom)) => Err(format!("{oom}{said}")),
+                Ok(ProcessEnd::TimedOut) => Err(format!("timed out after {}s", timeout.as_secs())),
+                Ok(ProcessEnd::Interrupted(_)) => Err("stopped from outside".to_owned()),
+                Err(err) => Err(format!("cannot run it: {err}")),
+            }
+        }
+        ProbeAction::Tcp { host, port } => {
+            let (host, port) = (host.clone(), *port);
+            blocking(move || tcp_check(&host, port, timeout)).await
+        }
+        ProbeAction::Http {
+            host,
+            port,
+            path,
+            headers,
+        } => {
+            let (host, port, path, headers) = (host.clone(), *port, path.clone(), headers.clone());
+            blocking(move || http_check(&host, port, &path, &headers, timeout)).await
+        }
+    }
+}
+
+async fn blocking(
+    check: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
+    tokio::task::spawn_blocking(check)
+        .await
+        .unwrap_or_else(|err| Err(format!("the probe failed: {err}")))
+}
+
+/// The message of an instance that exited before it was ready.
+async fn exited(check: &ReadyCheck, code: i32, last: &str) -> String {
+    format!(
+        "{} exited with code {code} before it was ready (last probe: {last}){}",
+        check.label,
+        check.tail.final_lines().await
+    )
+}
+
+/// The message of an instance that was not ready in time.
+fn not_ready(check: &ReadyCheck, last: &str) -> String {
+    let probe = check
+        .probe
+        .as_ref()
+        .map_or_else(String::new, |probe| format!(" ({})", probe.action));
+    format!(
+        "{} was not ready within {}s{probe}: the last probe said: {last}{}",
+        check.label,
+        check.timeout.as_secs_f64(),
+        last_lines(&check.tail.bytes)
+    )
+}
+
+/// The last lines of an instance's output, for a message.
+fn last_lines(tail: &Mutex<Vec<u8>>) -> String {
+    let Ok(tail) = tail.lock() else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "; it printed nothing".to_owned();
+    }
+    let start = lines.len().saturating_sub(MESSAGE_LINES);
+    let mut shown = String::from("; its last output:");
+    for line in &lines[start..] {
+        shown.push_str("\n  ");
+        shown.push_str(line);
+    }
+    shown
+}
+
+/// What [`supervise`] needs.
+struct Supervised {
+    first: Background,
+    launcher: Arc<dyn Launcher>,
+    process: Process,
+    output: StepOutput,
+    label: String,
+    step: String,
+    events: mpsc::Sender<WorkerEvent>,
+}
+
+/// `restartPolicy: OnFailure`: restarts the instance whenever it exits with
+/// a failure, after a doubling delay. The returned handle exits only when
+/// the instance exits with code 0, cannot be started again, or is stopped.
+fn supervise(supervised: Supervised) -> Background {
+    let (exit, exited) = tokio::sync::watch::channel(None);
+    let (signals, mut requests) = mpsc::unbounded_channel::<GroupSignal>();
+    tokio::spawn(async move {
+        let Supervised {
+            first,
+            launcher,
+            process,
+            output,
+            label,
+            step,
+            events,
+        } = supervised;
+        let mut current = first;
+        let mut delay = FIRST_RESTART_DELAY;
+        let mut stopping = false;
+        let mut closed = false;
+        let code = loop {
+            let code = tokio::select! {
+                code = current.exited() => code,
+                request = requests.recv(), if !closed => {
+                    stopping = true;
+                    match request {
+                        Some(signal) => current.signal(signal),
+                        // The handle is gone: nothing may outlive it.
+                        None => {
+                            closed = true;
+                            current.signal(GroupSignal::Kill);
+                        }
+                    }
+                    continue;
+                }
+            };
+            if code == 0 || stopping {
+                break code;
+            }
+            let note = format!(
+                "{label} exited with code {code}: restarting in {}s (restartPolicy OnFailure)\n",
+                delay.as_secs()
+            );
+            let _ = events
+                .send(WorkerEvent::Log {
+                    step: step.clone(),
+                    chunk: Bytes::from(note),
+                })
+                .await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = requests.recv() => break code,
+            }
+            delay = (delay * 2).min(MAX_RESTART_DELAY);
+            match launcher.spawn(process.clone(), output.clone()).await {
+                Ok(next) => current = next,
+                Err(err) => {
+                    let note = format!("{label} cannot be restarted: {err}\n");
+                    let _ = events
+                        .send(WorkerEvent::Log {
+                            step: step.clone(),
+                            chunk: Bytes::from(note),
+                        })
+                        .await;
+                    break code;
+                }
+            }
+        };
+        let _ = exit.send(Some(code));
+    });
+    Background::new(exited, move |signal| {
+        let _ = signals.send(signal);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_variables_hide_the_workers_own() {
+        let service: PlanService = serde_json::from_value(json!({
+            "name": "web",
+            "container": {},
+            "counts": {"shardCount": 1, "matrixCount": 2, "count": 2},
+            "instances": [{
+                "index": 1, "shardIndex": 0, "matrixIndex": 1,
+                "matrix": {"offset": 1}, "shard": {}, "container": {}
+            }]
+        }))
+        .unwrap();
+        let worker = MapContext::new()
+            .with("matrix.offset", json!(9))
+            .with("config", json!({"port": 8000}));
+        let status = StatusContext::new().with_parent(Arc::new(worker));
+        let context = InstanceContext::new(&service, &service.instances[0], &status);
+        let render = |text: &str| render_with(text, &context);
+        assert_eq!(
+            render("{{ config.port + matrix.offset }}").as_deref(),
+            Ok("8001")
+        );
+        assert_eq!(render("{{ index }}/{{ count }}").as_deref(), Ok("1/2"));
+    }
+
+    #[test]
+    fn services_are_a_variable_once_known() {
+        let services = Services::default();
+        let context = services.context(MapContext::new().with("services", json!("outer")));
+        assert_eq!(context.variable("services"), Some(json!("outer")));
+        if let Ok(mut known) = services.variables.write() {
+            known.insert(
+                "db".into(),
+                json!([{"ip": SERVICE_HOST, "description": ""}]),
+            );
+        }
+        let value = render_with("{{ services.db.0.ip }}", &context);
+        assert_eq!(value.as_deref(), Ok(SERVICE_HOST));
+    }
+
+    #[test]
+    fn log_steps_cannot_clash_with_step_ids() {
+        assert_eq!(log_step_id("api", "db", 0), "api.services.db.0");
+    }
+}
