@@ -434,3 +434,38 @@ fn a_run_killed_with_sigkill_is_aborted_keeps_its_logs_and_leaves_no_step_behind
         processes_with(&token).is_empty()
     });
 }
+
+#[test]
+fn service_logs_are_kept_per_instance_and_read_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let file = workflow(
+        &home,
+        "svc",
+        "  - id: check\n    services:\n      db:\n        shell: 'echo db is up; sleep 30'\n        readinessProbe: {exec: {command: ['true']}, periodSeconds: 1}\n        logs: 'true'\n    shell: 'echo checking {{ services.db.0.ip }}'\n",
+    );
+    run(&home, &file, 0);
+    let service = testkube(&home, &["logs", "svc-1", "--step", "check.services.db.0"]);
+    assert_eq!(
+        service.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&service.stderr)
+    );
+    assert!(
+        stdout(&service).contains("db is up"),
+        "{}",
+        stdout(&service)
+    );
+    assert!(
+        !stdout(&service).contains("checking"),
+        "{}",
+        stdout(&service)
+    );
+    let step = testkube(&home, &["logs", "svc-1", "--step", "check"]);
+    assert!(
+        stdout(&step).contains("checking 127.0.0.1"),
+        "{}",
+        stdout(&step)
+    );
+}

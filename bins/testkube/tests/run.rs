@@ -652,3 +652,57 @@ fn rerun_refuses_workflows_with_sensitive_config() {
         "a refused rerun is not recorded"
     );
 }
+
+#[test]
+fn ctrl_c_aborts_the_run_kills_its_processes_and_keeps_its_logs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "interrupted",
+        "  - {name: Long, shell: 'echo started; sleep 4243'}\n  - {name: Never, shell: 'echo never'}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
+        .args(["run", &file, "--logs"])
+        .current_dir(dir.path())
+        .env("TESTKUBE_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("started") {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let output = format!("{seen}{}", rest.join("\n"));
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("aborted"), "{output}");
+    assert!(!output.contains("never\n"), "{output}");
+
+    let all = executions(dir.path());
+    assert_eq!(all[0].status, ExecutionStatus::Aborted, "{all:?}");
+    let logs = testkube(dir.path(), &["logs", &all[0].name]);
+    assert!(text(&logs).contains("started"), "{}", text(&logs));
+    // The step's processes went with the run.
+    let alive = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("4243"));
+    assert!(!alive, "a step process outlived the run");
+}

@@ -50,10 +50,16 @@ const CONTROL: &str = "/.testkube-runner";
 const LOG_POLL: Duration = Duration::from_millis(25);
 
 /// The driver: reads commands, starts steps in their own sessions.
+///
+/// A step costs two forks of the driver (a reporter that waits for it, and
+/// the step's own subshell, which sources `<id>.sh` and `exec`s `setsid`
+/// and then the command) but no extra shell start: exec'ing a shell per
+/// step was most of the runner's per-step overhead. The step's pid (`$!`)
+/// is its session and group id, so `kill -SIG -pid` reaches all it started.
 const DRIVER: &str = r#"C=/.testkube-runner
 while IFS=' ' read -r op id sig; do
   case "$op" in
-    run) ( setsid /bin/sh "$C/$id.sh" >"$C/$id.log" 2>&1 </dev/null; echo "exit $id $?" ) & ;;
+    run) { ( . "$C/$id.sh" ) >"$C/$id.log" 2>&1 </dev/null & echo $! >"$C/$id.pid"; wait $!; echo "exit $id $?"; } & ;;
     kill) if [ -s "$C/$id.pid" ]; then read -r p <"$C/$id.pid" && kill -"$sig" -"$p" 2>/dev/null; fi ;;
   esac
 done
@@ -232,14 +238,11 @@ fn exit_line(line: &str, id: &str) -> Option<i32> {
     }
 }
 
-/// The script the driver runs for one step: record the group (`id`: steps
-/// only), enter the working directory, set the env and limits, exec the
-/// command.
+/// The script the driver sources for one step (`id`), or a service runs:
+/// enter the working directory, set the env and limits, exec the command
+/// (a step in a session of its own).
 fn step_script(id: Option<&str>, process: &Process) -> String {
-    let mut script = match id {
-        Some(id) => format!("echo $$ > {CONTROL}/{id}.pid\n"),
-        None => String::new(),
-    };
+    let mut script = String::new();
     let dir = quote(&process.working_dir);
     // `mkdir` is a process: only when the folder is missing.
     script.push_str(&format!(
@@ -256,6 +259,11 @@ fn step_script(id: Option<&str>, process: &Process) -> String {
         script.push_str(&line);
     }
     script.push_str("exec");
+    if id.is_some() {
+        // A session of its own, so the step's group can be signalled
+        // without touching the driver.
+        script.push_str(" setsid");
+    }
     if !odd.is_empty() {
         // Names a shell cannot export (Kubernetes allows `a.b`): use env.
         script.push_str(" env");
@@ -366,7 +374,7 @@ mod tests {
         assert!(script.contains("ulimit -d 1024 || exit 126\n"), "{script}");
         assert!(script.contains("export A='x y'\n"), "{script}");
         assert!(
-            script.ends_with("exec env 'a.b=1' '/bin/sh' '-c' 'echo '\\''hi'\\'''\n"),
+            script.ends_with("exec setsid env 'a.b=1' '/bin/sh' '-c' 'echo '\\''hi'\\'''\n"),
             "{script}"
         );
         assert!(script.contains("cd '/data/my dir'"), "{script}");

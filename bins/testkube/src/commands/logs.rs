@@ -150,12 +150,19 @@ impl Selection {
         let steps_wanted = match &args.step {
             None => None,
             Some(wanted) => {
-                let ids: BTreeSet<String> = steps
+                let mut ids: BTreeSet<String> = steps
                     .iter()
                     .filter(in_worker)
                     .filter(|s| s.step == *wanted || s.name.as_deref() == Some(wanted))
                     .map(|s| s.step.clone())
                     .collect();
+                // A service instance logs as `<step>.services.<name>.<index>`.
+                if ids.is_empty()
+                    && let Some((owner, _)) = wanted.split_once(".services.")
+                    && steps.iter().filter(in_worker).any(|s| s.step == owner)
+                {
+                    ids.insert(wanted.clone());
+                }
                 if ids.is_empty() {
                     if !strict {
                         return Ok(None);
@@ -174,7 +181,7 @@ impl Selection {
                         "execution {execution} has no step `{wanted}`"
                     ))
                     .with_hint(format!(
-                        "pass a step id or name; its steps: {}",
+                        "pass a step id or name (a service's logs: STEP.services.NAME.INDEX); its steps: {}",
                         known.join(", ")
                     )));
                 }
