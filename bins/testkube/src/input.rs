@@ -232,6 +232,25 @@ impl SecretSource {
             .cloned()
     }
 
+    /// Every key of secret `name` with its value (for `envFrom`): the
+    /// file's keys, and `TESTKUBE_SECRET_<NAME>_<KEY>` variables, which win;
+    /// `None` when the secret is set nowhere.
+    pub(crate) fn keys(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let mut keys = self
+            .file
+            .as_ref()
+            .and_then(|(_, values)| values.get(name))
+            .cloned();
+        let prefix = Self::env_var(name, "");
+        for (variable, value) in std::env::vars() {
+            if let Some(key) = variable.strip_prefix(&prefix).filter(|k| !k.is_empty()) {
+                keys.get_or_insert_with(BTreeMap::new)
+                    .insert(key.to_owned(), value);
+            }
+        }
+        keys
+    }
+
     /// The error for a secret that is set nowhere: which secret, and the two
     /// ways to set it.
     pub(crate) fn missing(&self, name: &str, key: &str) -> CliError {

@@ -442,7 +442,7 @@ fn service_logs_are_kept_per_instance_and_read_by_step() {
     let file = workflow(
         &home,
         "svc",
-        "  - id: check\n    services:\n      db:\n        shell: 'echo db is up; sleep 30'\n        readinessProbe: {exec: {command: ['true']}, periodSeconds: 1}\n        logs: 'true'\n    shell: 'echo checking {{ services.db.0.ip }}'\n",
+        "  - id: check\n    services:\n      db:\n        shell: 'echo db is up; touch ready; sleep 30'\n        readinessProbe: {exec: {command: [test, -f, ready]}, periodSeconds: 1}\n        logs: 'true'\n    shell: 'echo checking {{ services.db.0.ip }}'\n",
     );
     run(&home, &file, 0);
     let service = testkube(&home, &["logs", "svc-1", "--step", "check.services.db.0"]);

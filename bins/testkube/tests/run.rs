@@ -706,3 +706,40 @@ fn ctrl_c_aborts_the_run_kills_its_processes_and_keeps_its_logs() {
         .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("4243"));
     assert!(!alive, "a step process outlived the run");
 }
+
+#[test]
+fn env_references_to_secrets_come_from_the_local_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "kube-env",
+        "  - container:\n      env:\n      - name: TOKEN\n        valueFrom: {secretKeyRef: {name: api, key: token}}\n      - name: MAYBE\n        valueFrom: {secretKeyRef: {name: api, key: absent, optional: true}}\n      envFrom:\n      - prefix: DB_\n        secretRef: {name: db}\n    shell: |\n      test \"$TOKEN\" = tok-31415 && test \"$DB_PASSWORD\" = pw-27182 && test \"$DB_USER\" = admin-1618\n      test -z \"$MAYBE\"\n      echo \"token=$TOKEN\"\n",
+    );
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(&secrets, "db:\n  PASSWORD: pw-27182\n  USER: admin-1618\n").unwrap();
+    let args = [
+        "run",
+        &file,
+        "--logs",
+        "--secrets",
+        secrets.to_str().unwrap(),
+    ];
+    let out = testkube_with(
+        dir.path(),
+        &args,
+        &[("TESTKUBE_SECRET_API_TOKEN", "tok-31415")],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("token=********"), "{all}");
+    assert!(!all.contains("tok-31415"), "{all}");
+
+    // A required secret that is set nowhere stops the run before it starts.
+    let out = testkube(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("TESTKUBE_SECRET_API_TOKEN"),
+        "{}",
+        text(&out)
+    );
+}

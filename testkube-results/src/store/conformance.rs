@@ -477,6 +477,17 @@ pub async fn outputs_and_test_cases(store: &dyn ResultStore) {
         .await
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(store.test_cases("out-1").await.ok(), Some(cases.to_vec()));
+    // A big batch (stores may split it into several statements) keeps its order.
+    let many: Vec<TestCaseRecord> = (0..1234)
+        .map(|i| case(&format!("t{i}"), "many.py", TestCaseStatus::Passed, 0.1))
+        .collect();
+    store
+        .record_test_cases("out-1", &many)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let stored = store.test_cases("out-1").await.unwrap_or_default();
+    assert_eq!(stored.len(), cases.len() + many.len());
+    assert_eq!(stored[cases.len()..], many[..]);
 }
 
 /// The latest duration of each item of a workflow, from its earlier executions only.

@@ -26,6 +26,10 @@ use testkube_core::store::{
 
 use super::schema::MIGRATIONS;
 
+/// Test cases per INSERT statement: 10 values each, well under SQLite's
+/// limit of 32,766 bound values per statement.
+const CASES_PER_INSERT: usize = 500;
+
 /// The database's file name inside the home folder.
 pub const DB_FILE: &str = "results.db";
 
@@ -406,25 +410,26 @@ impl ResultStore for SqliteStore {
                 .await
                 .map_err(backend)?;
         let workflow = workflow.ok_or_else(|| StoreError::NotFound(execution.to_owned()))?;
-        for case in cases {
-            sqlx::query(
+        // Many rows per statement: each statement is a round trip to
+        // SQLite's worker thread, which cost more than the insert itself.
+        for chunk in cases.chunks(CASES_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO test_cases (execution_id, workflow, worker, suite, class, name, file,
-                     status, duration_secs, message)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(execution)
-            .bind(&workflow)
-            .bind(&case.worker)
-            .bind(&case.suite)
-            .bind(&case.class)
-            .bind(&case.name)
-            .bind(&case.file)
-            .bind(case.status.as_str())
-            .bind(case.duration_secs)
-            .bind(&case.message)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+                     status, duration_secs, message) ",
+            );
+            insert.push_values(chunk, |mut row, case| {
+                row.push_bind(execution.to_owned())
+                    .push_bind(workflow.clone())
+                    .push_bind(case.worker.clone())
+                    .push_bind(case.suite.clone())
+                    .push_bind(case.class.clone())
+                    .push_bind(case.name.clone())
+                    .push_bind(case.file.clone())
+                    .push_bind(case.status.as_str())
+                    .push_bind(case.duration_secs)
+                    .push_bind(case.message.clone());
+            });
+            insert.build().execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }

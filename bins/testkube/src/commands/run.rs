@@ -497,11 +497,109 @@ fn inline_in(
         Value::Array(items) => items
             .iter_mut()
             .try_for_each(|item| inline_in(item, lookup, changed)),
-        Value::Object(map) => map
-            .values_mut()
-            .try_for_each(|item| inline_in(item, lookup, changed)),
+        Value::Object(map) => {
+            secret_refs(map, lookup, changed)?;
+            map.values_mut()
+                .try_for_each(|item| inline_in(item, lookup, changed))
+        }
         _ => Ok(()),
     }
+}
+
+/// Kubernetes references to Secrets in a container's `env` and `envFrom`,
+/// answered from the local secrets source as a pod's kubelet would:
+/// `env[].valueFrom.secretKeyRef {name, key}` becomes the value, and
+/// `envFrom[].secretRef {name}` one variable per key (with `prefix`).
+/// Missing secrets stop the run unless the reference is `optional`.
+/// References to ConfigMaps and fields stay (the executor refuses them).
+fn secret_refs(
+    map: &mut serde_json::Map<String, Value>,
+    lookup: &SecretLookup<'_>,
+    changed: &mut bool,
+) -> Result<(), CliError> {
+    let text =
+        |value: &Value, field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
+    let optional = |value: &Value| value.get("optional").and_then(Value::as_bool) == Some(true);
+    let mut added: Vec<Value> = Vec::new();
+    if let Some(Value::Array(sources)) = map.get_mut("envFrom") {
+        let mut kept = Vec::new();
+        for source in sources.drain(..) {
+            let Some(reference) = source.get("secretRef") else {
+                kept.push(source);
+                continue;
+            };
+            let name = text(reference, "name").unwrap_or_default();
+            let prefix = text(&source, "prefix").unwrap_or_default();
+            match lookup.source.keys(&name) {
+                Some(keys) => {
+                    for (key, value) in keys {
+                        lookup.used.borrow_mut().push(value.clone());
+                        added.push(
+                            serde_json::json!({"name": format!("{prefix}{key}"), "value": value}),
+                        );
+                    }
+                }
+                None if optional(reference) => {}
+                None => {
+                    return Err(CliError::usage(format!(
+                        "envFrom uses secret `{name}`, which is not set"
+                    ))
+                    .with_hint(format!(
+                        "set variables {}KEY=VALUE or add `{name}: {{KEY: VALUE}}` to the secrets file (--secrets FILE)",
+                        SecretSource::env_var(&name, "")
+                    )));
+                }
+            }
+            *changed = true;
+        }
+        *sources = kept;
+    }
+    if map
+        .get("envFrom")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        map.remove("envFrom");
+    }
+    if !added.is_empty() {
+        // Variables of `env` win over those from `envFrom`, as in a pod.
+        let env = map.entry("env").or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(env) = env {
+            let set: Vec<String> = env.iter().filter_map(|var| text(var, "name")).collect();
+            let mut merged: Vec<Value> = added
+                .into_iter()
+                .filter(|var| text(var, "name").is_some_and(|name| !set.contains(&name)))
+                .collect();
+            merged.append(env);
+            *env = merged;
+        }
+    }
+    if let Some(Value::Array(env)) = map.get_mut("env") {
+        for var in env.iter_mut() {
+            let Some(reference) = var
+                .get("valueFrom")
+                .and_then(|from| from.get("secretKeyRef"))
+            else {
+                continue;
+            };
+            let (name, key) = (
+                text(reference, "name").unwrap_or_default(),
+                text(reference, "key").unwrap_or_default(),
+            );
+            let value = match lookup.source.get(&name, &key) {
+                Some(value) => value,
+                None if optional(reference) => String::new(),
+                None => return Err(lookup.source.missing(&name, &key)),
+            };
+            lookup.used.borrow_mut().push(value.clone());
+            if let Some(var) = var.as_object_mut() {
+                var.remove("valueFrom");
+                var.insert("value".to_owned(), Value::String(value));
+            }
+            *changed = true;
+        }
+    }
+    Ok(())
 }
 
 /// A context that knows secrets only: everything else stays for later.
