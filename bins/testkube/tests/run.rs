@@ -135,6 +135,20 @@ fn invalid_input_and_unsupported_features_exit_2() {
         stderr.contains("not supported yet: content.oci"),
         "{stderr}"
     );
+
+    // Fields the local engine cannot honour are refused, never ignored.
+    let named = write(
+        dir.path(),
+        "named",
+        "  - execute: {workflows: [{name: named, executionName: custom}]}\n",
+    );
+    let out = testkube(dir.path(), &["run", &named]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("not supported yet: execute.workflows[].executionName"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Content from an OCI image: the local executor refuses it before the run

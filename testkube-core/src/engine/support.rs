@@ -57,6 +57,9 @@ fn step(step: &PlanStep, check: &Check<'_>, found: &mut Vec<Unsupported>) {
                     add("execute");
                 }
                 for workflow in &execute.workflows {
+                    for field in &workflow.not_planned {
+                        add(&format!("execute.workflows[].{field}"));
+                    }
                     if let Some(reason) = &workflow.decided_at_run_time {
                         add(&format!("execute children decided at run time ({reason})"));
                     }

@@ -219,6 +219,16 @@ impl Compiler<'_> {
                 note: fanout.note("executions"),
                 strategy: std::mem::take(&mut fanout.strategy),
                 decided_at_run_time: fanout.decided_at_run_time,
+                not_planned: [
+                    ("tarball", !workflow.tarball.is_empty()),
+                    ("target", workflow.target.is_some()),
+                    ("executionName", workflow.execution_name.is_some()),
+                    ("as", workflow.alias.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, set)| *set)
+                .map(|(field, _)| field.to_owned())
+                .collect(),
                 executions,
             });
         }

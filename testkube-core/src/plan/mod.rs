@@ -530,6 +530,11 @@ pub struct PlanExecuteWorkflow {
     /// A note for the reader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Fields of the entry the plan does not carry (`tarball`, `target`,
+    /// `executionName`, `as`): an engine that cannot honour them refuses
+    /// the plan rather than ignore them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_planned: Vec<String>,
     /// The child executions.
     pub executions: Vec<PlanExecution>,
 }
