@@ -117,6 +117,17 @@ Examples:
     )]
     Rerun(RerunArgs),
 
+    /// Resume the paused steps of a running execution (`paused: true`).
+    #[command(
+        after_help = "The `testkube run` of the execution (another terminal, same home folder) resumes its
+paused steps; in that terminal, Enter does the same.
+Exit status: 0 resumed, 1 unknown execution, 2 the execution is not paused.
+
+Examples:
+  testkube resume release-checks-4"
+    )]
+    Resume(ResumeArgs),
+
     /// Show recorded executions: the history, or one execution in detail.
     #[command(
         after_help = "Reads the result store under .testkube/ (or $TESTKUBE_HOME, --home); runs a killed
@@ -314,6 +325,13 @@ pub(crate) struct RunOptions {
     /// Output format (json prints the final summary on stdout, progress on stderr).
     #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
     pub(crate) output: TextOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The execution: its id or its name (`WORKFLOW-N`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
 }
 
 #[derive(Debug, Args)]

@@ -757,3 +757,49 @@ fn env_references_to_secrets_come_from_the_local_source() {
         text(&out)
     );
 }
+
+#[test]
+fn a_paused_step_waits_until_testkube_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "gated",
+        "  - {name: Before, shell: 'echo before'}\n  - {name: Gate, paused: true, shell: 'echo after the gate'}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
+        .args(["run", &file, "--logs"])
+        .current_dir(dir.path())
+        .env("TESTKUBE_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not paused yet: nothing to resume (or no run recorded at all).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let paused = executions(dir.path())
+            .first()
+            .is_some_and(|e| e.status == ExecutionStatus::Paused);
+        if paused {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never paused");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended unpaused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = testkube(dir.path(), &["resume", "gated-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let done = child.wait_with_output().unwrap();
+    let all = text(&done);
+    assert_eq!(done.status.code(), Some(0), "{all}");
+    assert!(all.contains("testkube resume gated-1"), "{all}");
+    assert!(all.contains("after the gate"), "{all}");
+    // A finished run is not paused any more.
+    let again = testkube(dir.path(), &["resume", "gated-1"]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+}

@@ -9,6 +9,7 @@ mod plan;
 mod render;
 mod report;
 mod rerun;
+mod resume;
 mod run;
 mod split;
 mod validate;
@@ -27,6 +28,7 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::Rerun(args) => rerun::run(args),
+        Command::Resume(args) => resume::run(args),
         Command::Get(args) => get::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Artifacts(args) => artifacts::run(args),

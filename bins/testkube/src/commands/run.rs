@@ -241,6 +241,12 @@ impl Launch {
         for note in &notes {
             view.note(&format!("{} {note}", paint(style::DIM, "note:")));
         }
+        let execution_id = request.id.clone();
+        let execution_name = if request.name.is_empty() {
+            execution_id.clone()
+        } else {
+            request.name.clone()
+        };
         let mut running = match engine.start(plan, request) {
             Ok(running) => running,
             Err(err) => {
@@ -255,6 +261,7 @@ impl Launch {
             }
         };
         let canceller = running.canceller();
+        let mut resumer = Resumer::default();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 anstream::eprintln!("{}", paint(style::WARN, "aborting (Ctrl-C)..."));
@@ -295,6 +302,18 @@ impl Launch {
                 Event::Artifact { .. } => {
                     artifacts += 1;
                     view.show(&event);
+                }
+                Event::Execution {
+                    status: ExecutionStatus::Paused,
+                    ..
+                } => {
+                    view.show(&event);
+                    resumer.start(running.canceller(), &execution_id);
+                    view.note(&format!(
+                        "{} a step waits (`paused: true`): {}`testkube resume {execution_name}` resumes it",
+                        paint(style::WARN, "paused:"),
+                        if resumer.interactive { "press Enter, or " } else { "" },
+                    ));
                 }
                 event => view.show(&event),
             }
@@ -366,6 +385,45 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Resumes paused steps on request: Enter in the terminal, or
+/// `testkube resume ID` from elsewhere (it leaves a file this watches).
+#[derive(Default)]
+struct Resumer {
+    started: bool,
+    interactive: bool,
+}
+
+impl Resumer {
+    /// Starts listening (once per run).
+    fn start(&mut self, canceller: testkube_core::engine::Canceller, execution_id: &str) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.interactive = std::io::stdin().is_terminal();
+        let file = super::resume::resume_file(execution_id);
+        let by_file = canceller.clone();
+        tokio::spawn(async move {
+            loop {
+                if std::fs::remove_file(&file).is_ok() {
+                    by_file.resume();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        if self.interactive {
+            // A blocking read of the terminal; it ends with the process.
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                    canceller.resume();
+                    line.clear();
+                }
+            });
+        }
+    }
 }
 
 /// What a finished run leaves for the summary and `--junit`.
