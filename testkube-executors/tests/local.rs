@@ -266,7 +266,8 @@ async fn fail_fast_aborts_the_other_workers() {
                 .iter()
                 .filter(|s| **s == StepStatus::Aborted)
                 .count(),
-            2
+            2,
+            "{summary:#?}"
         );
     }
 }

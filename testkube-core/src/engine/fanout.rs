@@ -214,12 +214,7 @@ impl WorkerTask {
                 .await
             }
             (_, interruption) => {
-                // Never started: `failFast` and aborts mark it aborted,
-                // timeouts skipped.
-                let status = match interruption {
-                    Some(Interruption::Abort) | None => StepStatus::Aborted,
-                    Some(other) => other.step_status(StepStatus::Queued),
-                };
+                let status = never_started(interruption);
                 shared
                     .emit(Event::Worker {
                         worker: id.clone(),
@@ -373,6 +368,15 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         set_once(&self.stop, Interruption::Timeout);
         self.forward.abort();
+    }
+}
+
+/// The status of a worker stopped before any of its steps ran: `failFast`
+/// and aborts mark it aborted, timeouts skipped.
+pub(crate) fn never_started(interruption: Option<Interruption>) -> StepStatus {
+    match interruption {
+        Some(Interruption::Abort) | None => StepStatus::Aborted,
+        Some(other) => other.step_status(StepStatus::Queued),
     }
 }
 

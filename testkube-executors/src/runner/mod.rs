@@ -88,6 +88,9 @@ pub struct StepRunner {
     /// Deadlines of the steps being run, outermost first.
     deadlines: Vec<Instant>,
     image_noticed: bool,
+    /// Whether an interruption kept a step from starting: its parents end
+    /// with the interruption's status, not as if they had passed.
+    stopped_steps: bool,
     artifact_storage: Option<ArtifactStorage>,
     /// The services started by the steps being run.
     services: services::Services,
@@ -162,6 +165,7 @@ impl StepRunner {
             status,
             deadlines: Vec::new(),
             image_noticed: false,
+            stopped_steps: false,
             artifact_storage: config.artifacts,
             services,
             link: transfer::WorkerLink::default(),
@@ -183,7 +187,10 @@ impl StepRunner {
             if let Some(stop) = self.stop_signal().check() {
                 let message = match stop {
                     Stop::Deadline => "a timeout fired before it started",
-                    Stop::Interrupted(_) => "the run was stopped before it started",
+                    Stop::Interrupted(_) => {
+                        self.stopped_steps = true;
+                        "the run was stopped before it started"
+                    }
                 };
                 return self.not_run(step, StepStatus::Skipped, message).await;
             }
@@ -351,7 +358,7 @@ impl StepRunner {
         }
         let interruption = *self.interrupt.borrow();
         if let Some(interruption) = interruption
-            && !status.is_success()
+            && (!status.is_success() || self.stopped_steps)
             && status != StepStatus::Timeout
         {
             status = interruption.step_status(StepStatus::Running);
