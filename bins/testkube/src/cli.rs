@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "testkube", version, about, propagate_version = true)]
 #[command(after_help = "Examples:
+  testkube run examples/workflows/sharded-pytest.yaml
+  testkube get executions
   testkube validate workflows/
   testkube plan examples/workflows/sharded-pytest.yaml --config workers=4
   find tests -name 'test_*.py' | testkube split --total 4 --index 0 --timings reports/*.xml
