@@ -409,7 +409,7 @@ pub(crate) struct ArtifactsArgs {
     /// The execution's id or name (`sharded-pytest-3`).
     #[arg(value_name = "ID")]
     pub(crate) id: String,
-    /// Copy the artifacts into DIR/<worker path>/<path>.
+    /// Copy the artifacts into `DIR/<worker path>/<path>`.
     #[arg(long, value_name = "DIR")]
     pub(crate) download: Option<PathBuf>,
     /// Output format (of the list).

@@ -50,7 +50,10 @@ use crate::resolve::{ResolveOptions, TemplateSet, resolve_workflow};
 use crate::status::{ExecutionStatus, Interruption, StepStatus};
 
 /// Where `execute` steps find workflows, and how a frontend sees each
-/// child run. See the [module documentation](self) for the order of calls.
+/// child run. The engine calls [`find`](Self::find) for every entry and
+/// [`prepare`](Self::prepare) for every child before it starts any (so one
+/// bad entry starts nothing), then [`register`](Self::register) and
+/// [`follow`](Self::follow) for each child as it runs.
 #[async_trait]
 pub trait ChildExecutions: Send + Sync {
     /// The names of the workflows `target` picks: the named one (an error

@@ -9,7 +9,7 @@
 //!
 //! - [`Executor`] starts one worker (a [`WorkerSpec`]: its step tree,
 //!   variables, env) and streams its [`WorkerEvent`]s; the contract is in
-//!   [`executor`](self::executor). The executor (or the runner inside the
+//!   [`executor`]. The executor (or the runner inside the
 //!   worker) walks the steps with the rules of [`crate::status`].
 //! - [`Orchestrator`] is the callback a worker uses when it reaches a
 //!   `parallel` block: the engine starts the block's workers through the

@@ -3,7 +3,7 @@
 //! archives.
 //!
 //! The engine only names the archives
-//! ([`WorkerFiles`](testkube_core::engine::WorkerFiles)); where they live
+//! ([`testkube_core::engine::WorkerFiles`]); where they live
 //! is the executor's choice, behind [`ArchiveStore`]: a folder shared by
 //! the execution's workers locally ([`FolderArchives`], under
 //! `<runs>/<execution>/transfer/`), an object store for pods. The runner
