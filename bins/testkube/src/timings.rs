@@ -1,5 +1,6 @@
-//! Recorded durations for `split --timings` and `plan --timings`: one place
-//! that decides which report entry an item (a file, a class, a test name) is.
+//! Recorded durations for `split --timings`, `plan --timings` and the
+//! result store's history in `run`: one place that decides which report
+//! entry an item (a file, a class, a test name) is.
 //!
 //! Reports rarely spell items the way the user's item list does: `./tests/a.py`
 //! against `tests/a.py`, absolute paths from the CI machine, pytest naming
@@ -9,10 +10,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use testkube_core::store::ItemDuration;
 use testkube_results::{TimingKey, read_timings_by};
 
 use crate::commands::CliError;
 use crate::input;
+
+/// The keys `plan` and `run` look items up by, in order.
+pub(crate) const PLAN_KEYS: [TimingKey; 3] =
+    [TimingKey::File, TimingKey::Name, TimingKey::Classname];
 
 /// Durations read from reports, by item, for one or more test-case fields.
 pub(crate) struct ItemTimings {
@@ -47,6 +53,38 @@ impl ItemTimings {
             maps.push((key, normalized));
         }
         Ok(Some(Self { maps }))
+    }
+
+    /// The durations the result store recorded for a workflow's test
+    /// items, keyed like `plan --timings` (file, then name, then class).
+    pub(crate) fn from_records(items: &[ItemDuration]) -> Self {
+        let mut maps: Vec<(TimingKey, BTreeMap<String, f64>)> = PLAN_KEYS
+            .iter()
+            .map(|&key| (key, BTreeMap::new()))
+            .collect();
+        for item in items.iter().filter(|item| item.duration_secs.is_finite()) {
+            for (key, map) in &mut maps {
+                let field = match key {
+                    TimingKey::File => item.file.as_deref(),
+                    TimingKey::Name => Some(item.name.as_str()),
+                    TimingKey::Classname => item.class.as_deref(),
+                };
+                if let Some(field) = field {
+                    *map.entry(normalize(field)).or_insert(0.0) += item.duration_secs.max(0.0);
+                }
+            }
+        }
+        Self { maps }
+    }
+
+    /// Every item with its seconds, for blocks whose items are only known
+    /// at run time (earlier keys win, as in [`ItemTimings::seconds`]).
+    pub(crate) fn flat(&self) -> BTreeMap<String, f64> {
+        let mut flat = BTreeMap::new();
+        for (_, map) in self.maps.iter().rev() {
+            flat.extend(map.iter().map(|(item, seconds)| (item.clone(), *seconds)));
+        }
+        flat
     }
 
     /// Whether any duration was read at all.
@@ -121,6 +159,35 @@ fn python_module_classes(map: &BTreeMap<String, f64>, item: &str) -> Option<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(file: Option<&str>, class: Option<&str>, name: &str, secs: f64) -> ItemDuration {
+        ItemDuration {
+            file: file.map(str::to_owned),
+            class: class.map(str::to_owned),
+            name: name.to_owned(),
+            duration_secs: secs,
+        }
+    }
+
+    #[test]
+    fn store_records_are_looked_up_like_reports() {
+        let timings = ItemTimings::from_records(&[
+            record(Some("/ci/repo/tests/test_a.py"), None, "test_one", 1.0),
+            record(Some("/ci/repo/tests/test_a.py"), None, "test_two", 2.0),
+            record(Some("tests/test_b.py"), Some("pkg.B"), "test_b", 0.5),
+            record(None, Some("tests.test_c.TestC"), "test_c", 4.0),
+        ]);
+        assert_eq!(timings.seconds("tests/test_a.py"), Some(3.0));
+        assert_eq!(timings.seconds("./tests/test_b.py"), Some(0.5));
+        assert_eq!(timings.seconds("pkg.B"), Some(0.5));
+        assert_eq!(timings.seconds("test_one"), Some(1.0));
+        // pytest's class names count for their module's file.
+        assert_eq!(timings.seconds("tests/test_c.py"), Some(4.0));
+        assert_eq!(timings.seconds("tests/test_d.py"), None);
+        let flat = timings.flat();
+        assert_eq!(flat.get("/ci/repo/tests/test_a.py"), Some(&3.0));
+        assert_eq!(flat.get("pkg.B"), Some(&0.5));
+    }
 
     fn timings(key: TimingKey, entries: &[(&str, f64)]) -> ItemTimings {
         let map = entries

@@ -10,20 +10,16 @@ use testkube_core::plan::{
     Operation, Plan, PlanExecute, PlanOptions, PlanParallel, PlanService, PlanStep, PlanWorker,
     plan_workflow,
 };
-use testkube_results::TimingKey;
 
 use super::render::{Sensitive, plural, resolve};
 use super::{CliError, print_json, print_yaml};
 use crate::cli::{Output, PlanArgs};
 use crate::style::{self, paint};
-use crate::timings::ItemTimings;
+use crate::timings::{ItemTimings, PLAN_KEYS};
 
 pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Masked)?;
-    let timings = ItemTimings::load(
-        &args.timings,
-        &[TimingKey::File, TimingKey::Name, TimingKey::Classname],
-    )?;
+    let timings = ItemTimings::load(&args.timings, &PLAN_KEYS)?;
     let options = match timings {
         Some(timings) => PlanOptions::new().with_durations(move |item| timings.seconds(item)),
         None => PlanOptions::new(),

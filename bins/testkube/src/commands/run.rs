@@ -31,9 +31,7 @@ use testkube_core::expr::{Context, Template};
 use testkube_core::model::TestWorkflow;
 use testkube_core::plan::{Operation, PlanOptions, PlanStep, plan_workflow};
 use testkube_core::status::ExecutionStatus;
-use testkube_core::store::{
-    ItemDuration, NewExecution, ResultStore, StoreError, TestCaseRecord, TestCaseStatus,
-};
+use testkube_core::store::{NewExecution, ResultStore, StoreError, TestCaseRecord, TestCaseStatus};
 use testkube_executors::LocalExecutor;
 use testkube_results::store::{EventRecorder, SqliteStore};
 
@@ -45,7 +43,7 @@ use crate::cli::{RunArgs, RunOptions, TextOutput};
 use crate::input::{self, SecretSource};
 use crate::live::{View, seconds, status_word};
 use crate::style::{self, paint};
-use crate::timings::normalize;
+use crate::timings::ItemTimings;
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Used)?;
@@ -162,17 +160,18 @@ impl Launch {
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "run".to_owned());
         let store = open_store().await;
-        let durations = match &store {
-            Some(store) => match store.item_durations(&workflow_name).await {
-                Ok(items) => RecordedDurations::new(items),
-                Err(err) => {
+        let records = match &store {
+            Some(store) => store
+                .item_durations(&workflow_name)
+                .await
+                .unwrap_or_else(|err| {
                     store_warning(&err, "recorded durations are not used");
-                    RecordedDurations::default()
-                }
-            },
-            None => RecordedDurations::default(),
+                    Vec::new()
+                }),
+            None => Vec::new(),
         };
-        let recorded = durations.len();
+        let durations = ItemTimings::from_records(&records);
+        let recorded = records.len();
         // The durations the split uses are kept with the run, so that
         // `rerun --failed-only` plans the same shards.
         let used: Arc<Mutex<BTreeMap<String, f64>>> = Arc::default();
@@ -185,7 +184,7 @@ impl Launch {
             None if recorded == 0 => PlanOptions::new(),
             None => {
                 let used = Arc::clone(&used);
-                let run_time = durations.map();
+                let run_time = durations.flat();
                 PlanOptions::new()
                     .with_run_time_durations(run_time)
                     .with_durations(move |item| {
@@ -686,79 +685,6 @@ impl Context for SecretLookup<'_> {
     }
 }
 
-/// Durations the store recorded for a workflow's test items, looked up the
-/// way `balance` items are written: a test file, a class, or a test name.
-#[derive(Default)]
-struct RecordedDurations {
-    by_file: BTreeMap<String, f64>,
-    by_class: BTreeMap<String, f64>,
-    by_name: BTreeMap<String, f64>,
-    items: usize,
-}
-
-impl RecordedDurations {
-    fn new(items: Vec<ItemDuration>) -> Self {
-        let mut out = RecordedDurations {
-            items: items.len(),
-            ..RecordedDurations::default()
-        };
-        for item in items {
-            let seconds = item.duration_secs;
-            if !seconds.is_finite() || seconds < 0.0 {
-                continue;
-            }
-            if let Some(file) = &item.file {
-                *out.by_file.entry(normalize(file)).or_default() += seconds;
-            }
-            if let Some(class) = &item.class {
-                *out.by_class.entry(class.clone()).or_default() += seconds;
-            }
-            *out.by_name.entry(item.name.clone()).or_default() += seconds;
-        }
-        out
-    }
-
-    fn len(&self) -> usize {
-        self.items
-    }
-
-    /// Every recorded item with its seconds, for blocks whose shards are
-    /// only known at run time (files win over classes over test names).
-    fn map(&self) -> BTreeMap<String, f64> {
-        let mut map = self.by_name.clone();
-        map.extend(self.by_class.iter().map(|(k, v)| (k.clone(), *v)));
-        map.extend(self.by_file.iter().map(|(k, v)| (k.clone(), *v)));
-        map
-    }
-
-    /// The seconds of `item`: its file's tests, else its class's, else the
-    /// test of that name; a file path also matches the one recorded file
-    /// that ends with it (reports from another checkout folder).
-    fn seconds(&self, item: &str) -> Option<f64> {
-        let item = normalize(item);
-        if let Some(seconds) = self
-            .by_file
-            .get(&item)
-            .or_else(|| self.by_class.get(&item))
-            .or_else(|| self.by_name.get(&item))
-        {
-            return Some(*seconds);
-        }
-        if !item.contains('/') {
-            return None;
-        }
-        let suffix = format!("/{item}");
-        let mut matches = self
-            .by_file
-            .iter()
-            .filter(|(file, _)| file.ends_with(&suffix));
-        match (matches.next(), matches.next()) {
-            (Some((_, seconds)), None) => Some(*seconds),
-            _ => None,
-        }
-    }
-}
-
 /// One line per `balance: {by: duration}` block: how its shards were split.
 fn balance_notes(step: &PlanStep, recorded: usize) -> Vec<String> {
     let mut notes = Vec::new();
@@ -1024,30 +950,6 @@ fn summary_text(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn item(file: Option<&str>, class: Option<&str>, name: &str, secs: f64) -> ItemDuration {
-        ItemDuration {
-            file: file.map(str::to_owned),
-            class: class.map(str::to_owned),
-            name: name.to_owned(),
-            duration_secs: secs,
-        }
-    }
-
-    #[test]
-    fn recorded_durations_sum_by_file_and_match_suffixes() {
-        let durations = RecordedDurations::new(vec![
-            item(Some("/ci/repo/tests/test_a.py"), None, "test_one", 1.0),
-            item(Some("/ci/repo/tests/test_a.py"), None, "test_two", 2.0),
-            item(Some("tests/test_b.py"), Some("pkg.B"), "test_b", 0.5),
-        ]);
-        assert_eq!(durations.seconds("tests/test_a.py"), Some(3.0));
-        assert_eq!(durations.seconds("./tests/test_b.py"), Some(0.5));
-        assert_eq!(durations.seconds("pkg.B"), Some(0.5));
-        assert_eq!(durations.seconds("test_one"), Some(1.0));
-        assert_eq!(durations.seconds("tests/test_c.py"), None);
-        assert_eq!(durations.len(), 3);
-    }
 
     #[test]
     fn the_summary_lists_test_totals_failures_and_where_results_are() {
