@@ -373,7 +373,7 @@ impl Drop for StopOnDrop {
 
 /// The status of a worker stopped before any of its steps ran: `failFast`
 /// and aborts mark it aborted, timeouts skipped.
-pub(crate) fn never_started(interruption: Option<Interruption>) -> StepStatus {
+fn never_started(interruption: Option<Interruption>) -> StepStatus {
     match interruption {
         Some(Interruption::Abort) | None => StepStatus::Aborted,
         Some(other) => other.step_status(StepStatus::Queued),

@@ -649,13 +649,6 @@ pub(crate) async fn run_worker(
         shared.emit(translate(&worker, &steps, event)).await;
     };
     guard.control = None;
-    // Stopped before its first step ran (its steps report `skipped`): for
-    // the block it was aborted like its running siblings.
-    let interruption = *stop.borrow();
-    let status = match interruption {
-        Some(_) if status == StepStatus::Skipped => fanout::never_started(interruption),
-        _ => status,
-    };
     shared.emit(finish(status)).await;
     status
 }
