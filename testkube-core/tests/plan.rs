@@ -549,3 +549,13 @@ fn builtin_k6_template_takes_the_script_as_params() {
     let text = serde_json::to_string(&plan).expect("serializes");
     assert!(text.contains("\"k6 run script.js\""), "{text}");
 }
+
+#[test]
+fn any_operation_searches_sub_steps_and_parallel_workers() {
+    let is_execute = |operation: &Operation| matches!(operation, Operation::Execute(_));
+    assert!(plan("execute.yaml").root.any_operation(&is_execute));
+    assert!(!plan("basic-steps.yaml").root.any_operation(&is_execute));
+    // Shells inside parallel workers are found too.
+    let is_shell = |operation: &Operation| matches!(operation, Operation::Shell { .. });
+    assert!(plan("parallel-block.yaml").root.any_operation(&is_shell));
+}

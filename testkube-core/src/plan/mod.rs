@@ -170,6 +170,33 @@ pub struct PlanStep {
     pub operations: Vec<Operation>,
 }
 
+impl PlanStep {
+    /// Whether `found` holds for an operation of this step or of any step
+    /// below it: sub-steps, parallel workers and the steps of workers only
+    /// decided at run time.
+    pub fn any_operation(&self, found: &impl Fn(&Operation) -> bool) -> bool {
+        self.operations.iter().any(|operation| {
+            found(operation)
+                || match operation {
+                    Operation::Setup { steps } | Operation::Steps { steps } => {
+                        steps.iter().any(|step| step.any_operation(found))
+                    }
+                    Operation::Parallel(block) => {
+                        block
+                            .workers
+                            .iter()
+                            .any(|worker| worker.root.any_operation(found))
+                            || block
+                                .template
+                                .as_ref()
+                                .is_some_and(|step| step.any_operation(found))
+                    }
+                    _ => false,
+                }
+        })
+    }
+}
+
 fn is_false(flag: &bool) -> bool {
     !*flag
 }

@@ -212,10 +212,18 @@ impl Launch {
         let used = std::mem::take(&mut *lock(&used));
 
         let executor = LocalExecutor::new(crate::home::runs());
-        let mut files = self.catalog.files.clone();
-        files.extend(options.workflows.iter().cloned());
-        let children = StoredChildren::load(&files, &self.catalog.templates, store.clone())?;
-        let engine = Engine::new(Arc::new(executor.clone())).with_children(Arc::new(children));
+        let mut engine = Engine::new(Arc::new(executor.clone()));
+        // Child workflows are only looked for (files read and parsed again)
+        // when a step runs `execute`.
+        if plan
+            .root
+            .any_operation(&|operation| matches!(operation, Operation::Execute(_)))
+        {
+            let mut files = self.catalog.files.clone();
+            files.extend(options.workflows.iter().cloned());
+            let children = StoredChildren::load(&files, &self.catalog.templates, store.clone())?;
+            engine = engine.with_children(Arc::new(children));
+        }
         // Refused before anything is recorded: no number used, no record left.
         engine.check(&plan).map_err(engine_error)?;
 
