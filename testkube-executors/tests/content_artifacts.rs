@@ -11,50 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary, StepSummary};
-use testkube_core::model::Document;
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::TestCaseStatus;
-use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
-use testkube_executors::{LocalExecutor, Sandbox};
+use testkube_executors::LocalExecutor;
 
-fn plan(yaml: &str) -> testkube_core::Plan {
-    plan_with(yaml, &[])
-}
-
-/// The plan of `yaml` run with `config` values (as `testkube run --config`).
-fn plan_with(yaml: &str, config: &[(&str, &str)]) -> testkube_core::Plan {
-    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
-    assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
-        panic!("not a workflow")
-    };
-    let templates = TemplateSet::with_builtins().unwrap();
-    let options = config
-        .iter()
-        .fold(ResolveOptions::new(), |options, (key, value)| {
-            options.with_config(*key, *value)
-        });
-    let resolved = testkube_core::resolve_workflow(workflow, &templates, &options, None).unwrap();
-    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
-}
-
-fn workflow(steps: &str) -> String {
-    format!(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{steps}"
-    )
-}
-
-/// The executors to test with: plain processes, and bubblewrap when installed.
-fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
-}
+mod common;
+use common::{executors, plan, plan_with, step, workflow};
 
 /// Runs `yaml` to its end: the summary and every event.
 async fn run(executor: &LocalExecutor, id: &str, yaml: &str) -> (ExecutionSummary, Vec<Event>) {
@@ -77,14 +40,6 @@ async fn run_plan(
         events.push(event);
     }
     (summary.expect("a Finished event"), events)
-}
-
-fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
-    summary.workers[0]
-        .steps
-        .iter()
-        .find(|s| s.id == id)
-        .unwrap_or_else(|| panic!("no step {id} in {summary:#?}"))
 }
 
 /// The log of step `id`.

@@ -5,43 +5,14 @@
 //! to write (written ones are refused when the file is loaded). Every test runs
 //! twice where bubblewrap is installed: sandboxed and as plain processes.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary, StepSummary};
-use testkube_core::model::Document;
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
 use testkube_core::status::StepStatus;
-use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
-use testkube_executors::{LocalExecutor, Sandbox};
+use testkube_executors::LocalExecutor;
 
-fn plan(yaml: &str) -> testkube_core::Plan {
-    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
-    assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
-        panic!("not a workflow")
-    };
-    let templates = TemplateSet::with_builtins().unwrap();
-    let resolved =
-        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-            .unwrap();
-    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
-}
-
-fn workflow(spec: &str) -> String {
-    format!(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{spec}"
-    )
-}
-
-fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
-}
+mod common;
+use common::{executors, plan, step, workflow};
 
 /// The summary and the notices of a run.
 async fn run(executor: &LocalExecutor, yaml: &str) -> (ExecutionSummary, Vec<String>) {
@@ -58,14 +29,6 @@ async fn run(executor: &LocalExecutor, yaml: &str) -> (ExecutionSummary, Vec<Str
         }
     }
     panic!("the run ended without a summary")
-}
-
-fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
-    summary.workers[0]
-        .steps
-        .iter()
-        .find(|s| s.id == id)
-        .unwrap_or_else(|| panic!("no step {id} in {summary:#?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,33 +7,17 @@
 //! plain processes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary, StepSummary};
-use testkube_core::model::Document;
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
 use testkube_core::status::{ExecutionStatus, StepStatus};
-use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
-use testkube_executors::{LocalExecutor, Sandbox};
 
+mod common;
+use common::{executors, step};
+
+/// The plan of a workflow with `steps`, which must hold a block decided at
+/// run time.
 fn plan(steps: &str) -> testkube_core::Plan {
-    let yaml = format!(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{steps}"
-    );
-    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
-    assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let workflow = file
-        .documents
-        .iter()
-        .find_map(|doc| match &doc.document {
-            Some(Document::TestWorkflow(workflow)) => Some((**workflow).clone()),
-            _ => None,
-        })
-        .expect("a workflow");
-    let templates = TemplateSet::with_builtins().unwrap();
-    let resolved =
-        testkube_core::resolve_workflow(&workflow, &templates, &ResolveOptions::new(), None)
-            .unwrap();
-    let plan = testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap();
+    let plan = common::plan(&common::workflow(steps));
     assert!(
         serde_json::to_string(&plan)
             .unwrap()
@@ -41,17 +25,6 @@ fn plan(steps: &str) -> testkube_core::Plan {
         "the test needs a block decided at run time"
     );
     plan
-}
-
-/// The executors to test with: plain processes, and bubblewrap when installed.
-fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
 }
 
 /// Runs `steps` to the end with each executor; returns the summaries.
@@ -73,14 +46,6 @@ async fn run(steps: &str) -> Vec<ExecutionSummary> {
         summaries.push(summary);
     }
     summaries
-}
-
-fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
-    summary.workers[0]
-        .steps
-        .iter()
-        .find(|s| s.id == id)
-        .unwrap_or_else(|| panic!("no step {id}: {summary:#?}"))
 }
 
 /// Output `key` of every parallel worker, by worker id (`root/<step>/<i>`).

@@ -8,41 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary, StepSummary};
-use testkube_core::model::Document;
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
 use testkube_core::status::{ExecutionStatus, StepStatus};
-use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
 use testkube_executors::{LocalExecutor, Sandbox};
 
-fn plan(yaml: &str) -> testkube_core::Plan {
-    let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
-    assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
-        panic!("not a workflow")
-    };
-    let templates = TemplateSet::with_builtins().unwrap();
-    let resolved =
-        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-            .unwrap();
-    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
-}
-
-fn workflow(spec: &str) -> String {
-    format!(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{spec}"
-    )
-}
-
-/// The executors to test with: plain processes, and bubblewrap when installed.
-fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
-}
+mod common;
+use common::{executors, plan, step, workflow};
 
 /// A run's summary and the logs of each step (of worker 0), by step id.
 struct Ran {
@@ -72,14 +43,6 @@ async fn run(executor: &LocalExecutor, yaml: &str) -> Ran {
         }
     }
     panic!("the run ended without a summary")
-}
-
-fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
-    summary.workers[0]
-        .steps
-        .iter()
-        .find(|s| s.id == id)
-        .unwrap_or_else(|| panic!("no step {id} in {summary:#?}"))
 }
 
 fn message(summary: &ExecutionSummary, id: &str) -> String {

@@ -5,18 +5,20 @@
 //! `async`, failing children). Every test runs twice where bubblewrap is
 //! installed: sandboxed and as plain processes.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use testkube_core::engine::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, Engine, Event, ExecutionRequest,
-    ExecutionSummary, PreparedChild, StartedChild, StepSummary, WorkflowSet,
+    ExecutionSummary, PreparedChild, StartedChild, WorkflowSet,
 };
 use testkube_core::model::{Document, TestWorkflow};
 use testkube_core::status::{ExecutionStatus, StepStatus};
-use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
+use testkube_core::{LoadOptions, TemplateSet};
 use testkube_executors::{LocalExecutor, Sandbox};
+
+mod common;
+use common::{executors, plan, step, workflow};
 
 fn workflows(yaml: &str) -> Vec<TestWorkflow> {
     let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
@@ -28,32 +30,6 @@ fn workflows(yaml: &str) -> Vec<TestWorkflow> {
             _ => None,
         })
         .collect()
-}
-
-fn plan(yaml: &str) -> testkube_core::Plan {
-    let workflow = &workflows(yaml)[0];
-    let templates = TemplateSet::with_builtins().unwrap();
-    let resolved =
-        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-            .unwrap();
-    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
-}
-
-fn workflow(steps: &str) -> String {
-    format!(
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n{steps}"
-    )
-}
-
-/// The executors to test with: plain processes, and bubblewrap when installed.
-fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
 }
 
 /// Runs `yaml` to its end, keeping every event.
@@ -71,14 +47,6 @@ async fn run_with(engine: &Engine, yaml: &str) -> (Vec<Event>, ExecutionSummary)
         events.push(event);
     }
     panic!("the run ended without a summary: {events:#?}")
-}
-
-fn step<'a>(summary: &'a ExecutionSummary, id: &str) -> &'a StepSummary {
-    summary.workers[0]
-        .steps
-        .iter()
-        .find(|s| s.id == id)
-        .unwrap_or_else(|| panic!("no step {id} in {summary:#?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
