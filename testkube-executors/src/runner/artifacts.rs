@@ -256,29 +256,11 @@ impl StepRunner {
         let base = unescape(if base.is_empty() { "/" } else { &base });
         let base_host = self.workspace_path(&base)?;
         let matcher = glob(&pattern)?;
-        let mut walk = walkdir::WalkDir::new(&base_host).follow_links(false);
-        if !pattern.contains("**") {
-            walk = walk.max_depth(parts.len() - first_glob.unwrap_or(parts.len()));
-        }
-        for entry in walk.into_iter().filter_map(Result::ok) {
-            let is_file = entry.file_type().is_file()
-                || (entry.file_type().is_symlink()
-                    && std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()));
-            if !is_file {
-                continue;
-            }
-            let Ok(relative) = entry.path().strip_prefix(&base_host) else {
-                continue;
-            };
-            let Some(relative) = relative.to_str() else {
-                continue;
-            };
-            let visible = format!("{}/{relative}", base.trim_end_matches('/'));
+        let max_depth =
+            (!pattern.contains("**")).then(|| parts.len() - first_glob.unwrap_or(parts.len()));
+        for (visible, host) in super::workspace::files_under(&base_host, &base, max_depth) {
             if matcher.is_match(&visible) {
-                found.insert(
-                    artifact_name(&visible, working_dir),
-                    entry.path().to_path_buf(),
-                );
+                found.insert(artifact_name(&visible, working_dir), host);
             }
         }
         Ok(())

@@ -133,34 +133,45 @@ fn glob_files(
         let include = matcher(&pattern)?;
         let base = search_root(&pattern);
         let base_host = host(paths, &base);
-        for entry in walkdir::WalkDir::new(&base_host)
-            .follow_links(false)
-            .into_iter()
-            .filter_map(Result::ok)
-        {
-            let is_file = entry.file_type().is_file()
-                || (entry.file_type().is_symlink()
-                    && std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()));
-            if !is_file {
-                continue;
-            }
-            let Ok(relative) = entry.path().strip_prefix(&base_host) else {
-                continue;
-            };
-            let Some(relative) = relative.to_str() else {
-                continue;
-            };
-            let visible = if relative.is_empty() {
-                base.clone()
-            } else {
-                format!("{}/{relative}", base.trim_end_matches('/'))
-            };
+        for (visible, _) in files_under(&base_host, &base, None) {
             if include.is_match(&visible) && !exclude.iter().any(|m| m.is_match(&visible)) {
                 found.insert(visible);
             }
         }
     }
     Ok(found.into_iter().collect())
+}
+
+/// The regular files (and links to regular files) under the host folder
+/// `base_host`, which steps see at `base`: each as the path a step sees and
+/// the host path, at most `max_depth` levels down. Links are not followed
+/// into folders, so a link cannot pull in files outside the workspace.
+pub(super) fn files_under<'a>(
+    base_host: &'a std::path::Path,
+    base: &'a str,
+    max_depth: Option<usize>,
+) -> impl Iterator<Item = (String, PathBuf)> + 'a {
+    let mut walk = walkdir::WalkDir::new(base_host).follow_links(false);
+    if let Some(depth) = max_depth {
+        walk = walk.max_depth(depth);
+    }
+    walk.into_iter()
+        .filter_map(Result::ok)
+        .filter_map(move |entry| {
+            let is_file = entry.file_type().is_file()
+                || (entry.file_type().is_symlink()
+                    && std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()));
+            if !is_file {
+                return None;
+            }
+            let relative = entry.path().strip_prefix(base_host).ok()?.to_str()?;
+            let visible = if relative.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{}/{relative}", base.trim_end_matches('/'))
+            };
+            Some((visible, entry.into_path()))
+        })
 }
 
 /// `path` as an absolute, normalized path (relative to `working_dir`).
