@@ -22,6 +22,7 @@ use testkube_results::store::SqliteStore;
 
 use super::{CliError, print_json};
 use crate::cli::{GetArgs, GetCommand, GetExecutionArgs, GetExecutionsArgs, TextOutput};
+use crate::live::status_word;
 use crate::style::{self, outln, paint};
 
 /// A stored time (UTC) as RFC 3339 with milliseconds, as the store keeps it.
@@ -239,7 +240,7 @@ fn print_detail(detail: &Detail) {
                 .iter()
                 .find(|s| s.step == ROOT_STEP)
                 .map_or(StepStatus::Queued, |s| s.status);
-            let _ = writeln!(out, "  {} worker {worker}", step_word(status));
+            let _ = writeln!(out, "  {} worker {worker}", status_word(status));
             "    "
         };
         for step in steps.iter().filter(|s| s.step != ROOT_STEP) {
@@ -269,7 +270,7 @@ fn print_detail(detail: &Detail) {
             } else {
                 format!("  {}", paint(style::DIM, extra.join(", ")))
             };
-            let _ = writeln!(out, "{indent}{} {label}{extra}", step_word(step.status));
+            let _ = writeln!(out, "{indent}{} {label}{extra}", status_word(step.status));
         }
     }
 
@@ -502,17 +503,6 @@ fn execution_colour(status: ExecutionStatus) -> anstyle::Style {
         status if status.is_finished() => style::DIM,
         _ => style::ACCENT,
     }
-}
-
-/// The status as a fixed-width, coloured word.
-fn step_word(status: StepStatus) -> String {
-    let colour = match status {
-        StepStatus::Passed => style::OK,
-        StepStatus::Running => style::ACCENT,
-        status if status.is_failure() => style::ERROR,
-        _ => style::DIM,
-    };
-    paint(colour, format!("{:<8}", status.as_str()))
 }
 
 /// Runs `work` on a small runtime of its own (the history commands do a few queries).
