@@ -43,14 +43,14 @@ impl HostLauncher {
     }
 }
 
-#[async_trait]
-impl Launcher for HostLauncher {
-    async fn launch(
+impl HostLauncher {
+    /// Starts `process` (behind the prefix and its limits) in a group of
+    /// its own that the watchdog kills if the runner dies.
+    async fn start_watched(
         &self,
-        process: Process,
+        process: &Process,
         output: StepOutput,
-        mut stop: StopSignal,
-    ) -> std::io::Result<ProcessEnd> {
+    ) -> std::io::Result<Started> {
         std::fs::create_dir_all(&process.working_dir)?;
         notice_limits(&self.limits_noticed, &process.limits, &output).await;
         let argv: Vec<String> = self
@@ -59,11 +59,24 @@ impl Launcher for HostLauncher {
             .cloned()
             .chain(limits::wrap_argv(&process.limits, process.argv.clone()))
             .collect();
-        let mut started = start(&argv, &process, output)?;
-        let pgid = started.pgid;
+        let started = start(&argv, process, output)?;
         if let Some(watchdog) = &self.watchdog {
-            watchdog.watch(pgid);
+            watchdog.watch(started.pgid);
         }
+        Ok(started)
+    }
+}
+
+#[async_trait]
+impl Launcher for HostLauncher {
+    async fn launch(
+        &self,
+        process: Process,
+        output: StepOutput,
+        mut stop: StopSignal,
+    ) -> std::io::Result<ProcessEnd> {
+        let mut started = self.start_watched(&process, output).await?;
+        let pgid = started.pgid;
         let waited = tokio::select! {
             status = started.child.wait() => Ok(status),
             stop = stop.fired() => {
@@ -88,18 +101,7 @@ impl Launcher for HostLauncher {
     }
 
     async fn spawn(&self, process: Process, output: StepOutput) -> std::io::Result<Background> {
-        std::fs::create_dir_all(&process.working_dir)?;
-        notice_limits(&self.limits_noticed, &process.limits, &output).await;
-        let argv: Vec<String> = self
-            .prefix
-            .iter()
-            .cloned()
-            .chain(limits::wrap_argv(&process.limits, process.argv.clone()))
-            .collect();
-        let started = start(&argv, &process, output)?;
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.watch(started.pgid);
-        }
+        let started = self.start_watched(&process, output).await?;
         Ok(started.into_background(self.watchdog.clone()))
     }
 
