@@ -14,13 +14,12 @@ use testkube_core::engine::{
     StartedChild, WorkflowSet,
 };
 use testkube_core::model::Document;
-use testkube_core::resolve::{TemplateOrigin, TemplateSet};
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{NewExecution, ResultStore};
 use testkube_results::store::EventRecorder;
 
 use super::CliError;
-use super::render::load;
+use super::render::{add_templates, load, template_set};
 use super::run::execution_id;
 use crate::input;
 
@@ -39,18 +38,11 @@ impl StoredChildren {
         templates: &[PathBuf],
         store: Option<Arc<dyn ResultStore>>,
     ) -> Result<Self, CliError> {
-        let mut template_set = TemplateSet::with_builtins()
-            .map_err(|err| CliError::input(format!("internal error: {err}")))?;
+        let mut template_set = template_set(templates)?;
         let mut workflows = Vec::new();
-        for path in input::workflow_files(templates)?
-            .into_iter()
-            .chain(input::workflow_files(files)?)
-        {
+        for path in input::workflow_files(files)? {
             let file = load(&path)?;
-            template_set.insert_documents(
-                file.typed_documents(),
-                &TemplateOrigin::File(file.name.clone()),
-            );
+            add_templates(&mut template_set, &file);
             for document in file.documents {
                 if let Some(Document::TestWorkflow(workflow)) = document.document {
                     workflows.push((path.clone(), *workflow));

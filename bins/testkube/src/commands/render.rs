@@ -48,20 +48,9 @@ pub(crate) fn resolve(
     sensitive: Sensitive,
 ) -> Result<ResolvedWorkflow, CliError> {
     let file = load(&args.file)?;
-    let mut templates = TemplateSet::with_builtins()
-        .map_err(|err| CliError::input(format!("internal error: {err}")))?;
-    for path in input::workflow_files(&args.templates)? {
-        let templates_file = load(&path)?;
-        templates.insert_documents(
-            templates_file.typed_documents(),
-            &TemplateOrigin::File(templates_file.name.clone()),
-        );
-    }
+    let mut templates = template_set(&args.templates)?;
     // The workflow's own file wins over the folders and the built-ins.
-    templates.insert_documents(
-        file.typed_documents(),
-        &TemplateOrigin::File(file.name.clone()),
-    );
+    add_templates(&mut templates, &file);
 
     let (workflow, node) = pick(&file, args.name.as_deref())?;
     let pairs = input::key_values(&args.config, "--config")?;
@@ -84,6 +73,24 @@ pub(crate) fn resolve(
             .with_hint(resolve_hint(&err.diagnostics)))
         }
     }
+}
+
+/// The built-in templates and those of the `--templates` files and folders.
+pub(crate) fn template_set(paths: &[std::path::PathBuf]) -> Result<TemplateSet, CliError> {
+    let mut templates = TemplateSet::with_builtins()
+        .map_err(|err| CliError::input(format!("internal error: {err}")))?;
+    for path in input::workflow_files(paths)? {
+        add_templates(&mut templates, &load(&path)?);
+    }
+    Ok(templates)
+}
+
+/// Adds the templates of `file` (a later file wins over earlier ones).
+pub(crate) fn add_templates(templates: &mut TemplateSet, file: &LoadedFile) {
+    templates.insert_documents(
+        file.typed_documents(),
+        &TemplateOrigin::File(file.name.clone()),
+    );
 }
 
 /// What to do next, from the kind of problems found.
