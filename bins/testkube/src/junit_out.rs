@@ -24,10 +24,7 @@ pub(crate) fn write(
     cases: &[TestCaseRecord],
 ) -> Result<(), CliError> {
     let xml = render(name, duration, cases)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| CliError::input(format!("cannot create {}: {err}", parent.display())))?;
-    }
+    prepare(path)?;
     std::fs::write(path, xml).map_err(|err| {
         CliError::input(format!(
             "cannot write the JUnit report {}: {err}",
@@ -35,6 +32,28 @@ pub(crate) fn write(
         ))
         .with_hint("check that the folder exists and is writable")
     })
+}
+
+/// Makes sure the report can be written at `path` (its folder exists, it
+/// is not a folder itself): checked before a run, so a bad `--junit` is
+/// not found out only after the tests ran.
+pub(crate) fn prepare(path: &Path) -> Result<(), CliError> {
+    if path.is_dir() {
+        return Err(
+            CliError::usage(format!("--junit {} is a folder", path.display()))
+                .with_hint("give a file name, e.g. --junit reports/junit.xml"),
+        );
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            CliError::usage(format!(
+                "--junit: cannot create the folder {}: {err}",
+                parent.display()
+            ))
+            .with_hint("pick a path in a folder you can write to")
+        })?;
+    }
+    Ok(())
 }
 
 /// The report as XML text.

@@ -136,6 +136,13 @@ fn invalid_input_and_unsupported_features_exit_2() {
         "{stderr}"
     );
 
+    // A --junit path that cannot be written stops the run before it starts.
+    let ok = write(dir.path(), "fine", "  - shell: 'true'\n");
+    let out = testkube(dir.path(), &["run", &ok, "--junit", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is a folder"), "{}", text(&out));
+    assert!(executions(dir.path()).is_empty(), "nothing ran");
+
     // Fields the local engine cannot honour are refused, never ignored.
     let named = write(
         dir.path(),

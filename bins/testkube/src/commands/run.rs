@@ -105,6 +105,9 @@ impl Launch {
         for (key, value) in input::key_values(&options.tags, "--tag")? {
             self.tags.insert(key, value);
         }
+        if let Some(path) = &options.junit {
+            crate::junit_out::prepare(path)?;
+        }
         let source = SecretSource::load(
             options.secrets.as_deref(),
             &crate::home::dir().join("secrets.yaml"),
