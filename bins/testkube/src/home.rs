@@ -27,3 +27,39 @@ pub(crate) fn database() -> PathBuf {
 pub(crate) fn runs() -> PathBuf {
     dir().join("runs")
 }
+
+/// A `testkube` command line to suggest to the user, naming the home folder when it is not
+/// the default: a hint printed after `run --home /tmp/x` must work when pasted as it is.
+pub(crate) fn command(args: &str) -> String {
+    let home = dir();
+    if home == Path::new(".testkube") {
+        format!("testkube {args}")
+    } else {
+        format!(
+            "testkube --home {} {args}",
+            shell_word(&home.to_string_lossy())
+        )
+    }
+}
+
+/// `word` quoted for a POSIX shell when it holds anything but plain path characters.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn hints_quote_home_folders_a_shell_would_split() {
+        assert_eq!(shell_word("/tmp/runs-1"), "/tmp/runs-1");
+        assert_eq!(shell_word("/tmp/my runs"), "'/tmp/my runs'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+}

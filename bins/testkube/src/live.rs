@@ -532,7 +532,7 @@ pub(crate) fn step_line(
     format!(
         "{} {place}{indent}{}{extra}",
         status_word(status),
-        step.label()
+        style::short_name(step.label())
     )
 }
 
@@ -578,7 +578,13 @@ fn child_line(child: &testkube_core::engine::ChildRecord) -> String {
         child.name.as_str()
     };
     let hint = if child.status.is_finished() && !child.id.is_empty() {
-        paint(style::DIM, format!("  testkube get execution {name}"))
+        paint(
+            style::DIM,
+            format!(
+                "  {}",
+                crate::home::command(&format!("get execution {name}"))
+            ),
+        )
     } else {
         String::new()
     };

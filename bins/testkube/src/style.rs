@@ -65,3 +65,15 @@ pub(crate) fn stdout_failed(err: &std::io::Error) -> ! {
     );
     std::process::exit(1);
 }
+
+/// The longest step name a terminal line shows; records and JSON keep names whole.
+const NAME_WIDTH: usize = 60;
+
+/// A step name for one terminal line: cut to [`NAME_WIDTH`] characters with `…`.
+pub(crate) fn short_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().count() <= NAME_WIDTH {
+        return name.into();
+    }
+    let cut: String = name.chars().take(NAME_WIDTH - 1).collect();
+    format!("{cut}…").into()
+}

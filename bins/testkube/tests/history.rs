@@ -293,6 +293,16 @@ fn spawn_run(home: &Path, file: &str) -> Child {
         .unwrap()
 }
 
+/// The root worker's folder of the one execution recorded in `home`.
+fn root_workspace(home: &Path) -> std::path::PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(home.join("runs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "one execution folder: {runs:?}");
+    runs[0].join("workers/0")
+}
+
 fn logs_of(home: &Path, name: &str) -> String {
     stdout(&testkube(home, &["logs", name]))
 }
@@ -300,17 +310,13 @@ fn logs_of(home: &Path, name: &str) -> String {
 #[test]
 fn logs_follow_a_running_execution_until_it_ends() {
     let (_dir, home) = home();
-    // The step waits for a file the test creates; the target folder is visible (read-only)
-    // inside a sandbox too.
-    let gate = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let go = gate.path().join("go");
+    // The step waits for a file the test creates in the step's own working folder (`/data`):
+    // a host path would be hidden inside the sandbox when it lies under /tmp, as the
+    // checkout (and so the target folder) may.
     let file = workflow(
         &home,
         "follow",
-        &format!(
-            "  - name: Wait\n    shell: 'echo first; n=0; while [ ! -e {go} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done; echo second'\n",
-            go = go.display()
-        ),
+        "  - name: Wait\n    shell: 'echo first; n=0; while [ ! -e go ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done; echo second'\n",
     );
     let mut runner = spawn_run(&home, &file);
     wait_until("the first line is stored", || {
@@ -321,7 +327,7 @@ fn logs_follow_a_running_execution_until_it_ends() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::fs::write(&go, "").unwrap();
+    std::fs::write(root_workspace(&home).join("data/go"), "").unwrap();
     assert_eq!(runner.wait().unwrap().code(), Some(0));
     let out = follower.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));

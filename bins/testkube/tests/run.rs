@@ -93,6 +93,69 @@ fn a_passing_workflow_exits_0_and_prints_each_step() {
 }
 
 #[test]
+fn hints_after_a_run_name_the_home_folder_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "hinted",
+        "  - {name: Greet, shell: 'echo hi'}\n",
+    );
+    let home = dir.path().join("elsewhere");
+    let home_arg = home.display().to_string();
+    let out = testkube(dir.path(), &["--home", &home_arg, "run", &file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let hint = format!("testkube --home {home_arg} get execution hinted-1");
+    assert!(stdout.contains(&hint), "{stdout}");
+    assert!(
+        stdout.contains(&format!("testkube --home {home_arg} logs hinted-1")),
+        "{stdout}"
+    );
+    // and the hint works as printed
+    let args: Vec<&str> = hint.split(' ').skip(1).collect();
+    let shown = testkube(dir.path(), &args);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+}
+
+#[test]
+fn step_names_are_whole_in_json_and_the_summary_counts_the_steps_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("echo {}", "word ".repeat(30).trim_end());
+    let file = write(
+        dir.path(),
+        "counted",
+        &format!(
+            "  - shell: '{long}'\n  - name: Fan out\n    parallel:\n      count: 3\n      shell: 'true'\n  - {{name: Last, shell: 'true'}}\n"
+        ),
+    );
+    let out = testkube(dir.path(), &["run", &file, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = summary["workers"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&long.as_str()), "{names:?}");
+
+    let out = testkube(dir.path(), &["run", &file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = &stdout[stdout.find("execution counted-2").unwrap()..];
+    let listed = summary
+        .lines()
+        .filter(|line| line.trim_start().starts_with("passed "))
+        .count();
+    assert_eq!(listed, 3, "{summary}");
+    assert!(summary.contains("steps: 3 passed"), "{summary}");
+    assert!(summary.contains("workers: 3 passed"), "{summary}");
+    assert!(
+        summary.contains("…") && !summary.contains(&long),
+        "the terminal shortens a long name: {summary}"
+    );
+}
+
+#[test]
 fn a_failing_workflow_exits_1_with_a_json_summary() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

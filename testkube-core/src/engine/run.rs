@@ -784,11 +784,10 @@ fn step_index(root: &PlanStep) -> BTreeMap<String, StepRef> {
 }
 
 /// What an unnamed step shows: its command (the first line of its shell
-/// script, shortened), as a terminal would, rather than a generated id.
+/// script, whole: records and JSON keep it as it is; terminals shorten it),
+/// as a terminal would, rather than a generated id.
 fn command_label(step: &PlanStep) -> Option<String> {
-    const MAX: usize = 60;
-    let text = step
-        .operations
+    step.operations
         .iter()
         .find_map(|operation| match operation {
             Operation::Shell { script, .. }
@@ -806,12 +805,7 @@ fn command_label(step: &PlanStep) -> Option<String> {
                 (!argv.is_empty()).then(|| argv.join(" "))
             }
             _ => None,
-        })?;
-    if text.chars().count() <= MAX {
-        return Some(text);
-    }
-    let cut: String = text.chars().take(MAX - 1).collect();
-    Some(format!("{cut}…"))
+        })
 }
 
 /// `execution.*` and `workflow.*` plus `config.*`.

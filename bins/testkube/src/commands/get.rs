@@ -262,7 +262,11 @@ fn print_detail(detail: &Detail) {
                 extra.push(message.clone());
             }
             let label = match &step.name {
-                Some(name) => format!("{name} {}", paint(style::DIM, format!("({})", step.step))),
+                Some(name) => format!(
+                    "{} {}",
+                    style::short_name(name),
+                    paint(style::DIM, format!("({})", step.step))
+                ),
                 None => step.step.clone(),
             };
             let extra = if extra.is_empty() {
@@ -549,7 +553,10 @@ pub(super) async fn find(
         .map_err(|err| match err {
             StoreError::NotFound(_) => {
                 CliError::input(format!("no execution has the id or name `{id_or_name}`"))
-                    .with_hint("list the recorded executions with `testkube get executions`")
+                    .with_hint(format!(
+                        "list the recorded executions with `{}`",
+                        crate::home::command("get executions")
+                    ))
             }
             other => store_error(other),
         })

@@ -98,10 +98,13 @@ async fn find(
         .find_execution(id_or_name)
         .await
         .map_err(|err| match err {
-            StoreError::NotFound(_) => {
-                CliError::usage(format!("no execution `{id_or_name}` is recorded"))
-                    .with_hint("list them with `testkube get executions`")
-            }
+            StoreError::NotFound(_) => CliError::usage(format!(
+                "no execution `{id_or_name}` is recorded"
+            ))
+            .with_hint(format!(
+                "list them with `{}`",
+                crate::home::command("get executions")
+            )),
             other => CliError::input(other.to_string()),
         })?;
     if !record.status.is_finished() {

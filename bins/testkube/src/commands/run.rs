@@ -320,9 +320,14 @@ impl Launch {
                     view.show(&event);
                     resumer.start(running.canceller(), &execution_id);
                     view.note(&format!(
-                        "{} a step waits (`paused: true`): {}`testkube resume {execution_name}` resumes it",
+                        "{} a step waits (`paused: true`): {}`{}` resumes it",
                         paint(style::WARN, "paused:"),
-                        if resumer.interactive { "press Enter, or " } else { "" },
+                        if resumer.interactive {
+                            "press Enter, or "
+                        } else {
+                            ""
+                        },
+                        crate::home::command(&format!("resume {execution_name}")),
                     ));
                 }
                 event => view.show(&event),
@@ -751,9 +756,11 @@ pub(crate) fn visit_parallel(
 }
 
 /// The steps of `worker` (only the failed ones with `failed_only`), each
-/// parallel block summed up under its step.
+/// parallel block summed up under its step. `counts` gets the status of every
+/// step line written, so the summary's totals are the lines it shows.
 fn write_steps(
     out: &mut String,
+    counts: &mut BTreeMap<&'static str, usize>,
     workers: &[WorkerSummary],
     worker: &WorkerSummary,
     indent: usize,
@@ -768,6 +775,7 @@ fn write_steps(
         if failed_only && !step.status.is_failure() && !has_workers {
             continue;
         }
+        *counts.entry(step.status.as_str()).or_default() += 1;
         let mut extra = Vec::new();
         if let Some(ms) = step.duration_ms {
             extra.push(seconds(ms));
@@ -782,18 +790,24 @@ fn write_steps(
             "{}{} {}  {}",
             "  ".repeat(indent + step.depth - 1),
             status_word(step.status),
-            step.name.as_deref().unwrap_or(&step.id),
+            style::short_name(step.name.as_deref().unwrap_or(&step.id)),
             paint(style::DIM, extra.join(", "))
         );
         if has_workers {
-            write_block(out, workers, &block, indent + step.depth);
+            write_block(out, counts, workers, &block, indent + step.depth);
         }
     }
 }
 
 /// One line for the workers of a parallel block (by status), then each
 /// worker that did not pass with its failed steps.
-fn write_block(out: &mut String, workers: &[WorkerSummary], block: &str, indent: usize) {
+fn write_block(
+    out: &mut String,
+    counts: &mut BTreeMap<&'static str, usize>,
+    workers: &[WorkerSummary],
+    block: &str,
+    indent: usize,
+) {
     let members: Vec<&WorkerSummary> = workers
         .iter()
         .filter(|w| {
@@ -805,7 +819,7 @@ fn write_block(out: &mut String, workers: &[WorkerSummary], block: &str, indent:
     for member in &members {
         *by_status.entry(member.status.as_str()).or_default() += 1;
     }
-    let counts: Vec<String> = by_status
+    let tally: Vec<String> = by_status
         .iter()
         .map(|(status, n)| format!("{n} {status}"))
         .collect();
@@ -817,7 +831,7 @@ fn write_block(out: &mut String, workers: &[WorkerSummary], block: &str, indent:
             style::DIM,
             format!("{}:", plural(members.len(), "worker", "workers"))
         ),
-        counts.join(", ")
+        tally.join(", ")
     );
     for member in members.iter().filter(|w| w.status.is_failure()) {
         let about = member
@@ -831,7 +845,7 @@ fn write_block(out: &mut String, workers: &[WorkerSummary], block: &str, indent:
             status_word(member.status),
             member.id
         );
-        write_steps(out, workers, member, indent + 1, true);
+        write_steps(out, counts, workers, member, indent + 1, true);
     }
 }
 
@@ -858,14 +872,9 @@ fn summary_text(outcome: &Outcome) -> String {
     if let Some(message) = &summary.message {
         let _ = writeln!(out, "  {message}");
     }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for worker in &summary.workers {
-        for step in worker.steps.iter().filter(|s| s.depth > 0) {
-            *counts.entry(step.status.as_str()).or_default() += 1;
-        }
-    }
+    let mut counts = BTreeMap::new();
     if let Some(root) = summary.workers.iter().find(|w| w.id == "root") {
-        write_steps(&mut out, &summary.workers, root, 1, false);
+        write_steps(&mut out, &mut counts, &summary.workers, root, 1, false);
     }
     let counts: Vec<String> = counts
         .iter()
@@ -939,20 +948,21 @@ fn summary_text(outcome: &Outcome) -> String {
     if outcome.artifacts > 0 {
         let _ = writeln!(
             out,
-            "  {} {} {} in {}  ·  testkube artifacts {}",
+            "  {} {} {} in {}  ·  {}",
             paint(style::BOLD, "artifacts:"),
             outcome.artifacts,
             plural(outcome.artifacts, "file", "files"),
             outcome.artifacts_dir.display(),
-            summary.name
+            crate::home::command(&format!("artifacts {}", summary.name))
         );
     }
     if outcome.recorded {
         let _ = writeln!(
             out,
-            "  {} testkube get execution {name}  ·  testkube logs {name}",
+            "  {} {}  ·  {}",
             paint(style::BOLD, "details:"),
-            name = summary.name
+            crate::home::command(&format!("get execution {}", summary.name)),
+            crate::home::command(&format!("logs {}", summary.name)),
         );
     }
     out
