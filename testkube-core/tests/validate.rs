@@ -16,20 +16,26 @@ use std::path::{Path, PathBuf};
 
 use testkube_core::diagnostic::Diagnostic;
 use testkube_core::model::Document;
-use testkube_core::validate::{LoadedFile, load_file};
+use testkube_core::resolve::TemplateSet;
+use testkube_core::validate::{LoadedFile, check_catalog, load_file};
 use testkube_core::yaml::LoadOptions;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/invalid")
 }
 
+/// Loads one file and checks its templates as `testkube validate FILE`
+/// does: the file and the built-ins form the catalog.
 fn load_path(path: &Path) -> LoadedFile {
     let bytes = fs::read(path).expect("read input");
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    load_file(&name, &bytes, &LoadOptions::default())
+    let mut files = [load_file(&name, &bytes, &LoadOptions::default())];
+    check_catalog(&mut files, TemplateSet::with_builtins().expect("built-ins"));
+    let [file] = files;
+    file
 }
 
 fn describe(diagnostic: &Diagnostic) -> String {
