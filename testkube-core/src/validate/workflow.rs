@@ -31,6 +31,7 @@ pub(crate) fn check_workflow_spec(
         facts: WorkflowFacts {
             expressions: Vec::new(),
             scopes: Vec::new(),
+            step_ids: std::collections::BTreeSet::new(),
         },
     };
     checks.spec(
@@ -452,6 +453,7 @@ impl SpecChecks<'_, '_> {
         } else {
             ids.insert(id.to_owned(), path.clone());
         }
+        self.facts.step_ids.insert(id.to_owned());
     }
 
     fn template_refs(&mut self, path: &FieldPath, refs: &[TemplateRef]) {
