@@ -15,13 +15,15 @@ use super::stdlib;
 
 /// The root variables an expression may use besides a workflow's step ids
 /// (`<stepId>` is whether that step passed), sorted. The engine provides
-/// most of them; `resource`, `organization` and `environment` are
-/// Testkube's, accepted so that its workflows validate. `_` is only known
+/// most of them; `resource`, `organization`, `environment` and `dashboard`
+/// are Testkube's (set by its control plane), accepted so that its workflows
+/// validate. `_` is only known
 /// inside the expression strings of `map` and `filter`.
 pub const VARIABLES: &[&str] = &[
     "always",
     "config",
     "count",
+    "dashboard",
     "env",
     "environment",
     "error",
@@ -143,8 +145,13 @@ impl Checker {
             .iter()
             .copied()
             .chain(step_ids.iter().map(String::as_str));
+        let looks_like_env = name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         let hint = match did_you_mean(name, known) {
             Some(close) => format!("did you mean `{close}`?"),
+            // Environment variables are read through `env`.
+            None if looks_like_env => format!("did you mean `env.{name}`?"),
             None => format!(
                 "use a known variable ({}, or a step's `id`), a quoted string (`\"{name}\"`) or \
                  a number",

@@ -40,8 +40,9 @@ pub(crate) struct ConfigScope {
 pub(crate) struct WorkflowFacts {
     pub(crate) expressions: Vec<ExpressionSite>,
     pub(crate) scopes: Vec<ConfigScope>,
-    /// Every valid step id of the document (workers' too): each is a
-    /// variable (whether that step passed).
+    /// Every valid step id of the document (workers' too), explicit or
+    /// derived from a step's name: each is a variable (whether that step
+    /// passed).
     pub(crate) step_ids: BTreeSet<String>,
 }
 

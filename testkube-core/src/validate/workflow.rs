@@ -12,6 +12,7 @@ use super::report::Report;
 use super::rules;
 use super::schedule;
 use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::plan::derive_step_id;
 use crate::model::{
     Concurrency, ContainerConfig, Content, Duration, DynamicList, Event, Execute, IntOrExpr,
     JobConfig, Parallel, ParameterSchema, PodConfig, Service, Step, TemplateRef, Timeouts,
@@ -186,8 +187,14 @@ impl SpecChecks<'_, '_> {
                     .with_hint("add `shell`, `run`, `execute`, `parallel`, `steps`, `template` or `artifacts`; check the indentation of its fields"),
             );
         }
-        if let Some(id) = &step.id {
-            self.step_id(&path.child("id"), id, ids);
+        match (&step.id, &step.name) {
+            (Some(id), _) => self.step_id(&path.child("id"), id, ids),
+            // The id the planner derives from the name is a variable too
+            // (`condition: checks` for a step named "Checks").
+            (None, Some(name)) => {
+                self.facts.step_ids.insert(derive_step_id(name));
+            }
+            (None, None) => {}
         }
         self.expression(
             &path.child("condition"),
