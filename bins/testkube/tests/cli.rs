@@ -188,7 +188,10 @@ fn validate_resolves_templates_defined_in_another_file_given_with_it() {
     let out = testkube(&["validate", workflow.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    let expected = format!("{}:9:13: error: unknown template `greet`", workflow.display());
+    let expected = format!(
+        "{}:9:13: error: unknown template `greet`",
+        workflow.display()
+    );
     assert!(err.contains(&expected), "wanted `{expected}` in:\n{err}");
     assert!(
         err.contains("`validate` takes it as one more path"),

@@ -16,8 +16,8 @@ use super::stdlib;
 /// The root variables an expression may use besides a workflow's step ids
 /// (`<stepId>` is whether that step passed), sorted. The engine provides
 /// most of them; `resource`, `organization`, `environment` and `dashboard`
-/// are Testkube's (set by its control plane), accepted so that its workflows
-/// validate. `_` is only known
+/// (set by Testkube's control plane), `output` and `outputs` are accepted so
+/// that Testkube's workflows validate, but a local run does not provide them. `_` is only known
 /// inside the expression strings of `map` and `filter`.
 pub const VARIABLES: &[&str] = &[
     "always",
@@ -120,7 +120,13 @@ impl Checker {
     /// Checks `root`; `at` overrides the spans (for expressions inside a
     /// string argument, whose own offsets mean nothing in the source), and
     /// `in_loop` says the loop variable `_` is known.
-    fn check_node(&self, root: &Node, at: Option<Span>, in_loop: bool, errors: &mut Vec<ExprError>) {
+    fn check_node(
+        &self,
+        root: &Node,
+        at: Option<Span>,
+        in_loop: bool,
+        errors: &mut Vec<ExprError>,
+    ) {
         root.visit(&mut |node| {
             let span = at.unwrap_or(node.span);
             match &node.kind {

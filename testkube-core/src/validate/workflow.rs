@@ -12,12 +12,12 @@ use super::report::Report;
 use super::rules;
 use super::schedule;
 use crate::diagnostic::{Diagnostic, did_you_mean};
-use crate::plan::derive_step_id;
 use crate::model::{
     Concurrency, ContainerConfig, Content, Duration, DynamicList, Event, Execute, IntOrExpr,
     JobConfig, Parallel, ParameterSchema, PodConfig, Service, Step, TemplateRef, Timeouts,
     WorkerStrategy, WorkflowSpec, has_template,
 };
+use crate::plan::derive_step_id;
 use crate::yaml::{FieldPath, NodeValue, PathSeg};
 
 /// Checks the spec of a workflow (or, with `is_template`, of a template).
