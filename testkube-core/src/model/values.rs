@@ -474,4 +474,43 @@ mod tests {
         let cpu: Result<Quantity, _> = serde_json::from_str("1");
         assert_eq!(cpu.ok(), Some(Quantity("1".into())));
     }
+
+    #[test]
+    fn integer_fields_take_only_strings_that_can_become_whole_numbers() {
+        for can in [
+            "3",
+            " 4 ",
+            "2.0",
+            "{{ config.workers }}",
+            "{{ lots }}",
+            "len(config.items)",
+            "config.workers * 2",
+            "step.prep.outputs.n",
+            "index + 1",
+            "1 + 2",
+        ] {
+            assert_eq!(not_an_integer(can), None, "{can}");
+        }
+        for (cannot, why) in [
+            (
+                "lots",
+                "`lots`, which is neither a number nor a known variable",
+            ),
+            (
+                "lots * 2",
+                "`lots * 2`, where `lots` is not a known variable",
+            ),
+            ("'three'", "`'three'`, which is the string \"three\""),
+            ("true", "`true`, which is the boolean `true`"),
+            ("2.5", "`2.5`, which is the number `2.5`, not a whole one"),
+            ("[1]", "`[1]`, which is a list"),
+            (
+                "1 +",
+                "`1 +`, which is not an expression (expected a value, found the end)",
+            ),
+            ("1 / 0", "`1 / 0`, which fails: cannot divide by zero"),
+        ] {
+            assert_eq!(not_an_integer(cannot).as_deref(), Some(why), "{cannot}");
+        }
+    }
 }
