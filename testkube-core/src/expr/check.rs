@@ -151,9 +151,10 @@ impl Checker {
             .iter()
             .copied()
             .chain(step_ids.iter().map(String::as_str));
-        let looks_like_env = name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let looks_like_env = name.chars().any(|c| c.is_ascii_uppercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         let hint = match did_you_mean(name, known) {
             Some(close) => format!("did you mean `{close}`?"),
             // Environment variables are read through `env`.
@@ -254,5 +255,56 @@ impl Checker {
             err = err.with_hint(format!("declared parameters: {}", list.join(", ")));
         }
         errors.push(err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Expr;
+
+    fn unknown(source: &str, checker: &Checker) -> Vec<(String, Option<String>)> {
+        let expr = Expr::parse(source).expect("parses");
+        expr.check(checker)
+            .into_iter()
+            .map(|e| (e.message().to_owned(), e.hint().map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn variables_are_checked_only_when_asked_and_loop_variables_only_in_loops() {
+        assert!(unknown("lots", &Checker::new()).is_empty());
+        let checker = Checker::new().with_variables(["build_app"]);
+        let known = "build_app && passed && step.results != '' && matrix.x == index \
+                     && len(map(services.db, \"_.value.ip\")) > 0 && filter([1], '_.value > 0')";
+        assert_eq!(unknown(known, &checker), []);
+        assert_eq!(
+            unknown("_.value + buil_app + HOME", &checker),
+            [
+                (
+                    "unknown variable `_`".to_owned(),
+                    Some(format!(
+                        "use a known variable ({}, or a step's `id`), a quoted string (`\"_\"`) \
+                         or a number",
+                        VARIABLES.join(", ")
+                    ))
+                ),
+                (
+                    "unknown variable `buil_app`".to_owned(),
+                    Some("did you mean `build_app`?".to_owned())
+                ),
+                (
+                    "unknown variable `HOME`".to_owned(),
+                    Some("did you mean `env.HOME`?".to_owned())
+                ),
+            ]
+        );
+        // `eval` strings are expressions of their own, without `_`.
+        assert_eq!(unknown("eval('_.value')", &checker).len(), 1);
+    }
+
+    #[test]
+    fn the_variable_list_is_sorted_for_binary_search() {
+        assert!(VARIABLES.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }
