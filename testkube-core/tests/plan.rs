@@ -420,7 +420,9 @@ fn template_config_is_checked_like_workflow_config() {
             ),
         ]
     );
-    assert_eq!(err.diagnostics[0].severity(), Severity::Warning);
+    // A parameter the template does not declare is an error, not a silent
+    // fallback to the default.
+    assert_eq!(err.diagnostics[0].severity(), Severity::Error);
 
     let err =
         resolve_named("errors/templates.yaml", Some("undeclared-in-template"), &[]).unwrap_err();

@@ -16,20 +16,26 @@ use std::path::{Path, PathBuf};
 
 use testkube_core::diagnostic::Diagnostic;
 use testkube_core::model::Document;
-use testkube_core::validate::{LoadedFile, load_file};
+use testkube_core::resolve::TemplateSet;
+use testkube_core::validate::{LoadedFile, check_catalog, load_file};
 use testkube_core::yaml::LoadOptions;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/invalid")
 }
 
+/// Loads one file and checks its templates as `testkube validate FILE`
+/// does: the file and the built-ins form the catalog.
 fn load_path(path: &Path) -> LoadedFile {
     let bytes = fs::read(path).expect("read input");
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    load_file(&name, &bytes, &LoadOptions::default())
+    let mut files = [load_file(&name, &bytes, &LoadOptions::default())];
+    check_catalog(&mut files, TemplateSet::with_builtins().expect("built-ins"));
+    let [file] = files;
+    file
 }
 
 fn describe(diagnostic: &Diagnostic) -> String {
@@ -323,4 +329,46 @@ fn enum_errors_list_a_few_values_only_when_nothing_is_close() {
             Some("did you mean `end-testworkflow-success`?")
         )
     );
+}
+
+#[test]
+fn files_checked_together_are_one_template_catalog() {
+    let template = |name: &str, parameter: &str| {
+        format!(
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowTemplate\nmetadata:\n  name: {name}\nspec:\n  config:\n    {parameter}: {{type: string}}\n  steps:\n    - shell: echo {{{{ config.{parameter} }}}}\n"
+        )
+    };
+    let workflow = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata:\n  name: wf\nspec:\n  steps:\n    - use:\n        - name: tools/greet\n          config: {who: x}\n";
+    let load = |name: &str, text: &str| load_file(name, text.as_bytes(), &LoadOptions::default());
+    let builtins = || TemplateSet::with_builtins().expect("built-ins");
+
+    // The template in another file serves the workflow.
+    let mut files = [
+        load("wf.yaml", workflow),
+        load("t.yaml", &template("tools--greet", "who")),
+    ];
+    check_catalog(&mut files, builtins());
+    assert!(!files[0].has_errors(), "{:#?}", files[0].diagnostics);
+
+    // Of two files defining one name, the later wins: its parameter is
+    // `whom`, so `who` is unknown and `whom` missing, both at the `use`.
+    let mut files = [
+        load("t1.yaml", &template("tools/greet", "who")),
+        load("wf.yaml", workflow),
+        load("t2.yaml", &template("tools/greet", "whom")),
+    ];
+    check_catalog(&mut files, builtins());
+    let found: Vec<(&str, Option<u32>, Option<&str>)> = files[1]
+        .diagnostics
+        .iter()
+        .map(|d| (d.code(), d.span().map(|s| s.start.line), d.file()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("unknown-config", Some(8), Some("wf.yaml")),
+            ("missing-config", Some(8), Some("wf.yaml")),
+        ]
+    );
+    assert!(!files[0].has_errors() && !files[2].has_errors());
 }

@@ -141,6 +141,123 @@ fn validate_missing_path_says_so() {
     );
 }
 
+const TEMPLATE: &str = "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflowTemplate
+metadata:
+  name: greet
+spec:
+  config:
+    who: {type: string}
+  steps:
+  - shell: echo hello {{ config.who }}
+";
+
+const USES_GREET: &str = "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata:
+  name: greeting
+spec:
+  steps:
+  - name: hello
+    template:
+      name: greet
+      config: {who: world}
+";
+
+#[test]
+fn validate_resolves_templates_defined_in_another_file_given_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = write(dir.path(), "template.yaml", TEMPLATE);
+    let workflow = write(dir.path(), "workflow.yaml", USES_GREET);
+    let out = testkube(&[
+        "validate",
+        workflow.to_str().unwrap(),
+        template.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("valid: 2 files, 2 documents"),
+        "{}",
+        stderr(&out)
+    );
+    // One folder is one catalog too.
+    let out = testkube(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Alone, the workflow names a template nobody defines.
+    let out = testkube(&["validate", workflow.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let expected = format!(
+        "{}:9:13: error: unknown template `greet`",
+        workflow.display()
+    );
+    assert!(err.contains(&expected), "wanted `{expected}` in:\n{err}");
+    assert!(
+        err.contains("`validate` takes it as one more path"),
+        "the hint says how to load it:\n{err}"
+    );
+}
+
+#[test]
+fn validate_reports_a_missing_template_with_did_you_mean_and_template_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = write(dir.path(), "template.yaml", TEMPLATE);
+    let workflow = write(
+        dir.path(),
+        "workflow.yaml",
+        &format!(
+            "{}  - name: typo\n    template: {{name: greeet, config: {{who: x}}}}\n  - name: bad-config\n    use:\n    - name: greet\n      config: {{whom: x}}\n",
+            USES_GREET
+        ),
+    );
+    let out = testkube(&[
+        "validate",
+        template.to_str().unwrap(),
+        workflow.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = json(&out);
+    assert_eq!(report["errorCount"], 3, "{report}");
+    let diagnostics = report["files"][1]["diagnostics"].as_array().unwrap();
+    let found: Vec<(i64, &str, &str, &str)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d["line"].as_i64().unwrap(),
+                d["code"].as_str().unwrap(),
+                d["message"].as_str().unwrap(),
+                d["hint"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                12,
+                "unknown-template",
+                "unknown template `greeet`",
+                "did you mean `greet`?"
+            ),
+            (
+                15,
+                "unknown-config",
+                "template `greet` has no config parameter `whom`",
+                "did you mean `who`?"
+            ),
+            (
+                15,
+                "missing-config",
+                "missing required config `who` of template `greet` (string)",
+                "set it in the `use` entry: `config: {who: <string>}`"
+            ),
+        ]
+    );
+}
+
 const TIMINGS: &str = r#"{"a.py": 10, "b.py": 9, "c.py": 2, "d.py": 2, "e.py": 1}"#;
 
 #[test]

@@ -83,6 +83,9 @@ pub enum ExprErrorKind {
     Function,
     /// A reference to a `config.X` parameter the workflow does not declare.
     UndeclaredConfig,
+    /// A variable that is neither one of [`VARIABLES`](super::VARIABLES)
+    /// nor a step id of the workflow.
+    UnknownVariable,
     /// A final value was required but variables or run-time calls remain.
     Unresolved,
     /// An evaluation limit (work, size) was exceeded.

@@ -44,7 +44,7 @@ use std::str::FromStr;
 
 pub use serde_json::Value;
 
-pub use check::Checker;
+pub use check::{Checker, VARIABLES};
 pub use context::{Context, EmptyContext, MapContext};
 pub use error::{ExprError, ExprErrorKind, Span};
 pub use template::{Template, evaluate_template_str};

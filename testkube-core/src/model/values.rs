@@ -13,13 +13,23 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::expr::{EmptyContext, Expr, VARIABLES};
+use crate::resolve::simplify::integral;
+
 /// Whether a string holds a `{{ }}` template that is only known after resolution.
 pub(crate) fn has_template(text: &str) -> bool {
     text.contains("{{")
 }
 
 /// An integer literal or an expression yielding one (`count`, `maxCount`,
-/// `parallelism`, `retry.count`, security-context ids).
+/// `parallelism`, `retry.count`, `concurrency.max`, security-context ids).
+///
+/// Reading one refuses a string that cannot become an integer: one that
+/// does not parse as an expression, a constant that is not a whole number
+/// (`"lots"` quoted inside, `true`, `2.5`), or one that uses a variable
+/// nobody provides (`retry: {count: lots}` reads `lots` as a variable). A
+/// `{{ }}` template is kept as written: its parts are checked as
+/// expressions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntOrExpr {
     /// A literal integer, e.g. `count: 3`.
@@ -59,7 +69,7 @@ impl<'de> Deserialize<'de> for IntOrExpr {
         impl Visitor<'_> for IntOrExprVisitor {
             type Value = IntOrExpr;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer or an expression string")
+                f.write_str("an integer or an expression that computes one")
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<IntOrExpr, E> {
                 Ok(IntOrExpr::Int(value))
@@ -70,10 +80,61 @@ impl<'de> Deserialize<'de> for IntOrExpr {
                     .map_err(|_| E::custom(format!("integer {value} is too large")))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<IntOrExpr, E> {
-                Ok(IntOrExpr::Expr(value.to_owned()))
+                match not_an_integer(value) {
+                    None => Ok(IntOrExpr::Expr(value.to_owned())),
+                    Some(why) => Err(E::invalid_value(de::Unexpected::Other(&why), &self)),
+                }
             }
         }
         deserializer.deserialize_any(IntOrExprVisitor)
+    }
+}
+
+/// Why `text` cannot become an integer, as it follows "found"; `None` when
+/// it can (or may: a template, or an expression of known variables).
+fn not_an_integer(text: &str) -> Option<String> {
+    if has_template(text) || text.trim().parse::<i64>().is_ok() {
+        return None;
+    }
+    let expr = match Expr::parse(text) {
+        Ok(expr) => expr,
+        Err(error) => {
+            return Some(format!(
+                "`{text}`, which is not an expression ({})",
+                error.message()
+            ));
+        }
+    };
+    match expr.evaluate(&EmptyContext) {
+        Ok(value) => match value.value() {
+            // Read as the planner reads counts.
+            Some(constant) if integral(constant).is_some() => None,
+            Some(constant) => Some(format!("`{text}`, which is {}", describe(constant))),
+            None => value
+                .variables()
+                .iter()
+                .map(|name| name.split('.').next().unwrap_or(name))
+                .find(|root| VARIABLES.binary_search(root).is_err())
+                .map(|root| {
+                    if root == text.trim() {
+                        format!("`{text}`, which is neither a number nor a known variable")
+                    } else {
+                        format!("`{text}`, where `{root}` is not a known variable")
+                    }
+                }),
+        },
+        Err(error) => Some(format!("`{text}`, which fails: {}", error.message())),
+    }
+}
+
+fn describe(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "null".to_owned(),
+        serde_json::Value::Bool(flag) => format!("the boolean `{flag}`"),
+        serde_json::Value::Number(number) => format!("the number `{number}`, not a whole one"),
+        serde_json::Value::String(text) => format!("the string {text:?}"),
+        serde_json::Value::Array(_) => "a list".to_owned(),
+        serde_json::Value::Object(_) => "a map".to_owned(),
     }
 }
 
@@ -412,5 +473,44 @@ mod tests {
         assert_eq!(condition.ok(), Some(Expression::from("true")));
         let cpu: Result<Quantity, _> = serde_json::from_str("1");
         assert_eq!(cpu.ok(), Some(Quantity("1".into())));
+    }
+
+    #[test]
+    fn integer_fields_take_only_strings_that_can_become_whole_numbers() {
+        for can in [
+            "3",
+            " 4 ",
+            "2.0",
+            "{{ config.workers }}",
+            "{{ lots }}",
+            "len(config.items)",
+            "config.workers * 2",
+            "step.prep.outputs.n",
+            "index + 1",
+            "1 + 2",
+        ] {
+            assert_eq!(not_an_integer(can), None, "{can}");
+        }
+        for (cannot, why) in [
+            (
+                "lots",
+                "`lots`, which is neither a number nor a known variable",
+            ),
+            (
+                "lots * 2",
+                "`lots * 2`, where `lots` is not a known variable",
+            ),
+            ("'three'", "`'three'`, which is the string \"three\""),
+            ("true", "`true`, which is the boolean `true`"),
+            ("2.5", "`2.5`, which is the number `2.5`, not a whole one"),
+            ("[1]", "`[1]`, which is a list"),
+            (
+                "1 +",
+                "`1 +`, which is not an expression (expected a value, found the end)",
+            ),
+            ("1 / 0", "`1 / 0`, which fails: cannot divide by zero"),
+        ] {
+            assert_eq!(not_an_integer(cannot).as_deref(), Some(why), "{cannot}");
+        }
     }
 }

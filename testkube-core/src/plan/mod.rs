@@ -23,6 +23,8 @@ mod fanout;
 mod ids;
 mod runtime;
 
+pub(crate) use ids::derive_step_id;
+
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -297,8 +297,8 @@ fn unknown_template(name: &str, templates: &TemplateSet, path: &FieldPath) -> Pr
                 known.join(", ")
             };
             problem.with_hint(format!(
-                "define it in the same file or load its folder with --templates PATH \
-                 (known templates: {known})"
+                "define it in the same file, or load the file that defines it (`--templates \
+                 PATH`; `validate` takes it as one more path) (known templates: {known})"
             ))
         }
     }

@@ -272,12 +272,13 @@ fn unknown_parameter(
             None => hint,
         })
         .not_in_file(),
-        // Testkube passes unknown template parameters through silently; a
-        // warning keeps such files working while showing the likely typo.
-        Owner::Template(template) => Problem::warning(
+        // Testkube passes unknown template parameters through silently, so
+        // a typo silently falls back to the default; here it is an error,
+        // at the `use` entry, like a missing parameter.
+        Owner::Template(template) => Problem::error(
             "unknown-config",
             format!("template `{template}` has no config parameter `{name}`"),
-            &path.child("config").child(name),
+            path,
         )
         .with_hint(hint),
     }

@@ -142,7 +142,7 @@ impl ResolvedWorkflow {
         &self.config
     }
 
-    /// Warnings (e.g. a template given a parameter it does not declare).
+    /// Warnings found while resolving.
     #[must_use]
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
@@ -233,6 +233,29 @@ pub fn resolve_workflow(
             diagnostics: to_diagnostics(problems, source),
         }),
     }
+}
+
+/// The template problems of `workflow`, as `testkube validate` reports them
+/// before any config value is known: every top-level, step, service and
+/// `parallel` `use`/`template` names a template of `templates`, gets each
+/// required parameter of it and no parameter it does not declare, and the
+/// template evaluates with those values. The workflow's own `config.*` stays
+/// unknown (its values come with the run), so a value such as
+/// `{{ config.version }}` passed to a template is not held against it.
+///
+/// The same [`Applier`] as [`resolve_workflow`] does the work, so the
+/// messages are the ones `render`, `plan` and `run` give; the problems of
+/// the workflow's own expressions are left to the validator's checks.
+#[must_use]
+pub fn check_templates(
+    workflow: &TestWorkflow,
+    templates: &TemplateSet,
+    source: Option<&Node>,
+) -> Vec<Diagnostic> {
+    let base = workflow_scope(workflow);
+    let mut applier = Applier::new(templates, &base, true);
+    applier.spec(workflow.spec.clone(), &FieldPath::new().child("spec"));
+    to_diagnostics(applier.problems, source)
 }
 
 /// An expression evaluated with nothing known (constants fold, the rest

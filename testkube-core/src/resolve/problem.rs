@@ -30,17 +30,6 @@ impl Problem {
         }
     }
 
-    pub(crate) fn warning(
-        code: &'static str,
-        message: impl Into<String>,
-        path: &FieldPath,
-    ) -> Self {
-        Problem {
-            severity: Severity::Warning,
-            ..Problem::error(code, message, path)
-        }
-    }
-
     #[must_use]
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

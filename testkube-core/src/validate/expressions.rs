@@ -1,13 +1,14 @@
 //! Expression checks of a workflow or template: the syntax of every
 //! whole-expression field (`condition`, `retry.until`, `count`, `maxCount`,
 //! `logs`, matrix/shards expressions) and of every `{{ }}` template in a
-//! string, unknown functions and argument counts, and references to
-//! `config.X` parameters the workflow does not declare.
+//! string, unknown functions and argument counts, references to `config.X`
+//! parameters the workflow does not declare, and variables that are neither
+//! known ([`crate::expr::VARIABLES`]) nor a step id of the document.
 //!
 //! Errors point inside the YAML value when the value is written on one line
 //! without escapes (the usual case); otherwise at the whole value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::report::Report;
 use crate::diagnostic::{Diagnostic, Location, Span};
@@ -39,13 +40,21 @@ pub(crate) struct ConfigScope {
 pub(crate) struct WorkflowFacts {
     pub(crate) expressions: Vec<ExpressionSite>,
     pub(crate) scopes: Vec<ConfigScope>,
+    /// Every valid step id of the document (workers' too), explicit or
+    /// derived from a step's name: each is a variable (whether that step
+    /// passed).
+    pub(crate) step_ids: BTreeSet<String>,
 }
 
 /// Runs the expression checks of a workflow or template whose spec checks
 /// produced `facts` (the expression fields and the `config` scopes).
 pub(crate) fn check_expressions(report: &mut Report<'_>, facts: &WorkflowFacts) {
-    let checkers: Vec<Checker> = facts.scopes.iter().map(checker_for).collect();
-    let fallback = Checker::new();
+    let checkers: Vec<Checker> = facts
+        .scopes
+        .iter()
+        .map(|scope| checker_for(scope, &facts.step_ids))
+        .collect();
+    let fallback = Checker::new().with_variables(facts.step_ids.iter().cloned());
     for site in &facts.expressions {
         let checker = checkers.get(site.scope).unwrap_or(&fallback);
         let errors = if site.text.contains("{{") {
@@ -76,11 +85,12 @@ pub(crate) fn check_expressions(report: &mut Report<'_>, facts: &WorkflowFacts) 
     }
 }
 
-fn checker_for(scope: &ConfigScope) -> Checker {
+fn checker_for(scope: &ConfigScope, step_ids: &BTreeSet<String>) -> Checker {
+    let checker = Checker::new().with_variables(step_ids.iter().cloned());
     if scope.complete {
-        Checker::new().with_config(scope.names.iter().cloned())
+        checker.with_config(scope.names.iter().cloned())
     } else {
-        Checker::new()
+        checker
     }
 }
 
@@ -100,6 +110,7 @@ fn report_errors(report: &mut Report<'_>, path: &FieldPath, errors: &[ExprError]
             ExprErrorKind::UnknownFunction => "unknown-function",
             ExprErrorKind::Arity => "wrong-arity",
             ExprErrorKind::UndeclaredConfig => "undeclared-config",
+            ExprErrorKind::UnknownVariable => "unknown-variable",
             _ => "expression-syntax",
         };
         let mut diagnostic = Diagnostic::error(code, error.message().to_owned());

@@ -11,6 +11,10 @@
 //! copy of the tree, and the document read again, so the errors after it
 //! and the semantic checks of the rest are reported too.
 //!
+//! Templates are checked across files: [`check_catalog`] resolves every
+//! `use`/`template` of the workflows of files validated together against
+//! the templates they define and the built-ins.
+//!
 //! The semantic checks live in submodules by subject: `workflow` (the step
 //! tree, workers), `schedule` (cron events), `parts` (containers, content, artifacts,
 //! probes), `params` (`config` declarations), `resources` (metadata,
@@ -18,6 +22,7 @@
 //! `config.*` references) and `rules` (single-value syntax: names, ids,
 //! cron, time zones, quantities, URLs).
 
+mod catalog;
 mod expressions;
 mod params;
 mod parts;
@@ -28,6 +33,8 @@ mod schedule;
 mod workflow;
 
 use serde::de::DeserializeOwned;
+
+pub use catalog::check_catalog;
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{Document, DocumentKind, KindError};

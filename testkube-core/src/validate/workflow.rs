@@ -17,6 +17,7 @@ use crate::model::{
     JobConfig, Parallel, ParameterSchema, PodConfig, Service, Step, TemplateRef, Timeouts,
     WorkerStrategy, WorkflowSpec, has_template,
 };
+use crate::plan::derive_step_id;
 use crate::yaml::{FieldPath, NodeValue, PathSeg};
 
 /// Checks the spec of a workflow (or, with `is_template`, of a template).
@@ -31,6 +32,7 @@ pub(crate) fn check_workflow_spec(
         facts: WorkflowFacts {
             expressions: Vec::new(),
             scopes: Vec::new(),
+            step_ids: std::collections::BTreeSet::new(),
         },
     };
     checks.spec(
@@ -185,8 +187,14 @@ impl SpecChecks<'_, '_> {
                     .with_hint("add `shell`, `run`, `execute`, `parallel`, `steps`, `template` or `artifacts`; check the indentation of its fields"),
             );
         }
-        if let Some(id) = &step.id {
-            self.step_id(&path.child("id"), id, ids);
+        match (&step.id, &step.name) {
+            (Some(id), _) => self.step_id(&path.child("id"), id, ids),
+            // The id the planner derives from the name is a variable too
+            // (`condition: checks` for a step named "Checks").
+            (None, Some(name)) => {
+                self.facts.step_ids.insert(derive_step_id(name));
+            }
+            (None, None) => {}
         }
         self.expression(
             &path.child("condition"),
@@ -452,6 +460,7 @@ impl SpecChecks<'_, '_> {
         } else {
             ids.insert(id.to_owned(), path.clone());
         }
+        self.facts.step_ids.insert(id.to_owned());
     }
 
     fn template_refs(&mut self, path: &FieldPath, refs: &[TemplateRef]) {

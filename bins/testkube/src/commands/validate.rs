@@ -1,10 +1,13 @@
-//! `testkube validate`: every document of every file, every error reported.
+//! `testkube validate`: every document of every file, every error reported;
+//! the files' templates and the built-ins are the catalog `use` is checked
+//! against.
 
 use std::process::ExitCode;
 
 use serde::Serialize;
 use testkube_core::diagnostic::{Diagnostic, Severity};
-use testkube_core::validate::{LoadedFile, load_file};
+use testkube_core::resolve::TemplateSet;
+use testkube_core::validate::{LoadedFile, check_catalog, load_file};
 use testkube_core::yaml::LoadOptions;
 
 use super::{CliError, print_json};
@@ -50,6 +53,11 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
         };
         loaded.push(loaded_file);
     }
+    // The files given together (or found in one folder) are one catalog:
+    // a template defined in one serves the workflows of the others.
+    let builtins = TemplateSet::with_builtins()
+        .map_err(|err| CliError::input(format!("internal error: {err}")))?;
+    check_catalog(&mut loaded, builtins);
     let errors = loaded
         .iter()
         .flat_map(|file| &file.diagnostics)

@@ -87,14 +87,16 @@ impl de::Error for Error {
     }
 
     fn invalid_value(unexpected: Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        Error::new(
+        let expected = expected_words(expected);
+        let mut err = Error::new(
             "invalid-value",
             format!(
-                "invalid value: expected {}, found {}",
-                expected_words(expected),
+                "invalid value: expected {expected}, found {}",
                 unexpected_words(&unexpected)
             ),
-        )
+        );
+        err.expected = Some(expected);
+        err
     }
 
     fn invalid_length(len: usize, expected: &dyn de::Expected) -> Self {
@@ -204,6 +206,13 @@ fn type_hint(expected: Option<&str>, node: &Node) -> Option<String> {
     let wants_scalar = ["integer", "number", "boolean", "string"]
         .iter()
         .any(|w| expected.contains(w));
+    if expected.contains("or an expression") {
+        return Some(
+            "write a whole number (`3`), or an expression that computes one, e.g. \
+             `config.workers` or `{{ config.workers * 2 }}`"
+                .to_owned(),
+        );
+    }
     match &node.value {
         NodeValue::Scalar {
             text,
