@@ -1,6 +1,6 @@
 //! Recorded durations for `split --timings`, `plan --timings` and the
-//! result store's history in `run`: one place that decides which report
-//! entry an item (a file, a class, a test name) is.
+//! result store's history in `run` and `plan` ([`History`]): one place that
+//! decides which report entry an item (a file, a class, a test name) is.
 //!
 //! Reports rarely spell items the way the user's item list does: `./tests/a.py`
 //! against `tests/a.py`, absolute paths from the CI machine, pytest naming
@@ -9,12 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use testkube_core::store::ItemDuration;
+use testkube_core::model::TestWorkflow;
+use testkube_core::plan::PlanOptions;
+use testkube_core::store::{ItemDuration, ResultStore};
+use testkube_results::store::SqliteStore;
 use testkube_results::{TimingKey, read_timings_by};
 
 use crate::commands::CliError;
 use crate::input;
+use crate::style::{self, paint};
 
 /// The keys `plan` and `run` look items up by, in order.
 pub(crate) const PLAN_KEYS: [TimingKey; 3] =
@@ -112,6 +117,145 @@ impl ItemTimings {
     }
 }
 
+/// The durations the result store recorded for a workflow's test items:
+/// what `run` balances `balance: {by: duration}` blocks by, and what `plan`
+/// previews them with, so the preview is the split that runs.
+pub(crate) struct History {
+    timings: ItemTimings,
+    /// How many test items have a recorded duration.
+    recorded: usize,
+    /// The executions those durations come from, oldest first.
+    executions: Vec<String>,
+}
+
+impl History {
+    /// No recorded durations: blocks keep the format's contiguous split.
+    pub(crate) fn empty() -> Self {
+        Self::from_records(&[])
+    }
+
+    /// What the store recorded for `workflow` (see [`history_key`]); a store
+    /// that cannot be read is a warning and no history, never a failure.
+    pub(crate) async fn load(store: &dyn ResultStore, workflow: &str) -> Self {
+        match store.item_durations(workflow).await {
+            Ok(records) => Self::from_records(&records),
+            Err(err) => {
+                anstream::eprintln!(
+                    "{} {err}; recorded durations are not used",
+                    paint(style::WARN, "warning:")
+                );
+                Self::empty()
+            }
+        }
+    }
+
+    /// What the result store in the home folder recorded for `workflow`,
+    /// read without creating a store where there is none (`plan` only
+    /// previews).
+    pub(crate) async fn from_home(workflow: &str) -> Self {
+        let path = crate::home::database();
+        if !path.is_file() {
+            return Self::empty();
+        }
+        match SqliteStore::open(&path).await {
+            Ok(store) => {
+                let history = Self::load(&store, workflow).await;
+                store.close().await;
+                history
+            }
+            Err(err) => {
+                anstream::eprintln!(
+                    "{} {err}; recorded durations are not used",
+                    paint(style::WARN, "warning:")
+                );
+                Self::empty()
+            }
+        }
+    }
+
+    fn from_records(records: &[ItemDuration]) -> Self {
+        let mut executions: Vec<String> = Vec::new();
+        for record in records {
+            if !executions.contains(&record.execution) {
+                executions.push(record.execution.clone());
+            }
+        }
+        // Execution names end in their number: oldest first reads naturally.
+        executions.sort_by_key(|name| (execution_number(name), name.clone()));
+        Self {
+            timings: ItemTimings::from_records(records),
+            recorded: records.len(),
+            executions,
+        }
+    }
+
+    /// How many test items have a recorded duration.
+    pub(crate) fn recorded(&self) -> usize {
+        self.recorded
+    }
+
+    /// Where the durations come from, for `plan` and `run` to say:
+    /// `durations of sharded-3 (12 test items)`.
+    pub(crate) fn source(&self) -> String {
+        if self.recorded == 0 {
+            return "no recorded durations: contiguous split".to_owned();
+        }
+        let executions = match self.executions.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, .., last] if self.executions.len() > 3 => {
+                format!("{first} … {last} ({} executions)", self.executions.len())
+            }
+            several => several.join(", "),
+        };
+        format!(
+            "shards balanced by durations of {executions} ({} test {})",
+            self.recorded,
+            if self.recorded == 1 { "item" } else { "items" }
+        )
+    }
+
+    /// Plan options that balance by these durations; every duration looked
+    /// up is added to `used` (what `run` keeps for `rerun --failed-only`).
+    pub(crate) fn plan_options(self, used: &Arc<Mutex<BTreeMap<String, f64>>>) -> PlanOptions {
+        if self.recorded == 0 {
+            return PlanOptions::new();
+        }
+        let used = Arc::clone(used);
+        let timings = self.timings;
+        PlanOptions::new()
+            .with_run_time_durations(timings.flat())
+            .with_durations(move |item| {
+                let seconds = timings.seconds(item);
+                if let Some(seconds) = seconds {
+                    used.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(item.to_owned(), seconds);
+                }
+                seconds
+            })
+    }
+}
+
+/// The name the store files a workflow's executions (and their durations)
+/// under.
+pub(crate) fn history_key(workflow: &TestWorkflow) -> String {
+    workflow
+        .metadata
+        .name
+        .clone()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "run".to_owned())
+}
+
+/// `12` for `sharded-12`.
+fn execution_number(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The spelling items are compared in: `/` separators, no leading `./`.
 pub(crate) fn normalize(key: &str) -> String {
     let key = key.trim().replace('\\', "/");
@@ -166,6 +310,7 @@ mod tests {
             class: class.map(str::to_owned),
             name: name.to_owned(),
             duration_secs: secs,
+            execution: "e-1".to_owned(),
         }
     }
 

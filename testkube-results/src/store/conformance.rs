@@ -533,9 +533,18 @@ pub async fn durations_latest_per_item(store: &dyn ResultStore) {
     record(
         "dur-2",
         vec![
-            on("root/matrix/0", case("twice", "d.py", TestCaseStatus::Passed, 3.0)),
-            on("root/matrix/1", case("twice", "d.py", TestCaseStatus::Passed, 4.0)),
-            on("root/matrix/1", case("twice", "d.py", TestCaseStatus::Passed, 4.5)),
+            on(
+                "root/matrix/0",
+                case("twice", "d.py", TestCaseStatus::Passed, 3.0),
+            ),
+            on(
+                "root/matrix/1",
+                case("twice", "d.py", TestCaseStatus::Passed, 4.0),
+            ),
+            on(
+                "root/matrix/1",
+                case("twice", "d.py", TestCaseStatus::Passed, 4.5),
+            ),
         ],
     )
     .await;
