@@ -25,28 +25,36 @@ use crate::style::{self, paint};
 pub(crate) const PLAN_KEYS: [TimingKey; 3] =
     [TimingKey::File, TimingKey::Name, TimingKey::Classname];
 
+/// What `--timings` folders are searched for: the report formats
+/// [`read_timings_by`] reads (JUnit and NUnit/xUnit XML, TRX, JSON).
+pub(crate) const TIMINGS_EXTENSIONS: [&str; 3] = ["xml", "json", "trx"];
+
 /// Durations read from reports, by item, for one or more test-case fields.
 pub(crate) struct ItemTimings {
     /// One map per field, in the order they are consulted; keys normalized.
     maps: Vec<(TimingKey, BTreeMap<String, f64>)>,
+    /// The files read (folders expanded), in the order given.
+    files: Vec<PathBuf>,
 }
 
 impl ItemTimings {
-    /// Reads `paths` (JUnit XML and friends, or JSON maps `{"item": seconds}`)
-    /// keyed by each of `keys`; `None` when no path is given.
+    /// Reads `paths` (JUnit XML and friends, or JSON maps `{"item": seconds}`;
+    /// folders are searched for [`TIMINGS_EXTENSIONS`]) keyed by each of
+    /// `keys`; `None` when no path is given.
     pub(crate) fn load(paths: &[PathBuf], keys: &[TimingKey]) -> Result<Option<Self>, CliError> {
         if paths.is_empty() {
             return Ok(None);
         }
-        let mut inputs = Vec::with_capacity(paths.len());
-        for path in paths {
+        let files = timing_files(paths)?;
+        let mut inputs = Vec::with_capacity(files.len());
+        for path in &files {
             inputs.push((path.display().to_string(), input::read_file(path)?));
         }
         // Each report is parsed once for all the keys.
         let read = read_timings_by(inputs.iter().map(|(name, bytes)| (name, bytes)), keys)
             .map_err(|err| {
                 CliError::input(err.to_string()).with_hint(
-                    "--timings takes JUnit XML reports or a JSON map {\"item\": seconds}",
+                    "--timings takes test reports (JUnit XML and friends) or a JSON map {\"item\": seconds}",
                 )
             })?;
         let mut maps = Vec::with_capacity(keys.len());
@@ -57,7 +65,12 @@ impl ItemTimings {
             }
             maps.push((key, normalized));
         }
-        Ok(Some(Self { maps }))
+        Ok(Some(Self { maps, files }))
+    }
+
+    /// The files the durations were read from (folders expanded).
+    pub(crate) fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The durations the result store recorded for a workflow's test
@@ -79,7 +92,10 @@ impl ItemTimings {
                 }
             }
         }
-        Self { maps }
+        Self {
+            maps,
+            files: Vec::new(),
+        }
     }
 
     /// Every item with its seconds, for blocks whose items are only known
@@ -256,6 +272,38 @@ fn execution_number(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The files `--timings` names: files as given, folders searched for
+/// reports; a folder without any is an error rather than no timings.
+fn timing_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let found = input::find_files(std::slice::from_ref(path), &TIMINGS_EXTENSIONS);
+        if found.is_empty() {
+            return Err(CliError::input(format!(
+                "--timings {}: the folder holds no test report (*.xml, *.json, *.trx)",
+                path.display()
+            ))
+            .with_hint("point --timings at the reports of an earlier run, or at their folder"));
+        }
+        for found in found {
+            match found {
+                input::Found::File(file) => files.push(file),
+                input::Found::Unreadable(file, reason) => {
+                    return Err(CliError::input(format!(
+                        "cannot read {}: {reason}",
+                        file.display()
+                    ))
+                    .with_hint(
+                        "--timings takes every path up to the next flag: give the items after `--` \
+                         (--timings reports/*.xml --total 4 --index 0 -- a.py b.py) or on standard input",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// The spelling items are compared in: `/` separators, no leading `./`.
 pub(crate) fn normalize(key: &str) -> String {
     let key = key.trim().replace('\\', "/");
@@ -341,6 +389,7 @@ mod tests {
             .collect();
         ItemTimings {
             maps: vec![(key, map)],
+            files: Vec::new(),
         }
     }
 

@@ -10,9 +10,10 @@ fn testkube(args: &[&str]) -> Output {
 }
 
 fn testkube_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    // The global flag goes first: split items after `--` take everything.
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
-        .args(args)
         .arg("--color=never")
+        .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -182,6 +183,7 @@ fn split_all_json_balances_by_duration() {
         "json",
         "--timings",
         timings.to_str().unwrap(),
+        "--",
         "a.py",
         "b.py",
         "c.py",
@@ -243,7 +245,7 @@ fn split_is_deterministic_and_reads_junit_timings() {
 
 #[test]
 fn split_rejects_an_index_out_of_range_with_exit_two() {
-    let out = testkube(&["split", "--total", "3", "--index", "3", "a", "b"]);
+    let out = testkube(&["split", "--total", "3", "--index", "3", "--", "a", "b"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("use 0 to 2"), "{}", stderr(&out));
 }
@@ -260,6 +262,7 @@ fn split_reports_an_unreadable_timings_file() {
         "0",
         "--timings",
         bad.to_str().unwrap(),
+        "--",
         "a",
     ]);
     assert_eq!(out.status.code(), Some(1));
@@ -377,6 +380,7 @@ fn split_suggests_a_shard_count_for_a_target_time() {
         "12",
         "--timings",
         timings.to_str().unwrap(),
+        "--",
         "a.py",
         "b.py",
         "c.py",
@@ -391,7 +395,7 @@ fn split_suggests_a_shard_count_for_a_target_time() {
         "24 s of work fits 12 s on two shards"
     );
     let mut json_args = args.to_vec();
-    json_args.extend(["-o", "json"]);
+    json_args.splice(1..1, ["-o", "json"]);
     let suggestion = json(&testkube(&json_args));
     assert_eq!(suggestion["suggestedTotal"], 2);
     assert_eq!(suggestion["meetsTarget"], true);
@@ -399,10 +403,10 @@ fn split_suggests_a_shard_count_for_a_target_time() {
 
 #[test]
 fn split_caps_total_and_dedupes_paths() {
-    let out = testkube(&["split", "--total", "99999999999", "--index", "0", "a"]);
+    let out = testkube(&["split", "--total", "99999999999", "--index", "0", "--", "a"]);
     assert_eq!(out.status.code(), Some(2));
     let out = testkube(&[
-        "split", "--total", "1", "--index", "0", "./a.py", "a.py", "b.py",
+        "split", "--total", "1", "--index", "0", "--", "./a.py", "a.py", "b.py",
     ]);
     assert_eq!(stdout(&out), "./a.py\nb.py\n", "one file, one run");
 }
@@ -446,4 +450,188 @@ fn report_prints_no_summary_when_nothing_was_readable() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "", "no `PASSED 0 tests` line");
     assert!(stderr(&out).contains("page.html"), "{}", stderr(&out));
+}
+
+/// Three reports of one CI run, as `--timings reports/*.xml` hands them over.
+fn shard_reports(dir: &Path) -> Vec<String> {
+    let report = |cases: &str| format!("<testsuite name=\"shard\">{cases}</testsuite>");
+    [
+        (
+            "junit-0.xml",
+            r#"<testcase file="a.py" name="t" time="10"/>"#,
+        ),
+        (
+            "junit-1.xml",
+            r#"<testcase file="b.py" name="t" time="6"/><testcase file="c.py" name="t" time="4"/>"#,
+        ),
+        (
+            "junit-2.xml",
+            r#"<testcase file="d.py" name="t" time="5"/><testcase file="e.py" name="t" time="5"/>"#,
+        ),
+    ]
+    .iter()
+    .map(|(name, cases)| write(dir, name, &report(cases)).display().to_string())
+    .collect()
+}
+
+#[test]
+fn split_timings_takes_every_file_a_shell_glob_expands_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = shard_reports(dir.path());
+    let mut args = vec!["split", "--by", "file", "--timings"];
+    args.extend(reports.iter().map(String::as_str));
+    args.extend(["--total", "3", "--all", "-o", "json", "--"]);
+    args.extend(["a.py", "b.py", "c.py", "d.py", "e.py"]);
+    let out = testkube(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = json(&out);
+    assert_eq!(plan["itemsWithTimings"], 5, "every report is read: {plan}");
+    assert_eq!(plan["makespanSeconds"], 10.0);
+
+    // A folder of reports reads the same, items from standard input.
+    let folder = dir.path().display().to_string();
+    let from_folder = testkube_stdin(
+        &[
+            "split",
+            "--by",
+            "file",
+            "--timings",
+            &folder,
+            "--total",
+            "3",
+            "--all",
+            "-o",
+            "json",
+        ],
+        Some("a.py\nb.py\nc.py\nd.py\ne.py\n"),
+    );
+    assert_eq!(
+        from_folder.status.code(),
+        Some(0),
+        "{}",
+        stderr(&from_folder)
+    );
+    assert_eq!(json(&from_folder), plan);
+}
+
+#[test]
+fn split_refuses_items_that_are_timings_files_or_missing_dashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = shard_reports(dir.path());
+    // `ls reports/*` piped in: a report is not an item.
+    let mut args = vec!["split", "--total", "2", "--index", "0", "--timings"];
+    args.extend(reports.iter().map(String::as_str));
+    let out = testkube_stdin(&args, Some(&format!("a.py\n{}\n", reports[1])));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is one of the --timings files") && stderr(&out).contains("`--`"),
+        "{}",
+        stderr(&out)
+    );
+    // Items left before `--` are not split silently.
+    let mut loose = vec![
+        "split",
+        "--total",
+        "2",
+        "--index",
+        "0",
+        "--timings",
+        &reports[0],
+    ];
+    loose.extend(["--by", "file", "a.py"]);
+    let out = testkube(&loose);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("-- a.py"), "{}", stderr(&out));
+    // Nothing to split at all (stdin empty) is an error too, not an empty shard.
+    let out = testkube_stdin(&["split", "--total", "2", "--index", "0"], Some(""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no items to split"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn split_warns_loudly_when_no_item_matches_a_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = shard_reports(dir.path());
+    // By name the items are files: nothing matches.
+    let mut args = vec!["split", "--total", "2", "--index", "0", "--timings"];
+    args.extend(reports.iter().map(String::as_str));
+    args.extend(["--", "a.py", "b.py"]);
+    let out = testkube(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: none of the 2 items matched a timing (by name) in 3 files"),
+        "{}",
+        stderr(&out)
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = testkube(&[
+        "split",
+        "--total",
+        "2",
+        "--index",
+        "0",
+        "--timings",
+        empty.to_str().unwrap(),
+        "--",
+        "a",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds no test report"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn split_help_examples_run_as_written_from_the_repository_root() {
+    let help = stdout(&testkube(&["split", "--help"]));
+    let examples = help.split("Examples").nth(1).expect("an Examples section");
+    // Join `\`-continued lines and `|` pipelines into whole commands.
+    let mut commands: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in examples
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        current.push_str(line.trim_end_matches('\\'));
+        current.push(' ');
+        if !(line.ends_with('\\') || line.ends_with('|')) {
+            commands.push(std::mem::take(&mut current));
+        }
+    }
+    assert!(commands.len() >= 4, "{commands:?}");
+    assert!(
+        commands.iter().any(|c| c.contains("--by file")),
+        "{commands:?}"
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_testkube")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in &commands {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+            .env("PATH", &path)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+        assert!(!stdout(&out).is_empty(), "{command}");
+        assert!(
+            !stderr(&out).contains("warning"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
 }
