@@ -588,37 +588,33 @@ fn split_warns_loudly_when_no_item_matches_a_timing() {
     );
 }
 
-#[test]
-fn split_help_examples_run_as_written_from_the_repository_root() {
-    let help = stdout(&testkube(&["split", "--help"]));
-    let examples = help.split("Examples").nth(1).expect("an Examples section");
-    // Join `\`-continued lines and `|` pipelines into whole commands.
-    let mut commands: Vec<String> = Vec::new();
+/// The shell commands of an example block: `\\`-continued lines and `|` pipelines joined,
+/// comments dropped.
+fn shell_commands(block: &str) -> Vec<String> {
+    let mut commands = Vec::new();
     let mut current = String::new();
-    for line in examples
-        .lines()
-        .skip(1)
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+    for line in block.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
         current.push_str(line.trim_end_matches('\\'));
         current.push(' ');
         if !(line.ends_with('\\') || line.ends_with('|')) {
             commands.push(std::mem::take(&mut current));
         }
     }
-    assert!(commands.len() >= 4, "{commands:?}");
-    assert!(
-        commands.iter().any(|c| c.contains("--by file")),
-        "{commands:?}"
-    );
+    commands
+}
+
+/// Runs each command with `sh` from the repository root, the built `testkube` first on the PATH.
+fn run_as_written(commands: &[String]) {
     let bin = Path::new(env!("CARGO_BIN_EXE_testkube")).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for command in &commands {
+    for command in commands {
         let out = Command::new("sh")
             .args(["-c", command])
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
@@ -633,5 +629,44 @@ fn split_help_examples_run_as_written_from_the_repository_root() {
             "{command}: {}",
             stderr(&out)
         );
+    }
+}
+
+/// The first fenced block after `heading` in a document of the repository.
+fn example_block(document: &str, heading: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(document);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let section = text
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{heading}"));
+    section
+        .split("```sh")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .unwrap_or_else(|| panic!("no example under {heading}"))
+        .to_owned()
+}
+
+#[test]
+fn split_examples_in_help_readme_and_docs_run_as_written() {
+    let help = stdout(&testkube(&["split", "--help"]));
+    let examples = help.split("Examples").nth(1).expect("an Examples section");
+    let from_help = shell_commands(examples.split_once('\n').map_or("", |(_, rest)| rest));
+    assert!(from_help.len() >= 4, "{from_help:?}");
+    assert!(
+        from_help.iter().any(|c| c.contains("--by file")),
+        "{from_help:?}"
+    );
+    run_as_written(&from_help);
+    for (document, heading) in [
+        ("README.md", "### Split tests across CI jobs by duration"),
+        ("docs/cli.md", "## `testkube split"),
+    ] {
+        let commands = shell_commands(&example_block(document, heading));
+        assert!(commands.len() >= 3, "{document}: {commands:?}");
+        run_as_written(&commands);
     }
 }
