@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
   testkube get executions
   testkube validate workflows/
   testkube plan examples/workflows/sharded-pytest.yaml --config workers=4
-  find tests -name 'test_*.py' | testkube split --total 4 --index 0 --by file --timings reports/*.xml
+  testkube split --total 2 --index 0 --by file --timings examples/reports/sharded-pytest/*.xml \\
+    -- tests/test_api.py tests/test_ui.py
   testkube report target/nextest/ci/junit.xml")]
 pub(crate) struct Cli {
     /// When to use colours.

@@ -661,6 +661,14 @@ fn split_examples_in_help_readme_and_docs_run_as_written() {
         "{from_help:?}"
     );
     run_as_written(&from_help);
+    let top = stdout(&testkube(&["--help"]));
+    let top_examples = top.split("Examples:").nth(1).expect("an Examples section");
+    let split_example: Vec<String> = shell_commands(top_examples)
+        .into_iter()
+        .filter(|command| command.starts_with("testkube split"))
+        .collect();
+    assert_eq!(split_example.len(), 1, "{top_examples}");
+    run_as_written(&split_example);
     for (document, heading) in [
         ("README.md", "### Split tests across CI jobs by duration"),
         ("docs/cli.md", "## `testkube split"),
