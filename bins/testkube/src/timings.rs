@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use testkube_core::model::TestWorkflow;
 use testkube_core::plan::PlanOptions;
-use testkube_core::store::{ItemDuration, ResultStore};
+use testkube_core::store::{ItemDuration, ResultStore, StoreError};
 use testkube_results::store::SqliteStore;
 use testkube_results::{TimingKey, read_timings_by};
 
@@ -155,13 +155,7 @@ impl History {
     pub(crate) async fn load(store: &dyn ResultStore, workflow: &str) -> Self {
         match store.item_durations(workflow).await {
             Ok(records) => Self::from_records(&records),
-            Err(err) => {
-                anstream::eprintln!(
-                    "{} {err}; recorded durations are not used",
-                    paint(style::WARN, "warning:")
-                );
-                Self::empty()
-            }
+            Err(err) => Self::unreadable(&err),
         }
     }
 
@@ -179,14 +173,18 @@ impl History {
                 store.close().await;
                 history
             }
-            Err(err) => {
-                anstream::eprintln!(
-                    "{} {err}; recorded durations are not used",
-                    paint(style::WARN, "warning:")
-                );
-                Self::empty()
-            }
+            Err(err) => Self::unreadable(&err),
         }
+    }
+
+    /// No history, with a warning: a store that cannot be read never stops
+    /// a run or a preview.
+    fn unreadable(err: &StoreError) -> Self {
+        anstream::eprintln!(
+            "{} {err}; recorded durations are not used",
+            paint(style::WARN, "warning:")
+        );
+        Self::empty()
     }
 
     fn from_records(records: &[ItemDuration]) -> Self {
@@ -210,8 +208,8 @@ impl History {
         self.recorded
     }
 
-    /// Where the durations come from, for `plan` and `run` to say:
-    /// `durations of sharded-3 (12 test items)`.
+    /// Where the durations come from, for `plan` to say: `shards balanced
+    /// by durations of sharded-3 (12 test items)`.
     pub(crate) fn source(&self) -> String {
         if self.recorded == 0 {
             return "no recorded durations: contiguous split".to_owned();
@@ -380,6 +378,28 @@ mod tests {
         let flat = timings.flat();
         assert_eq!(flat.get("/ci/repo/tests/test_a.py"), Some(&3.0));
         assert_eq!(flat.get("pkg.B"), Some(&0.5));
+    }
+
+    #[test]
+    fn history_says_which_executions_its_durations_come_from() {
+        assert_eq!(
+            History::empty().source(),
+            "no recorded durations: contiguous split"
+        );
+        let from = |execution: &str, name: &str| ItemDuration {
+            execution: execution.to_owned(),
+            ..record(Some("a.py"), None, name, 1.0)
+        };
+        let history = History::from_records(&[
+            from("suite-10", "t1"),
+            from("suite-9", "t2"),
+            from("suite-10", "t3"),
+        ]);
+        assert_eq!(history.recorded(), 3);
+        assert_eq!(
+            history.source(),
+            "shards balanced by durations of suite-9, suite-10 (3 test items)"
+        );
     }
 
     fn timings(key: TimingKey, entries: &[(&str, f64)]) -> ItemTimings {
