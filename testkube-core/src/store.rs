@@ -109,6 +109,11 @@ pub trait ResultStore: Send + Sync {
 
     /// For balancing shards: the latest recorded duration of every test item
     /// (by file, class and name) seen in earlier executions of `workflow`.
+    ///
+    /// A case listed several times by the worker that recorded it last
+    /// (parameterized cases sharing a name, reruns reported as cases of
+    /// their own) is the sum of those runs: each took time. Skipped cases
+    /// say nothing about how long a test takes and are left out.
     async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError>;
 
     /// Marks executions left `queued` or `running` (or another unfinished
@@ -347,8 +352,11 @@ pub struct ItemDuration {
     pub class: Option<String>,
     /// The test's name.
     pub name: String,
-    /// Seconds, from the newest execution that recorded it.
+    /// Seconds: every run of the case listed by the newest worker (of the
+    /// newest execution) that recorded it, summed.
     pub duration_secs: f64,
+    /// The name of the execution the seconds come from (`WORKFLOW-N`).
+    pub execution: String,
 }
 
 /// Why a store operation failed.

@@ -122,6 +122,7 @@ pub(crate) struct CaseBuilder {
     message: Option<String>,
     attempt_message: Option<String>,
     reruns: u32,
+    attempts_duration: Option<f64>,
     output: BoundedText,
     section: Option<Section>,
 }
@@ -160,6 +161,7 @@ impl CaseBuilder {
         self.message = None;
         self.attempt_message = None;
         self.reruns = 0;
+        self.attempts_duration = None;
         self.output.take();
         self.section = None;
     }
@@ -190,10 +192,14 @@ impl CaseBuilder {
             || self.hint.is_some_and(|hint| hint != TestStatus::Passed)
     }
 
-    /// Records an earlier failed attempt (a rerun or flaky element).
-    pub(crate) fn add_attempt(&mut self, message: Option<String>) {
+    /// Records an earlier failed attempt (a rerun or flaky element), with its duration when the
+    /// producer wrote one.
+    pub(crate) fn add_attempt(&mut self, message: Option<String>, seconds: Option<f64>) {
         self.end_section();
         self.reruns = self.reruns.saturating_add(1);
+        if let Some(seconds) = seconds {
+            *self.attempts_duration.get_or_insert(0.0) += seconds;
+        }
         if self.attempt_message.is_none() {
             self.attempt_message = non_empty_message(message);
         }
@@ -306,6 +312,7 @@ impl CaseBuilder {
             message,
             output,
             reruns: self.reruns,
+            attempts_duration: self.attempts_duration,
         }
     }
 }
@@ -336,8 +343,8 @@ mod tests {
     #[test]
     fn failure_after_reruns_is_failed_and_counts_attempts() {
         let mut c = case();
-        c.add_attempt(Some("first".into()));
-        c.add_attempt(None);
+        c.add_attempt(Some("first".into()), None);
+        c.add_attempt(None, None);
         c.set_outcome(TestStatus::Failed, Some("final".into()));
         let done = c.finish();
         assert_eq!(done.status, TestStatus::Failed);
@@ -348,10 +355,10 @@ mod tests {
     #[test]
     fn attempts_without_final_failure_are_flaky_with_the_first_attempt_message() {
         let mut c = case();
-        c.add_attempt(None);
+        c.add_attempt(None, None);
         c.begin_section(SectionKind::Attempt, "flakyFailure");
         c.push_text("\n   boom happened\n   at x\n  ");
-        c.add_attempt(Some("second".into()));
+        c.add_attempt(Some("second".into()), None);
         let done = c.finish();
         assert_eq!(done.status, TestStatus::Flaky);
         assert_eq!(done.message.as_deref(), Some("boom happened"));

@@ -235,7 +235,7 @@ fn parse_mocha(bytes: &[u8], file: &str) -> Result<TestReport, ReportError> {
         let failed = test.err.message.is_some() || test.err.stack.is_some();
         if failed {
             for _ in 0..test.current_retry {
-                case.add_attempt(None);
+                case.add_attempt(None, None);
             }
             case.set_outcome(
                 TestStatus::Failed,
@@ -249,7 +249,7 @@ fn parse_mocha(bytes: &[u8], file: &str) -> Result<TestReport, ReportError> {
             case.set_outcome(TestStatus::Skipped, None);
         } else {
             for _ in 0..test.current_retry {
-                case.add_attempt(None);
+                case.add_attempt(None, None);
             }
         }
         let summary = *summaries

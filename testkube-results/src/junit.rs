@@ -217,8 +217,8 @@ impl JunitHandler {
             case.begin_section(SectionKind::Outcome, local);
             Ok(Open::Outcome)
         } else if attempt {
-            let message = message_attribute(element)?;
-            case.add_attempt(message);
+            let (message, seconds) = attempt_attributes(element)?;
+            case.add_attempt(message, seconds);
             case.begin_section(SectionKind::Attempt, local);
             Ok(Open::Attempt)
         } else if output && case.may_not_pass() {
@@ -290,6 +290,19 @@ fn message_attribute(element: &BytesStart<'_>) -> Result<Option<String>, String>
         }
     })?;
     Ok(message)
+}
+
+/// An earlier attempt's message and, when the producer times attempts (nextest writes `time` on
+/// each `flakyFailure`/`rerunFailure`; Surefire does not), its duration.
+fn attempt_attributes(element: &BytesStart<'_>) -> Result<(Option<String>, Option<f64>), String> {
+    let mut message = None;
+    let mut seconds = None;
+    for_each_attribute(element, |key, value| match key {
+        "message" => message = Some(unescape(value).into_owned()),
+        "time" => seconds = parse_seconds(value),
+        _ => {}
+    })?;
+    Ok((message, seconds))
 }
 
 /// A class or file name, decoded and trimmed, as one of the `known` shared strings when it equals

@@ -121,6 +121,20 @@ pub struct TestCase {
     /// How many earlier failed attempts the report records (Surefire and nextest
     /// `flakyFailure`/`flakyError`/`rerunFailure`/`rerunError`).
     pub reruns: u32,
+    /// Seconds those earlier attempts took together, when the producer times each attempt
+    /// (nextest does; Surefire writes one time for the case, so `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_duration: Option<f64>,
+}
+
+impl TestCase {
+    /// Seconds the case cost the run: its [`duration`](Self::duration) plus its earlier
+    /// attempts' when the producer timed them; `None` without a duration.
+    #[must_use]
+    pub fn time_spent(&self) -> Option<f64> {
+        self.duration
+            .map(|seconds| seconds + self.attempts_duration.unwrap_or(0.0))
+    }
 }
 
 /// The final outcome of a test case.

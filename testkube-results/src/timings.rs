@@ -4,7 +4,7 @@
 //! JSON map `{"item": seconds}`. The item is what the user splits: test names, class names or
 //! files ([`TimingKey`]); one item usually covers several cases, so their durations are summed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -68,10 +68,22 @@ impl fmt::Display for TimingKey {
 /// item keys to seconds (`{"tests/test_a.py": 12.5}`), whose keys are used as they are whatever
 /// `key` is.
 ///
-/// # Precedence
+/// # What counts as a run
 ///
 /// - Within one report, cases that share a key are **summed** (a file's time is the sum of its
-///   cases; a name that repeats is counted each time it ran).
+///   cases). A case listed several times ran several times, and each run took time: JUnit 5 or
+///   pytest parameterized cases that share one name, Gradle's test-retry (a `<testcase>` per
+///   attempt), mocha titles that repeat.
+/// - Earlier attempts nested in a case (`flakyFailure`, `rerunFailure`, ...) count when the
+///   producer times them (nextest writes `time` on each); Surefire writes one `time` for the case
+///   and none per attempt, so only that one is known ([`TestCase::time_spent`]).
+/// - The same run reported twice counts once: go's subtests (`TestX/case`, from go-junit-report
+///   or `go test -json`) run inside their parent `TestX`, whose time already includes them, so a
+///   case nested under another listed case of the same class adds nothing to its class or file
+///   (it is still an item of its own by name).
+///
+/// # Precedence
+///
 /// - Across inputs, each test case (same suite, class, name and file), or each key of a JSON
 ///   map, counts **once, from the latest input that mentions it**: passing last week's and
 ///   yesterday's reports keeps yesterday's figures, while the reports of several shards of one
@@ -131,14 +143,19 @@ where
             }
             None => {
                 let report = parse_report(bytes, name)?;
+                let parents = Parents::of(&report.cases);
                 for case in &report.cases {
                     if case.status == TestStatus::Skipped {
                         continue;
                     }
-                    let Some(seconds) = case.duration else {
+                    let Some(seconds) = case.time_spent() else {
                         continue;
                     };
+                    let nested = parents.contain(case);
                     for (key, per_key) in keys.iter().zip(&mut this_input) {
+                        if nested && *key != TimingKey::Name {
+                            continue;
+                        }
                         let Some(item) = key.of(case).map(str::to_owned) else {
                             continue;
                         };
@@ -171,6 +188,37 @@ where
             by_item
         })
         .collect())
+}
+
+/// The cases of a report that others nest under (`TestX` for `TestX/case`), by suite and class.
+struct Parents<'r> {
+    names: HashSet<(&'r str, Option<&'r str>, &'r str)>,
+}
+
+impl<'r> Parents<'r> {
+    fn of(cases: &'r [TestCase]) -> Self {
+        let nesting = cases.iter().any(|case| case.name.contains('/'));
+        let names = if nesting {
+            cases
+                .iter()
+                .map(|case| (&*case.suite, case.classname.as_deref(), case.name.as_str()))
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        Parents { names }
+    }
+
+    /// Whether `case` runs inside another listed case: a prefix of its name up to a `/` names
+    /// a case of the same suite and class.
+    fn contain(&self, case: &TestCase) -> bool {
+        let name = case.name.as_str();
+        !self.names.is_empty()
+            && name.match_indices('/').any(|(at, _)| {
+                self.names
+                    .contains(&(&*case.suite, case.classname.as_deref(), &name[..at]))
+            })
+    }
 }
 
 /// What "the same test" means across inputs.
@@ -258,6 +306,71 @@ mod tests {
         assert_eq!(
             by_class,
             Some(BTreeMap::from([("A".into(), 3.5), ("B".into(), 4.0)]))
+        );
+    }
+
+    /// Every way a report lists more than one run of a case, with durations that add up exactly.
+    const REPEATED_RUNS: &str = r#"<testsuites>
+        <testsuite name="param">
+            <testcase classname="Param" name="adds" file="param.py" time="0.25"/>
+            <testcase classname="Param" name="adds" file="param.py" time="0.5"/>
+            <testcase classname="Param" name="adds" file="param.py" time="1.25"/>
+        </testsuite>
+        <testsuite name="gradle-retry">
+            <testcase classname="Retried" name="flaky" file="retry.py" time="1.5"><failure/></testcase>
+            <testcase classname="Retried" name="flaky" file="retry.py" time="0.5"/>
+        </testsuite>
+        <testsuite name="nextest">
+            <testcase classname="Timed" name="net" file="net.rs" time="1">
+                <flakyFailure time="0.5" message="reset"/>
+                <flakyFailure time="0.25" message="reset"/>
+            </testcase>
+        </testsuite>
+        <testsuite name="surefire">
+            <testcase classname="Untimed" name="flaky" time="2"><flakyFailure message="once"/></testcase>
+        </testsuite>
+        <testsuite name="go">
+            <testcase classname="pkg" name="TestX" time="3"/>
+            <testcase classname="pkg" name="TestX/a" time="1"/>
+            <testcase classname="pkg" name="TestX/a/deep" time="0.5"/>
+            <testcase classname="pkg" name="TestX/b" time="2"/>
+            <testcase classname="pkg" name="TestY/a" time="4"/>
+        </testsuite>
+    </testsuites>"#;
+
+    #[test]
+    fn every_listed_run_of_a_case_is_summed_and_nested_runs_count_once() {
+        let inputs = [("runs.xml", REPEATED_RUNS)];
+        let by_class = read_timings(inputs, TimingKey::Classname).ok();
+        assert_eq!(
+            by_class,
+            Some(BTreeMap::from([
+                // Three parameterized runs sharing one name.
+                ("Param".into(), 2.0),
+                // A retry written as a second case.
+                ("Retried".into(), 2.0),
+                // The final run plus the two timed attempts.
+                ("Timed".into(), 1.75),
+                // Surefire times the case once, not its attempts.
+                ("Untimed".into(), 2.0),
+                // TestX includes its subtests; TestY/a has no listed parent.
+                ("pkg".into(), 7.0),
+            ]))
+        );
+        let by_file = read_timings(inputs, TimingKey::File)
+            .ok()
+            .unwrap_or_default();
+        assert_eq!(by_file.get("param.py"), Some(&2.0));
+        assert_eq!(by_file.get("net.rs"), Some(&1.75));
+        let by_name = read_timings(inputs, TimingKey::Name)
+            .ok()
+            .unwrap_or_default();
+        assert_eq!(by_name.get("adds"), Some(&2.0));
+        assert_eq!(by_name.get("TestX"), Some(&3.0));
+        assert_eq!(
+            by_name.get("TestX/a"),
+            Some(&1.0),
+            "a subtest is an item by name"
         );
     }
 

@@ -1,8 +1,10 @@
 //! `read_timings` on real reports: the durations `testkube split --timings` balances shards with.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::Path;
 
+use testkube_core::shard::{DefaultDuration, Item, balance};
 use testkube_results::{ReportError, TimingKey, read_timings};
 
 fn sample(path: &str) -> Vec<u8> {
@@ -101,4 +103,59 @@ fn a_broken_input_names_itself() {
         matches!(&err, Some(ReportError::Xml { file, .. }) if file == "cut.xml"),
         "{err:?}"
     );
+}
+
+/// Items with their durations as `testkube split` weighs them.
+fn items(map: &BTreeMap<String, f64>) -> Vec<Item> {
+    map.iter()
+        .map(|(name, seconds)| Item::new(name.clone(), Some(*seconds)))
+        .collect()
+}
+
+fn shards(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// A Surefire-shaped report (JUnit 5 parameterized cases all named after their method) whose
+/// classes split perfectly in two: `Param` is 3 runs of 2 s, the others one run each.
+const PARAMETERIZED: &str = r#"<testsuites>
+  <testsuite name="io.example.Param">
+    <testcase classname="io.example.Param" name="converts" time="2"/>
+    <testcase classname="io.example.Param" name="converts" time="2"/>
+    <testcase classname="io.example.Param" name="converts" time="2"/>
+  </testsuite>
+  <testsuite name="io.example.B"><testcase classname="io.example.B" name="b" time="5"/></testsuite>
+  <testsuite name="io.example.C"><testcase classname="io.example.C" name="c" time="4"/></testsuite>
+  <testsuite name="io.example.D"><testcase classname="io.example.D" name="d" time="3"/></testsuite>
+</testsuites>"#;
+
+#[test]
+fn parameterized_runs_of_one_name_are_summed_and_the_split_reaches_the_bound() {
+    let by_class = read_timings([("param.xml", PARAMETERIZED)], TimingKey::Classname)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(by_class.get("io.example.Param"), Some(&6.0));
+    let plan = balance(&items(&by_class), shards(2), &DefaultDuration::MeanOfKnown);
+    // 18 s of work: {Param, D} and {B, C} take 9 s each. Counting Param once (2 s) would put
+    // it with C, and that shard would really take 10 s.
+    assert_eq!(plan.lower_bound_seconds(), 9.0);
+    assert_eq!(plan.makespan_seconds(), 9.0);
+}
+
+#[test]
+fn a_real_report_splits_within_one_percent_of_the_lower_bound() {
+    let report = sample("native/nunit3-test-run-150-bom.xml");
+    for key in [TimingKey::Classname, TimingKey::Name] {
+        let map = read_timings([("nunit3.xml", &report)], key).unwrap_or_else(|e| panic!("{e}"));
+        let items = items(&map);
+        for n in [4, 10, 25] {
+            let plan = balance(&items, shards(n), &DefaultDuration::MeanOfKnown);
+            let ratio = plan.makespan_seconds() / plan.lower_bound_seconds();
+            assert!(
+                (1.0 - 1e-12..=1.01).contains(&ratio),
+                "{key} into {n}: {} s against a bound of {} s",
+                plan.makespan_seconds(),
+                plan.lower_bound_seconds()
+            );
+        }
+    }
 }

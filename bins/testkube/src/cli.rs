@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run, preview and split TestWorkflows: the open test orchestration engine.
@@ -13,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
   testkube get executions
   testkube validate workflows/
   testkube plan examples/workflows/sharded-pytest.yaml --config workers=4
-  find tests -name 'test_*.py' | testkube split --total 4 --index 0 --timings reports/*.xml
+  testkube split --total 2 --index 0 --by file --timings examples/reports/sharded-pytest/*.xml \\
+    -- tests/test_api.py tests/test_ui.py
   testkube report target/nextest/ci/junit.xml")]
 pub(crate) struct Cli {
     /// When to use colours.
@@ -26,6 +28,25 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// Adds what clap cannot know to its usage errors: `split` items left
+/// before `--` (where `--timings` would have taken them as paths).
+pub(crate) fn explain(mut err: clap::Error) -> clap::Error {
+    let splitting = std::env::args().skip(1).any(|arg| arg == "split");
+    if splitting
+        && err.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(item)) = err.get(ContextKind::InvalidArg).cloned()
+        && !item.starts_with('-')
+    {
+        err.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![
+                format!("items to split go after `--`: testkube split ... -- {item}").into(),
+            ]),
+        );
+    }
+    err
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,14 +88,23 @@ Examples:
 
     /// Split test items into shards by recorded duration (CI-agnostic test splitting).
     #[command(
-        after_help = "Items come from the arguments, or from standard input one per line.
-Timings come from JUnit XML reports or a JSON map {\"item\": seconds}.
-Items without a timing count as the mean of the known ones.
+        after_help = "Items come after `--`, or from standard input one per line.
+--timings takes every path up to the next flag (so a shell glob works): test reports (JUnit XML
+and friends), JSON maps {\"item\": seconds}, or folders of them. --by says what an item names in the
+reports: a test name, a class or a file. Items without a timing count as the mean of the known ones.
 
-Examples:
-  find tests -name 'test_*.py' | testkube split --total 4 --index 1 --timings junit.xml --by file
-  testkube split --total 3 --index 0 --timings timings.json a.py b.py c.py d.py
-  testkube split --total 8 --all -o json --timings junit.xml < items.txt"
+Examples (run from the repository root):
+  printf 'tests/test_%s.py\\n' api auth billing export search ui |
+    testkube split --total 2 --index 0 --by file --timings examples/reports/sharded-pytest/*.xml
+  testkube split --total 3 --all --by file --timings examples/reports/sharded-pytest/ \\
+    -- tests/test_api.py tests/test_auth.py tests/test_billing.py tests/test_ui.py
+  testkube split --total 2 --all -o json --by classname \\
+    --timings bins/testkube/tests/data/timings-junit.xml \\
+    -- io.example.Slow io.example.Medium io.example.Fast
+  testkube split --total 3 --index 1 --timings examples/workflows/sharded-pytest.timings.json \\
+    -- tests/test_api.py tests/test_ui.py tests/test_search.py
+  testkube split --suggest-for 2.5 --by file --timings examples/reports/sharded-pytest \\
+    -- tests/test_api.py tests/test_auth.py tests/test_billing.py"
     )]
     Split(SplitArgs),
 
@@ -255,8 +285,8 @@ pub(crate) struct SplitArgs {
     /// Print every shard with its predicted time (best with -o json).
     #[arg(long)]
     pub(crate) all: bool,
-    /// Timing sources: JUnit XML reports or JSON maps {"item": seconds} (repeatable).
-    #[arg(long = "timings", value_name = "FILE")]
+    /// Timing sources: test reports, JSON maps {"item": seconds} or folders of them (one or more).
+    #[arg(long = "timings", value_name = "PATH", num_args = 1..)]
     pub(crate) timings: Vec<PathBuf>,
     /// What an item names in the reports.
     #[arg(long, value_enum, default_value_t = SplitBy::Name)]
@@ -267,8 +297,8 @@ pub(crate) struct SplitArgs {
     /// Output format (pretty prints items one per line).
     #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
     pub(crate) output: TextOutput,
-    /// The items to split; read from standard input, one per line, when none are given.
-    #[arg(value_name = "ITEM")]
+    /// The items to split, after `--`; read from standard input, one per line, when none are given.
+    #[arg(value_name = "ITEM", last = true)]
     pub(crate) items: Vec<String>,
 }
 

@@ -29,11 +29,18 @@ pub(crate) enum Found {
 /// hidden entries. Paths that cannot be read are returned as such, so a
 /// command can report them and carry on with the rest.
 pub(crate) fn find_workflow_files(paths: &[PathBuf]) -> Vec<Found> {
+    find_files(paths, &["yaml", "yml"])
+}
+
+/// Files named by `paths`: files as given, folders searched (sorted,
+/// recursively, following each folder once, skipping hidden entries) for
+/// files with one of `extensions`.
+pub(crate) fn find_files(paths: &[PathBuf], extensions: &[&str]) -> Vec<Found> {
     let mut found = Vec::new();
     let mut visited = HashSet::new();
     for path in paths {
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => collect_yaml(path, &mut visited, &mut found),
+            Ok(meta) if meta.is_dir() => collect(path, extensions, &mut visited, &mut found),
             Ok(_) => found.push(Found::File(path.clone())),
             Err(err) => found.push(Found::Unreadable(path.clone(), err.to_string())),
         }
@@ -56,7 +63,7 @@ pub(crate) fn workflow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError
         .collect()
 }
 
-fn collect_yaml(dir: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<Found>) {
+fn collect(dir: &Path, extensions: &[&str], visited: &mut HashSet<PathBuf>, out: &mut Vec<Found>) {
     // A symlink back up the tree would otherwise be walked forever (or until
     // the path gets too long): each real folder is searched once.
     match std::fs::canonicalize(dir) {
@@ -89,11 +96,12 @@ fn collect_yaml(dir: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<Found>
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            collect_yaml(&path, visited, out);
-        } else if matches!(
-            path.extension().and_then(|ext| ext.to_str()),
-            Some("yaml" | "yml")
-        ) {
+            collect(&path, extensions, visited, out);
+        } else if path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| extensions.contains(&ext))
+        {
             out.push(Found::File(path));
         }
     }
@@ -153,7 +161,7 @@ pub(crate) fn items_or_stdin(items: &[String]) -> Result<Vec<String>, CliError> 
     let stdin = io::stdin();
     if stdin.is_terminal() {
         return Err(CliError::usage("no items to split")
-            .with_hint("pass items as arguments or pipe them in, one per line"));
+            .with_hint("pass items after `--` or pipe them in, one per line"));
     }
     let mut out = Vec::new();
     for line in stdin.lock().lines() {
@@ -163,6 +171,14 @@ pub(crate) fn items_or_stdin(items: &[String]) -> Result<Vec<String>, CliError> 
         if !line.is_empty() {
             out.push(line.to_string());
         }
+    }
+    if out.is_empty() {
+        // Splitting nothing is a pipeline gone wrong (a `find` that matched
+        // nothing, items left on the command line before `--`), not a split.
+        return Err(
+            CliError::usage("no items to split: standard input is empty")
+                .with_hint("pass items after `--` or pipe them in, one per line"),
+        );
     }
     Ok(out)
 }

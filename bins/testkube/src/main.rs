@@ -15,10 +15,10 @@ mod timings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|err| cli::explain(err).exit());
     style::init(cli.color);
     home::init(cli.home);
     match commands::dispatch(cli.command) {

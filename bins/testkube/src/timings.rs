@@ -1,6 +1,6 @@
 //! Recorded durations for `split --timings`, `plan --timings` and the
-//! result store's history in `run`: one place that decides which report
-//! entry an item (a file, a class, a test name) is.
+//! result store's history in `run` and `plan` ([`History`]): one place that
+//! decides which report entry an item (a file, a class, a test name) is.
 //!
 //! Reports rarely spell items the way the user's item list does: `./tests/a.py`
 //! against `tests/a.py`, absolute paths from the CI machine, pytest naming
@@ -9,39 +9,52 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use testkube_core::store::ItemDuration;
+use testkube_core::model::TestWorkflow;
+use testkube_core::plan::PlanOptions;
+use testkube_core::store::{ItemDuration, ResultStore, StoreError};
+use testkube_results::store::SqliteStore;
 use testkube_results::{TimingKey, read_timings_by};
 
 use crate::commands::CliError;
 use crate::input;
+use crate::style::{self, paint};
 
 /// The keys `plan` and `run` look items up by, in order.
 pub(crate) const PLAN_KEYS: [TimingKey; 3] =
     [TimingKey::File, TimingKey::Name, TimingKey::Classname];
 
+/// What `--timings` folders are searched for: the report formats
+/// [`read_timings_by`] reads (JUnit and NUnit/xUnit XML, TRX, JSON).
+pub(crate) const TIMINGS_EXTENSIONS: [&str; 3] = ["xml", "json", "trx"];
+
 /// Durations read from reports, by item, for one or more test-case fields.
 pub(crate) struct ItemTimings {
     /// One map per field, in the order they are consulted; keys normalized.
     maps: Vec<(TimingKey, BTreeMap<String, f64>)>,
+    /// The files read (folders expanded), in the order given.
+    files: Vec<PathBuf>,
 }
 
 impl ItemTimings {
-    /// Reads `paths` (JUnit XML and friends, or JSON maps `{"item": seconds}`)
-    /// keyed by each of `keys`; `None` when no path is given.
+    /// Reads `paths` (JUnit XML and friends, or JSON maps `{"item": seconds}`;
+    /// folders are searched for [`TIMINGS_EXTENSIONS`]) keyed by each of
+    /// `keys`; `None` when no path is given.
     pub(crate) fn load(paths: &[PathBuf], keys: &[TimingKey]) -> Result<Option<Self>, CliError> {
         if paths.is_empty() {
             return Ok(None);
         }
-        let mut inputs = Vec::with_capacity(paths.len());
-        for path in paths {
+        let files = timing_files(paths)?;
+        let mut inputs = Vec::with_capacity(files.len());
+        for path in &files {
             inputs.push((path.display().to_string(), input::read_file(path)?));
         }
         // Each report is parsed once for all the keys.
         let read = read_timings_by(inputs.iter().map(|(name, bytes)| (name, bytes)), keys)
             .map_err(|err| {
                 CliError::input(err.to_string()).with_hint(
-                    "--timings takes JUnit XML reports or a JSON map {\"item\": seconds}",
+                    "--timings takes test reports (JUnit XML and friends) or a JSON map {\"item\": seconds}",
                 )
             })?;
         let mut maps = Vec::with_capacity(keys.len());
@@ -52,7 +65,12 @@ impl ItemTimings {
             }
             maps.push((key, normalized));
         }
-        Ok(Some(Self { maps }))
+        Ok(Some(Self { maps, files }))
+    }
+
+    /// The files the durations were read from (folders expanded).
+    pub(crate) fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The durations the result store recorded for a workflow's test
@@ -74,7 +92,10 @@ impl ItemTimings {
                 }
             }
         }
-        Self { maps }
+        Self {
+            maps,
+            files: Vec::new(),
+        }
     }
 
     /// Every item with its seconds, for blocks whose items are only known
@@ -110,6 +131,175 @@ impl ItemTimings {
         }
         None
     }
+}
+
+/// The durations the result store recorded for a workflow's test items:
+/// what `run` balances `balance: {by: duration}` blocks by, and what `plan`
+/// previews them with, so the preview is the split that runs.
+pub(crate) struct History {
+    timings: ItemTimings,
+    /// How many test items have a recorded duration.
+    recorded: usize,
+    /// The executions those durations come from, oldest first.
+    executions: Vec<String>,
+}
+
+impl History {
+    /// No recorded durations: blocks keep the format's contiguous split.
+    pub(crate) fn empty() -> Self {
+        Self::from_records(&[])
+    }
+
+    /// What the store recorded for `workflow` (see [`history_key`]); a store
+    /// that cannot be read is a warning and no history, never a failure.
+    pub(crate) async fn load(store: &dyn ResultStore, workflow: &str) -> Self {
+        match store.item_durations(workflow).await {
+            Ok(records) => Self::from_records(&records),
+            Err(err) => Self::unreadable(&err),
+        }
+    }
+
+    /// What the result store in the home folder recorded for `workflow`,
+    /// read without creating a store where there is none (`plan` only
+    /// previews).
+    pub(crate) async fn from_home(workflow: &str) -> Self {
+        let path = crate::home::database();
+        if !path.is_file() {
+            return Self::empty();
+        }
+        match SqliteStore::open(&path).await {
+            Ok(store) => {
+                let history = Self::load(&store, workflow).await;
+                store.close().await;
+                history
+            }
+            Err(err) => Self::unreadable(&err),
+        }
+    }
+
+    /// No history, with a warning: a store that cannot be read never stops
+    /// a run or a preview.
+    fn unreadable(err: &StoreError) -> Self {
+        anstream::eprintln!(
+            "{} {err}; recorded durations are not used",
+            paint(style::WARN, "warning:")
+        );
+        Self::empty()
+    }
+
+    fn from_records(records: &[ItemDuration]) -> Self {
+        let mut executions: Vec<String> = Vec::new();
+        for record in records {
+            if !executions.contains(&record.execution) {
+                executions.push(record.execution.clone());
+            }
+        }
+        // Execution names end in their number: oldest first reads naturally.
+        executions.sort_by_key(|name| (execution_number(name), name.clone()));
+        Self {
+            timings: ItemTimings::from_records(records),
+            recorded: records.len(),
+            executions,
+        }
+    }
+
+    /// How many test items have a recorded duration.
+    pub(crate) fn recorded(&self) -> usize {
+        self.recorded
+    }
+
+    /// Where the durations come from, for `plan` to say: `shards balanced
+    /// by durations of sharded-3 (12 test items)`.
+    pub(crate) fn source(&self) -> String {
+        if self.recorded == 0 {
+            return "no recorded durations: contiguous split".to_owned();
+        }
+        let executions = match self.executions.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, .., last] if self.executions.len() > 3 => {
+                format!("{first} … {last} ({} executions)", self.executions.len())
+            }
+            several => several.join(", "),
+        };
+        format!(
+            "shards balanced by durations of {executions} ({} test {})",
+            self.recorded,
+            if self.recorded == 1 { "item" } else { "items" }
+        )
+    }
+
+    /// Plan options that balance by these durations; every duration looked
+    /// up is added to `used` (what `run` keeps for `rerun --failed-only`).
+    pub(crate) fn plan_options(self, used: &Arc<Mutex<BTreeMap<String, f64>>>) -> PlanOptions {
+        if self.recorded == 0 {
+            return PlanOptions::new();
+        }
+        let used = Arc::clone(used);
+        let timings = self.timings;
+        PlanOptions::new()
+            .with_run_time_durations(timings.flat())
+            .with_durations(move |item| {
+                let seconds = timings.seconds(item);
+                if let Some(seconds) = seconds {
+                    used.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(item.to_owned(), seconds);
+                }
+                seconds
+            })
+    }
+}
+
+/// The name the store files a workflow's executions (and their durations)
+/// under.
+pub(crate) fn history_key(workflow: &TestWorkflow) -> String {
+    workflow
+        .metadata
+        .name
+        .clone()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "run".to_owned())
+}
+
+/// `12` for `sharded-12`.
+fn execution_number(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The files `--timings` names: files as given, folders searched for
+/// reports; a folder without any is an error rather than no timings.
+fn timing_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let found = input::find_files(std::slice::from_ref(path), &TIMINGS_EXTENSIONS);
+        if found.is_empty() {
+            return Err(CliError::input(format!(
+                "--timings {}: the folder holds no test report (*.xml, *.json, *.trx)",
+                path.display()
+            ))
+            .with_hint("point --timings at the reports of an earlier run, or at their folder"));
+        }
+        for found in found {
+            match found {
+                input::Found::File(file) => files.push(file),
+                input::Found::Unreadable(file, reason) => {
+                    return Err(CliError::input(format!(
+                        "cannot read {}: {reason}",
+                        file.display()
+                    ))
+                    .with_hint(
+                        "--timings takes every path up to the next flag: give the items after `--` \
+                         (--timings reports/*.xml --total 4 --index 0 -- a.py b.py) or on standard input",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// The spelling items are compared in: `/` separators, no leading `./`.
@@ -166,6 +356,7 @@ mod tests {
             class: class.map(str::to_owned),
             name: name.to_owned(),
             duration_secs: secs,
+            execution: "e-1".to_owned(),
         }
     }
 
@@ -189,6 +380,28 @@ mod tests {
         assert_eq!(flat.get("pkg.B"), Some(&0.5));
     }
 
+    #[test]
+    fn history_says_which_executions_its_durations_come_from() {
+        assert_eq!(
+            History::empty().source(),
+            "no recorded durations: contiguous split"
+        );
+        let from = |execution: &str, name: &str| ItemDuration {
+            execution: execution.to_owned(),
+            ..record(Some("a.py"), None, name, 1.0)
+        };
+        let history = History::from_records(&[
+            from("suite-10", "t1"),
+            from("suite-9", "t2"),
+            from("suite-10", "t3"),
+        ]);
+        assert_eq!(history.recorded(), 3);
+        assert_eq!(
+            history.source(),
+            "shards balanced by durations of suite-9, suite-10 (3 test items)"
+        );
+    }
+
     fn timings(key: TimingKey, entries: &[(&str, f64)]) -> ItemTimings {
         let map = entries
             .iter()
@@ -196,6 +409,7 @@ mod tests {
             .collect();
         ItemTimings {
             maps: vec![(key, map)],
+            files: Vec::new(),
         }
     }
 

@@ -5,14 +5,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "cli/split.rs"]
+mod split;
+
 fn testkube(args: &[&str]) -> Output {
     testkube_stdin(args, None)
 }
 
 fn testkube_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    // The global flag goes first: split items after `--` take everything.
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
-        .args(args)
         .arg("--color=never")
+        .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -258,131 +262,6 @@ fn validate_reports_a_missing_template_with_did_you_mean_and_template_config_err
     );
 }
 
-const TIMINGS: &str = r#"{"a.py": 10, "b.py": 9, "c.py": 2, "d.py": 2, "e.py": 1}"#;
-
-#[test]
-fn split_prints_one_shard_per_index_and_covers_every_item_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let timings = write(dir.path(), "t.json", TIMINGS);
-    let items = "a.py\nb.py\nc.py\nd.py\ne.py\nnew.py\n";
-    let mut seen = Vec::new();
-    for index in 0..3 {
-        let out = testkube_stdin(
-            &[
-                "split",
-                "--total",
-                "3",
-                "--index",
-                &index.to_string(),
-                "--timings",
-                timings.to_str().unwrap(),
-            ],
-            Some(items),
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        seen.extend(stdout(&out).lines().map(str::to_string));
-    }
-    seen.sort();
-    assert_eq!(seen, ["a.py", "b.py", "c.py", "d.py", "e.py", "new.py"]);
-}
-
-#[test]
-fn split_all_json_balances_by_duration() {
-    let dir = tempfile::tempdir().unwrap();
-    let timings = write(dir.path(), "t.json", TIMINGS);
-    let out = testkube(&[
-        "split",
-        "--total",
-        "2",
-        "--all",
-        "-o",
-        "json",
-        "--timings",
-        timings.to_str().unwrap(),
-        "a.py",
-        "b.py",
-        "c.py",
-        "d.py",
-        "e.py",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let plan = json(&out);
-    // 24 s of work over 2 shards: {a, e, ...} = 12 against the contiguous split's 21.
-    assert_eq!(plan["makespanSeconds"], 12.0);
-    assert_eq!(plan["lowerBoundSeconds"], 12.0);
-    let shards = plan["shards"].as_array().unwrap();
-    assert_eq!(shards.len(), 2);
-    let predicted: Vec<f64> = shards
-        .iter()
-        .map(|s| s["predictedSeconds"].as_f64().unwrap())
-        .collect();
-    assert_eq!(predicted, [12.0, 12.0]);
-}
-
-#[test]
-fn split_is_deterministic_and_reads_junit_timings() {
-    let items = "io.example.Slow\nio.example.Fast\nio.example.Medium\nio.example.Unknown\n";
-    let report = data("timings-junit.xml");
-    let args = [
-        "split",
-        "--total",
-        "2",
-        "--all",
-        "-o",
-        "json",
-        "--by",
-        "classname",
-        "--timings",
-        &report,
-    ];
-    let first = testkube_stdin(&args, Some(items));
-    let second = testkube_stdin(&args, Some(items));
-    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    assert_eq!(first.stdout, second.stdout, "same input, same split");
-    let plan = json(&first);
-    assert_eq!(plan["itemsWithTimings"], 3);
-    let shards = plan["shards"].as_array().unwrap();
-    let slow_shard = shards
-        .iter()
-        .find(|s| {
-            s["items"]
-                .as_array()
-                .unwrap()
-                .contains(&"io.example.Slow".into())
-        })
-        .unwrap();
-    assert_eq!(
-        slow_shard["items"].as_array().unwrap().len(),
-        1,
-        "the slow class runs alone: {plan}"
-    );
-}
-
-#[test]
-fn split_rejects_an_index_out_of_range_with_exit_two() {
-    let out = testkube(&["split", "--total", "3", "--index", "3", "a", "b"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("use 0 to 2"), "{}", stderr(&out));
-}
-
-#[test]
-fn split_reports_an_unreadable_timings_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.xml", "<testsuite><testcase name='x'>");
-    let out = testkube(&[
-        "split",
-        "--total",
-        "2",
-        "--index",
-        "0",
-        "--timings",
-        bad.to_str().unwrap(),
-        "a",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("bad.xml"), "{}", stderr(&out));
-}
-
 #[test]
 fn report_json_carries_the_contract_totals() {
     let report = data("timings-junit.xml");
@@ -482,46 +361,6 @@ fn output_formats_a_command_cannot_print_are_refused() {
     assert_eq!(out.status.code(), Some(2), "clap rejects the value");
     let out = testkube(&["report", "x.xml", "-o", "yaml"]);
     assert_eq!(out.status.code(), Some(2));
-}
-
-#[test]
-fn split_suggests_a_shard_count_for_a_target_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let timings = write(dir.path(), "t.json", TIMINGS);
-    let args = [
-        "split",
-        "--suggest-for",
-        "12",
-        "--timings",
-        timings.to_str().unwrap(),
-        "a.py",
-        "b.py",
-        "c.py",
-        "d.py",
-        "e.py",
-    ];
-    let out = testkube(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out).trim(),
-        "2",
-        "24 s of work fits 12 s on two shards"
-    );
-    let mut json_args = args.to_vec();
-    json_args.extend(["-o", "json"]);
-    let suggestion = json(&testkube(&json_args));
-    assert_eq!(suggestion["suggestedTotal"], 2);
-    assert_eq!(suggestion["meetsTarget"], true);
-}
-
-#[test]
-fn split_caps_total_and_dedupes_paths() {
-    let out = testkube(&["split", "--total", "99999999999", "--index", "0", "a"]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = testkube(&[
-        "split", "--total", "1", "--index", "0", "./a.py", "a.py", "b.py",
-    ]);
-    assert_eq!(stdout(&out), "./a.py\nb.py\n", "one file, one run");
 }
 
 #[test]

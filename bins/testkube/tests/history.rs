@@ -475,3 +475,113 @@ fn service_logs_are_kept_per_instance_and_read_by_step() {
         stdout(&step)
     );
 }
+
+/// Workers that write JUnit reports in which `a.py`'s one parameterized test is listed three
+/// times (1 s each): summed, a.py takes 3 s, more than any other file.
+const REPEATED: &str = r#"
+  - name: Suite
+    parallel:
+      count: 2
+      description: 'files {{ join(shard.file, ",") }}'
+      shards:
+        file: [a.py, b.py, c.py, d.py]
+      balance: {by: duration, key: file}
+      shell: |
+        mkdir -p reports
+        {
+          echo '<testsuite name="unit">'
+          for f in {{ join(shard.file, ' ') }}; do
+            case $f in
+              a.py) for p in 1 2 3; do echo '<testcase classname="t" name="test_param" file="a.py" time="1.0"/>'; done;;
+              b.py) echo '<testcase classname="t" name="test_b" file="b.py" time="2.0"/>';;
+              *) echo "<testcase classname=\"t\" name=\"test_$f\" file=\"$f\" time=\"1.5\"/>";;
+            esac
+          done
+          echo '</testsuite>'
+        } > reports/junit.xml
+      artifacts:
+        workingDir: reports
+        paths: ['*.xml']
+"#;
+
+/// The `description` of every worker of the plan's parallel blocks, by worker index.
+fn planned_descriptions(plan: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![plan];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(workers)) = map.get("workers") {
+                    for worker in workers {
+                        found.push(
+                            worker["description"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                    }
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(values) => stack.extend(values),
+            _ => {}
+        }
+    }
+    found
+}
+
+fn run_descriptions(summary: &Value) -> Vec<String> {
+    summary["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["id"] != "root")
+        .map(|w| w["description"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn plan_previews_the_split_run_makes_from_recorded_history() {
+    let (_dir, home) = home();
+    let file = workflow(&home, "repeated", REPEATED);
+
+    let before = testkube(&home, &["plan", &file]);
+    assert_eq!(before.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&before.stderr);
+    assert!(
+        said.contains("no recorded durations: contiguous split"),
+        "{said}"
+    );
+    assert!(!home.exists(), "a preview must not create a store");
+    let first = json(&home, &["plan", &file, "-o", "json"]);
+    assert_eq!(
+        planned_descriptions(&first),
+        ["files a.py,b.py", "files c.py,d.py"]
+    );
+    run(&home, &file, 0);
+
+    let after = testkube(&home, &["plan", &file]);
+    let said = String::from_utf8_lossy(&after.stderr);
+    assert!(
+        said.contains("shards balanced by durations of repeated-1 (4 test items)"),
+        "{said}"
+    );
+    let predicted = planned_descriptions(&json(&home, &["plan", &file, "-o", "json"]));
+    let ran = run_descriptions(&json(&home, &["run", &file, "-o", "json"]));
+    assert_eq!(predicted, ran, "plan shows the split run then uses");
+    // a.py ran three times (3 s): it no longer shares a worker with b.py (2 s).
+    assert!(
+        !ran.iter().any(|d| d.contains("a.py") && d.contains("b.py")),
+        "{ran:?}"
+    );
+
+    // --timings still overrides the history, and says so.
+    let timings = home.parent().unwrap().join("timings.json");
+    std::fs::write(&timings, r#"{"a.py": 1, "b.py": 1, "c.py": 1, "d.py": 9}"#).unwrap();
+    let timings = timings.display().to_string();
+    let overridden = testkube(&home, &["plan", &file, "--timings", &timings, "-o", "json"]);
+    let said = String::from_utf8_lossy(&overridden.stderr);
+    assert!(said.contains(&format!("--timings {timings}")), "{said}");
+    let shards = planned_descriptions(&serde_json::from_slice(&overridden.stdout).unwrap());
+    assert!(shards.contains(&"files d.py".to_owned()), "{shards:?}");
+}

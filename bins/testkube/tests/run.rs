@@ -787,7 +787,13 @@ fn ctrl_c_aborts_the_run_kills_its_processes_and_keeps_its_logs() {
         .unwrap()
         .flatten()
         .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("4243"));
+        // The whole command, not the number alone: other processes on the
+        // machine (a compiler's hashed paths) may contain "4243" too.
+        .any(|cmdline| {
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains("sleep 4243")
+        });
     assert!(!alive, "a step process outlived the run");
 }
 

@@ -413,7 +413,7 @@ fn plan_balance(
     // would be a meaningless zero.
     let predicted = !contiguous || fixed_default;
     let note = if contiguous && !had_durations {
-        "no durations given (pass --timings): the format's contiguous split is used".to_owned()
+        "no durations recorded or given: the format's contiguous split is used".to_owned()
     } else if contiguous {
         "no recorded duration matches these items: the format's contiguous split is used".to_owned()
     } else {

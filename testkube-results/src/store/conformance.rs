@@ -490,10 +490,11 @@ pub async fn outputs_and_test_cases(store: &dyn ResultStore) {
     assert_eq!(stored[cases.len()..], many[..]);
 }
 
-/// The latest duration of each item of a workflow, from its earlier executions only.
+/// The latest duration of each item of a workflow, from its earlier executions only: a case
+/// the newest worker listed several times is the sum of those runs; skipped runs do not count.
 pub async fn durations_latest_per_item(store: &dyn ResultStore) {
     create(store, "dur-1", "dur").await;
-    create(store, "dur-2", "dur").await;
+    let newest = create(store, "dur-2", "dur").await;
     create(store, "dur-other", "dur-other").await;
     let record = |id: &'static str, cases: Vec<TestCaseRecord>| async move {
         store
@@ -501,17 +502,50 @@ pub async fn durations_latest_per_item(store: &dyn ResultStore) {
             .await
             .unwrap_or_else(|err| panic!("{err}"));
     };
+    let on = |worker: &str, case: TestCaseRecord| TestCaseRecord {
+        worker: worker.to_owned(),
+        ..case
+    };
     record(
         "dur-1",
         vec![
             case("slow", "a.py", TestCaseStatus::Passed, 10.0),
             case("fast", "b.py", TestCaseStatus::Passed, 1.0),
+            case("param", "c.py", TestCaseStatus::Passed, 100.0),
         ],
     )
     .await;
     record(
         "dur-2",
-        vec![case("slow", "a.py", TestCaseStatus::Failed, 12.5)],
+        vec![
+            case("slow", "a.py", TestCaseStatus::Failed, 12.5),
+            // One name, three runs (a parameterized case): 0.5 + 1.25 + 2.
+            case("param", "c.py", TestCaseStatus::Passed, 0.5),
+            case("param", "c.py", TestCaseStatus::Failed, 1.25),
+            case("param", "c.py", TestCaseStatus::Passed, 2.0),
+            // Skipped now: the last real run (1.0 above) still counts.
+            case("fast", "b.py", TestCaseStatus::Skipped, 0.0),
+        ],
+    )
+    .await;
+    // Two workers of one execution ran the same case (a matrix): the one
+    // that recorded it last counts, not both.
+    record(
+        "dur-2",
+        vec![
+            on(
+                "root/matrix/0",
+                case("twice", "d.py", TestCaseStatus::Passed, 3.0),
+            ),
+            on(
+                "root/matrix/1",
+                case("twice", "d.py", TestCaseStatus::Passed, 4.0),
+            ),
+            on(
+                "root/matrix/1",
+                case("twice", "d.py", TestCaseStatus::Passed, 4.5),
+            ),
+        ],
     )
     .await;
     record(
@@ -526,7 +560,24 @@ pub async fn durations_latest_per_item(store: &dyn ResultStore) {
         .collect();
     assert_eq!(
         seen,
-        [(Some("a.py"), "slow", 12.5), (Some("b.py"), "fast", 1.0)]
+        [
+            (Some("a.py"), "slow", 12.5),
+            (Some("b.py"), "fast", 1.0),
+            (Some("c.py"), "param", 3.75),
+            (Some("d.py"), "twice", 8.5),
+        ]
+    );
+    let from: Vec<&str> = durations.iter().map(|d| d.execution.as_str()).collect();
+    let oldest = durations[1].execution.clone();
+    assert_ne!(oldest, newest.name);
+    assert_eq!(
+        from,
+        [
+            newest.name.as_str(),
+            oldest.as_str(),
+            newest.name.as_str(),
+            newest.name.as_str()
+        ]
     );
     assert!(
         store

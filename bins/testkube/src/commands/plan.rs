@@ -1,29 +1,32 @@
 //! `testkube plan`: the execution plan of a workflow: steps with their
 //! conditions, retries and timeouts, services, and parallel blocks with
-//! their workers. `--timings` feeds `balance: {by: duration}` blocks.
+//! their workers. `balance: {by: duration}` blocks are split by the
+//! durations `run` would use (the result store's history), or by the
+//! reports given with `--timings`.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::Value;
+use testkube_core::model::TestWorkflow;
 use testkube_core::plan::{
     Operation, Plan, PlanExecute, PlanOptions, PlanParallel, PlanService, PlanStep, PlanWorker,
     plan_workflow,
 };
 
+use super::get;
 use super::render::{Sensitive, plural, resolve};
+use super::run::visit_parallel;
 use super::{CliError, print_json, print_yaml};
 use crate::cli::{Output, PlanArgs};
 use crate::style::{self, paint};
-use crate::timings::{ItemTimings, PLAN_KEYS};
+use crate::timings::{History, ItemTimings, PLAN_KEYS, history_key};
 
 pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Masked)?;
-    let timings = ItemTimings::load(&args.timings, &PLAN_KEYS)?;
-    let options = match timings {
-        Some(timings) => PlanOptions::new().with_durations(move |item| timings.seconds(item)),
-        None => PlanOptions::new(),
-    };
+    let (options, source) = durations(&args.timings, resolved.workflow())?;
     let plan = match plan_workflow(resolved.workflow(), &options) {
         Ok(plan) => plan,
         Err(err) => {
@@ -45,12 +48,45 @@ pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
             .with_hint("fix the problems above"));
         }
     };
+    let balanced = has_balance_blocks(&plan);
     match args.output {
         Output::Json => print_json(&plan)?,
         Output::Yaml => print_yaml(&plan)?,
         Output::Pretty => crate::style::out(&pretty(&plan)),
     }
+    // Said last, so it is the line a reader sees under the tree (and never
+    // in the JSON or YAML on stdout).
+    if balanced {
+        anstream::eprintln!("{} {source}", paint(style::DIM, "durations:"));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The durations `balance: {by: duration}` blocks are split by, and where
+/// they come from: `--timings` when given, else what `run` would use.
+fn durations(
+    timings: &[PathBuf],
+    workflow: &TestWorkflow,
+) -> Result<(PlanOptions, String), CliError> {
+    if let Some(loaded) = ItemTimings::load(timings, &PLAN_KEYS)? {
+        let files: Vec<String> = timings
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        return Ok((
+            PlanOptions::new().with_durations(move |item| loaded.seconds(item)),
+            format!("shards balanced by --timings {}", files.join(" ")),
+        ));
+    }
+    let history = get::block_on(async { Ok(History::from_home(&history_key(workflow)).await) })?;
+    let source = history.source();
+    Ok((history.plan_options(&Arc::default()), source))
+}
+
+fn has_balance_blocks(plan: &Plan) -> bool {
+    let mut found = false;
+    visit_parallel(&plan.root, &mut |_, block| found |= block.balance.is_some());
+    found
 }
 
 /// The plan as a readable tree.

@@ -43,7 +43,7 @@ use crate::cli::{RunArgs, RunOptions, TextOutput};
 use crate::input::{self, SecretSource};
 use crate::live::{View, seconds, status_word};
 use crate::style::{self, paint};
-use crate::timings::ItemTimings;
+use crate::timings::{History, history_key};
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Used)?;
@@ -156,25 +156,13 @@ impl Launch {
         runnable: TestWorkflow,
         options: &RunOptions,
     ) -> Result<Outcome, CliError> {
-        let workflow_name = runnable
-            .metadata
-            .name
-            .clone()
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "run".to_owned());
+        let workflow_name = history_key(&runnable);
         let store = open_store().await;
-        let records = match &store {
-            Some(store) => store
-                .item_durations(&workflow_name)
-                .await
-                .unwrap_or_else(|err| {
-                    store_warning(&err, "recorded durations are not used");
-                    Vec::new()
-                }),
-            None => Vec::new(),
+        let history = match &store {
+            Some(store) => History::load(store.as_ref(), &workflow_name).await,
+            None => History::empty(),
         };
-        let durations = ItemTimings::from_records(&records);
-        let recorded = records.len();
+        let recorded = history.recorded();
         // The durations the split uses are kept with the run, so that
         // `rerun --failed-only` plans the same shards.
         let used: Arc<Mutex<BTreeMap<String, f64>>> = Arc::default();
@@ -184,20 +172,7 @@ impl Launch {
                 PlanOptions::new().with_duration_map(failed_only.durations().clone())
             }
             Some(_) => PlanOptions::new(),
-            None if recorded == 0 => PlanOptions::new(),
-            None => {
-                let used = Arc::clone(&used);
-                let run_time = durations.flat();
-                PlanOptions::new()
-                    .with_run_time_durations(run_time)
-                    .with_durations(move |item| {
-                        let seconds = durations.seconds(item);
-                        if let Some(seconds) = seconds {
-                            lock(&used).insert(item.to_owned(), seconds);
-                        }
-                        seconds
-                    })
-            }
+            None => history.plan_options(&used),
         };
         let mut plan = plan_workflow(&runnable, &plan_options).map_err(|err| {
             for diagnostic in &err.diagnostics {

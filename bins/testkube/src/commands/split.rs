@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -29,8 +30,17 @@ const DEFAULT_SUGGEST_LIMIT: usize = 100;
 
 pub(crate) fn run(args: SplitArgs) -> Result<ExitCode, CliError> {
     let default = default_duration(args.default_seconds)?;
+    let key = match args.by {
+        SplitBy::Name => TimingKey::Name,
+        SplitBy::Classname => TimingKey::Classname,
+        SplitBy::File => TimingKey::File,
+    };
+    let timings = ItemTimings::load(&args.timings, &[key])?;
     let items = dedupe(input::items_or_stdin(&args.items)?);
-    let weighted = weigh(&items, &args)?;
+    if let Some(timings) = &timings {
+        refuse_timing_files_as_items(&items, timings.files())?;
+    }
+    let weighted = weigh(&items, timings.as_ref(), key);
 
     if let Some(target) = args.suggest_for {
         let limit = shard_count(args.total.unwrap_or(DEFAULT_SUGGEST_LIMIT))?;
@@ -97,23 +107,45 @@ fn default_duration(seconds: Option<f64>) -> Result<DefaultDuration, CliError> {
     }
 }
 
+/// A timings file among the items is a command line gone wrong (a glob that
+/// spilled over, `ls reports/*` piped in), never something to split.
+fn refuse_timing_files_as_items(items: &[String], files: &[PathBuf]) -> Result<(), CliError> {
+    let same_file = |item: &str, file: &Path| {
+        normalize(item) == normalize(&file.display().to_string())
+            || matches!(
+                (Path::new(item).canonicalize(), file.canonicalize()),
+                (Ok(a), Ok(b)) if a == b
+            )
+    };
+    let Some((item, file)) = items.iter().find_map(|item| {
+        files
+            .iter()
+            .find(|file| same_file(item, file))
+            .map(|file| (item, file))
+    }) else {
+        return Ok(());
+    };
+    Err(CliError::usage(format!(
+        "item `{item}` is one of the --timings files ({})",
+        file.display()
+    ))
+    .with_hint(
+        "--timings takes every path up to the next flag; give the items after `--` \
+         (testkube split --timings reports/*.xml --total 4 --index 0 -- a.py b.py) or on standard input",
+    ))
+}
+
 /// Each item with its recorded seconds, warning when timings were given but
 /// none of them matched (usually the wrong `--by`).
-fn weigh(items: &[String], args: &SplitArgs) -> Result<Vec<Item>, CliError> {
-    let key = match args.by {
-        SplitBy::Name => TimingKey::Name,
-        SplitBy::Classname => TimingKey::Classname,
-        SplitBy::File => TimingKey::File,
-    };
-    let timings = ItemTimings::load(&args.timings, &[key])?;
+fn weigh(items: &[String], timings: Option<&ItemTimings>, key: TimingKey) -> Vec<Item> {
     let weighted: Vec<Item> = items
         .iter()
         .map(|item| {
-            let seconds = timings.as_ref().and_then(|t| t.seconds(item));
+            let seconds = timings.and_then(|t| t.seconds(item));
             Item::new(item.clone(), seconds)
         })
         .collect();
-    if let Some(timings) = &timings
+    if let Some(timings) = timings
         && !items.is_empty()
         && weighted.iter().all(|item| item.seconds.is_none())
     {
@@ -123,13 +155,19 @@ fn weigh(items: &[String], args: &SplitArgs) -> Result<Vec<Item>, CliError> {
             "check that --by names what the items are (name, classname or file)".to_string()
         };
         anstream::eprintln!(
-            "{} none of the {} items matched a timing (by {key}); splitting them evenly\n  {} {hint}",
+            "{} none of the {} items matched a timing (by {key}) in {} {}; splitting them evenly\n  {} {hint}",
             paint(style::WARN, "warning:"),
             items.len(),
+            timings.files().len(),
+            if timings.files().len() == 1 {
+                "file"
+            } else {
+                "files"
+            },
             paint(style::ACCENT, "help:"),
         );
     }
-    Ok(weighted)
+    weighted
 }
 
 /// Keeps the first occurrence of each item (compared as paths are, so
