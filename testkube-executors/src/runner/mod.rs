@@ -22,6 +22,7 @@
 pub mod artifacts;
 mod content;
 mod control;
+mod env;
 pub mod launch;
 pub mod paths;
 pub mod probes;
@@ -38,8 +39,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde_json::Value;
 use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
-use testkube_core::expr::{MapContext, Template};
-use testkube_core::model::{ContainerConfig, Duration as FormatDuration};
+use testkube_core::expr::MapContext;
+use testkube_core::model::{ContainerConfig, Duration as FormatDuration, EnvVar};
 use testkube_core::plan::{Operation, PlanStep};
 use testkube_core::status::{
     Attempt, CommandOutcome, Interruption, RetryDecision, RetryPolicy, StatusContext, StepStatus,
@@ -54,6 +55,8 @@ pub use launch::{
     StepOutput, Stop, StopSignal, format_bytes, parse_quantity,
 };
 pub use paths::WorkerPaths;
+
+use env::StepEnv;
 
 /// The most bytes an output file may hold (`/testkube/outputs/<key>`).
 pub const MAX_OUTPUT_BYTES: u64 = 4096;
@@ -96,6 +99,11 @@ pub struct StepRunner {
     services: services::Services,
     /// How the worker meets the rest of its execution (files, barrier).
     link: transfer::WorkerLink,
+    /// The runner's own environment, which every process it starts gets.
+    runner_env: serde_json::Map<String, Value>,
+    /// The container variables of the steps being run, innermost last: a
+    /// step that runs no command has those of the step around it.
+    step_env: Vec<Vec<EnvVar>>,
 }
 
 /// A boxed future of a step (the step tree is recursive).
@@ -138,10 +146,19 @@ impl StepRunner {
     /// A runner for one worker.
     #[must_use]
     pub fn new(config: RunnerConfig) -> Self {
-        let mut env: serde_json::Map<String, Value> = std::env::vars()
-            .map(|(name, value)| (name, Value::String(value)))
+        // Variables that are not UTF-8 cannot be read by expressions.
+        let runner_env: serde_json::Map<String, Value> = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                Some((name.into_string().ok()?, Value::String(value.into_string().ok()?)))
+            })
             .collect();
-        env.insert("CI".to_owned(), Value::from("1"));
+        let ci = EnvVar {
+            name: "CI".to_owned(),
+            value: Some("1".to_owned()),
+            ..EnvVar::default()
+        };
+        let mut env = runner_env.clone();
+        env.insert(ci.name.clone(), Value::from("1"));
         let parent = config
             .variables
             .into_iter()
@@ -155,7 +172,7 @@ impl StepRunner {
                 parent,
                 config.paths.clone(),
             ))))
-            .with_results_base(format!("{}/.steps", config.paths.visible("/data")));
+            .with_results_base(config.paths.results_visible());
         StepRunner {
             launcher: config.launcher,
             paths: config.paths,
@@ -169,6 +186,9 @@ impl StepRunner {
             artifact_storage: config.artifacts,
             services,
             link: transfer::WorkerLink::default(),
+            runner_env,
+            // Every container of a plan starts with `CI=1`.
+            step_env: vec![vec![ci]],
         }
     }
 
@@ -209,9 +229,32 @@ impl StepRunner {
                         .await;
                 }
             }
+            if let Err(message) = self.create_results_dir(step) {
+                return self.not_run(step, StepStatus::Failed, &message).await;
+            }
+            self.status.begin_step(step.id.clone());
+            let env = own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
+            self.step_env.push(env);
             let status = self.run_attempts(step).await;
+            self.step_env.pop();
+            self.status.end_step();
             self.status.finish(step.id.clone(), status, step.optional);
             status
+        })
+    }
+
+    /// Creates the step's results folder (`step.results`) before it runs,
+    /// as Testkube does; it stays in the worker's workspace for later steps
+    /// and with the execution's files.
+    fn create_results_dir(&self, step: &PlanStep) -> Result<(), String> {
+        let Some(dir) = self.paths.results_host(&step.id) else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&dir).map_err(|err| {
+            format!(
+                "cannot create the step's results folder {}: {err}",
+                dir.display()
+            )
         })
     }
 
@@ -488,32 +531,50 @@ impl StepRunner {
         }
     }
 
-    /// The process of a command: arguments, env and working directory with
-    /// their templates rendered, and the workspace variables.
+    /// The process of a command in `container`.
     fn process(&self, container: &ContainerConfig, argv: Vec<String>) -> Result<Process, String> {
+        self.process_in(&self.env_of(&container.env), container, argv)
+    }
+
+    /// The process of a command: its env (see [`env`]), and its arguments,
+    /// working directory and limits with their templates rendered in that
+    /// env.
+    fn process_in(
+        &self,
+        env: &StepEnv<'_>,
+        container: &ContainerConfig,
+        argv: Vec<String>,
+    ) -> Result<Process, String> {
+        let process_env = env.process_env(self.workspace_env())?;
         let argv = argv
             .iter()
-            .map(|arg| self.render(arg))
+            .map(|arg| env.render(arg))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut env = vec![
-            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
-            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
-        ];
-        for var in &container.env {
-            let value = self.render(var.value.as_deref().unwrap_or_default())?;
-            env.push((var.name.clone(), value));
-        }
         let working_dir = match &container.working_dir {
-            Some(dir) => self.paths.visible(&self.render(dir)?),
+            Some(dir) => self.paths.visible(&env.render(dir)?),
             None => self.paths.default_working_dir(),
         };
-        let limits = Limits::of_container(container, |text| self.render(text))?;
+        let limits = Limits::of_container(container, |text| env.render(text))?;
         Ok(Process {
             argv,
-            env,
+            env: process_env,
             working_dir,
             limits,
         })
+    }
+
+    /// The environment of a process with the container variables `vars`,
+    /// as the expression context of its fields.
+    fn env_of<'a>(&'a self, vars: &'a [EnvVar]) -> StepEnv<'a> {
+        StepEnv::new(&self.status, &self.runner_env, &self.workspace_env(), vars)
+    }
+
+    /// What the runner adds to every process's environment.
+    fn workspace_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
+            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
+        ]
     }
 
     /// Reads and removes `/testkube/outputs/*`, reporting each value.
@@ -559,13 +620,13 @@ impl StepRunner {
         outputs
     }
 
+    /// Renders a template of the running step: `env` is the step's.
     fn render(&self, text: &str) -> Result<String, String> {
         if !text.contains("{{") {
             return Ok(text.to_owned());
         }
-        Template::parse(text)
-            .and_then(|template| template.render(&self.status))
-            .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
+        let vars = self.step_env.last().map_or(&[][..], Vec::as_slice);
+        self.env_of(vars).render(text)
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -637,6 +698,16 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::Execute(_) => "execute",
         _ => "this operation",
     }
+}
+
+/// The container variables of the command a step runs itself, if any.
+fn own_env(step: &PlanStep) -> Option<Vec<EnvVar>> {
+    step.operations.iter().find_map(|operation| match operation {
+        Operation::Run { container, .. } | Operation::Shell { container, .. } => {
+            Some(container.env.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Declares every step id of the worker, so conditions may name steps that

@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use testkube_core::status::DEFAULT_RESULTS_BASE;
+
 /// Where `/testkube/outputs/<key>` files are written, relative to `/testkube`.
 const OUTPUTS: &str = "outputs";
 
@@ -110,6 +112,24 @@ impl WorkerPaths {
         self.visible("/testkube/outputs")
     }
 
+    /// The folder of the steps' results folders (`/data/.steps`, where
+    /// Testkube keeps them) as the steps see it: `step.<id>.results` is
+    /// `<this>/<id>`.
+    #[must_use]
+    pub fn results_visible(&self) -> String {
+        self.visible(DEFAULT_RESULTS_BASE)
+    }
+
+    /// The host folder of step `id`'s results folder; `None` for an id that
+    /// would leave the workspace.
+    #[must_use]
+    pub fn results_host(&self, id: &str) -> Option<PathBuf> {
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        self.host(&format!("{DEFAULT_RESULTS_BASE}/{id}"))
+    }
+
     /// `/tmp` as the step sees it.
     #[must_use]
     pub fn tmp_visible(&self) -> String {
@@ -147,6 +167,13 @@ mod tests {
         assert_eq!(paths.host("/etc/passwd"), None);
         assert_eq!(paths.host("/data/../etc"), None);
         assert_eq!(paths.outputs_visible(), "/ws/testkube/outputs");
+        assert_eq!(paths.results_visible(), "/ws/data/.steps");
+        assert_eq!(
+            paths.results_host("build"),
+            Some(PathBuf::from("/ws/data/.steps/build"))
+        );
+        assert_eq!(paths.results_host(".."), None);
+        assert_eq!(paths.results_host("a/b"), None);
     }
 
     #[test]
@@ -154,6 +181,7 @@ mod tests {
         let paths = WorkerPaths::new(Path::new("/ws"), true);
         assert_eq!(paths.visible("/data/repo"), "/data/repo");
         assert_eq!(paths.visible("x"), "/data/x");
+        assert_eq!(paths.results_visible(), "/data/.steps");
         assert_eq!(
             paths.host("/testkube/outputs/a"),
             Some(PathBuf::from("/ws/testkube/outputs/a"))
