@@ -262,7 +262,10 @@ mod tests {
         let env = StepEnv::new(&base, &runner, &workspace, &container);
         assert_eq!(render(&env, "{{ env.URL }}"), "http://db.test:8080");
         assert_eq!(render(&env, "{{ env.PATH }}"), "/opt/bin:/usr/bin");
-        assert_eq!(render(&env, "{{ env.TMPDIR }}|{{ env.NOPE }}|"), "/ws/tmp||");
+        assert_eq!(
+            render(&env, "{{ env.TMPDIR }}|{{ env.NOPE }}|"),
+            "/ws/tmp||"
+        );
         assert_eq!(render(&env, "{{ config.port }}"), "8080");
         assert_eq!(render(&env, "{{ env.ZONE == env['ZONE'] }}"), "true");
         let process = env.process_env(workspace.to_vec()).unwrap();
@@ -291,10 +294,17 @@ mod tests {
         let err = env.process_env(Vec::new()).unwrap_err();
         assert!(err.contains("`A` depends on itself (A → B → A)"), "{err}");
 
-        let bad = [var("OK", "fine"), var("BAD", "{{ 1 / 0 }}"), var("USES", "{{ env.BAD }}")];
+        let bad = [
+            var("OK", "fine"),
+            var("BAD", "{{ 1 / 0 }}"),
+            var("USES", "{{ env.BAD }}"),
+        ];
         let env = StepEnv::new(&base, &runner, &[], &bad);
         let err = env.process_env(Vec::new()).unwrap_err();
-        assert!(err.starts_with("env `BAD`: cannot evaluate `{{ 1 / 0 }}`"), "{err}");
+        assert!(
+            err.starts_with("env `BAD`: cannot evaluate `{{ 1 / 0 }}`"),
+            "{err}"
+        );
         // A template that needs it fails the same way instead of reading "".
         let env = StepEnv::new(&base, &runner, &[], &bad);
         let err = env.render("{{ env.OK }}-{{ env.USES }}").unwrap_err();

@@ -149,7 +149,10 @@ impl StepRunner {
         // Variables that are not UTF-8 cannot be read by expressions.
         let runner_env: serde_json::Map<String, Value> = std::env::vars_os()
             .filter_map(|(name, value)| {
-                Some((name.into_string().ok()?, Value::String(value.into_string().ok()?)))
+                Some((
+                    name.into_string().ok()?,
+                    Value::String(value.into_string().ok()?),
+                ))
             })
             .collect();
         let ci = EnvVar {
@@ -233,7 +236,8 @@ impl StepRunner {
                 return self.not_run(step, StepStatus::Failed, &message).await;
             }
             self.status.begin_step(step.id.clone());
-            let env = own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
+            let env =
+                own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
             self.step_env.push(env);
             let status = self.run_attempts(step).await;
             self.step_env.pop();
@@ -702,12 +706,14 @@ fn operation_name(operation: &Operation) -> &'static str {
 
 /// The container variables of the command a step runs itself, if any.
 fn own_env(step: &PlanStep) -> Option<Vec<EnvVar>> {
-    step.operations.iter().find_map(|operation| match operation {
-        Operation::Run { container, .. } | Operation::Shell { container, .. } => {
-            Some(container.env.clone())
-        }
-        _ => None,
-    })
+    step.operations
+        .iter()
+        .find_map(|operation| match operation {
+            Operation::Run { container, .. } | Operation::Shell { container, .. } => {
+                Some(container.env.clone())
+            }
+            _ => None,
+        })
 }
 
 /// Declares every step id of the worker, so conditions may name steps that

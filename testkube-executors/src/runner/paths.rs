@@ -83,6 +83,15 @@ impl WorkerPaths {
     #[must_use]
     pub fn host(&self, path: &str) -> Option<PathBuf> {
         let absolute = absolute(path);
+        if !self.mounted {
+            // Without a sandbox, paths the runner gave out (`step.results`,
+            // `$TMPDIR`) are host paths already; mapping them again would
+            // go wrong when the workspace is itself under `/tmp`.
+            let path = Path::new(&absolute);
+            if self.mounts().iter().any(|(host, _)| path.starts_with(host)) {
+                return (!absolute.split('/').any(|part| part == "..")).then(|| path.to_path_buf());
+            }
+        }
         for (host, mount) in self.mounts() {
             if absolute == mount {
                 return Some(host.to_path_buf());
@@ -174,6 +183,14 @@ mod tests {
         );
         assert_eq!(paths.results_host(".."), None);
         assert_eq!(paths.results_host("a/b"), None);
+        // Paths already in the workspace stay, even when it is under /tmp.
+        let paths = WorkerPaths::new(Path::new("/tmp/ws"), false);
+        assert_eq!(
+            paths.visible("/tmp/ws/data/.steps/a"),
+            "/tmp/ws/data/.steps/a"
+        );
+        assert_eq!(paths.visible("/tmp/x"), "/tmp/ws/tmp/x");
+        assert_eq!(paths.host("/tmp/ws/data/../../etc"), None);
     }
 
     #[test]

@@ -52,7 +52,7 @@ use testkube_core::engine::WorkerEvent;
 use testkube_core::expr::{Context, Expr, MapContext, Template};
 use testkube_core::model::{Duration as FormatDuration, ServiceRestartPolicy};
 use testkube_core::plan::{PlanService, PlanServiceInstance, PlanStep};
-use testkube_core::status::{StatusContext, StepStatus};
+use testkube_core::status::StepStatus;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -883,6 +883,7 @@ fn supervise(supervised: Supervised) -> Background {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkube_core::status::StatusContext;
 
     #[test]
     fn instance_variables_hide_the_workers_own() {
