@@ -545,7 +545,10 @@ async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
         let summary = run(
             &executor,
             &workflow(
-                r#"  steps:
+                r#"  content:
+    files:
+    - {path: '{{ step.results }}/root.txt', content: 'of the root'}
+  steps:
   - id: write
     shell: 'test -d "{{ step.results }}" && echo hello > "{{ step.results }}/greeting.txt"'
   - id: read
@@ -582,5 +585,9 @@ async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
             "hello\n"
         );
         assert!(kept.join("inside").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(kept.join("root/root.txt")).unwrap(),
+            "of the root"
+        );
     }
 }

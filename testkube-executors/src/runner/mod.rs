@@ -232,19 +232,32 @@ impl StepRunner {
                         .await;
                 }
             }
-            if let Err(message) = self.create_results_dir(step) {
-                return self.not_run(step, StepStatus::Failed, &message).await;
-            }
-            self.status.begin_step(step.id.clone());
-            let env =
-                own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
-            self.step_env.push(env);
-            let status = self.run_attempts(step).await;
-            self.step_env.pop();
-            self.status.end_step();
+            let status = self.run_decided(step).await;
             self.status.finish(step.id.clone(), status, step.optional);
             status
         })
+    }
+
+    /// Runs a step that is to run (its condition held): creates its
+    /// results folder, makes it the running step (for `step.results`) with
+    /// its env (for `env`), and runs its attempts.
+    async fn run_decided(&mut self, step: &PlanStep) -> StepStatus {
+        if let Err(message) = self.create_results_dir(step) {
+            let detail = StepDetail {
+                message: Some(message),
+                ..StepDetail::default()
+            };
+            self.emit_step(step, StepStatus::Failed, detail).await;
+            return StepStatus::Failed;
+        }
+        self.status.begin_step(step.id.clone());
+        let env =
+            own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
+        self.step_env.push(env);
+        let status = self.run_attempts(step).await;
+        self.step_env.pop();
+        self.status.end_step();
+        status
     }
 
     /// Creates the step's results folder (`step.results`) before it runs,

@@ -177,7 +177,7 @@ impl StepRunner {
                     let status = super::stopped(stop).status;
                     self.not_run(root, status, message).await
                 }
-                None => self.run_attempts(root).await,
+                None => self.run_decided(root).await,
             },
         };
         self.pack_fetched().await;
