@@ -591,3 +591,41 @@ async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_and_retries_see_the_step_env() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                r#"  container:
+    env:
+    - {name: MODE, value: 'fast-{{ env.CI }}'}
+  steps:
+  - id: runs
+    condition: env.MODE == "fast-1"
+    shell: 'true'
+  - id: skipped
+    condition: env.MODE != "fast-1"
+    shell: 'exit 1'
+  - id: own
+    optional: true
+    container:
+      env:
+      - {name: ONLY_HERE, value: 'yes'}
+    condition: env.ONLY_HERE == "yes"
+    retry: {count: 2, until: 'env.ONLY_HERE == "yes"'}
+    shell: 'exit 1'
+"#,
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(step(&summary, "runs").status, StepStatus::Passed);
+        assert_eq!(step(&summary, "skipped").status, StepStatus::Skipped);
+        let own = step(&summary, "own");
+        assert_eq!(own.status, StepStatus::Failed);
+        assert_eq!(own.attempts, 1, "`until` held after the first attempt");
+    }
+}

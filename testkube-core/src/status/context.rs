@@ -254,6 +254,28 @@ impl StatusContext {
             ctx: self,
             current: Some(step_id),
             attempt: None,
+            scope: None,
+        };
+        decide(condition, DEFAULT_CONDITION, &view)
+    }
+
+    /// [`StatusContext::should_run`] where `scope` answers what the status
+    /// does not (instead of the parent): e.g. the step's own `env`. A scope
+    /// that needs the status's variables reads them through this context.
+    ///
+    /// # Errors
+    /// As [`StatusContext::should_run`].
+    pub fn should_run_in(
+        &self,
+        step_id: &str,
+        condition: &str,
+        scope: &dyn Context,
+    ) -> Result<bool, ConditionError> {
+        let view = View {
+            ctx: self,
+            current: Some(step_id),
+            attempt: None,
+            scope: Some(scope),
         };
         decide(condition, DEFAULT_CONDITION, &view)
     }
@@ -267,11 +289,13 @@ impl StatusContext {
         status: StepStatus,
         condition: &str,
         default: &str,
+        scope: Option<&dyn Context>,
     ) -> Result<bool, ConditionError> {
         let view = View {
             ctx: self,
             current: Some(step_id),
             attempt: Some(status),
+            scope,
         };
         decide(condition, default, &view)
     }
@@ -324,6 +348,7 @@ impl Context for StatusContext {
             ctx: self,
             current: self.running.last().map(String::as_str),
             attempt: None,
+            scope: None,
         }
         .variable(name)
     }
@@ -350,11 +375,13 @@ impl Context for StatusContext {
 }
 
 /// The variables at one point: the context, the step being decided (for
-/// `step.results`) and, in `retry.until`, the attempt's status.
+/// `step.results`), in `retry.until` the attempt's status, and what answers
+/// the other variables when not the parent.
 struct View<'a> {
     ctx: &'a StatusContext,
     current: Option<&'a str>,
     attempt: Option<StepStatus>,
+    scope: Option<&'a dyn Context>,
 }
 
 impl View<'_> {
@@ -439,7 +466,10 @@ impl Context for View<'_> {
             let status = self.ctx.status(name);
             return Some(Value::Bool(status.is_none_or(StepStatus::is_success)));
         }
-        self.ctx.parent()?.variable(name)
+        match self.scope {
+            Some(scope) => scope.variable(name),
+            None => self.ctx.parent()?.variable(name),
+        }
     }
 
     fn file(&self, path: &str) -> Option<Result<String, String>> {
@@ -512,6 +542,23 @@ mod tests {
             Some(Value::from("/w/.steps/build"))
         );
         assert_eq!(results(&ctx, "step.nope.results"), None);
+    }
+
+    #[test]
+    fn a_scope_answers_what_the_status_does_not() {
+        use crate::expr::MapContext;
+        let parent = MapContext::new().with("env", serde_json::json!({"X": "runner"}));
+        let mut ctx = StatusContext::new().with_parent(Arc::new(parent));
+        ctx.declare("a");
+        let scope = MapContext::new()
+            .with("env.X", Value::from("step"))
+            .with("passed", Value::Bool(false));
+        assert_eq!(ctx.should_run("a", "env.X == 'runner'"), Ok(true));
+        // The status's own variables still win.
+        assert_eq!(
+            ctx.should_run_in("a", "env.X == 'step' && passed", &scope),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -163,8 +163,9 @@ impl StepRunner {
             Some(dir) => absolute(&self.render(dir)?, "/data"),
             None => "/data".to_owned(),
         };
+        let scope = self.step_scope();
         let context = InFolder {
-            inner: &self.status,
+            inner: &scope,
             paths: &self.paths,
             working_dir,
         };

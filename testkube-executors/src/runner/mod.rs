@@ -217,7 +217,11 @@ impl StepRunner {
                 };
                 return self.not_run(step, StepStatus::Skipped, message).await;
             }
-            match self.status.should_run(&step.id, &step.condition) {
+            let decided = {
+                let env = self.env_of(self.env_vars(step));
+                self.status.should_run_in(&step.id, &step.condition, &env)
+            };
+            match decided {
                 Ok(true) => {}
                 Ok(false) => {
                     self.emit_step(step, StepStatus::Skipped, StepDetail::default())
@@ -251,9 +255,7 @@ impl StepRunner {
             return StepStatus::Failed;
         }
         self.status.begin_step(step.id.clone());
-        let env =
-            own_env(step).unwrap_or_else(|| self.step_env.last().cloned().unwrap_or_default());
-        self.step_env.push(env);
+        self.step_env.push(self.env_vars(step).to_vec());
         let status = self.run_attempts(step).await;
         self.step_env.pop();
         self.status.end_step();
@@ -292,20 +294,22 @@ impl StepRunner {
         {
             return status;
         }
-        let policy = match &step.retry {
+        let policy = step.retry.as_ref().map(|retry| {
+            let env = self.env_of(self.env_vars(step));
+            RetryPolicy::from_plan(retry, &env)
+        });
+        let policy = match policy {
             None => None,
-            Some(retry) => match RetryPolicy::from_plan(retry, &self.status) {
-                Ok(policy) => Some(policy),
-                Err(err) => {
-                    let detail = StepDetail {
-                        message: Some(err.to_string()),
-                        attempt: 1,
-                        ..StepDetail::default()
-                    };
-                    self.emit_step(step, StepStatus::Failed, detail).await;
-                    return StepStatus::Failed;
-                }
-            },
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(err)) => {
+                let detail = StepDetail {
+                    message: Some(err.to_string()),
+                    attempt: 1,
+                    ..StepDetail::default()
+                };
+                self.emit_step(step, StepStatus::Failed, detail).await;
+                return StepStatus::Failed;
+            }
         };
         let mut number = 1;
         loop {
@@ -329,7 +333,12 @@ impl StepRunner {
                 status: end.status,
                 stopped_by_parent: end.status == StepStatus::Timeout && !end.own_timeout,
             };
-            match self.status.retry_decision(&step.id, policy, &attempt) {
+            let decision = {
+                let env = self.env_of(self.env_vars(step));
+                self.status
+                    .retry_decision_in(&step.id, policy, &attempt, &env)
+            };
+            match decision {
                 Ok(RetryDecision::Retry { next_attempt }) => {
                     let note = format!(
                         "attempt {number} ended {}; retrying ({next_attempt} of {})\n",
@@ -580,6 +589,14 @@ impl StepRunner {
         })
     }
 
+    /// The container variables of `step`: those of the command it runs, or
+    /// else those of the step around it.
+    fn env_vars<'a>(&'a self, step: &'a PlanStep) -> &'a [EnvVar] {
+        own_env(step)
+            .or_else(|| self.step_env.last().map(Vec::as_slice))
+            .unwrap_or_default()
+    }
+
     /// The environment of a process with the container variables `vars`,
     /// as the expression context of its fields.
     fn env_of<'a>(&'a self, vars: &'a [EnvVar]) -> StepEnv<'a> {
@@ -637,13 +654,17 @@ impl StepRunner {
         outputs
     }
 
-    /// Renders a template of the running step: `env` is the step's.
+    /// Renders a template of the running step.
     fn render(&self, text: &str) -> Result<String, String> {
         if !text.contains("{{") {
             return Ok(text.to_owned());
         }
-        let vars = self.step_env.last().map_or(&[][..], Vec::as_slice);
-        self.env_of(vars).render(text)
+        self.step_scope().render(text)
+    }
+
+    /// The expression context of the running step: `env` is the step's.
+    fn step_scope(&self) -> StepEnv<'_> {
+        self.env_of(self.step_env.last().map_or(&[][..], Vec::as_slice))
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -718,12 +739,12 @@ fn operation_name(operation: &Operation) -> &'static str {
 }
 
 /// The container variables of the command a step runs itself, if any.
-fn own_env(step: &PlanStep) -> Option<Vec<EnvVar>> {
+fn own_env(step: &PlanStep) -> Option<&[EnvVar]> {
     step.operations
         .iter()
         .find_map(|operation| match operation {
             Operation::Run { container, .. } | Operation::Shell { container, .. } => {
-                Some(container.env.clone())
+                Some(container.env.as_slice())
             }
             _ => None,
         })

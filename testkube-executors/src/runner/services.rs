@@ -466,7 +466,7 @@ impl StepRunner {
     /// Whether an expression (like `logs`) is true now.
     fn decide(&self, expression: &str) -> Result<bool, String> {
         let value = Expr::parse(expression)
-            .and_then(|expr| expr.resolve(&self.status))
+            .and_then(|expr| expr.resolve(&self.step_scope()))
             .map_err(|err| format!("cannot evaluate `{expression}`: {err}"))?;
         Ok(truthy(&value))
     }
