@@ -160,15 +160,14 @@ impl StepRunner {
             value: Some("1".to_owned()),
             ..EnvVar::default()
         };
-        let mut env = runner_env.clone();
-        env.insert(ci.name.clone(), Value::from("1"));
+        // `env` is not among these: each step's comes from its
+        // `StepEnv`, over this context.
         let parent = config
             .variables
             .into_iter()
             .fold(MapContext::new(), |ctx, (name, value)| {
                 ctx.with(name, value)
-            })
-            .with("env", Value::Object(env));
+            });
         let services = services::Services::default();
         let status = StatusContext::new()
             .with_parent(Arc::new(services.context(workspace::WorkspaceFiles::new(
