@@ -25,6 +25,50 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use testkube_core::expr::{Context, Template};
 use testkube_core::model::EnvVar;
+use testkube_core::plan::{Operation, PlanStep};
+
+use super::StepRunner;
+
+impl StepRunner {
+    /// The expression context of the running step: `env` is the step's.
+    pub(super) fn step_scope(&self) -> StepEnv<'_> {
+        self.env_of(self.step_env.last().map_or(&[][..], Vec::as_slice))
+    }
+
+    /// The container variables of `step`: those of the command it runs, or
+    /// else those of the step around it.
+    pub(super) fn env_vars<'a>(&'a self, step: &'a PlanStep) -> &'a [EnvVar] {
+        own_env(step)
+            .or_else(|| self.step_env.last().map(Vec::as_slice))
+            .unwrap_or_default()
+    }
+
+    /// The environment of a process with the container variables `vars`,
+    /// as the expression context of its fields.
+    pub(super) fn env_of<'a>(&'a self, vars: &'a [EnvVar]) -> StepEnv<'a> {
+        StepEnv::new(&self.status, &self.runner_env, &self.workspace_env(), vars)
+    }
+
+    /// What the runner adds to every process's environment.
+    pub(super) fn workspace_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
+            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
+        ]
+    }
+}
+
+/// The container variables of the command a step runs itself, if any.
+fn own_env(step: &PlanStep) -> Option<&[EnvVar]> {
+    step.operations
+        .iter()
+        .find_map(|operation| match operation {
+            Operation::Run { container, .. } | Operation::Shell { container, .. } => {
+                Some(container.env.as_slice())
+            }
+            _ => None,
+        })
+}
 
 /// The environment of one step or service instance, and the expression
 /// context that answers `env` from it. See the [module documentation](self).

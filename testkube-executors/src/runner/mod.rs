@@ -588,28 +588,6 @@ impl StepRunner {
         })
     }
 
-    /// The container variables of `step`: those of the command it runs, or
-    /// else those of the step around it.
-    fn env_vars<'a>(&'a self, step: &'a PlanStep) -> &'a [EnvVar] {
-        own_env(step)
-            .or_else(|| self.step_env.last().map(Vec::as_slice))
-            .unwrap_or_default()
-    }
-
-    /// The environment of a process with the container variables `vars`,
-    /// as the expression context of its fields.
-    fn env_of<'a>(&'a self, vars: &'a [EnvVar]) -> StepEnv<'a> {
-        StepEnv::new(&self.status, &self.runner_env, &self.workspace_env(), vars)
-    }
-
-    /// What the runner adds to every process's environment.
-    fn workspace_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
-            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
-        ]
-    }
-
     /// Reads and removes `/testkube/outputs/*`, reporting each value.
     async fn collect_outputs(&mut self, step: &str) -> BTreeMap<String, String> {
         let mut outputs = BTreeMap::new();
@@ -659,11 +637,6 @@ impl StepRunner {
             return Ok(text.to_owned());
         }
         self.step_scope().render(text)
-    }
-
-    /// The expression context of the running step: `env` is the step's.
-    fn step_scope(&self) -> StepEnv<'_> {
-        self.env_of(self.step_env.last().map_or(&[][..], Vec::as_slice))
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -735,18 +708,6 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::Execute(_) => "execute",
         _ => "this operation",
     }
-}
-
-/// The container variables of the command a step runs itself, if any.
-fn own_env(step: &PlanStep) -> Option<&[EnvVar]> {
-    step.operations
-        .iter()
-        .find_map(|operation| match operation {
-            Operation::Run { container, .. } | Operation::Shell { container, .. } => {
-                Some(container.env.as_slice())
-            }
-            _ => None,
-        })
 }
 
 /// Declares every step id of the worker, so conditions may name steps that
