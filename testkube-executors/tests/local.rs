@@ -525,7 +525,7 @@ async fn env_values_that_fail_or_need_each_other_fail_the_step_naming_the_variab
         let summary = run(
             &executor,
             &workflow(
-                "  steps:\n  - id: cycle\n    container:\n      env:\n      - {name: A, value: '{{ env.B }}'}\n      - {name: B, value: 'x{{ env.A }}'}\n    shell: 'echo never'\n",
+                "  steps:\n  - id: cycle\n    container:\n      env:\n      - {name: A, value: '{{ env.B }}'}\n      - {name: B, value: 'x{{ env.A }}'}\n    shell: 'echo never'\n  - id: judged\n    condition: always && env.BAD != \"\"\n    container:\n      env:\n      - {name: BAD, value: '{{ file(\"missing.txt\") }}'}\n    shell: 'echo never'\n",
             ),
         )
         .await;
@@ -533,6 +533,14 @@ async fn env_values_that_fail_or_need_each_other_fail_the_step_naming_the_variab
         let message = step(&summary, "cycle").message.clone().unwrap_or_default();
         assert!(
             message.contains("env `A` depends on itself (A → B → A)"),
+            "{message}"
+        );
+        // A condition that needs it fails too, instead of reading "" (and skipping).
+        let judged = step(&summary, "judged");
+        assert_eq!(judged.status, StepStatus::Failed);
+        let message = judged.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("env `BAD`: cannot evaluate"),
             "{message}"
         );
     }

@@ -157,7 +157,7 @@ impl StepRunner {
         }
         let decided = {
             let scope = self.step_scope();
-            self.status.should_run_in(&step.id, condition, &scope)
+            scope.checked(self.status.should_run_in(&step.id, condition, &scope))
         };
         match decided {
             Ok(true) => {}

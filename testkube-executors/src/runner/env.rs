@@ -222,6 +222,21 @@ impl<'a> StepEnv<'a> {
             .unwrap_or_else(|| format!("env `{name}` cannot be evaluated"))
     }
 
+    /// `result`, computed with this context, unless a container variable it
+    /// needed could not be evaluated (it would otherwise read as empty).
+    ///
+    /// # Errors
+    /// The variable's problem, else the error of `result`.
+    pub(crate) fn checked<T, E: std::fmt::Display>(
+        &self,
+        result: Result<T, E>,
+    ) -> Result<T, String> {
+        if let Some(problem) = self.problem.borrow().clone() {
+            return Err(problem);
+        }
+        result.map_err(|err| err.to_string())
+    }
+
     /// Renders a `{{ }}` template of the step with this context.
     ///
     /// # Errors

@@ -218,7 +218,7 @@ impl StepRunner {
             }
             let decided = {
                 let env = self.env_of(self.env_vars(step));
-                self.status.should_run_in(&step.id, &step.condition, &env)
+                env.checked(self.status.should_run_in(&step.id, &step.condition, &env))
             };
             match decided {
                 Ok(true) => {}
@@ -229,10 +229,8 @@ impl StepRunner {
                         .finish(step.id.clone(), StepStatus::Skipped, step.optional);
                     return StepStatus::Skipped;
                 }
-                Err(err) => {
-                    return self
-                        .not_run(step, StepStatus::Failed, &err.to_string())
-                        .await;
+                Err(message) => {
+                    return self.not_run(step, StepStatus::Failed, &message).await;
                 }
             }
             let status = self.run_decided(step).await;
@@ -295,14 +293,14 @@ impl StepRunner {
         }
         let policy = step.retry.as_ref().map(|retry| {
             let env = self.env_of(self.env_vars(step));
-            RetryPolicy::from_plan(retry, &env)
+            env.checked(RetryPolicy::from_plan(retry, &env))
         });
         let policy = match policy {
             None => None,
             Some(Ok(policy)) => Some(policy),
-            Some(Err(err)) => {
+            Some(Err(message)) => {
                 let detail = StepDetail {
-                    message: Some(err.to_string()),
+                    message: Some(message),
                     attempt: 1,
                     ..StepDetail::default()
                 };
@@ -334,8 +332,10 @@ impl StepRunner {
             };
             let decision = {
                 let env = self.env_of(self.env_vars(step));
-                self.status
-                    .retry_decision_in(&step.id, policy, &attempt, &env)
+                env.checked(
+                    self.status
+                        .retry_decision_in(&step.id, policy, &attempt, &env),
+                )
             };
             match decision {
                 Ok(RetryDecision::Retry { next_attempt }) => {
@@ -351,8 +351,8 @@ impl StepRunner {
                     self.emit_step(step, end.status, detail).await;
                     return end.status;
                 }
-                Err(err) => {
-                    detail.message = Some(err.to_string());
+                Err(message) => {
+                    detail.message = Some(message);
                     self.emit_step(step, end.status, detail).await;
                     return end.status;
                 }

@@ -465,8 +465,9 @@ impl StepRunner {
 
     /// Whether an expression (like `logs`) is true now.
     fn decide(&self, expression: &str) -> Result<bool, String> {
-        let value = Expr::parse(expression)
-            .and_then(|expr| expr.resolve(&self.step_scope()))
+        let scope = self.step_scope();
+        let value = scope
+            .checked(Expr::parse(expression).and_then(|expr| expr.resolve(&scope)))
             .map_err(|err| format!("cannot evaluate `{expression}`: {err}"))?;
         Ok(truthy(&value))
     }
