@@ -7,9 +7,11 @@
 //! (`CI=1`, `global: true` variables, the workflow's, templates', parent
 //! steps', the step's own and `run.env`, already merged and deduplicated by
 //! the planner; a service instance's for a service). [`StepEnv`] holds
-//! them and is itself the expression context of the step: `env` and
+//! them and is itself the expression context of everything the step
+//! evaluates (condition, retry, command, content, artifacts...): `env` and
 //! `env.NAME` come from the layers, every other variable from the
-//! runner's context.
+//! runner's context. A step that runs no command of its own (a group) has
+//! the container variables of the step around it.
 //!
 //! A container value may be a template. As in Testkube's init process, it
 //! is evaluated when it is needed, so a value may use another variable of
