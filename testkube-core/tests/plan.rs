@@ -561,3 +561,26 @@ fn any_operation_searches_sub_steps_and_parallel_workers() {
     let is_shell = |operation: &Operation| matches!(operation, Operation::Shell { .. });
     assert!(plan("parallel-block.yaml").root.any_operation(&is_shell));
 }
+
+#[test]
+fn run_time_expressions_are_left_for_the_runner() {
+    let name = "run-time-expressions.yaml";
+    let planned = serde_json::to_string(&plan(name)).expect("serializes");
+    let rendered = serde_json::to_string(&render(name)).expect("serializes");
+    for kept in [
+        r#"make > \"{{ step.results }}/build.log\"; echo \"{{ env.GLOBAL }}\""#,
+        r#"cat \"{{ step.build.results }}/build.log\""#,
+        r#"serve --port \"{{ env.PORT }}\" --dir \"{{ step.results }}\""#,
+        "g-{{ env.HOME }}",
+        r#"env.GLOBAL != \"\""#,
+    ] {
+        assert!(planned.contains(kept), "{kept} in {planned}");
+        assert!(rendered.contains(kept), "{kept} in {rendered}");
+    }
+    // Worker variables are filled in; the rest stays.
+    for index in [0, 1] {
+        let kept = format!(r#"echo \"{{{{ env.W }}}} {{{{ step.results }}}} {index}\""#);
+        assert!(planned.contains(&kept), "{kept} in {planned}");
+        assert!(planned.contains(&format!("\"w{index}\"")), "{planned}");
+    }
+}

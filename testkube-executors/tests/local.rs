@@ -403,3 +403,237 @@ async fn sensitive_config_values_are_masked_in_logs_outputs_and_the_summary() {
         }
     }
 }
+
+/// Every way a variable reaches a container: `global: true`, a template,
+/// the workflow, a step override, `run.env`, a service, a parallel worker;
+/// values that are templates themselves. Each step writes
+/// `{{ env.X }}|$X` as output `X`.
+const ENV_EVERY_WAY: &str = r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflowTemplate
+metadata: {name: tools}
+spec:
+  container:
+    env:
+    - {name: FROM_TEMPLATE, value: template-value}
+---
+apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: t}
+spec:
+  use: [{name: tools}]
+  container:
+    env:
+    - {name: GLOBAL, value: global-value, global: true}
+    - {name: WORKFLOW, value: 'workflow-{{ env.GLOBAL }}'}
+    - {name: OVERRIDDEN, value: workflow}
+  services:
+    svc:
+      env:
+      - {name: FROM_SERVICE, value: 'service-{{ env.GLOBAL }}'}
+      readinessProbe:
+        exec: {command: [sh, -c, 'test "{{ env.FROM_SERVICE }}" = "$FROM_SERVICE" && test -s service-env']}
+        periodSeconds: 1
+      timeout: 30s
+      shell: 'echo "{{ env.FROM_SERVICE }}|$FROM_SERVICE" > service-env; sleep 60'
+  steps:
+  - id: step
+    container:
+      env:
+      - {name: OVERRIDDEN, value: 'step-{{ env.WORKFLOW }}'}
+    shell: |
+      echo "{{ env.GLOBAL }}|$GLOBAL" > "$TESTKUBE_OUTPUTS/GLOBAL"
+      echo "{{ env.FROM_TEMPLATE }}|$FROM_TEMPLATE" > "$TESTKUBE_OUTPUTS/FROM_TEMPLATE"
+      echo "{{ env.WORKFLOW }}|$WORKFLOW" > "$TESTKUBE_OUTPUTS/WORKFLOW"
+      echo "{{ env.OVERRIDDEN }}|$OVERRIDDEN" > "$TESTKUBE_OUTPUTS/OVERRIDDEN"
+      echo "{{ env.CI }}|$CI" > "$TESTKUBE_OUTPUTS/CI"
+      echo "{{ env.TMPDIR == env['TMPDIR'] && env.TMPDIR }}|$TMPDIR" > "$TESTKUBE_OUTPUTS/TMPDIR"
+  - id: run_env
+    run:
+      env:
+      - {name: FROM_RUN, value: 'run-{{ env.OVERRIDDEN }}'}
+      shell: 'echo "{{ env.FROM_RUN }}|$FROM_RUN" > "$TESTKUBE_OUTPUTS/FROM_RUN"'
+  - id: service
+    shell: 'cat service-env > "$TESTKUBE_OUTPUTS/FROM_SERVICE"'
+  - id: workers
+    parallel:
+      count: 2
+      container:
+        env:
+        - {name: FROM_WORKER, value: 'worker-{{ index }}'}
+      shell: |
+        echo "{{ env.FROM_WORKER }}|$FROM_WORKER" > "$TESTKUBE_OUTPUTS/FROM_WORKER"
+        echo "{{ env.GLOBAL }}|$GLOBAL" > "$TESTKUBE_OUTPUTS/GLOBAL"
+        echo "{{ env.WORKFLOW }}|$WORKFLOW" > "$TESTKUBE_OUTPUTS/WORKFLOW"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_expressions_equal_what_the_shell_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(&executor, ENV_EVERY_WAY).await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        let output = |id: &str, key: &str| step(&summary, id).outputs[key].clone();
+        let both = |value: &str| format!("{value}|{value}");
+        assert_eq!(output("step", "GLOBAL"), both("global-value"));
+        assert_eq!(output("step", "FROM_TEMPLATE"), both("template-value"));
+        assert_eq!(output("step", "WORKFLOW"), both("workflow-global-value"));
+        assert_eq!(
+            output("step", "OVERRIDDEN"),
+            both("step-workflow-global-value")
+        );
+        assert_eq!(output("step", "CI"), both("1"));
+        let tmpdir = output("step", "TMPDIR");
+        let (expression, shell) = tmpdir.split_once('|').unwrap();
+        assert!(
+            expression.ends_with("tmp") && expression == shell,
+            "{tmpdir}"
+        );
+        assert_eq!(output("run_env", "FROM_RUN"), both("run-workflow"));
+        assert_eq!(
+            output("service", "FROM_SERVICE"),
+            both("service-global-value")
+        );
+        // Workers get `global` variables only, and their own.
+        let mut workers: Vec<_> = summary.workers[1..]
+            .iter()
+            .flat_map(|worker| &worker.steps)
+            .filter(|step| step.outputs.contains_key("FROM_WORKER"))
+            .map(|step| {
+                (
+                    step.outputs["FROM_WORKER"].clone(),
+                    step.outputs["GLOBAL"].clone(),
+                    step.outputs["WORKFLOW"].clone(),
+                )
+            })
+            .collect();
+        workers.sort();
+        assert_eq!(
+            workers,
+            [0, 1].map(|index| (
+                both(&format!("worker-{index}")),
+                both("global-value"),
+                "|".to_owned()
+            ))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_values_that_fail_or_need_each_other_fail_the_step_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  steps:\n  - id: cycle\n    container:\n      env:\n      - {name: A, value: '{{ env.B }}'}\n      - {name: B, value: 'x{{ env.A }}'}\n    shell: 'echo never'\n  - id: judged\n    condition: always && env.BAD != \"\"\n    container:\n      env:\n      - {name: BAD, value: '{{ file(\"missing.txt\") }}'}\n    shell: 'echo never'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Failed);
+        let message = step(&summary, "cycle").message.clone().unwrap_or_default();
+        assert!(
+            message.contains("env `A` depends on itself (A → B → A)"),
+            "{message}"
+        );
+        // A condition that needs it fails too, instead of reading "" (and skipping).
+        let judged = step(&summary, "judged");
+        assert_eq!(judged.status, StepStatus::Failed);
+        let message = judged.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("env `BAD`: cannot evaluate"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                r#"  content:
+    files:
+    - {path: '{{ step.results }}/root.txt', content: 'of the root'}
+  steps:
+  - id: write
+    shell: 'test -d "{{ step.results }}" && echo hello > "{{ step.results }}/greeting.txt"'
+  - id: read
+    shell: |
+      test "$(cat '{{ step.write.results }}/greeting.txt')" = hello
+      echo '{{ step.results }}' > "$TESTKUBE_OUTPUTS/own"
+  - id: inside
+    workingDir: '{{ step.results }}'
+    shell: |
+      pwd > "$TESTKUBE_OUTPUTS/pwd"
+      echo '{{ step.results }}' > "$TESTKUBE_OUTPUTS/own"
+"#,
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        let own = &step(&summary, "read").outputs["own"];
+        let expected = if executor.is_sandboxed() {
+            "/data/.steps/read".to_owned()
+        } else {
+            let workspace = executor.workspace("exec", 0);
+            format!(
+                "{}/data/.steps/read",
+                std::path::absolute(workspace).unwrap().display()
+            )
+        };
+        assert_eq!(own, &expected);
+        let inside = step(&summary, "inside");
+        assert_eq!(inside.outputs["pwd"], inside.outputs["own"]);
+        // Kept with the execution's files.
+        let kept = executor.workspace("exec", 0).join("data/.steps");
+        assert_eq!(
+            std::fs::read_to_string(kept.join("write/greeting.txt")).unwrap(),
+            "hello\n"
+        );
+        assert!(kept.join("inside").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(kept.join("root/root.txt")).unwrap(),
+            "of the root"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_and_retries_see_the_step_env() {
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                r#"  container:
+    env:
+    - {name: MODE, value: 'fast-{{ env.CI }}'}
+  steps:
+  - id: runs
+    condition: env.MODE == "fast-1"
+    shell: 'true'
+  - id: skipped
+    condition: env.MODE != "fast-1"
+    shell: 'exit 1'
+  - id: own
+    optional: true
+    container:
+      env:
+      - {name: ONLY_HERE, value: 'yes'}
+    condition: env.ONLY_HERE == "yes"
+    retry: {count: 2, until: 'env.ONLY_HERE == "yes"'}
+    shell: 'exit 1'
+"#,
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(step(&summary, "runs").status, StepStatus::Passed);
+        assert_eq!(step(&summary, "skipped").status, StepStatus::Skipped);
+        let own = step(&summary, "own");
+        assert_eq!(own.status, StepStatus::Failed);
+        assert_eq!(own.attempts, 1, "`until` held after the first attempt");
+    }
+}

@@ -879,3 +879,6 @@ fn a_paused_step_waits_until_testkube_resume() {
     let again = testkube(dir.path(), &["resume", "gated-1"]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }
+
+#[path = "run/expressions.rs"]
+mod expressions;

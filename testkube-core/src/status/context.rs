@@ -72,6 +72,9 @@ pub struct StatusContext {
     parent: Option<Arc<dyn Context + Send + Sync>>,
     results_base: String,
     declared: BTreeSet<String>,
+    /// The steps whose operations are running, outermost first: templates
+    /// evaluated now belong to the innermost (`step.results`).
+    running: Vec<String>,
     steps: BTreeMap<String, StepRecord>,
     /// The outermost entry is the level above the root; never popped.
     scopes: Vec<Scope>,
@@ -107,6 +110,7 @@ impl std::fmt::Debug for StatusContext {
             .field("parent", &self.parent.as_ref().map(|_| "<context>"))
             .field("results_base", &self.results_base)
             .field("declared", &self.declared)
+            .field("running", &self.running)
             .field("steps", &self.steps)
             .field("scopes", &self.scopes)
             .finish()
@@ -127,6 +131,7 @@ impl StatusContext {
             parent: None,
             results_base: DEFAULT_RESULTS_BASE.to_owned(),
             declared: BTreeSet::new(),
+            running: Vec::new(),
             steps: BTreeMap::new(),
             scopes: vec![Scope::new(true)],
         }
@@ -155,6 +160,24 @@ impl StatusContext {
     /// variable.
     pub fn declare(&mut self, id: impl Into<String>) {
         self.declared.insert(id.into());
+    }
+
+    /// Marks step `id` as running until [`StatusContext::end_step`]: what is
+    /// evaluated meanwhile (its command, its content, its artifacts) is the
+    /// step's own, so `step.results` is its results folder. Steps nest:
+    /// a sub-step begins and ends inside its parent.
+    pub fn begin_step(&mut self, id: impl Into<String>) {
+        self.running.push(id.into());
+    }
+
+    /// Ends the innermost step begun with [`StatusContext::begin_step`].
+    pub fn end_step(&mut self) {
+        self.running.pop();
+    }
+
+    /// The results folder of step `id` (`step.<id>.results`).
+    fn results_dir(&self, id: &str) -> String {
+        format!("{}/{id}", self.results_base.trim_end_matches('/'))
     }
 
     /// Enters a group: its children are decided and recorded in it. The group
@@ -231,6 +254,28 @@ impl StatusContext {
             ctx: self,
             current: Some(step_id),
             attempt: None,
+            scope: None,
+        };
+        decide(condition, DEFAULT_CONDITION, &view)
+    }
+
+    /// [`StatusContext::should_run`] where `scope` answers what the status
+    /// does not (instead of the parent): e.g. the step's own `env`. A scope
+    /// that needs the status's variables reads them through this context.
+    ///
+    /// # Errors
+    /// As [`StatusContext::should_run`].
+    pub fn should_run_in(
+        &self,
+        step_id: &str,
+        condition: &str,
+        scope: &dyn Context,
+    ) -> Result<bool, ConditionError> {
+        let view = View {
+            ctx: self,
+            current: Some(step_id),
+            attempt: None,
+            scope: Some(scope),
         };
         decide(condition, DEFAULT_CONDITION, &view)
     }
@@ -244,21 +289,19 @@ impl StatusContext {
         status: StepStatus,
         condition: &str,
         default: &str,
+        scope: Option<&dyn Context>,
     ) -> Result<bool, ConditionError> {
         let view = View {
             ctx: self,
             current: Some(step_id),
             attempt: Some(status),
+            scope,
         };
         decide(condition, default, &view)
     }
 
     pub(crate) fn parent(&self) -> Option<&(dyn Context + Send + Sync)> {
         self.parent.as_deref()
-    }
-
-    fn results_dir(&self, id: &str) -> String {
-        format!("{}/{id}", self.results_base.trim_end_matches('/'))
     }
 
     fn is_known(&self, id: &str) -> bool {
@@ -303,8 +346,9 @@ impl Context for StatusContext {
     fn variable(&self, name: &str) -> Option<Value> {
         View {
             ctx: self,
-            current: None,
+            current: self.running.last().map(String::as_str),
             attempt: None,
+            scope: None,
         }
         .variable(name)
     }
@@ -331,11 +375,13 @@ impl Context for StatusContext {
 }
 
 /// The variables at one point: the context, the step being decided (for
-/// `step.results`) and, in `retry.until`, the attempt's status.
+/// `step.results`), in `retry.until` the attempt's status, and what answers
+/// the other variables when not the parent.
 struct View<'a> {
     ctx: &'a StatusContext,
     current: Option<&'a str>,
     attempt: Option<StepStatus>,
+    scope: Option<&'a dyn Context>,
 }
 
 impl View<'_> {
@@ -420,7 +466,10 @@ impl Context for View<'_> {
             let status = self.ctx.status(name);
             return Some(Value::Bool(status.is_none_or(StepStatus::is_success)));
         }
-        self.ctx.parent()?.variable(name)
+        match self.scope {
+            Some(scope) => scope.variable(name),
+            None => self.ctx.parent()?.variable(name),
+        }
     }
 
     fn file(&self, path: &str) -> Option<Result<String, String>> {
@@ -468,6 +517,48 @@ mod tests {
     fn results_dir_joins_without_double_slash() {
         let ctx = StatusContext::new().with_results_base("/w/.steps/");
         assert_eq!(ctx.results_dir("x"), "/w/.steps/x");
+    }
+
+    #[test]
+    fn step_results_is_the_folder_of_the_running_step() {
+        let mut ctx = StatusContext::new().with_results_base("/w/.steps");
+        ctx.declare("build");
+        ctx.declare("test");
+        let results = |ctx: &StatusContext, name: &str| ctx.variable(name);
+        assert_eq!(results(&ctx, "step.results"), None, "no step is running");
+        ctx.begin_step("build");
+        ctx.begin_step("test");
+        assert_eq!(
+            results(&ctx, "step.results"),
+            Some(Value::from("/w/.steps/test"))
+        );
+        assert_eq!(
+            results(&ctx, "step.build.results"),
+            Some(Value::from("/w/.steps/build"))
+        );
+        ctx.end_step();
+        assert_eq!(
+            results(&ctx, "step.results"),
+            Some(Value::from("/w/.steps/build"))
+        );
+        assert_eq!(results(&ctx, "step.nope.results"), None);
+    }
+
+    #[test]
+    fn a_scope_answers_what_the_status_does_not() {
+        use crate::expr::MapContext;
+        let parent = MapContext::new().with("env", serde_json::json!({"X": "runner"}));
+        let mut ctx = StatusContext::new().with_parent(Arc::new(parent));
+        ctx.declare("a");
+        let scope = MapContext::new()
+            .with("env.X", Value::from("step"))
+            .with("passed", Value::Bool(false));
+        assert_eq!(ctx.should_run("a", "env.X == 'runner'"), Ok(true));
+        // The status's own variables still win.
+        assert_eq!(
+            ctx.should_run_in("a", "env.X == 'step' && passed", &scope),
+            Ok(true)
+        );
     }
 
     #[test]

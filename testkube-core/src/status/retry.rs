@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::expr::Expr;
+use crate::expr::{Context, Expr};
 use crate::plan::PlanRetry;
 
 use super::context::{ConditionError, StatusContext};
@@ -39,12 +39,12 @@ impl RetryPolicy {
     }
 
     /// The policy of a planned step; a `count` left as an expression is
-    /// evaluated in `ctx` now.
+    /// evaluated in `ctx` now (a [`StatusContext`], or a context over one).
     ///
     /// # Errors
     /// [`ConditionError`] when the count expression fails or is not a whole
     /// number ≥ 0.
-    pub fn from_plan(retry: &PlanRetry, ctx: &StatusContext) -> Result<Self, ConditionError> {
+    pub fn from_plan(retry: &PlanRetry, ctx: &dyn Context) -> Result<Self, ConditionError> {
         let count = match &retry.count {
             Value::String(text) => {
                 let expr = Expr::parse(text).map_err(|source| ConditionError::Syntax {
@@ -128,6 +128,31 @@ impl StatusContext {
         policy: &RetryPolicy,
         attempt: &Attempt,
     ) -> Result<RetryDecision, ConditionError> {
+        self.decide_retry(step_id, policy, attempt, None)
+    }
+
+    /// [`StatusContext::retry_decision`] where `scope` answers what the
+    /// status does not (see [`StatusContext::should_run_in`]).
+    ///
+    /// # Errors
+    /// As [`StatusContext::retry_decision`].
+    pub fn retry_decision_in(
+        &self,
+        step_id: &str,
+        policy: &RetryPolicy,
+        attempt: &Attempt,
+        scope: &dyn Context,
+    ) -> Result<RetryDecision, ConditionError> {
+        self.decide_retry(step_id, policy, attempt, Some(scope))
+    }
+
+    fn decide_retry(
+        &self,
+        step_id: &str,
+        policy: &RetryPolicy,
+        attempt: &Attempt,
+        scope: Option<&dyn Context>,
+    ) -> Result<RetryDecision, ConditionError> {
         let interrupted = attempt.stopped_by_parent
             || matches!(attempt.status, StepStatus::Aborted | StepStatus::Canceled);
         if interrupted {
@@ -136,8 +161,13 @@ impl StatusContext {
         if attempt.number > policy.count {
             return Ok(RetryDecision::Stop(StopReason::Exhausted));
         }
-        let done =
-            self.decide_for_attempt(step_id, attempt.status, &policy.until, DEFAULT_RETRY_UNTIL)?;
+        let done = self.decide_for_attempt(
+            step_id,
+            attempt.status,
+            &policy.until,
+            DEFAULT_RETRY_UNTIL,
+            scope,
+        )?;
         Ok(if done {
             RetryDecision::Stop(StopReason::UntilMet)
         } else {

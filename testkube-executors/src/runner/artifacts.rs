@@ -155,7 +155,11 @@ impl StepRunner {
         if let Some(stop @ Stop::Interrupted(_)) = self.stop_signal().check() {
             return stopped(stop);
         }
-        match self.status.should_run(&step.id, condition) {
+        let decided = {
+            let scope = self.step_scope();
+            scope.checked(self.status.should_run_in(&step.id, condition, &scope))
+        };
+        match decided {
             Ok(true) => {}
             Ok(false) => {
                 self.log(

@@ -46,10 +46,13 @@ impl StepRunner {
     /// Writes inline `content.files` (templates rendered, `mode` applied).
     fn content_files(&self, content: &Content) -> OperationEnd {
         for file in &content.files {
-            let Some(host) = self.paths.host(&file.path) else {
+            let path = match self.render(&file.path) {
+                Ok(path) => path,
+                Err(message) => return OperationEnd::failed(message),
+            };
+            let Some(host) = self.paths.host(&path) else {
                 return OperationEnd::failed(format!(
-                    "content file `{}` is outside /data, /tmp and /testkube",
-                    file.path
+                    "content file `{path}` is outside /data, /tmp and /testkube"
                 ));
             };
             let text = match file.content.as_deref().map(|t| self.render(t)) {
@@ -58,10 +61,7 @@ impl StepRunner {
                 None => String::new(),
             };
             if let Err(err) = write_file(&host, &text, file.mode) {
-                return OperationEnd::failed(format!(
-                    "cannot write content file `{}`: {err}",
-                    file.path
-                ));
+                return OperationEnd::failed(format!("cannot write content file `{path}`: {err}"));
             }
         }
         OperationEnd::passed()

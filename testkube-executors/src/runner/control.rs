@@ -163,8 +163,9 @@ impl StepRunner {
             Some(dir) => absolute(&self.render(dir)?, "/data"),
             None => "/data".to_owned(),
         };
+        let scope = self.step_scope();
         let context = InFolder {
-            inner: &self.status,
+            inner: &scope,
             paths: &self.paths,
             working_dir,
         };
@@ -174,7 +175,8 @@ impl StepRunner {
         ] {
             for (key, value) in lists.iter_mut() {
                 let Value::String(text) = value else { continue };
-                let evaluated = evaluate_strategy(&context, &format!("{field}.{key}"), text)?;
+                let evaluated =
+                    scope.checked(evaluate_strategy(&context, &format!("{field}.{key}"), text))?;
                 if !evaluated.is_array() {
                     return Err(format!(
                         "cannot decide the parallel workers: `{field}.{key}` (`{text}`) gave \
@@ -191,7 +193,7 @@ impl StepRunner {
             ("maxCount", &mut strategy.max_count),
         ] {
             if let Some(Value::String(text)) = count {
-                let evaluated = evaluate_strategy(&context, field, text)?;
+                let evaluated = scope.checked(evaluate_strategy(&context, field, text))?;
                 *count = Some(evaluated);
             }
         }

@@ -22,6 +22,7 @@
 pub mod artifacts;
 mod content;
 mod control;
+mod env;
 pub mod launch;
 pub mod paths;
 pub mod probes;
@@ -38,8 +39,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde_json::Value;
 use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
-use testkube_core::expr::{MapContext, Template};
-use testkube_core::model::{ContainerConfig, Duration as FormatDuration};
+use testkube_core::expr::MapContext;
+use testkube_core::model::{ContainerConfig, Duration as FormatDuration, EnvVar};
 use testkube_core::plan::{Operation, PlanStep};
 use testkube_core::status::{
     Attempt, CommandOutcome, Interruption, RetryDecision, RetryPolicy, StatusContext, StepStatus,
@@ -54,6 +55,8 @@ pub use launch::{
     StepOutput, Stop, StopSignal, format_bytes, parse_quantity,
 };
 pub use paths::WorkerPaths;
+
+use env::StepEnv;
 
 /// The most bytes an output file may hold (`/testkube/outputs/<key>`).
 pub const MAX_OUTPUT_BYTES: u64 = 4096;
@@ -96,6 +99,11 @@ pub struct StepRunner {
     services: services::Services,
     /// How the worker meets the rest of its execution (files, barrier).
     link: transfer::WorkerLink,
+    /// The runner's own environment, which every process it starts gets.
+    runner_env: serde_json::Map<String, Value>,
+    /// The container variables of the steps being run, innermost last: a
+    /// step that runs no command has those of the step around it.
+    step_env: Vec<Vec<EnvVar>>,
 }
 
 /// A boxed future of a step (the step tree is recursive).
@@ -138,24 +146,35 @@ impl StepRunner {
     /// A runner for one worker.
     #[must_use]
     pub fn new(config: RunnerConfig) -> Self {
-        let mut env: serde_json::Map<String, Value> = std::env::vars()
-            .map(|(name, value)| (name, Value::String(value)))
+        // Variables that are not UTF-8 cannot be read by expressions.
+        let runner_env: serde_json::Map<String, Value> = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                Some((
+                    name.into_string().ok()?,
+                    Value::String(value.into_string().ok()?),
+                ))
+            })
             .collect();
-        env.insert("CI".to_owned(), Value::from("1"));
+        let ci = EnvVar {
+            name: "CI".to_owned(),
+            value: Some("1".to_owned()),
+            ..EnvVar::default()
+        };
+        // `env` is not among these: each step's comes from its
+        // `StepEnv`, over this context.
         let parent = config
             .variables
             .into_iter()
             .fold(MapContext::new(), |ctx, (name, value)| {
                 ctx.with(name, value)
-            })
-            .with("env", Value::Object(env));
+            });
         let services = services::Services::default();
         let status = StatusContext::new()
             .with_parent(Arc::new(services.context(workspace::WorkspaceFiles::new(
                 parent,
                 config.paths.clone(),
             ))))
-            .with_results_base(format!("{}/.steps", config.paths.visible("/data")));
+            .with_results_base(config.paths.results_visible());
         StepRunner {
             launcher: config.launcher,
             paths: config.paths,
@@ -169,6 +188,9 @@ impl StepRunner {
             artifact_storage: config.artifacts,
             services,
             link: transfer::WorkerLink::default(),
+            runner_env,
+            // Every container of a plan starts with `CI=1`.
+            step_env: vec![vec![ci]],
         }
     }
 
@@ -194,7 +216,11 @@ impl StepRunner {
                 };
                 return self.not_run(step, StepStatus::Skipped, message).await;
             }
-            match self.status.should_run(&step.id, &step.condition) {
+            let decided = {
+                let env = self.env_of(self.env_vars(step));
+                env.checked(self.status.should_run_in(&step.id, &step.condition, &env))
+            };
+            match decided {
                 Ok(true) => {}
                 Ok(false) => {
                     self.emit_step(step, StepStatus::Skipped, StepDetail::default())
@@ -203,15 +229,48 @@ impl StepRunner {
                         .finish(step.id.clone(), StepStatus::Skipped, step.optional);
                     return StepStatus::Skipped;
                 }
-                Err(err) => {
-                    return self
-                        .not_run(step, StepStatus::Failed, &err.to_string())
-                        .await;
+                Err(message) => {
+                    return self.not_run(step, StepStatus::Failed, &message).await;
                 }
             }
-            let status = self.run_attempts(step).await;
+            let status = self.run_decided(step).await;
             self.status.finish(step.id.clone(), status, step.optional);
             status
+        })
+    }
+
+    /// Runs a step that is to run (its condition held): creates its
+    /// results folder, makes it the running step (for `step.results`) with
+    /// its env (for `env`), and runs its attempts.
+    async fn run_decided(&mut self, step: &PlanStep) -> StepStatus {
+        if let Err(message) = self.create_results_dir(step) {
+            let detail = StepDetail {
+                message: Some(message),
+                ..StepDetail::default()
+            };
+            self.emit_step(step, StepStatus::Failed, detail).await;
+            return StepStatus::Failed;
+        }
+        self.status.begin_step(step.id.clone());
+        self.step_env.push(self.env_vars(step).to_vec());
+        let status = self.run_attempts(step).await;
+        self.step_env.pop();
+        self.status.end_step();
+        status
+    }
+
+    /// Creates the step's results folder (`step.results`) before it runs,
+    /// as Testkube does; it stays in the worker's workspace for later steps
+    /// and with the execution's files.
+    fn create_results_dir(&self, step: &PlanStep) -> Result<(), String> {
+        let Some(dir) = self.paths.results_host(&step.id) else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&dir).map_err(|err| {
+            format!(
+                "cannot create the step's results folder {}: {err}",
+                dir.display()
+            )
         })
     }
 
@@ -232,20 +291,22 @@ impl StepRunner {
         {
             return status;
         }
-        let policy = match &step.retry {
+        let policy = step.retry.as_ref().map(|retry| {
+            let env = self.env_of(self.env_vars(step));
+            env.checked(RetryPolicy::from_plan(retry, &env))
+        });
+        let policy = match policy {
             None => None,
-            Some(retry) => match RetryPolicy::from_plan(retry, &self.status) {
-                Ok(policy) => Some(policy),
-                Err(err) => {
-                    let detail = StepDetail {
-                        message: Some(err.to_string()),
-                        attempt: 1,
-                        ..StepDetail::default()
-                    };
-                    self.emit_step(step, StepStatus::Failed, detail).await;
-                    return StepStatus::Failed;
-                }
-            },
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(message)) => {
+                let detail = StepDetail {
+                    message: Some(message),
+                    attempt: 1,
+                    ..StepDetail::default()
+                };
+                self.emit_step(step, StepStatus::Failed, detail).await;
+                return StepStatus::Failed;
+            }
         };
         let mut number = 1;
         loop {
@@ -269,7 +330,14 @@ impl StepRunner {
                 status: end.status,
                 stopped_by_parent: end.status == StepStatus::Timeout && !end.own_timeout,
             };
-            match self.status.retry_decision(&step.id, policy, &attempt) {
+            let decision = {
+                let env = self.env_of(self.env_vars(step));
+                env.checked(
+                    self.status
+                        .retry_decision_in(&step.id, policy, &attempt, &env),
+                )
+            };
+            match decision {
                 Ok(RetryDecision::Retry { next_attempt }) => {
                     let note = format!(
                         "attempt {number} ended {}; retrying ({next_attempt} of {})\n",
@@ -283,8 +351,8 @@ impl StepRunner {
                     self.emit_step(step, end.status, detail).await;
                     return end.status;
                 }
-                Err(err) => {
-                    detail.message = Some(err.to_string());
+                Err(message) => {
+                    detail.message = Some(message);
                     self.emit_step(step, end.status, detail).await;
                     return end.status;
                 }
@@ -488,29 +556,33 @@ impl StepRunner {
         }
     }
 
-    /// The process of a command: arguments, env and working directory with
-    /// their templates rendered, and the workspace variables.
+    /// The process of a command in `container`.
     fn process(&self, container: &ContainerConfig, argv: Vec<String>) -> Result<Process, String> {
+        self.process_in(&self.env_of(&container.env), container, argv)
+    }
+
+    /// The process of a command: its env (see [`env`]), and its arguments,
+    /// working directory and limits with their templates rendered in that
+    /// env.
+    fn process_in(
+        &self,
+        env: &StepEnv<'_>,
+        container: &ContainerConfig,
+        argv: Vec<String>,
+    ) -> Result<Process, String> {
+        let process_env = env.process_env(self.workspace_env())?;
         let argv = argv
             .iter()
-            .map(|arg| self.render(arg))
+            .map(|arg| env.render(arg))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut env = vec![
-            ("TESTKUBE_OUTPUTS".to_owned(), self.paths.outputs_visible()),
-            ("TMPDIR".to_owned(), self.paths.tmp_visible()),
-        ];
-        for var in &container.env {
-            let value = self.render(var.value.as_deref().unwrap_or_default())?;
-            env.push((var.name.clone(), value));
-        }
         let working_dir = match &container.working_dir {
-            Some(dir) => self.paths.visible(&self.render(dir)?),
+            Some(dir) => self.paths.visible(&env.render(dir)?),
             None => self.paths.default_working_dir(),
         };
-        let limits = Limits::of_container(container, |text| self.render(text))?;
+        let limits = Limits::of_container(container, |text| env.render(text))?;
         Ok(Process {
             argv,
-            env,
+            env: process_env,
             working_dir,
             limits,
         })
@@ -559,13 +631,12 @@ impl StepRunner {
         outputs
     }
 
+    /// Renders a template of the running step.
     fn render(&self, text: &str) -> Result<String, String> {
         if !text.contains("{{") {
             return Ok(text.to_owned());
         }
-        Template::parse(text)
-            .and_then(|template| template.render(&self.status))
-            .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
+        self.step_scope().render(text)
     }
 
     fn deadline(&self) -> Option<Instant> {

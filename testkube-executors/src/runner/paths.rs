@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use testkube_core::status::DEFAULT_RESULTS_BASE;
+
 /// Where `/testkube/outputs/<key>` files are written, relative to `/testkube`.
 const OUTPUTS: &str = "outputs";
 
@@ -81,6 +83,15 @@ impl WorkerPaths {
     #[must_use]
     pub fn host(&self, path: &str) -> Option<PathBuf> {
         let absolute = absolute(path);
+        if !self.mounted {
+            // Without a sandbox, paths the runner gave out (`step.results`,
+            // `$TMPDIR`) are host paths already; mapping them again would
+            // go wrong when the workspace is itself under `/tmp`.
+            let path = Path::new(&absolute);
+            if self.mounts().iter().any(|(host, _)| path.starts_with(host)) {
+                return (!absolute.split('/').any(|part| part == "..")).then(|| path.to_path_buf());
+            }
+        }
         for (host, mount) in self.mounts() {
             if absolute == mount {
                 return Some(host.to_path_buf());
@@ -108,6 +119,24 @@ impl WorkerPaths {
     #[must_use]
     pub fn outputs_visible(&self) -> String {
         self.visible("/testkube/outputs")
+    }
+
+    /// The folder of the steps' results folders (`/data/.steps`, where
+    /// Testkube keeps them) as the steps see it: `step.<id>.results` is
+    /// `<this>/<id>`.
+    #[must_use]
+    pub fn results_visible(&self) -> String {
+        self.visible(DEFAULT_RESULTS_BASE)
+    }
+
+    /// The host folder of step `id`'s results folder; `None` for an id that
+    /// would leave the workspace.
+    #[must_use]
+    pub fn results_host(&self, id: &str) -> Option<PathBuf> {
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        self.host(&format!("{DEFAULT_RESULTS_BASE}/{id}"))
     }
 
     /// `/tmp` as the step sees it.
@@ -147,6 +176,21 @@ mod tests {
         assert_eq!(paths.host("/etc/passwd"), None);
         assert_eq!(paths.host("/data/../etc"), None);
         assert_eq!(paths.outputs_visible(), "/ws/testkube/outputs");
+        assert_eq!(paths.results_visible(), "/ws/data/.steps");
+        assert_eq!(
+            paths.results_host("build"),
+            Some(PathBuf::from("/ws/data/.steps/build"))
+        );
+        assert_eq!(paths.results_host(".."), None);
+        assert_eq!(paths.results_host("a/b"), None);
+        // Paths already in the workspace stay, even when it is under /tmp.
+        let paths = WorkerPaths::new(Path::new("/tmp/ws"), false);
+        assert_eq!(
+            paths.visible("/tmp/ws/data/.steps/a"),
+            "/tmp/ws/data/.steps/a"
+        );
+        assert_eq!(paths.visible("/tmp/x"), "/tmp/ws/tmp/x");
+        assert_eq!(paths.host("/tmp/ws/data/../../etc"), None);
     }
 
     #[test]
@@ -154,6 +198,7 @@ mod tests {
         let paths = WorkerPaths::new(Path::new("/ws"), true);
         assert_eq!(paths.visible("/data/repo"), "/data/repo");
         assert_eq!(paths.visible("x"), "/data/x");
+        assert_eq!(paths.results_visible(), "/data/.steps");
         assert_eq!(
             paths.host("/testkube/outputs/a"),
             Some(PathBuf::from("/ws/testkube/outputs/a"))

@@ -52,7 +52,7 @@ use testkube_core::engine::WorkerEvent;
 use testkube_core::expr::{Context, Expr, MapContext, Template};
 use testkube_core::model::{Duration as FormatDuration, ServiceRestartPolicy};
 use testkube_core::plan::{PlanService, PlanServiceInstance, PlanStep};
-use testkube_core::status::{StatusContext, StepStatus};
+use testkube_core::status::StepStatus;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -355,18 +355,24 @@ impl StepRunner {
         }
         for instance in &service.instances {
             let label = format!("service `{name}` instance {}", instance.index);
-            let process = self
-                .instance_process(instance)
-                .map_err(|err| format!("{label}: {err}"))?;
-            // The probe is written once for all instances: instance
-            // variables (`index`, `matrix.*`...) are filled in here.
-            let probe = match &probe {
-                None => None,
-                Some(value) => {
-                    let context = InstanceContext::new(service, instance, &self.status);
-                    let render = |text: &str| render_with(text, &context);
-                    Some(Probe::parse(value, render).map_err(|err| format!("{label}: {err}"))?)
-                }
+            let (process, probe) = {
+                // The instance's env, for its process and its probe alike.
+                let env = self.env_of(&instance.container.env);
+                let process = instance_argv(instance)
+                    .and_then(|argv| self.process_in(&env, &instance.container, argv))
+                    .map_err(|err| format!("{label}: {err}"))?;
+                // The probe is written once for all instances: instance
+                // variables (`index`, `matrix.*`...) are filled in here.
+                let probe = match &probe {
+                    None => None,
+                    Some(value) => {
+                        let context = InstanceContext::new(service, instance, &env);
+                        let render = |text: &str| render_with(text, &context);
+                        let probe = Probe::parse(value, render);
+                        Some(probe.map_err(|err| format!("{label}: {err}"))?)
+                    }
+                };
+                (process, probe)
             };
             let log_id = log_step_id(&step.id, name, instance.index);
             let (output, tail, forwarder) = log_pipe(log_id, logs, self.events.clone());
@@ -423,25 +429,6 @@ impl StepRunner {
         Ok(())
     }
 
-    /// The process of a service instance.
-    fn instance_process(&self, instance: &PlanServiceInstance) -> Result<Process, String> {
-        let container = &instance.container;
-        let argv = match &instance.shell {
-            Some(script) => shell_argv(script),
-            None => {
-                let mut argv = container.command.clone().unwrap_or_default();
-                argv.extend(container.args.clone().unwrap_or_default());
-                if argv.is_empty() {
-                    return Err("it has no `command` or `shell`: images are not pulled \
-                                locally, so their default command is unknown"
-                        .to_owned());
-                }
-                argv
-            }
-        };
-        self.process(container, argv)
-    }
-
     /// `StopServices`: stops the named services of `step`.
     pub(super) async fn stop_services(
         &mut self,
@@ -478,21 +465,39 @@ impl StepRunner {
 
     /// Whether an expression (like `logs`) is true now.
     fn decide(&self, expression: &str) -> Result<bool, String> {
-        let value = Expr::parse(expression)
-            .and_then(|expr| expr.resolve(&self.status))
+        let scope = self.step_scope();
+        let value = scope
+            .checked(Expr::parse(expression).and_then(|expr| expr.resolve(&scope)))
             .map_err(|err| format!("cannot evaluate `{expression}`: {err}"))?;
         Ok(truthy(&value))
     }
 }
 
-/// The variables of one service instance on top of the runner's.
+/// The command of a service instance.
+fn instance_argv(instance: &PlanServiceInstance) -> Result<Vec<String>, String> {
+    if let Some(script) = &instance.shell {
+        return Ok(shell_argv(script));
+    }
+    let container = &instance.container;
+    let mut argv = container.command.clone().unwrap_or_default();
+    argv.extend(container.args.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err("it has no `command` or `shell`: images are not pulled \
+                    locally, so their default command is unknown"
+            .to_owned());
+    }
+    Ok(argv)
+}
+
+/// The variables of one service instance on top of the runner's (and the
+/// instance's env).
 struct InstanceContext<'a> {
     variables: MapContext,
-    base: &'a StatusContext,
+    base: &'a dyn Context,
 }
 
 impl<'a> InstanceContext<'a> {
-    fn new(service: &PlanService, instance: &PlanServiceInstance, base: &'a StatusContext) -> Self {
+    fn new(service: &PlanService, instance: &PlanServiceInstance, base: &'a dyn Context) -> Self {
         let mut variables = MapContext::new()
             .with("index", json!(instance.index))
             .with("shardIndex", json!(instance.shard_index))
@@ -879,6 +884,7 @@ fn supervise(supervised: Supervised) -> Background {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkube_core::status::StatusContext;
 
     #[test]
     fn instance_variables_hide_the_workers_own() {

@@ -177,7 +177,7 @@ impl StepRunner {
                     let status = super::stopped(stop).status;
                     self.not_run(root, status, message).await
                 }
-                None => self.run_attempts(root).await,
+                None => self.run_decided(root).await,
             },
         };
         self.pack_fetched().await;
@@ -337,7 +337,8 @@ impl StepRunner {
             None => return Ok(vec!["**/*".to_owned()]),
             Some(DynamicList::Static(values)) => values.clone(),
             Some(DynamicList::Expression(text)) => {
-                match Expr::parse(text).and_then(|expr| expr.resolve(&self.status)) {
+                let scope = self.step_scope();
+                match scope.checked(Expr::parse(text).and_then(|expr| expr.resolve(&scope))) {
                     Ok(Value::Array(values)) => values,
                     Ok(other) => vec![other],
                     Err(err) => return Err(format!("cannot evaluate files `{text}`: {err}")),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use testkube_core::engine::{ExecutionSummary, StepSummary};
 use testkube_core::model::Document;
+use testkube_core::resolve::TemplateOrigin;
 use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
 use testkube_executors::{LocalExecutor, Sandbox};
 
@@ -22,7 +23,8 @@ pub(crate) fn plan(yaml: &str) -> testkube_core::Plan {
     plan_with(yaml, &[])
 }
 
-/// The plan of the first workflow of `yaml`, with `config` values.
+/// The plan of the first workflow of `yaml`, with `config` values and the
+/// templates of `yaml`.
 pub(crate) fn plan_with(yaml: &str, config: &[(&str, &str)]) -> testkube_core::Plan {
     let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
     assert!(!file.has_errors(), "{:?}", file.diagnostics);
@@ -34,7 +36,12 @@ pub(crate) fn plan_with(yaml: &str, config: &[(&str, &str)]) -> testkube_core::P
             _ => None,
         })
         .expect("a workflow");
-    let templates = TemplateSet::with_builtins().unwrap();
+    let mut templates = TemplateSet::with_builtins().unwrap();
+    let documents = file
+        .documents
+        .iter()
+        .filter_map(|doc| doc.document.as_ref());
+    templates.insert_documents(documents, &TemplateOrigin::File("test.yaml".to_owned()));
     let options = config
         .iter()
         .fold(ResolveOptions::new(), |options, (key, value)| {
