@@ -22,6 +22,7 @@
 pub mod artifacts;
 mod content;
 mod control;
+mod init;
 pub mod launch;
 pub mod paths;
 pub mod probes;

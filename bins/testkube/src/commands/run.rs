@@ -864,6 +864,9 @@ fn summary_text(outcome: &Outcome) -> String {
             *counts.entry(step.status.as_str()).or_default() += 1;
         }
     }
+    if let Some(init) = &summary.result.initialization {
+        let _ = writeln!(out, "  {}", crate::live::initialization_line(init));
+    }
     if let Some(root) = summary.workers.iter().find(|w| w.id == "root") {
         write_steps(&mut out, &summary.workers, root, 1, false);
     }
@@ -994,6 +997,7 @@ mod tests {
             duration_ms: 2500,
             workers: Vec::new(),
             tests,
+            result: testkube_core::model::ExecutionResult::default(),
         };
         let outcome = Outcome {
             summary,
