@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use testkube_core::status::ExecutionStatus;
+use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ExecutionFilter, ExecutionRecord, ResultStore, TestCaseRecord, TestCaseStatus,
 };
@@ -809,4 +809,113 @@ fn a_paused_step_waits_until_testkube_resume() {
     // A finished run is not paused any more.
     let again = testkube(dir.path(), &["resume", "gated-1"]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+}
+
+/// A workflow named `name` whose own `content` is `content` (YAML lines
+/// under `content:`), with one step that must not run.
+fn write_with_content(dir: &Path, name: &str, content: &str) -> String {
+    let text = format!(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: {name}}}\n\
+         spec:\n  content:\n{content}  steps:\n  - {{name: never, shell: 'touch /data/ran'}}\n"
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn content_that_cannot_be_prepared_fails_the_initialization_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tarball holding `../escape.txt`: `-P` keeps the `../` tar would strip.
+    let inner = dir.path().join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(dir.path().join("escape.txt"), "x").unwrap();
+    let packed = Command::new("tar")
+        .args(["-P", "-czf", "../evil.tar.gz", "../escape.txt"])
+        .current_dir(&inner)
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let root = dir.path().display();
+    let cases = [
+        (
+            "clone",
+            format!("    git: {{uri: 'file://{root}/missing.git'}}\n"),
+            "content.git: cannot check out",
+        ),
+        (
+            "missing",
+            format!("    tarball: [{{url: 'file://{root}/missing.tar.gz', path: /data/src}}]\n"),
+            "missing.tar.gz",
+        ),
+        (
+            "traversal",
+            format!("    tarball: [{{url: 'file://{root}/evil.tar.gz', path: /data/src}}]\n"),
+            "entry `../escape.txt` is refused",
+        ),
+        (
+            "outside",
+            "    files: [{path: /etc/testkube-evil.txt, content: x}]\n".to_owned(),
+            "outside /data, /tmp and /testkube",
+        ),
+    ];
+    for (name, content, reason) in &cases {
+        let file = write_with_content(dir.path(), name, content);
+        let out = testkube(dir.path(), &["run", &file]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {shown}");
+        assert!(
+            shown.contains("failed   initialization") && shown.contains(reason),
+            "{name}: the summary says why: {shown}"
+        );
+        let detail = testkube(dir.path(), &["get", "execution", &format!("{name}-1")]);
+        let detail = text(&detail);
+        assert!(
+            detail.contains("failed   initialization") && detail.contains(reason),
+            "{name}: {detail}"
+        );
+        let json = testkube(dir.path(), &["get", "execution", &format!("{name}-1"), "-o", "json"]);
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let init = &json["result"]["initialization"];
+        assert_eq!(init["status"], "failed", "{name}: {json}");
+        assert!(
+            init["errorMessage"].as_str().unwrap().contains(reason),
+            "{name}: {init}"
+        );
+        assert!(init["finishedAt"].is_string(), "{name}: {init}");
+    }
+    let stored = executions(dir.path());
+    assert_eq!(stored.len(), cases.len());
+    for record in &stored {
+        assert_eq!(record.status, ExecutionStatus::Failed, "{record:?}");
+        let init = record.result.initialization.as_ref().unwrap();
+        assert_eq!(init.status, StepStatus::Failed, "{record:?}");
+        assert!(init.error_message.is_some(), "{record:?}");
+    }
+    assert!(
+        !Path::new("/etc/testkube-evil.txt").exists(),
+        "nothing is written outside the workspace"
+    );
+}
+
+#[test]
+fn a_normal_run_records_a_passed_initialization_with_its_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_with_content(
+        dir.path(),
+        "fine",
+        "    files: [{path: /data/in.txt, content: hello}]\n",
+    );
+    let out = testkube(dir.path(), &["run", &file, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let init = &summary["result"]["initialization"];
+    assert_eq!(init["status"], "passed", "{summary}");
+    assert!(init.get("errorMessage").is_none(), "{init}");
+    let [record] = executions(dir.path()).try_into().unwrap();
+    let init = record.result.initialization.unwrap();
+    assert_eq!(init.status, StepStatus::Passed);
+    assert!(init.started_at.is_some() && init.finished_at >= init.started_at);
+    let detail = text(&testkube(dir.path(), &["get", "execution", "fine-1"]));
+    assert!(detail.contains("passed   initialization"), "{detail}");
 }
