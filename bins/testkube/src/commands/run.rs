@@ -32,7 +32,6 @@ use testkube_core::model::TestWorkflow;
 use testkube_core::plan::{Operation, PlanOptions, PlanStep, plan_workflow};
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{NewExecution, ResultStore, StoreError, TestCaseRecord, TestCaseStatus};
-use testkube_executors::LocalExecutor;
 use testkube_results::store::{EventRecorder, SqliteStore};
 
 use super::children::StoredChildren;
@@ -214,7 +213,7 @@ impl Launch {
         drop(plan_options);
         let used = std::mem::take(&mut *lock(&used));
 
-        let executor = LocalExecutor::new(crate::home::runs());
+        let executor = crate::sandbox::local_executor()?;
         let mut engine = Engine::new(Arc::new(executor.clone()));
         // Child workflows are only looked for (files read and parsed again)
         // when a step runs `execute`.
