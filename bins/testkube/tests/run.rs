@@ -919,3 +919,87 @@ fn a_normal_run_records_a_passed_initialization_with_its_times() {
     let detail = text(&testkube(dir.path(), &["get", "execution", "fine-1"]));
     assert!(detail.contains("passed   initialization"), "{detail}");
 }
+
+/// A workflow whose steps write `/data`, `/tmp` and `/testkube` as pods do.
+fn write_pod_like(dir: &Path) -> String {
+    write(
+        dir,
+        "podlike",
+        "  - {name: write, shell: 'echo hi > /data/x && echo t > /tmp/t && echo v > /testkube/outputs/k'}\n  - {name: read, shell: 'test \"$(cat /data/x)\" = hi && test \"$PWD\" = /data'}\n",
+    )
+}
+
+#[test]
+fn without_bubblewrap_a_workflow_writing_data_runs_unchanged_in_user_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pod_like(dir.path());
+    // `unshare`: as if bubblewrap were not installed.
+    let out = testkube_with(
+        dir.path(),
+        &["run", &file],
+        &[("TESTKUBE_SANDBOX", "unshare")],
+    );
+    let shown = text(&out);
+    if out.status.code() == Some(2) {
+        // A kernel without unprivileged user namespaces: refused up front.
+        assert!(shown.contains("install bubblewrap"), "{shown}");
+        assert!(executions(dir.path()).is_empty(), "{shown}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("steps run in a user namespace"), "{shown}");
+    assert!(shown.contains("passed   write") && shown.contains("passed   read"));
+    let [record] = executions(dir.path()).try_into().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Passed);
+}
+
+#[test]
+fn without_any_sandbox_the_run_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pod_like(dir.path());
+    // No bwrap and no unshare on PATH; then an `unshare` the kernel refuses.
+    let nothing = dir.path().join("bin-nothing");
+    let refused = dir.path().join("bin-refused");
+    std::fs::create_dir_all(&nothing).unwrap();
+    std::fs::create_dir_all(&refused).unwrap();
+    let fake = refused.join("unshare");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut mode = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&fake, mode).unwrap();
+    for (path, why) in [
+        (&nothing, "`unshare` (util-linux) is not installed"),
+        (&refused, "Operation not permitted"),
+    ] {
+        let path = path.display().to_string();
+        let out = testkube_with(dir.path(), &["run", &file], &[("PATH", &path)]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(shown.contains(why), "{shown}");
+        assert!(
+            shown.contains("install bubblewrap") && shown.contains("/data, /tmp and /testkube"),
+            "one message saying what to do and why: {shown}"
+        );
+        assert!(!shown.contains("running"), "nothing started: {shown}");
+        assert!(executions(dir.path()).is_empty(), "nothing recorded");
+        assert!(!dir.path().join("home/runs").exists(), "no workspace made");
+    }
+    // Plain processes on request: a workflow that keeps to its own folder runs.
+    let plain = write(
+        dir.path(),
+        "plain",
+        "  - {name: own, shell: 'echo hi > here.txt && echo v > \"$TESTKUBE_OUTPUTS/k\"'}\n",
+    );
+    let nothing = nothing.display().to_string();
+    let out = testkube_with(
+        dir.path(),
+        &["run", &plain],
+        &[("PATH", &nothing), ("TESTKUBE_SANDBOX", "off")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("plain processes"), "{}", text(&out));
+}
