@@ -79,11 +79,7 @@ impl<S: ResultStore> ResultStore for WebhookStore<S> {
     async fn create_execution(&self, new: NewExecution) -> Result<ExecutionRecord, StoreError> {
         self.inner.create_execution(new).await
     }
-    async fn record_initialization(
-        &self,
-        id: &str,
-        result: &StepResult,
-    ) -> Result<(), StoreError> {
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError> {
         self.inner.record_initialization(id, result).await
     }
     async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError> {

@@ -39,8 +39,7 @@ pub trait ResultStore: Send + Sync {
 
     /// Replaces the execution's `result.initialization` (preparing its
     /// workspace and the workflow's own `content`).
-    async fn record_initialization(&self, id: &str, result: &StepResult)
-    -> Result<(), StoreError>;
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError>;
 
     /// Inserts or replaces the state of one step of one worker.
     async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError>;

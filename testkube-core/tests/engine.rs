@@ -341,7 +341,10 @@ async fn without_an_initialization_report_the_worker_is_initialized_by_its_first
         let yaml = format!(
             "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n  steps:\n  - {{id: a, shell: {script}}}\n"
         );
-        engine.start(plan(&yaml), ExecutionRequest::new("e")).unwrap().wait()
+        engine
+            .start(plan(&yaml), ExecutionRequest::new("e"))
+            .unwrap()
+            .wait()
     };
     let passed = run("pass").await.unwrap().result.initialization.unwrap();
     assert_eq!(passed.status, StepStatus::Passed);

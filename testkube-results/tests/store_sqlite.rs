@@ -422,7 +422,12 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
     let init = testkube_core::model::StepResult::started(chrono::Utc::now());
     store.record_initialization("old-1", &init).await.unwrap();
     assert_eq!(
-        store.get_execution("old-1").await.unwrap().result.initialization,
+        store
+            .get_execution("old-1")
+            .await
+            .unwrap()
+            .result
+            .initialization,
         Some(init)
     );
     let artifact = ArtifactRecord {

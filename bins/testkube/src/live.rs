@@ -581,7 +581,9 @@ pub(crate) fn status_word(status: StepStatus) -> String {
 pub(crate) fn initialization_line(init: &StepResult) -> String {
     let mut extra = Vec::new();
     if let Some(duration) = init.duration() {
-        extra.push(seconds(u64::try_from(duration.num_milliseconds()).unwrap_or(0)));
+        extra.push(seconds(
+            u64::try_from(duration.num_milliseconds()).unwrap_or(0),
+        ));
     }
     // A multi-line message (git's stderr) stays under the line it belongs to.
     extra.extend(

@@ -874,7 +874,10 @@ fn content_that_cannot_be_prepared_fails_the_initialization_with_its_reason() {
             detail.contains("failed   initialization") && detail.contains(reason),
             "{name}: {detail}"
         );
-        let json = testkube(dir.path(), &["get", "execution", &format!("{name}-1"), "-o", "json"]);
+        let json = testkube(
+            dir.path(),
+            &["get", "execution", &format!("{name}-1"), "-o", "json"],
+        );
         let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
         let init = &json["result"]["initialization"];
         assert_eq!(init["status"], "failed", "{name}: {json}");

@@ -601,14 +601,13 @@ pub(crate) async fn run_worker(
         files: start.files,
         barrier: start.barrier.is_some(),
     };
-    let initialization = |status: StepStatus, at: SystemTime, message: Option<String>| {
-        Event::Initialization {
+    let initialization =
+        |status: StepStatus, at: SystemTime, message: Option<String>| Event::Initialization {
             worker: worker.clone(),
             status,
             at,
             message,
-        }
-    };
+        };
     // Initialization spans preparing the workspace (the executor's start)
     // and the root's own `content` (the worker's, before its first step).
     shared

@@ -266,11 +266,9 @@ impl Executor for LocalExecutor {
         })?;
         let launcher: Arc<dyn Launcher> = match &self.isolation {
             Isolation::Sandboxed(jail) => Arc::new(
-                SandboxLauncher::start(jail, &paths, &workspace.join("runner")).map_err(
-                    |err| {
-                        ExecutorError::new(&spec.worker, format!("cannot start the sandbox: {err}"))
-                    },
-                )?,
+                SandboxLauncher::start(jail, &paths, &workspace.join("runner")).map_err(|err| {
+                    ExecutorError::new(&spec.worker, format!("cannot start the sandbox: {err}"))
+                })?,
             ),
             Isolation::Plain | Isolation::Unavailable(_) => {
                 Arc::new(HostLauncher::new(self.pdeathsig.clone()))

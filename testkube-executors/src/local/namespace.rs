@@ -179,7 +179,12 @@ fn fstab(entries: &[RootEntry], paths: &WorkerPaths, control: &Path, root: &Path
             RootEntry::Folder { name } => {
                 let path = format!("/{name}");
                 // `nofail`: an entry that vanished is not worth failing for.
-                line(Path::new(&path), &path, "none", "rbind,ro,nofail,X-mount.mkdir");
+                line(
+                    Path::new(&path),
+                    &path,
+                    "none",
+                    "rbind,ro,nofail,X-mount.mkdir",
+                );
             }
             RootEntry::Symlink { .. } | RootEntry::File { .. } => {}
         }
@@ -187,9 +192,19 @@ fn fstab(entries: &[RootEntry], paths: &WorkerPaths, control: &Path, root: &Path
     for (host, mount) in paths.mounts() {
         line(host, mount, "none", "bind,X-mount.mkdir");
     }
-    line(control, super::sandbox::CONTROL, "none", "bind,X-mount.mkdir");
+    line(
+        control,
+        super::sandbox::CONTROL,
+        "none",
+        "bind,X-mount.mkdir",
+    );
     line(Path::new("/dev"), "/dev", "none", "rbind,X-mount.mkdir");
-    line(Path::new("proc"), "/proc", "proc", "nosuid,nodev,noexec,X-mount.mkdir");
+    line(
+        Path::new("proc"),
+        "/proc",
+        "proc",
+        "nosuid,nodev,noexec,X-mount.mkdir",
+    );
     out
 }
 

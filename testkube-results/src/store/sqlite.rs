@@ -266,11 +266,7 @@ impl ResultStore for SqliteStore {
         Ok(())
     }
 
-    async fn record_initialization(
-        &self,
-        id: &str,
-        result: &StepResult,
-    ) -> Result<(), StoreError> {
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError> {
         let updated = sqlx::query("UPDATE executions SET initialization = ? WHERE id = ?")
             .bind(json(result)?)
             .bind(id)
