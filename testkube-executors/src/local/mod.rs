@@ -130,10 +130,10 @@ impl LocalExecutor {
     }
 
     fn isolation(&self, sandbox: Sandbox) -> Isolation {
-        let bwrap = match sandbox {
+        let (bwrap, without) = match sandbox {
             Sandbox::Off => return Isolation::Plain,
-            Sandbox::Auto => find_program("bwrap"),
-            Sandbox::Unshare => None,
+            Sandbox::Auto => (find_program("bwrap"), "bubblewrap (bwrap) is not installed"),
+            Sandbox::Unshare => (None, "bubblewrap was not asked for"),
         };
         if let Some(bwrap) = bwrap {
             return Isolation::Sandboxed(Jail::Bwrap(bwrap));
@@ -141,7 +141,7 @@ impl LocalExecutor {
         match Namespace::detect(&self.pdeathsig) {
             Ok(namespace) => Isolation::Sandboxed(Jail::Namespace(namespace)),
             Err(why) => Isolation::Unavailable(format!(
-                "steps cannot run here: bubblewrap (bwrap) is not installed and {why}. \
+                "steps cannot run here: {without} and {why}. \
                  Steps write /data, /tmp and /testkube as they do in a pod, which needs a \
                  sandbox that puts the worker's folders at those paths; install bubblewrap \
                  (e.g. `apt install bubblewrap`, `dnf install bubblewrap`)"
