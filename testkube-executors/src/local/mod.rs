@@ -106,8 +106,8 @@ pub struct LocalExecutor {
 }
 
 impl LocalExecutor {
-    /// An executor keeping its workspaces under `runs_dir`, sandboxed when
-    /// bubblewrap is installed.
+    /// An executor keeping its workspaces under `runs_dir`, isolated as
+    /// [`Sandbox::Auto`] says (see [`LocalExecutor::ready`]).
     #[must_use]
     pub fn new(runs_dir: impl Into<PathBuf>) -> Self {
         let mut executor = LocalExecutor {
