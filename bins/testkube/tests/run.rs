@@ -724,7 +724,13 @@ fn ctrl_c_aborts_the_run_kills_its_processes_and_keeps_its_logs() {
         .unwrap()
         .flatten()
         .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains("4243"));
+        // The step's `sleep 4243` (or its shell): not any process whose
+        // arguments merely hold those digits (a compiler's hashes).
+        .any(|cmdline| {
+            cmdline
+                .split(|byte| *byte == 0)
+                .any(|arg| arg == b"4243" || String::from_utf8_lossy(arg).contains("sleep 4243"))
+        });
     assert!(!alive, "a step process outlived the run");
 }
 
