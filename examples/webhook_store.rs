@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use testkube_core::engine::{Engine, ExecutionRequest};
-use testkube_core::model::Document;
+use testkube_core::model::{Document, StepResult};
 use testkube_core::plan::{PlanOptions, plan_workflow};
 use testkube_core::resolve::{ResolveOptions, TemplateSet, resolve_workflow};
 use testkube_core::status::ExecutionStatus;
@@ -78,6 +78,9 @@ impl<S: ResultStore> ResultStore for WebhookStore<S> {
     // Everything else is the wrapped store's.
     async fn create_execution(&self, new: NewExecution) -> Result<ExecutionRecord, StoreError> {
         self.inner.create_execution(new).await
+    }
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError> {
+        self.inner.record_initialization(id, result).await
     }
     async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError> {
         self.inner.upsert_step(execution, step).await

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::model::{ExecutionResult, StepResult};
 use crate::status::{ExecutionStatus, StepStatus};
 
 /// Keeps executions and everything they produced.
@@ -35,6 +36,10 @@ pub trait ResultStore: Send + Sync {
     /// Changes an execution's status. `running` sets its start time (once);
     /// a finished status sets its finish time.
     async fn update_status(&self, id: &str, update: StatusUpdate) -> Result<(), StoreError>;
+
+    /// Replaces the execution's `result.initialization` (preparing its
+    /// workspace and the workflow's own `content`).
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError>;
 
     /// Inserts or replaces the state of one step of one worker.
     async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError>;
@@ -173,6 +178,9 @@ pub struct ExecutionRecord {
     pub config: BTreeMap<String, serde_json::Value>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// What it produced beyond its steps (`result.initialization`).
+    #[serde(default)]
+    pub result: ExecutionResult,
 }
 
 /// A status change of an execution.

@@ -1,7 +1,7 @@
 //! The engine's orchestration with a focused fake executor (real processes
 //! are tested with the local executor in testkube-executors): the
-//! `parallelism` limit, `failFast`, the verdict of a block, and refusing
-//! plans that use what cannot run yet.
+//! `parallelism` limit, `failFast`, the verdict of a block, refusing plans
+//! that use what cannot run yet, and the execution's initialization result.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -225,6 +225,11 @@ impl Executor for LeakyExecutor {
             },
         };
         let events = vec![
+            WorkerEvent::Initialized {
+                status: StepStatus::Failed,
+                at: std::time::SystemTime::now(),
+                message: Some(format!("cannot clone with {SECRET}")),
+            },
             status("a", StepStatus::Running, None),
             // Split over three chunks, interleaved with another step's log.
             log("a", "token=s3cr"),
@@ -285,5 +290,66 @@ async fn secrets_are_masked_in_every_event_and_the_summary() {
     let all = seen.join("\n");
     assert!(all.contains("bad token ********"), "{all}");
     assert!(all.contains("used ********"), "{all}");
+    assert!(all.contains("cannot clone with ********"), "{all}");
     assert!(all.contains("\"token\":\"********\""), "{all}");
+}
+
+/// Cannot start any worker (e.g. its workspace cannot be created).
+struct BrokenExecutor;
+
+#[async_trait]
+impl Executor for BrokenExecutor {
+    fn name(&self) -> &str {
+        "broken"
+    }
+
+    async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
+        Err(ExecutorError::new(
+            &spec.worker,
+            "cannot create /runs/e: permission denied",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_start_fails_the_initialization_with_the_reason() {
+    let engine = Engine::new(Arc::new(BrokenExecutor));
+    let yaml = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: t}\nspec:\n  steps:\n  - {id: a, shell: 'true'}\n";
+    let summary = engine
+        .start(plan(yaml), ExecutionRequest::new("e"))
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(summary.status, ExecutionStatus::Failed);
+    let init = summary.result.initialization.expect("recorded");
+    assert_eq!(init.status, StepStatus::Failed);
+    assert!(
+        init.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("cannot create /runs/e: permission denied")),
+        "{init:?}"
+    );
+    assert!(init.started_at.is_some() && init.finished_at >= init.started_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_initialization_report_the_worker_is_initialized_by_its_first_step() {
+    // The fake reports no `Initialized` and no steps: its end decides.
+    let engine = Engine::new(Arc::new(FakeExecutor::default()));
+    let run = |script: &str| {
+        let yaml = format!(
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: t}}\nspec:\n  steps:\n  - {{id: a, shell: {script}}}\n"
+        );
+        engine
+            .start(plan(&yaml), ExecutionRequest::new("e"))
+            .unwrap()
+            .wait()
+    };
+    let passed = run("pass").await.unwrap().result.initialization.unwrap();
+    assert_eq!(passed.status, StepStatus::Passed);
+    assert_eq!(passed.error_message, None);
+    let failed = run("fail").await.unwrap().result.initialization.unwrap();
+    assert_eq!(failed.status, StepStatus::Failed);
+    assert!(failed.error_message.is_some(), "{failed:?}");
 }

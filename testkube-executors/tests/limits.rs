@@ -3,7 +3,7 @@
 //! it passes, the user is told how limits are enforced, and a bad quantity
 //! that only a template reveals fails the step with a message saying what
 //! to write (written ones are refused when the file is loaded). Every test runs
-//! twice where bubblewrap is installed: sandboxed and as plain processes.
+//! as plain processes and in each sandbox this machine can build.
 
 use std::sync::Arc;
 

@@ -1,8 +1,10 @@
 //! The engine with the local executor, on real processes: verdicts,
 //! conditions, retries, timeouts, outputs, parallel workers, failFast,
-//! aborts and the whole-run deadline. Every test runs twice where bubblewrap
-//! is installed: sandboxed and as plain processes.
+//! aborts and the whole-run deadline. Every test runs as plain processes, in
+//! bubblewrap's sandbox where it is installed, and in the sandbox built with
+//! user namespaces (`unshare`) where the kernel allows it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +12,10 @@ use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
 use testkube_core::model::Document;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::{LoadOptions, PlanOptions, ResolveOptions, TemplateSet};
-use testkube_executors::LocalExecutor;
+use testkube_executors::{LocalExecutor, Sandbox};
 
 mod common;
-use common::{executors, plan, step, workflow};
+use common::{executors, plan, sandboxes, step, workflow};
 
 async fn run(executor: &LocalExecutor, yaml: &str) -> ExecutionSummary {
     let engine = Engine::new(Arc::new(executor.clone()));
@@ -322,26 +324,46 @@ async fn inline_content_files_are_written_before_the_step() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_mounts_the_workspace_and_keeps_the_host_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let executor = LocalExecutor::new(dir.path());
-    if !executor.is_sandboxed() {
-        return; // bubblewrap is not installed: nothing to check
+    // Bubblewrap's sandbox, and the one built without it: the same paths.
+    for executor in sandboxes(dir.path()) {
+        let summary = run(
+            &executor,
+            &workflow(
+                "  content:\n    files: [{path: /data/in/given.txt, content: given}]\n  steps:\n  - id: probe\n    shell: 'test \"$PWD\" = /data && test \"$(cat in/given.txt)\" = given && touch /data/x /tmp/y && ! touch /usr/tkprobe 2>/dev/null && echo ok > /testkube/outputs/probe'\n  - id: nested\n    workingDir: /data/deep/er\n    shell: 'test \"$PWD\" = /data/deep/er && mkdir -p /data/out && echo done > /data/out/z'\n",
+            ),
+        )
+        .await;
+        assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+        assert_eq!(
+            step(&summary, "probe")
+                .outputs
+                .get("probe")
+                .map(String::as_str),
+            Some("ok")
+        );
+        let data = executor.workspace("exec", 0).join("data");
+        assert!(data.join("x").is_file());
+        assert!(data.join("out/z").is_file());
+        assert!(!Path::new("/usr/tkprobe").exists());
     }
-    let summary = run(
-        &executor,
-        &workflow(
-            "  steps:\n  - id: probe\n    shell: 'test \"$PWD\" = /data && touch /data/x /tmp/y && ! touch /usr/tkprobe 2>/dev/null && echo ok > /testkube/outputs/probe'\n",
-        ),
-    )
-    .await;
-    assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
-    assert_eq!(
-        step(&summary, "probe")
-            .outputs
-            .get("probe")
-            .map(String::as_str),
-        Some("ok")
-    );
-    assert!(executor.workspace("exec", 0).join("data/x").is_file());
+}
+
+#[test]
+fn without_bubblewrap_the_sandbox_is_built_with_user_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = LocalExecutor::new(dir.path()).with_sandbox(Sandbox::Unshare);
+    // Where the kernel refuses user namespaces the executor says why
+    // instead of half-running workflows that write /data.
+    match executor.ready() {
+        Ok(()) => {
+            assert!(executor.is_sandboxed());
+            assert!(!executor.uses_bubblewrap());
+        }
+        Err(why) => assert!(why.contains("install bubblewrap"), "{why}"),
+    }
+    let plain = LocalExecutor::new(dir.path()).with_sandbox(Sandbox::Off);
+    assert_eq!(plain.ready(), Ok(()));
+    assert!(!plain.is_sandboxed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,8 @@
 //! parent worker evaluates `shards`/`matrix`/`count` when the step runs
 //! (`glob()` over files an earlier step created, an earlier step's
 //! outputs), and the engine plans and runs the workers from those values.
-//! Every test runs twice where bubblewrap is installed: sandboxed and as
-//! plain processes.
+//! Every test runs as plain processes and in each sandbox this machine
+//! can build.
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! (httpGet, tcpSocket, exec), `services.<name>.<i>.ip` in later steps,
 //! per-instance logs, clear failures for never-ready and early-exiting
 //! services, and services stopped when their step ends. Every test runs
-//! twice where bubblewrap is installed: sandboxed and as plain processes.
+//! as plain processes and in each sandbox this machine can build.
 
 use std::collections::BTreeMap;
 use std::path::Path;

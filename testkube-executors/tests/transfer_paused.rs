@@ -2,8 +2,8 @@
 //! parallel workers (`transfer`) and back (`fetch`), the start barrier of a
 //! `paused` block, `paused` steps resumed through the API, and `execute`
 //! child executions (by name and selector, with config, `parallelism`,
-//! `async`, failing children). Every test runs twice where bubblewrap is
-//! installed: sandboxed and as plain processes.
+//! `async`, failing children). Every test runs as plain processes
+//! and in each sandbox this machine can build.
 
 use std::sync::{Arc, Mutex};
 

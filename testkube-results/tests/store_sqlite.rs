@@ -387,8 +387,8 @@ async fn finishing_the_recorder_writes_its_pending_logs() {
     );
 }
 
-/// A store written before artifacts existed (schema 1) is upgraded in place on open: its
-/// executions are kept and the new tables and indexes work.
+/// A store written before artifacts and initialization results existed (schema 1) is upgraded
+/// in place on open: its executions are kept and the new tables, columns and indexes work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
     use testkube_core::store::ArtifactRecord;
@@ -407,6 +407,7 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
     sqlx::raw_sql(
         "DROP TABLE artifacts; DROP INDEX executions_by_name;
          DROP INDEX executions_by_workflow_time; DROP INDEX test_cases_by_case;
+         ALTER TABLE executions DROP COLUMN initialization;
          DELETE FROM schema_migrations WHERE version > 1;",
     )
     .execute(&pool)
@@ -415,7 +416,20 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
     pool.close().await;
 
     let store = open(path.clone()).await;
-    assert_eq!(store.find_execution("old-1").await.unwrap().id, "old-1");
+    let old = store.find_execution("old-1").await.unwrap();
+    assert_eq!(old.id, "old-1");
+    assert_eq!(old.result.initialization, None, "older runs have none");
+    let init = testkube_core::model::StepResult::started(chrono::Utc::now());
+    store.record_initialization("old-1", &init).await.unwrap();
+    assert_eq!(
+        store
+            .get_execution("old-1")
+            .await
+            .unwrap()
+            .result
+            .initialization,
+        Some(init)
+    );
     let artifact = ArtifactRecord {
         worker: "root".to_owned(),
         step: "s1".to_owned(),
@@ -433,7 +447,7 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
         .into_iter()
         .map(|(version, _)| version)
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 /// The history queries (an execution by name, a workflow over time, one test over time) are

@@ -5,8 +5,9 @@
 //! only those (`cargo bench -p testkube --bench run -- overhead fanout`):
 //!
 //! - `overhead`: per-step cost of the engine + local executor against
-//!   starting the same `sh -e -c true` processes from a shell loop, with and
-//!   without the bubblewrap sandbox (goal: ≤ 2 ms per step);
+//!   starting the same `sh -e -c true` processes from a shell loop, as
+//!   plain processes and in each sandbox (bubblewrap, `unshare`) this
+//!   machine can build (goal: ≤ 2 ms per step);
 //! - `first-step`: from `Engine::start` to the first step running, and to
 //!   its first log line;
 //! - `fanout`: 200 parallel workers with `parallelism: 200`;
@@ -48,12 +49,17 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let sandboxes: Vec<(&str, Sandbox)> = if LocalExecutor::new(dir.path()).is_sandboxed() {
-        vec![("plain", Sandbox::Off), ("bubblewrap", Sandbox::Auto)]
+    let mut sandboxes: Vec<(&str, Sandbox)> = vec![("plain", Sandbox::Off)];
+    if LocalExecutor::new(dir.path()).uses_bubblewrap() {
+        sandboxes.push(("bubblewrap", Sandbox::Auto));
     } else {
-        println!("note: bubblewrap is not installed; only unsandboxed runs are measured");
-        vec![("plain", Sandbox::Off)]
-    };
+        println!("note: bubblewrap is not installed; its sandbox is not measured");
+    }
+    let unshare = LocalExecutor::new(dir.path()).with_sandbox(Sandbox::Unshare);
+    match unshare.ready() {
+        Ok(()) => sandboxes.push(("unshare", Sandbox::Unshare)),
+        Err(why) => println!("note: the user-namespace sandbox is not measured: {why}"),
+    }
     println!("{:<44} {:>14} {:>16}", "benchmark", "result", "detail");
     if runs("overhead") {
         let baseline = best_of(5, || shell_loop(STEPS));

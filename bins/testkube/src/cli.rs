@@ -123,7 +123,7 @@ Examples:
     /// Run a workflow on this machine: live progress, a verdict, the exit code.
     #[command(
         after_help = "Each worker runs in its own folder under .testkube/runs/ (or $TESTKUBE_HOME/runs),
-in a bubblewrap sandbox when `bwrap` is installed. Ctrl-C aborts the run.
+in a sandbox (bubblewrap, else `unshare`; TESTKUBE_SANDBOX=off: plain processes). Ctrl-C aborts the run.
 The run is recorded as WORKFLOW-N in the result store; `balance: {by: duration}` shards are split
 by the durations earlier runs recorded. secret(name, key) reads $TESTKUBE_SECRET_<NAME>_<KEY>, else
 the --secrets file (default: secrets.yaml in the home folder).

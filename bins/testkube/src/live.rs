@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use testkube_core::engine::{Event, StepDetail, StepRef, WorkerId};
+use testkube_core::model::StepResult;
 use testkube_core::plan::{Operation, Plan, PlanStep};
 use testkube_core::status::StepStatus;
 
@@ -134,6 +135,11 @@ impl Lines {
             }
             Event::Notice { message, .. } => {
                 self.line(&format!("{} {message}", paint(style::DIM, "note:")));
+            }
+            Event::Initialization { .. } => {
+                if let Some(line) = failed_initialization(event) {
+                    self.line(&line);
+                }
             }
             Event::Child { child, .. } => self.line(&child_line(child)),
             Event::Log { worker, chunk, .. } if self.logs => {
@@ -255,6 +261,11 @@ impl Live {
             } if worker.number > 0 => self.worker(worker, *status, description.as_deref()),
             Event::Notice { message, .. } => {
                 self.println(&format!("{} {message}", paint(style::DIM, "note:")));
+            }
+            Event::Initialization { .. } => {
+                if let Some(line) = failed_initialization(event) {
+                    self.println(&line);
+                }
             }
             Event::Child { child, .. } => self.println(&child_line(child)),
             Event::Log {
@@ -563,6 +574,47 @@ pub(crate) fn status_word(status: StepStatus) -> String {
         _ => style::DIM,
     };
     paint(colour, format!("{:<8}", status.as_str()))
+}
+
+/// How the run's initialization (workspace, the workflow's `content`) went,
+/// as a step line: `failed   initialization  0.1s, cannot clone ...`.
+pub(crate) fn initialization_line(init: &StepResult) -> String {
+    let mut extra = Vec::new();
+    if let Some(duration) = init.duration() {
+        extra.push(seconds(
+            u64::try_from(duration.num_milliseconds()).unwrap_or(0),
+        ));
+    }
+    // A multi-line message (git's stderr) stays under the line it belongs to.
+    extra.extend(
+        init.error_message
+            .as_ref()
+            .map(|message| message.trim_end().replace('\n', "\n      ")),
+    );
+    format!(
+        "{} initialization  {}",
+        status_word(init.status),
+        paint(style::DIM, extra.join(", "))
+    )
+}
+
+/// The line of a failed initialization event (a passed one shows in the summary).
+fn failed_initialization(event: &Event) -> Option<String> {
+    match event {
+        Event::Initialization {
+            worker,
+            status,
+            message,
+            ..
+        } if worker.number == 0 && status.is_failure() => Some(initialization_line(&StepResult {
+            status: *status,
+            error_message: message.clone(),
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+        })),
+        _ => None,
+    }
 }
 
 /// Milliseconds as seconds with one decimal (`1.5s`).

@@ -10,6 +10,7 @@ mod home;
 mod input;
 mod junit_out;
 mod live;
+mod sandbox;
 mod style;
 mod timings;
 

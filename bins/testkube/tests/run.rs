@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use testkube_core::status::ExecutionStatus;
+use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ExecutionFilter, ExecutionRecord, ResultStore, TestCaseRecord, TestCaseStatus,
 };
@@ -882,3 +882,199 @@ fn a_paused_step_waits_until_testkube_resume() {
 
 #[path = "run/expressions.rs"]
 mod expressions;
+
+/// A workflow named `name` whose own `content` is `content` (YAML lines
+/// under `content:`), with one step that must not run.
+fn write_with_content(dir: &Path, name: &str, content: &str) -> String {
+    let text = format!(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {{name: {name}}}\n\
+         spec:\n  content:\n{content}  steps:\n  - {{name: never, shell: 'touch /data/ran'}}\n"
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn content_that_cannot_be_prepared_fails_the_initialization_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tarball holding `../escape.txt`: `-P` keeps the `../` tar would strip.
+    let inner = dir.path().join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(dir.path().join("escape.txt"), "x").unwrap();
+    let packed = Command::new("tar")
+        .args(["-P", "-czf", "../evil.tar.gz", "../escape.txt"])
+        .current_dir(&inner)
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let root = dir.path().display();
+    let cases = [
+        (
+            "clone",
+            format!("    git: {{uri: 'file://{root}/missing.git'}}\n"),
+            "content.git: cannot check out",
+        ),
+        (
+            "missing",
+            format!("    tarball: [{{url: 'file://{root}/missing.tar.gz', path: /data/src}}]\n"),
+            "missing.tar.gz",
+        ),
+        (
+            "traversal",
+            format!("    tarball: [{{url: 'file://{root}/evil.tar.gz', path: /data/src}}]\n"),
+            "entry `../escape.txt` is refused",
+        ),
+        (
+            "outside",
+            "    files: [{path: /etc/testkube-evil.txt, content: x}]\n".to_owned(),
+            "outside /data, /tmp and /testkube",
+        ),
+    ];
+    for (name, content, reason) in &cases {
+        let file = write_with_content(dir.path(), name, content);
+        let out = testkube(dir.path(), &["run", &file]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {shown}");
+        assert!(
+            shown.contains("failed   initialization") && shown.contains(reason),
+            "{name}: the summary says why: {shown}"
+        );
+        let detail = testkube(dir.path(), &["get", "execution", &format!("{name}-1")]);
+        let detail = text(&detail);
+        assert!(
+            detail.contains("failed   initialization") && detail.contains(reason),
+            "{name}: {detail}"
+        );
+        let json = testkube(
+            dir.path(),
+            &["get", "execution", &format!("{name}-1"), "-o", "json"],
+        );
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let init = &json["result"]["initialization"];
+        assert_eq!(init["status"], "failed", "{name}: {json}");
+        assert!(
+            init["errorMessage"].as_str().unwrap().contains(reason),
+            "{name}: {init}"
+        );
+        assert!(init["finishedAt"].is_string(), "{name}: {init}");
+    }
+    let stored = executions(dir.path());
+    assert_eq!(stored.len(), cases.len());
+    for record in &stored {
+        assert_eq!(record.status, ExecutionStatus::Failed, "{record:?}");
+        let init = record.result.initialization.as_ref().unwrap();
+        assert_eq!(init.status, StepStatus::Failed, "{record:?}");
+        assert!(init.error_message.is_some(), "{record:?}");
+    }
+    assert!(
+        !Path::new("/etc/testkube-evil.txt").exists(),
+        "nothing is written outside the workspace"
+    );
+}
+
+#[test]
+fn a_normal_run_records_a_passed_initialization_with_its_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_with_content(
+        dir.path(),
+        "fine",
+        "    files: [{path: /data/in.txt, content: hello}]\n",
+    );
+    let out = testkube(dir.path(), &["run", &file, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let init = &summary["result"]["initialization"];
+    assert_eq!(init["status"], "passed", "{summary}");
+    assert!(init.get("errorMessage").is_none(), "{init}");
+    let [record] = executions(dir.path()).try_into().unwrap();
+    let init = record.result.initialization.unwrap();
+    assert_eq!(init.status, StepStatus::Passed);
+    assert!(init.started_at.is_some() && init.finished_at >= init.started_at);
+    let detail = text(&testkube(dir.path(), &["get", "execution", "fine-1"]));
+    assert!(detail.contains("passed   initialization"), "{detail}");
+}
+
+/// A workflow whose steps write `/data`, `/tmp` and `/testkube` as pods do.
+fn write_pod_like(dir: &Path) -> String {
+    write(
+        dir,
+        "podlike",
+        "  - {name: write, shell: 'echo hi > /data/x && echo t > /tmp/t && echo v > /testkube/outputs/k'}\n  - {name: read, shell: 'test \"$(cat /data/x)\" = hi && test \"$PWD\" = /data'}\n",
+    )
+}
+
+#[test]
+fn without_bubblewrap_a_workflow_writing_data_runs_unchanged_in_user_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pod_like(dir.path());
+    // `unshare`: as if bubblewrap were not installed.
+    let out = testkube_with(
+        dir.path(),
+        &["run", &file],
+        &[("TESTKUBE_SANDBOX", "unshare")],
+    );
+    let shown = text(&out);
+    if out.status.code() == Some(2) {
+        // A kernel without unprivileged user namespaces: refused up front.
+        assert!(shown.contains("install bubblewrap"), "{shown}");
+        assert!(executions(dir.path()).is_empty(), "{shown}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("steps run in a user namespace"), "{shown}");
+    assert!(shown.contains("passed   write") && shown.contains("passed   read"));
+    let [record] = executions(dir.path()).try_into().unwrap();
+    assert_eq!(record.status, ExecutionStatus::Passed);
+}
+
+#[test]
+fn without_any_sandbox_the_run_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pod_like(dir.path());
+    // No bwrap and no unshare on PATH; then an `unshare` the kernel refuses.
+    let nothing = dir.path().join("bin-nothing");
+    let refused = dir.path().join("bin-refused");
+    std::fs::create_dir_all(&nothing).unwrap();
+    std::fs::create_dir_all(&refused).unwrap();
+    let fake = refused.join("unshare");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut mode = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&fake, mode).unwrap();
+    for (path, why) in [
+        (&nothing, "`unshare` (util-linux) is not installed"),
+        (&refused, "Operation not permitted"),
+    ] {
+        let path = path.display().to_string();
+        let out = testkube_with(dir.path(), &["run", &file], &[("PATH", &path)]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(shown.contains(why), "{shown}");
+        assert!(
+            shown.contains("install bubblewrap") && shown.contains("/data, /tmp and /testkube"),
+            "one message saying what to do and why: {shown}"
+        );
+        assert!(!shown.contains("running"), "nothing started: {shown}");
+        assert!(executions(dir.path()).is_empty(), "nothing recorded");
+        assert!(!dir.path().join("home/runs").exists(), "no workspace made");
+    }
+    // Plain processes on request: a workflow that keeps to its own folder runs.
+    let plain = write(
+        dir.path(),
+        "plain",
+        "  - {name: own, shell: 'echo hi > here.txt && echo v > \"$TESTKUBE_OUTPUTS/k\"'}\n",
+    );
+    let nothing = nothing.display().to_string();
+    let out = testkube_with(
+        dir.path(),
+        &["run", &plain],
+        &[("PATH", &nothing), ("TESTKUBE_SANDBOX", "off")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("plain processes"), "{}", text(&out));
+}

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::executor::{ChildRecord, StepDetail, WorkerId};
+use crate::model::{ExecutionResult, StepResult};
 use crate::status::{ExecutionStatus, StepStatus};
 use crate::store::{TestCaseRecord, TestCaseStatus};
 
@@ -106,6 +107,19 @@ pub enum Event {
         /// The child's description (`execute.workflows[].description`).
         description: Option<String>,
     },
+    /// A worker's initialization (its workspace and its root's own
+    /// `content`) started (`running`) or ended (`passed`, `failed`). The
+    /// root worker's is the execution's `result.initialization`.
+    Initialization {
+        /// The worker.
+        worker: WorkerId,
+        /// The new status.
+        status: StepStatus,
+        /// When.
+        at: SystemTime,
+        /// Why it failed.
+        message: Option<String>,
+    },
     /// Something the user should know (not a failure).
     Notice {
         /// The worker it is about, if any.
@@ -162,6 +176,8 @@ pub struct ExecutionSummary {
     pub workers: Vec<WorkerSummary>,
     /// Test results from the reports the run produced.
     pub tests: TestTotals,
+    /// How the root worker's initialization went (`result.initialization`).
+    pub result: ExecutionResult,
 }
 
 /// The test results of an execution, from the reports its steps produced.
@@ -263,6 +279,7 @@ pub(crate) struct SummaryBuilder {
     workers: Vec<(usize, WorkerSummary)>,
     tests: TestTotals,
     started: BTreeMap<(String, String), SystemTime>,
+    initialization: Option<StepResult>,
 }
 
 impl SummaryBuilder {
@@ -298,6 +315,17 @@ impl SummaryBuilder {
                 }
             }
             Event::TestCases { cases, .. } => self.tests.add(cases),
+            Event::Initialization {
+                worker,
+                status,
+                at,
+                message,
+            } if worker.number == 0 => {
+                let at = chrono::DateTime::from(*at);
+                self.initialization
+                    .get_or_insert_with(|| StepResult::started(at))
+                    .change(*status, at, message.clone());
+            }
             _ => {}
         }
     }
@@ -386,6 +414,9 @@ impl SummaryBuilder {
             duration_ms: millis(duration),
             workers: self.workers.into_iter().map(|(_, w)| w).collect(),
             tests: self.tests,
+            result: ExecutionResult {
+                initialization: self.initialization,
+            },
         }
     }
 }

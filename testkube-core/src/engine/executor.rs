@@ -253,6 +253,18 @@ pub enum WorkerEvent {
         /// The test cases, in report order.
         cases: Vec<TestCaseRecord>,
     },
+    /// The worker's workspace and its root's own `content` are ready
+    /// (`passed`) or could not be prepared (`failed`, with why), before its
+    /// first step. An executor that does not report it is taken as ready
+    /// when its first step changes status.
+    Initialized {
+        /// `passed` or `failed`.
+        status: StepStatus,
+        /// When.
+        at: SystemTime,
+        /// Why it failed.
+        message: Option<String>,
+    },
     /// Something the user should know that is not a failure (e.g. that
     /// images are not pulled locally).
     Notice {

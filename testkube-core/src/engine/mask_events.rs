@@ -89,6 +89,9 @@ impl EventMasker {
         }
         summary.name = masker.mask_string(summary.name);
         summary.message = summary.message.map(|text| masker.mask_string(text));
+        if let Some(init) = &mut summary.result.initialization {
+            init.error_message = init.error_message.take().map(|t| masker.mask_string(t));
+        }
         for case in &mut summary.tests.failures {
             mask_case(masker, case);
         }
@@ -199,6 +202,17 @@ impl EventMasker {
                 step,
                 child,
                 description: description.map(text),
+            },
+            Event::Initialization {
+                worker,
+                status,
+                at,
+                message,
+            } => Event::Initialization {
+                worker,
+                status,
+                at,
+                message: message.map(text),
             },
             Event::Notice { worker, message } => Event::Notice {
                 worker,

@@ -601,19 +601,40 @@ pub(crate) async fn run_worker(
         files: start.files,
         barrier: start.barrier.is_some(),
     };
+    let initialization =
+        |status: StepStatus, at: SystemTime, message: Option<String>| Event::Initialization {
+            worker: worker.clone(),
+            status,
+            at,
+            message,
+        };
+    // Initialization spans preparing the workspace (the executor's start)
+    // and the root's own `content` (the worker's, before its first step).
+    shared
+        .emit(initialization(StepStatus::Running, SystemTime::now(), None))
+        .await;
     let handle = match shared.executor.start(spec).await {
         Ok(handle) => handle,
         Err(err) => {
+            let message = err.to_string();
             shared
                 .emit(Event::Notice {
                     worker: Some(worker.clone()),
-                    message: err.to_string(),
+                    message: message.clone(),
                 })
+                .await;
+            shared
+                .emit(initialization(
+                    StepStatus::Failed,
+                    SystemTime::now(),
+                    Some(message),
+                ))
                 .await;
             shared.emit(finish(StepStatus::Failed)).await;
             return StepStatus::Failed;
         }
     };
+    let mut initialized = false;
     let mut guard = InterruptOnDrop {
         control: Some(Arc::clone(&handle.control)),
     };
@@ -643,8 +664,30 @@ pub(crate) async fn run_worker(
                 .await;
             break StepStatus::Aborted;
         };
-        if let WorkerEvent::Finished { status } = event {
-            break status;
+        match &event {
+            WorkerEvent::Initialized { .. } => initialized = true,
+            WorkerEvent::Step { at, .. } if !initialized => {
+                initialized = true;
+                shared
+                    .emit(initialization(StepStatus::Passed, *at, None))
+                    .await;
+            }
+            WorkerEvent::Finished { status } => {
+                if !initialized {
+                    let message = (!status.is_success())
+                        .then(|| "the worker ended before its first step".to_owned());
+                    let status = if message.is_some() {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::Passed
+                    };
+                    shared
+                        .emit(initialization(status, SystemTime::now(), message))
+                        .await;
+                }
+                break *status;
+            }
+            _ => {}
         }
         shared.emit(translate(&worker, &steps, event)).await;
     };
@@ -746,6 +789,16 @@ fn translate(worker: &WorkerId, steps: &BTreeMap<String, StepRef>, event: Worker
                 cases,
             }
         }
+        WorkerEvent::Initialized {
+            status,
+            at,
+            message,
+        } => Event::Initialization {
+            worker,
+            status,
+            at,
+            message,
+        },
         WorkerEvent::Notice { message } => Event::Notice {
             worker: Some(worker),
             message,

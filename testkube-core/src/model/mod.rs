@@ -43,7 +43,9 @@ pub use container::{
 };
 pub use content::{Content, ContentFile, ContentTarball, GitAuthType, GitContent, OciContent};
 pub use execute::{Execute, ExecuteWorkflow, TarballRequest};
-pub use execution::{ExecutionRequest, ExecutionSpec, TestWorkflowExecution};
+pub use execution::{
+    ExecutionRequest, ExecutionResult, ExecutionSpec, StepResult, TestWorkflowExecution,
+};
 pub use parallel::{Balance, BalanceBy, Fetch, Parallel, Transfer, WorkerStrategy};
 pub use params::{ParameterSchema, ParameterType};
 pub use service::{Service, ServiceRestartPolicy};

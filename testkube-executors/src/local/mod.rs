@@ -15,17 +15,26 @@
 //!
 //! ([`LocalExecutor::with_artifacts_dir`] moves the artifacts elsewhere.)
 //!
-//! With bubblewrap (`bwrap` on `PATH`), each worker gets one sandbox where
-//! those folders are mounted at `/data`, `/tmp` and `/testkube` and the
-//! rest of the machine is read-only, so workflows written for pods run
-//! unchanged; the sandbox dies with the process that started it. Without
-//! it, steps run as plain processes: paths in `workingDir` and content
-//! files are mapped to the workspace, scripts find the outputs folder in
-//! `$TESTKUBE_OUTPUTS` and a private `$TMPDIR`, and `setpriv --pdeathsig`
-//! (where installed) plus a per-worker watchdog (`watchdog.rs`) stop
-//! every step and service group when the runner dies. Either way each
-//! step runs in its own process group, and the whole group is stopped at
-//! the step's end, timeout or abort.
+//! Each worker gets one sandbox where those folders are mounted at
+//! `/data`, `/tmp` and `/testkube` and the rest of the machine is
+//! read-only, so workflows written for pods run unchanged (steps write
+//! `/data/...` all the time); the sandbox dies with the process that
+//! started it. It is built by bubblewrap (`bwrap` on `PATH`) or, without
+//! it, by util-linux's `unshare` where the kernel lets users create user
+//! namespaces (`namespace.rs`; checked once per process). When neither
+//! works the executor refuses to start any worker, saying to install
+//! bubblewrap and why ([`LocalExecutor::ready`]): running such workflows
+//! as plain processes would fail halfway, at the first step writing
+//! `/data`.
+//!
+//! Plain processes remain as an explicit choice ([`Sandbox::Off`]) for
+//! workflows known not to touch those paths: paths in `workingDir` and
+//! content files are mapped to the workspace, scripts find the outputs
+//! folder in `$TESTKUBE_OUTPUTS` and a private `$TMPDIR`, and `setpriv
+//! --pdeathsig` (where installed) plus a per-worker watchdog
+//! (`watchdog.rs`) stop every step and service group when the runner
+//! dies. Either way each step runs in its own process group, and the
+//! whole group is stopped at the step's end, timeout or abort.
 //!
 //! Services run as background processes of the worker (sandboxed: each
 //! instance in a sandbox of its own with the worker's mounts) on this
@@ -38,6 +47,7 @@
 mod group;
 mod host;
 mod limits;
+mod namespace;
 mod sandbox;
 mod watchdog;
 
@@ -57,38 +67,52 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::runner::transfer::{FolderArchives, WorkerLink};
 use crate::runner::{ArtifactStorage, Launcher, RunnerConfig, StepRunner, WorkerPaths};
 use host::HostLauncher;
-use sandbox::SandboxLauncher;
+use namespace::Namespace;
+use sandbox::{Jail, SandboxLauncher};
 
 /// How much of a worker's event stream may wait for the engine.
 const EVENT_BUFFER: usize = 256;
 
-/// Whether steps run in a bubblewrap sandbox.
+/// How steps are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sandbox {
-    /// Use bubblewrap when `bwrap` is on `PATH`.
+    /// A sandbox: bubblewrap when `bwrap` is on `PATH`, else user
+    /// namespaces (`unshare`); workers are refused when neither works.
     #[default]
     Auto,
-    /// Never sandbox: plain processes in the workspace.
+    /// As if bubblewrap were not installed: user namespaces, or refused.
+    Unshare,
+    /// Never sandbox: plain processes in the workspace, for workflows that
+    /// never touch `/data`, `/tmp` or `/testkube` in their scripts.
     Off,
+}
+
+/// How this executor isolates steps, decided when it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Isolation {
+    Sandboxed(Jail),
+    Plain,
+    /// No sandbox can be built, and plain processes were not asked for.
+    Unavailable(String),
 }
 
 /// Runs workers as local processes. See the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct LocalExecutor {
     runs_dir: PathBuf,
-    bwrap: Option<PathBuf>,
+    isolation: Isolation,
     pdeathsig: Vec<String>,
     artifacts_dir: Option<PathBuf>,
 }
 
 impl LocalExecutor {
-    /// An executor keeping its workspaces under `runs_dir`, sandboxed when
-    /// bubblewrap is installed.
+    /// An executor keeping its workspaces under `runs_dir`, isolated as
+    /// [`Sandbox::Auto`] says (see [`LocalExecutor::ready`]).
     #[must_use]
     pub fn new(runs_dir: impl Into<PathBuf>) -> Self {
-        LocalExecutor {
+        let mut executor = LocalExecutor {
             runs_dir: runs_dir.into(),
-            bwrap: find_program("bwrap"),
+            isolation: Isolation::Plain,
             pdeathsig: find_program("setpriv")
                 .map(|setpriv| {
                     vec![
@@ -100,6 +124,28 @@ impl LocalExecutor {
                 })
                 .unwrap_or_default(),
             artifacts_dir: None,
+        };
+        executor.isolation = executor.isolation(Sandbox::Auto);
+        executor
+    }
+
+    fn isolation(&self, sandbox: Sandbox) -> Isolation {
+        let (bwrap, without) = match sandbox {
+            Sandbox::Off => return Isolation::Plain,
+            Sandbox::Auto => (find_program("bwrap"), "bubblewrap (bwrap) is not installed"),
+            Sandbox::Unshare => (None, "bubblewrap was not asked for"),
+        };
+        if let Some(bwrap) = bwrap {
+            return Isolation::Sandboxed(Jail::Bwrap(bwrap));
+        }
+        match Namespace::detect(&self.pdeathsig) {
+            Ok(namespace) => Isolation::Sandboxed(Jail::Namespace(namespace)),
+            Err(why) => Isolation::Unavailable(format!(
+                "steps cannot run here: {without} and {why}. \
+                 Steps write /data, /tmp and /testkube as they do in a pod, which needs a \
+                 sandbox that puts the worker's folders at those paths; install bubblewrap \
+                 (e.g. `apt install bubblewrap`, `dnf install bubblewrap`)"
+            )),
         }
     }
 
@@ -121,19 +167,37 @@ impl LocalExecutor {
         }
     }
 
-    /// Chooses whether to sandbox.
+    /// Chooses how to isolate steps (the default is [`Sandbox::Auto`]).
     #[must_use]
     pub fn with_sandbox(mut self, sandbox: Sandbox) -> Self {
-        if sandbox == Sandbox::Off {
-            self.bwrap = None;
-        }
+        self.isolation = self.isolation(sandbox);
         self
+    }
+
+    /// Whether steps run in a sandbox (bubblewrap or user namespaces).
+    #[must_use]
+    pub fn is_sandboxed(&self) -> bool {
+        matches!(self.isolation, Isolation::Sandboxed(_))
     }
 
     /// Whether steps run in a bubblewrap sandbox.
     #[must_use]
-    pub fn is_sandboxed(&self) -> bool {
-        self.bwrap.is_some()
+    pub fn uses_bubblewrap(&self) -> bool {
+        matches!(self.isolation, Isolation::Sandboxed(Jail::Bwrap(_)))
+    }
+
+    /// Whether workers can start; else why not and what to do, to refuse a
+    /// run before it starts (a worker started anyway fails with the same
+    /// message).
+    ///
+    /// # Errors
+    /// The message when no sandbox can be built here and plain processes
+    /// were not chosen.
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.isolation {
+            Isolation::Unavailable(why) => Err(why.clone()),
+            _ => Ok(()),
+        }
     }
 
     /// The workspace folder of worker `number` of execution `execution_id`.
@@ -153,17 +217,23 @@ impl LocalExecutor {
 
     /// What the user is told once per execution about where steps run.
     fn isolation_notice(&self) -> String {
-        match &self.bwrap {
-            Some(_) => "steps run in a bubblewrap sandbox per worker: /data, /tmp and \
-                        /testkube are the worker's folders, the rest of the machine is \
-                        read-only"
-                .to_owned(),
-            None => "bubblewrap (bwrap) is not installed: steps run as plain processes in \
-                     the worker's folder; /data, /tmp and /testkube in workingDir and content \
-                     paths are mapped to it, scripts find outputs at $TESTKUBE_OUTPUTS \
-                     (install bubblewrap to run workflows unchanged)"
-                .to_owned(),
+        match &self.isolation {
+            Isolation::Sandboxed(Jail::Bwrap(_)) => {
+                "steps run in a bubblewrap sandbox per worker: /data, /tmp and /testkube are \
+                 the worker's folders, the rest of the machine is read-only"
+            }
+            Isolation::Sandboxed(Jail::Namespace(_)) => {
+                "bubblewrap (bwrap) is not installed: steps run in a user namespace per worker \
+                 (unshare): /data, /tmp and /testkube are the worker's folders, the rest of the \
+                 machine is read-only, and steps run as root inside it (your user outside)"
+            }
+            Isolation::Plain | Isolation::Unavailable(_) => {
+                "steps run as plain processes in the worker's folder (no sandbox): /data, /tmp \
+                 and /testkube in workingDir and content paths are mapped to it, scripts find \
+                 outputs at $TESTKUBE_OUTPUTS and must not write those paths themselves"
+            }
         }
+        .to_owned()
     }
 }
 
@@ -184,20 +254,25 @@ impl Executor for LocalExecutor {
         // Steps and services run in other folders: the paths they are given
         // ($TESTKUBE_OUTPUTS, $TMPDIR, working directories) must be absolute.
         let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
-        let paths = WorkerPaths::new(&workspace, self.bwrap.is_some());
+        if let Isolation::Unavailable(why) = &self.isolation {
+            return Err(ExecutorError::new(&spec.worker, why.clone()));
+        }
+        let paths = WorkerPaths::new(&workspace, self.is_sandboxed());
         paths.create().map_err(|err| {
             ExecutorError::new(
                 &spec.worker,
                 format!("cannot create {}: {err}", workspace.display()),
             )
         })?;
-        let launcher: Arc<dyn Launcher> = match &self.bwrap {
-            Some(bwrap) => Arc::new(
-                SandboxLauncher::start(bwrap, &paths, &workspace.join("runner")).map_err(
-                    |err| ExecutorError::new(&spec.worker, format!("cannot start bwrap: {err}")),
-                )?,
+        let launcher: Arc<dyn Launcher> = match &self.isolation {
+            Isolation::Sandboxed(jail) => Arc::new(
+                SandboxLauncher::start(jail, &paths, &workspace.join("runner")).map_err(|err| {
+                    ExecutorError::new(&spec.worker, format!("cannot start the sandbox: {err}"))
+                })?,
             ),
-            None => Arc::new(HostLauncher::new(self.pdeathsig.clone())),
+            Isolation::Plain | Isolation::Unavailable(_) => {
+                Arc::new(HostLauncher::new(self.pdeathsig.clone()))
+            }
         };
         let artifacts = ArtifactStorage::local(
             &self.artifacts_dir(&spec.execution.id),

@@ -1,4 +1,5 @@
-//! One bubblewrap sandbox per worker, with a small step loop inside.
+//! One sandbox per worker (bubblewrap, or the same built with `unshare`:
+//! see `namespace.rs`), with a small step loop inside.
 //!
 //! Starting bubblewrap costs a few milliseconds, so the worker's sandbox is
 //! started once: a long-lived `sh` (the driver) runs inside it and starts
@@ -39,12 +40,13 @@ use tokio::sync::Mutex;
 use super::group::GRACE;
 use super::host::{notice_limits, start};
 use super::limits;
+use super::namespace::Namespace;
 use crate::runner::{
     Background, Launcher, Process, ProcessEnd, StepOutput, StopSignal, WorkerPaths,
 };
 
 /// Where the control folder is mounted inside the sandbox.
-const CONTROL: &str = "/.testkube-runner";
+pub(crate) const CONTROL: &str = "/.testkube-runner";
 
 /// How often a running step's log file is read.
 const LOG_POLL: Duration = Duration::from_millis(25);
@@ -65,12 +67,31 @@ while IFS=' ' read -r op id sig; do
 done
 "#;
 
-/// Runs steps inside one bubblewrap sandbox.
+/// What builds a worker's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Jail {
+    /// `bwrap`.
+    Bwrap(PathBuf),
+    /// User and mount namespaces made with `unshare`.
+    Namespace(Namespace),
+}
+
+impl Jail {
+    /// The command line up to the command to run in the sandbox.
+    fn argv(&self, paths: &WorkerPaths, control: &Path) -> std::io::Result<Vec<OsString>> {
+        match self {
+            Jail::Bwrap(bwrap) => bwrap_argv(bwrap, paths, control),
+            Jail::Namespace(namespace) => namespace.argv(paths, control),
+        }
+    }
+}
+
+/// Runs steps inside one sandbox.
 pub(crate) struct SandboxLauncher {
     driver: Mutex<Driver>,
     control: PathBuf,
     next: AtomicUsize,
-    /// `bwrap` and its arguments up to the command (for services).
+    /// The sandbox's command line up to the command (for services).
     sandbox_argv: Vec<OsString>,
     limits_noticed: AtomicBool,
 }
@@ -84,22 +105,10 @@ struct Driver {
 impl SandboxLauncher {
     /// Starts the worker's sandbox; `control` is a host folder for the
     /// step scripts and logs.
-    pub(crate) fn start(
-        bwrap: &Path,
-        paths: &WorkerPaths,
-        control: &Path,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn start(jail: &Jail, paths: &WorkerPaths, control: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(control)?;
-        let mut sandbox_argv: Vec<OsString> = vec![bwrap.into()];
-        sandbox_argv.extend(root_binds()?.into_iter().map(OsString::from));
-        sandbox_argv.extend(["--dev", "/dev", "--proc", "/proc"].map(OsString::from));
-        for (host, mount) in paths.mounts() {
-            sandbox_argv.extend(["--bind".into(), host.into(), mount.into()]);
-        }
-        sandbox_argv.extend(["--bind".into(), control.into(), OsString::from(CONTROL)]);
-        sandbox_argv
-            .extend(["--die-with-parent", "--unshare-pid", "--chdir", "/data"].map(OsString::from));
-        let mut command = tokio::process::Command::new(bwrap);
+        let sandbox_argv = jail.argv(paths, control)?;
+        let mut command = tokio::process::Command::new(&sandbox_argv[0]);
         command.args(&sandbox_argv[1..]);
         command.args(["/bin/sh", "-c", DRIVER]);
         command
@@ -194,15 +203,17 @@ impl Launcher for SandboxLauncher {
             step_script(None, &process),
         ]);
         // The env and working directory are set by the script inside;
-        // bwrap itself starts where the runner runs, since the mounts may
-        // be relative paths.
+        // the sandbox itself starts where the runner runs, since the mounts
+        // may be relative paths.
         let outside = Process {
             argv: Vec::new(),
             env: Vec::new(),
             working_dir: ".".to_owned(),
             limits: process.limits,
         };
-        // `--die-with-parent` and the pid namespace stop it with the runner.
+        // The sandbox ends with the runner (`--die-with-parent`, or
+        // `--kill-child` under `setpriv --pdeathsig`) and takes its pid
+        // namespace with it.
         Ok(start(&argv, &outside, output)?.into_background(None))
     }
 
@@ -289,15 +300,49 @@ fn is_shell_name(name: &str) -> bool {
 }
 
 /// Single-quotes `text` for `sh`.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The bubblewrap command line up to the command: the host's root
+/// read-only, a fresh `/dev` and `/proc`, the worker's folders, its own pid
+/// namespace, ended with the runner.
+fn bwrap_argv(bwrap: &Path, paths: &WorkerPaths, control: &Path) -> std::io::Result<Vec<OsString>> {
+    let mut argv: Vec<OsString> = vec![bwrap.into()];
+    for entry in root_entries()? {
+        let (option, source, target) = match entry {
+            RootEntry::Symlink { name, target } => ("--symlink", target, format!("/{name}")),
+            RootEntry::Folder { name } | RootEntry::File { name } => {
+                ("--ro-bind-try", format!("/{name}"), format!("/{name}"))
+            }
+        };
+        argv.extend([option.into(), source.into(), target.into()]);
+    }
+    argv.extend(["--dev", "/dev", "--proc", "/proc"].map(OsString::from));
+    for (host, mount) in paths.mounts() {
+        argv.extend(["--bind".into(), host.into(), mount.into()]);
+    }
+    argv.extend(["--bind".into(), control.into(), OsString::from(CONTROL)]);
+    argv.extend(["--die-with-parent", "--unshare-pid", "--chdir", "/data"].map(OsString::from));
+    Ok(argv)
+}
+
+/// A top-level entry of the host's root, as a sandbox shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RootEntry {
+    /// A folder, bound read-only.
+    Folder { name: String },
+    /// Another file, bound read-only.
+    File { name: String },
+    /// A symlink (`/bin -> usr/bin`), copied as a symlink.
+    Symlink { name: String, target: String },
+}
+
 /// The host's root, read-only: every top-level entry bound on its own
-/// (`--ro-bind / /` cannot create `/data` on a read-only root), symlinks as
-/// symlinks; `/dev`, `/proc` and the workspace folders are added apart.
-fn root_binds() -> std::io::Result<Vec<String>> {
-    let mut args = Vec::new();
+/// (binding `/` whole cannot create `/data` on a read-only root), symlinks
+/// as symlinks; `/dev`, `/proc` and the workspace folders are added apart.
+pub(crate) fn root_entries() -> std::io::Result<Vec<RootEntry>> {
+    let mut found = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir("/")?.flatten().collect();
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
@@ -308,18 +353,22 @@ fn root_binds() -> std::io::Result<Vec<String>> {
         ) {
             continue;
         }
-        let path = format!("/{name}");
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            args.extend(["--symlink".to_owned(), target.display().to_string(), path]);
+        found.push(if kind.is_symlink() {
+            let target = std::fs::read_link(format!("/{name}"))?;
+            RootEntry::Symlink {
+                name,
+                target: target.display().to_string(),
+            }
+        } else if kind.is_dir() {
+            RootEntry::Folder { name }
         } else {
-            args.extend(["--ro-bind-try".to_owned(), path.clone(), path]);
-        }
+            RootEntry::File { name }
+        });
     }
-    Ok(args)
+    Ok(found)
 }
 
 /// Follows a step's log file as it grows.

@@ -23,6 +23,7 @@ pub mod artifacts;
 mod content;
 mod control;
 mod env;
+mod init;
 pub mod launch;
 pub mod paths;
 pub mod probes;

@@ -166,18 +166,19 @@ impl StepRunner {
         self
     }
 
-    /// Runs the worker's root: unpacks the files it was given, waits at the
-    /// start barrier, runs its steps, and packs the files its parent fetches.
+    /// Runs the worker's root: initializes it (the files it was given, its
+    /// own `content`), waits at the start barrier, runs its steps, and packs
+    /// the files its parent fetches.
     pub(super) async fn run_linked_root(&mut self, root: &PlanStep) -> StepStatus {
-        let status = match self.unpack_given().await {
+        let status = match self.initialize(root).await {
             Err(message) => self.not_run(root, StepStatus::Failed, &message).await,
-            Ok(()) => match self.wait_for_siblings().await {
+            Ok(root) => match self.wait_for_siblings().await {
                 Some(stop) => {
                     let message = "the run was stopped before the workers started";
                     let status = super::stopped(stop).status;
-                    self.not_run(root, status, message).await
+                    self.not_run(&root, status, message).await
                 }
-                None => self.run_decided(root).await,
+                None => self.run_decided(&root).await,
             },
         };
         self.pack_fetched().await;
@@ -185,7 +186,7 @@ impl StepRunner {
     }
 
     /// Unpacks the archives the worker was given (`transfer`).
-    async fn unpack_given(&mut self) -> Result<(), String> {
+    pub(super) async fn unpack_given(&mut self) -> Result<(), String> {
         let given = self.link.files.unpack.clone();
         for archive in &given {
             let target = self.host_dir(&archive.to, "transfer.to")?;

@@ -51,15 +51,24 @@ pub(crate) fn plan_with(yaml: &str, config: &[(&str, &str)]) -> testkube_core::P
     testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
 }
 
-/// The executors to test with: plain processes, and bubblewrap when installed.
+/// The executors to test with: plain processes, bubblewrap when installed,
+/// and the sandbox built without it (user namespaces) where the kernel
+/// allows it.
 pub(crate) fn executors(dir: &Path) -> Vec<LocalExecutor> {
-    let plain = LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off);
-    let auto = LocalExecutor::new(dir.join("sandboxed"));
-    if auto.is_sandboxed() {
-        vec![plain, auto]
-    } else {
-        vec![plain]
-    }
+    let mut found = vec![LocalExecutor::new(dir.join("plain")).with_sandbox(Sandbox::Off)];
+    found.extend(sandboxes(dir));
+    found
+}
+
+/// The sandboxes this machine can build: bubblewrap's, and the one made
+/// with `unshare` as if bubblewrap were not installed.
+pub(crate) fn sandboxes(dir: &Path) -> Vec<LocalExecutor> {
+    let bwrap = LocalExecutor::new(dir.join("sandboxed"));
+    let unshare = LocalExecutor::new(dir.join("unshare")).with_sandbox(Sandbox::Unshare);
+    [bwrap, unshare]
+        .into_iter()
+        .filter(LocalExecutor::is_sandboxed)
+        .collect()
 }
 
 /// Step `id` of the root worker.

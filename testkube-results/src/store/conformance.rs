@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
+use testkube_core::model::StepResult;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, LogChunk, LogFilter, NewExecution,
@@ -20,6 +21,7 @@ use testkube_core::store::{
 pub async fn run_all(store: Arc<dyn ResultStore>) {
     numbering_per_workflow(store.as_ref()).await;
     status_updates_and_lookup(store.as_ref()).await;
+    initialization_recorded(store.as_ref()).await;
     list_order_and_filters(store.as_ref()).await;
     steps_upserted(store.as_ref()).await;
     logs_appended_in_order(store.as_ref()).await;
@@ -110,6 +112,48 @@ pub async fn status_updates_and_lookup(store: &dyn ResultStore) {
     assert_eq!(done.config, created.config);
     assert_eq!(done.tags, created.tags);
     assert_eq!(done.snapshot, created.snapshot);
+}
+
+/// `result.initialization` is absent until recorded, then replaced as it
+/// changes, with its times (to the millisecond) and error message, and read
+/// back by every lookup.
+pub async fn initialization_recorded(store: &dyn ResultStore) {
+    let created = create(store, "init-1", "init").await;
+    assert_eq!(created.result.initialization, None);
+    let started = Utc::now().trunc_subsecs(3);
+    let mut init = StepResult::started(started);
+    store
+        .record_initialization("init-1", &init)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let running = store.get_execution("init-1").await.ok();
+    assert_eq!(
+        running.and_then(|r| r.result.initialization),
+        Some(init.clone())
+    );
+    init.change(
+        StepStatus::Failed,
+        started + chrono::TimeDelta::milliseconds(1500),
+        Some("cannot clone `https://example.com/x.git`: not found".to_owned()),
+    );
+    store
+        .record_initialization("init-1", &init)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let by_name = store.find_execution("init-1").await.ok();
+    assert_eq!(
+        by_name.and_then(|r| r.result.initialization),
+        Some(init.clone())
+    );
+    let listed = store
+        .list_executions(&ExecutionFilter {
+            workflow: Some("init".to_owned()),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].result.initialization.as_ref(), Some(&init));
 }
 
 /// Newest first, filtered by workflow and status, limited.
@@ -613,6 +657,11 @@ pub async fn unknown_executions_are_not_found(store: &dyn ResultStore) {
             .await,
     );
     not_found(store.find_execution("nope").await.map(|_| ()));
+    not_found(
+        store
+            .record_initialization("nope", &StepResult::started(Utc::now()))
+            .await,
+    );
 }
 
 /// Several tasks creating executions and appending logs at once: numbers stay unique and

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use testkube_core::engine::Event;
+use testkube_core::model::StepResult;
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{
     ArtifactRecord, LogChunk, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
@@ -36,6 +37,8 @@ pub struct EventRecorder {
     execution: Arc<str>,
     /// First start of each `(worker, step)`: step events carry only the time of the change.
     started: HashMap<(String, String), DateTime<Utc>>,
+    /// The execution's `result.initialization` so far (events carry only the change).
+    initialization: Option<StepResult>,
     pending: Arc<Mutex<Pending>>,
     /// Dropping it tells the background task to write what is left and stop.
     ticker: Option<oneshot::Sender<()>>,
@@ -64,6 +67,7 @@ impl EventRecorder {
             store,
             execution: Arc::from(execution.into()),
             started: HashMap::new(),
+            initialization: None,
             pending: Arc::new(Mutex::new(Pending::default())),
             ticker: None,
         }
@@ -160,6 +164,19 @@ impl EventRecorder {
                 self.store.record_artifacts(id, &[artifact]).await
             }
             Event::TestCases { cases, .. } => self.store.record_test_cases(id, cases).await,
+            Event::Initialization {
+                worker,
+                status,
+                at,
+                message,
+            } if worker.number == 0 => {
+                let at = DateTime::<Utc>::from(*at);
+                let init = self
+                    .initialization
+                    .get_or_insert_with(|| StepResult::started(at));
+                init.change(*status, at, message.clone());
+                self.store.record_initialization(id, init).await
+            }
             Event::Finished(summary) => {
                 let at = DateTime::parse_from_rfc3339(&summary.finished_at)
                     .map_or_else(|_| Utc::now(), |at| at.with_timezone(&Utc));

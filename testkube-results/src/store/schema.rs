@@ -5,7 +5,7 @@
 //! refused rather than misread. Never edit a released migration: add the next one.
 
 /// `(version, SQL)`, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Executions, steps, logs, outputs and test cases, with the indexes history queries need.
 const V1: &str = r"
@@ -98,4 +98,9 @@ CREATE INDEX executions_by_name ON executions (name);
 CREATE INDEX executions_by_workflow_time ON executions (workflow, scheduled_at);
 -- per test over time, for reports that name no file
 CREATE INDEX test_cases_by_case ON test_cases (workflow, suite, class, name, id);
+";
+
+/// `result.initialization` of each execution, as JSON (`TestWorkflowStepResult`).
+const V3: &str = r"
+ALTER TABLE executions ADD COLUMN initialization TEXT;
 ";

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use testkube_core::model::{ExecutionResult, StepResult};
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter,
@@ -238,6 +239,7 @@ impl ResultStore for SqliteStore {
             snapshot: new.snapshot,
             config: new.config,
             tags: new.tags,
+            result: ExecutionResult::default(),
         })
     }
 
@@ -259,6 +261,19 @@ impl ResultStore for SqliteStore {
         .await
         .map_err(backend)?;
         if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError> {
+        let updated = sqlx::query("UPDATE executions SET initialization = ? WHERE id = ?")
+            .bind(json(result)?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(id.to_owned()));
         }
         Ok(())
@@ -674,7 +689,7 @@ fn another_live_process(_pid: i64) -> bool {
 }
 
 const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message, scheduled_at,
-    started_at, finished_at, snapshot, config, tags FROM executions";
+    started_at, finished_at, snapshot, config, tags, initialization FROM executions";
 
 fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
     let number: i64 = column(row, "number")?;
@@ -692,6 +707,9 @@ fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
         snapshot: from_json(row, "snapshot")?,
         config: from_json::<BTreeMap<_, _>>(row, "config")?,
         tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
+        result: ExecutionResult {
+            initialization: optional_json(row, "initialization")?,
+        },
     })
 }
 
@@ -734,6 +752,18 @@ fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Res
     let text: String = column(row, name)?;
     serde_json::from_str(&text)
         .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = column(row, name)?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+    })
+    .transpose()
 }
 
 /// Reads `name` from `row`; a missing column or a value of the wrong type means the file was

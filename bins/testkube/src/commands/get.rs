@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 use testkube_core::engine::TestTotals;
+use testkube_core::model::ExecutionResult;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, OutputRecord, ResultStore, StepRecord,
@@ -22,7 +23,7 @@ use testkube_results::store::SqliteStore;
 
 use super::{CliError, print_json};
 use crate::cli::{GetArgs, GetCommand, GetExecutionArgs, GetExecutionsArgs, TextOutput};
-use crate::live::status_word;
+use crate::live::{initialization_line, status_word};
 use crate::style::{self, outln, paint};
 
 /// A stored time (UTC) as RFC 3339 with milliseconds, as the store keeps it.
@@ -229,6 +230,9 @@ fn print_detail(detail: &Detail) {
     }
 
     let _ = writeln!(out, "\n{}", paint(style::BOLD, "steps"));
+    if let Some(init) = &record.result.initialization {
+        let _ = writeln!(out, "  {}", initialization_line(init));
+    }
     if detail.steps.is_empty() {
         let _ = writeln!(out, "  {}", paint(style::DIM, "none recorded"));
     }
@@ -363,6 +367,7 @@ struct ExecutionJson<'a> {
     finished_at: Option<String>,
     duration_ms: Option<u64>,
     tags: &'a BTreeMap<String, String>,
+    result: &'a ExecutionResult,
 }
 
 impl<'a> ExecutionJson<'a> {
@@ -379,6 +384,7 @@ impl<'a> ExecutionJson<'a> {
             finished_at: record.finished_at.map(|t| rfc3339!(t)),
             duration_ms: duration_ms(record),
             tags: &record.tags,
+            result: &record.result,
         }
     }
 }

@@ -32,7 +32,6 @@ use testkube_core::model::TestWorkflow;
 use testkube_core::plan::{Operation, PlanOptions, PlanStep, plan_workflow};
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{NewExecution, ResultStore, StoreError, TestCaseRecord, TestCaseStatus};
-use testkube_executors::LocalExecutor;
 use testkube_results::store::{EventRecorder, SqliteStore};
 
 use super::children::StoredChildren;
@@ -189,7 +188,7 @@ impl Launch {
         drop(plan_options);
         let used = std::mem::take(&mut *lock(&used));
 
-        let executor = LocalExecutor::new(crate::home::runs());
+        let executor = crate::sandbox::local_executor()?;
         let mut engine = Engine::new(Arc::new(executor.clone()));
         // Child workflows are only looked for (files read and parsed again)
         // when a step runs `execute`.
@@ -848,6 +847,9 @@ fn summary_text(outcome: &Outcome) -> String {
         let _ = writeln!(out, "  {message}");
     }
     let mut counts = BTreeMap::new();
+    if let Some(init) = &summary.result.initialization {
+        let _ = writeln!(out, "  {}", crate::live::initialization_line(init));
+    }
     if let Some(root) = summary.workers.iter().find(|w| w.id == "root") {
         write_steps(&mut out, &mut counts, &summary.workers, root, 1, false);
     }
@@ -979,6 +981,7 @@ mod tests {
             duration_ms: 2500,
             workers: Vec::new(),
             tests,
+            result: testkube_core::model::ExecutionResult::default(),
         };
         let outcome = Outcome {
             summary,
