@@ -169,7 +169,7 @@ fn executions_are_listed_newest_first_filtered_limited_and_shown_in_detail() {
     assert_eq!(unknown.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(
-        stderr.contains("bad-9") && stderr.contains("testkube get executions"),
+        stderr.contains("bad-9") && stderr.contains(" get executions`"),
         "{stderr}"
     );
 }

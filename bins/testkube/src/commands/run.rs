@@ -861,7 +861,11 @@ fn summary_text(outcome: &Outcome) -> String {
         out,
         "  {} {}",
         paint(style::BOLD, "steps:"),
-        counts.join(", ")
+        if counts.is_empty() {
+            "none ran".to_owned()
+        } else {
+            counts.join(", ")
+        }
     );
     let tests = &summary.tests;
     if tests.tests > 0 {
