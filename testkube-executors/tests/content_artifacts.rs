@@ -312,11 +312,13 @@ async fn git_credentials_are_used_but_never_shown() {
             "the token leaked into the summary"
         );
         // The credentials of the URI are not kept in the checkout.
-        let config = executor.workspace("creds", 0).join("data/uri/.git/config");
+        let config = executor
+            .workspace("creds", "root")
+            .join("data/uri/.git/config");
         let config = std::fs::read_to_string(&config).unwrap();
         assert!(!config.contains(token), "{config}");
         // No credential helper file is left in the workspace.
-        let tmp = executor.workspace("creds", 0).join("tmp");
+        let tmp = executor.workspace("creds", "root").join("tmp");
         let left: Vec<_> = std::fs::read_dir(&tmp)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
@@ -394,7 +396,7 @@ async fn tarballs_are_unpacked_from_files_and_http() {
         let (summary, events) = run_plan(&executor, "tar", plan).await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
         assert!(log(&events, "unpack").contains("unpacked 2 entries"));
-        let tmp = executor.workspace("tar", 0).join("tmp");
+        let tmp = executor.workspace("tar", "root").join("tmp");
         let left: Vec<_> = std::fs::read_dir(&tmp)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
@@ -461,7 +463,7 @@ async fn unsafe_missing_and_broken_tarballs_fail_the_step() {
             assert!(message.contains(expected), "{id}: {message}");
             assert!(message.contains(url.as_str()), "{id}: {message}");
         }
-        let data = executor.workspace("badtar", 0).join("data");
+        let data = executor.workspace("badtar", "root").join("data");
         assert!(
             !data.join("escaped.txt").exists(),
             "written outside the target"
@@ -499,7 +501,7 @@ async fn artifacts_are_collected_with_globs_working_dir_and_compress() {
         }
         assert_eq!(read_artifact(&texts[1].1), "bb\n");
         let root = executor.artifacts_dir("art");
-        assert_eq!(Path::new(&texts[0].1), root.join("0/a.txt"));
+        assert_eq!(Path::new(&texts[0].1), root.join("root/a.txt"));
 
         let top: Vec<String> = artifacts(&events, "top").into_iter().map(|a| a.0).collect();
         assert_eq!(top, ["other.txt", "out/a.txt"]);
@@ -664,7 +666,8 @@ async fn large_artifacts_are_stored_whole() {
         let stored = artifacts(&events, "big");
         assert_eq!(stored.len(), 1, "{stored:?}");
         assert_eq!(stored[0].2, 12_582_917);
-        let original = std::fs::read(executor.workspace("big", 0).join("data/big.bin")).unwrap();
+        let original =
+            std::fs::read(executor.workspace("big", "root").join("data/big.bin")).unwrap();
         let copy = std::fs::read(&stored[0].1).unwrap();
         assert!(original == copy, "the stored copy differs");
     }

@@ -196,9 +196,11 @@ async fn parallel_shards_run_each_worker_in_its_own_workspace() {
         .await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
         assert_eq!(summary.workers.len(), 4, "root and three workers");
-        let items: Vec<String> = (1..=3)
-            .map(|n| {
-                let path = executor.workspace("exec", n).join("data/items");
+        let items: Vec<String> = (0..3)
+            .map(|index| {
+                let path = executor
+                    .workspace("exec", &format!("root/tests/{index}"))
+                    .join("data/items");
                 std::fs::read_to_string(path).unwrap().trim().to_owned()
             })
             .collect();
@@ -341,7 +343,7 @@ async fn the_sandbox_mounts_the_workspace_and_keeps_the_host_read_only() {
                 .map(String::as_str),
             Some("ok")
         );
-        let data = executor.workspace("exec", 0).join("data");
+        let data = executor.workspace("exec", "root").join("data");
         assert!(data.join("x").is_file());
         assert!(data.join("out/z").is_file());
         assert!(!Path::new("/usr/tkprobe").exists());
@@ -599,7 +601,7 @@ async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
         let expected = if executor.is_sandboxed() {
             "/data/.steps/read".to_owned()
         } else {
-            let workspace = executor.workspace("exec", 0);
+            let workspace = executor.workspace("exec", "root");
             format!(
                 "{}/data/.steps/read",
                 std::path::absolute(workspace).unwrap().display()
@@ -609,7 +611,7 @@ async fn step_results_folders_exist_before_the_step_and_stay_for_later_steps() {
         let inside = step(&summary, "inside");
         assert_eq!(inside.outputs["pwd"], inside.outputs["own"]);
         // Kept with the execution's files.
-        let kept = executor.workspace("exec", 0).join("data/.steps");
+        let kept = executor.workspace("exec", "root").join("data/.steps");
         assert_eq!(
             std::fs::read_to_string(kept.join("write/greeting.txt")).unwrap(),
             "hello\n"

@@ -73,14 +73,16 @@ async fn transferred_files_reach_every_worker_and_fetched_files_come_back() {
         let (_, summary) = run_with(&engine, &yaml).await;
         assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
         assert_eq!(step(&summary, "work").status, StepStatus::Passed);
-        let results = executor.workspace("exec", 0).join("data/results");
+        let results = executor.workspace("exec", "root").join("data/results");
         for index in 0..3 {
             let text = std::fs::read_to_string(results.join(format!("result-{index}.txt")))
                 .unwrap_or_else(|err| panic!("result {index} was not fetched: {err}"));
             assert_eq!(text.trim(), format!("seed-{index}"));
         }
-        for worker in 1..=3 {
-            let given = executor.workspace("exec", worker).join("data/given");
+        for index in 0..3 {
+            let given = executor
+                .workspace("exec", &format!("root/work/{index}"))
+                .join("data/given");
             assert!(given.join("sub/seed.txt").is_file());
             assert!(!given.join("skip.log").exists(), "only *.txt was sent");
         }
@@ -133,10 +135,10 @@ async fn barrier_workers_start_their_steps_once_all_are_ready() {
             ready.iter().max() < started.iter().min(),
             "no worker ran a step before all were ready: {events:#?}"
         );
-        for worker in 1..=3 {
+        for index in 0..3 {
             assert!(
                 executor
-                    .workspace("exec", worker)
+                    .workspace("exec", &format!("root/load/{index}"))
                     .join("data/hit")
                     .is_file()
             );
@@ -156,7 +158,7 @@ async fn a_paused_step_runs_once_resumed() {
             .start(plan(&yaml), ExecutionRequest::new("exec"))
             .unwrap();
         let canceller = running.canceller();
-        let gate_output = executor.workspace("exec", 0).join("data/b");
+        let gate_output = executor.workspace("exec", "root").join("data/b");
         let mut gate = Vec::new();
         let mut paused_before_running = None;
         let summary = loop {
@@ -207,7 +209,7 @@ async fn aborting_a_paused_run_aborts_the_paused_step() {
         };
         assert_eq!(summary.status, ExecutionStatus::Aborted);
         assert_eq!(step(&summary, "gate").status, StepStatus::Aborted);
-        assert!(!executor.workspace("exec", 0).join("data/ran").exists());
+        assert!(!executor.workspace("exec", "root").join("data/ran").exists());
     }
 }
 

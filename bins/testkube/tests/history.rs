@@ -300,7 +300,7 @@ fn root_workspace(home: &Path) -> std::path::PathBuf {
         .map(|entry| entry.unwrap().path())
         .collect();
     assert_eq!(runs.len(), 1, "one execution folder: {runs:?}");
-    runs[0].join("workers/0")
+    runs[0].join("workers/root")
 }
 
 fn logs_of(home: &Path, name: &str) -> String {

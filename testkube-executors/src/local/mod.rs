@@ -158,7 +158,7 @@ impl LocalExecutor {
     }
 
     /// The folder holding the artifacts of execution `execution_id`, one
-    /// sub-folder per worker number.
+    /// sub-folder per worker, named as its workspace is.
     #[must_use]
     pub fn artifacts_dir(&self, execution_id: &str) -> PathBuf {
         match &self.artifacts_dir {
@@ -200,13 +200,17 @@ impl LocalExecutor {
         }
     }
 
-    /// The workspace folder of worker `number` of execution `execution_id`.
+    /// The workspace folder of worker `worker` (its path: `root`,
+    /// `root/tests/2`) of execution `execution_id`: `workers/root`,
+    /// `workers/root-tests-2`. Named by the path the live view, `get
+    /// execution` and `logs --worker` show, so a folder is found by the name
+    /// printed everywhere else.
     #[must_use]
-    pub fn workspace(&self, execution_id: &str, number: usize) -> PathBuf {
+    pub fn workspace(&self, execution_id: &str, worker: &str) -> PathBuf {
         self.runs_dir
             .join(execution_id)
             .join("workers")
-            .join(number.to_string())
+            .join(worker_folder(worker))
     }
 
     /// The folder of execution `execution_id`'s `transfer`/`fetch` archives.
@@ -250,7 +254,7 @@ impl Executor for LocalExecutor {
     }
 
     async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
-        let workspace = self.workspace(&spec.execution.id, spec.worker.number);
+        let workspace = self.workspace(&spec.execution.id, &spec.worker.path);
         // Steps and services run in other folders: the paths they are given
         // ($TESTKUBE_OUTPUTS, $TMPDIR, working directories) must be absolute.
         let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
@@ -276,7 +280,7 @@ impl Executor for LocalExecutor {
         };
         let artifacts = ArtifactStorage::local(
             &self.artifacts_dir(&spec.execution.id),
-            format!("{}/", spec.worker.number),
+            format!("{}/", worker_folder(&spec.worker.path)),
         )
         .map_err(|message| ExecutorError::new(&spec.worker, message))?;
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
@@ -394,4 +398,10 @@ fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A worker's folder name: its path with `-` for `/` (`root-tests-2`); step
+/// ids hold no `-`, so the name is unique.
+fn worker_folder(path: &str) -> String {
+    path.replace('/', "-")
 }

@@ -38,7 +38,7 @@ impl StepRunner {
         let mut contents = Vec::new();
         rest.operations.retain(|operation| match operation {
             Operation::Content { content } => {
-                contents.push(content.clone());
+                contents.push((**content).clone());
                 false
             }
             _ => true,
@@ -57,7 +57,7 @@ impl StepRunner {
     async fn fetch_contents(
         &mut self,
         root: &PlanStep,
-        contents: Vec<Box<Content>>,
+        contents: Vec<Content>,
     ) -> Result<(), String> {
         for content in contents {
             let end = self.content(root, &content).await;
