@@ -59,8 +59,10 @@ use crate::runner::{ArtifactStorage, Launcher, RunnerConfig, StepRunner, WorkerP
 use host::HostLauncher;
 use sandbox::SandboxLauncher;
 
-/// How much of a worker's event stream may wait for the engine.
-const EVENT_BUFFER: usize = 256;
+/// How much of a worker's event stream may wait for the engine: with log
+/// events of at most [`MAX_LOG_CHUNK`](testkube_core::store::MAX_LOG_CHUNK)
+/// bytes, 1 MiB per worker; a step printing faster than that drains waits.
+const EVENT_BUFFER: usize = 16;
 
 /// Whether steps run in a bubblewrap sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
