@@ -21,6 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ExecutionResult, StepResult};
 use crate::status::{ExecutionStatus, StepStatus};
 
+/// The most bytes one stored log chunk holds, and one log event carries: executors read a step's
+/// output in pieces of at most this size, and a store splits a longer appended chunk into pieces
+/// of this size (in order). So a page of `limit` chunks ([`LogFilter::limit`]) is at most
+/// `limit` × this many bytes, and a reader of a 1 GB log never holds more than one page.
+pub const MAX_LOG_CHUNK: usize = 64 * 1024;
+
 /// Keeps executions and everything they produced.
 ///
 /// Every method is safe to call from several tasks at once; writes that
@@ -45,7 +51,8 @@ pub trait ResultStore: Send + Sync {
     async fn upsert_step(&self, execution: &str, step: StepRecord) -> Result<(), StoreError>;
 
     /// Appends a chunk of a step's output; chunks read back in the order they
-    /// were appended.
+    /// were appended, one longer than [`MAX_LOG_CHUNK`] as several (an empty
+    /// one as none).
     async fn append_log(
         &self,
         execution: &str,
@@ -57,6 +64,7 @@ pub trait ResultStore: Send + Sync {
     /// Appends many chunks (of any steps and workers) at once, all or none, in
     /// slice order: what a recorder batching a busy step's output calls, so
     /// that a megabyte of small writes costs one transaction, not thousands.
+    /// Chunks longer than [`MAX_LOG_CHUNK`] are split as in [`append_log`](Self::append_log).
     async fn append_logs(&self, execution: &str, chunks: &[LogChunk]) -> Result<(), StoreError>;
 
     /// Records step outputs (a key written again replaces its value).
@@ -92,7 +100,8 @@ pub trait ResultStore: Send + Sync {
 
     /// The log chunks of an execution in append order, optionally of one
     /// step and/or worker, after the first [`LogFilter::skip`] and at most
-    /// [`LogFilter::limit`] of them.
+    /// [`LogFilter::limit`] of them. Each is at most [`MAX_LOG_CHUNK`] bytes:
+    /// read a long log a page at a time (`skip` and `limit`), never whole.
     async fn logs(&self, execution: &str, filter: &LogFilter) -> Result<Vec<LogChunk>, StoreError>;
 
     /// The outputs of an execution.

@@ -661,3 +661,51 @@ async fn conditions_and_retries_see_the_step_env() {
         assert_eq!(own.attempts, 1, "`until` held after the first attempt");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_split_across_chunk_boundaries_are_masked() {
+    // Several MiB in one burst: the runner reads them in chunks of at most MAX_LOG_CHUNK bytes,
+    // and with 119-byte lines dozens of chunk boundaries fall inside a secret.
+    let secret = "tk-S3cr3t-value-42";
+    let filler = "x".repeat(100);
+    let lines = 40_000;
+    let yaml = workflow(&format!(
+        "  steps:\n  - shell: \"yes '{filler}{secret}' | head -n {lines}\"\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    for executor in executors(dir.path()) {
+        let engine = Engine::new(Arc::new(executor.clone()));
+        let request = ExecutionRequest {
+            secrets: vec![secret.to_owned()],
+            ..ExecutionRequest::new("exec")
+        };
+        let mut running = engine.start(plan(&yaml), request).unwrap();
+        let mut logs = Vec::new();
+        let mut chunks = 0;
+        while let Some(event) = running.next_event().await {
+            match event {
+                Event::Log { chunk, .. } => {
+                    assert!(
+                        chunk.len() <= 2 * testkube_core::store::MAX_LOG_CHUNK,
+                        "log events come in bounded chunks, not {} bytes",
+                        chunk.len()
+                    );
+                    logs.extend_from_slice(&chunk);
+                    chunks += 1;
+                }
+                Event::Finished(summary) => {
+                    assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:#?}");
+                }
+                _ => {}
+            }
+        }
+        assert!(chunks > 10, "the output came in {chunks} chunks");
+        let expected = format!("{filler}********\n").repeat(lines);
+        assert!(
+            logs == expected.as_bytes(),
+            "every secret is masked and every other byte kept ({} bytes, {} expected)",
+            logs.len(),
+            expected.len()
+        );
+    }
+}

@@ -223,10 +223,11 @@ fn log_event(
     }
 }
 
-/// 10 MB printed in ~100-byte chunks (many batches) reads back byte for byte, in order.
+/// 10 MB printed in ~100-byte chunks (many batches) reads back byte for byte, in order, joined
+/// into rows of at most [`MAX_LOG_CHUNK`] bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorder_stores_a_10_mb_log_of_small_chunks_intact_and_in_order() {
-    use testkube_core::store::LogFilter;
+    use testkube_core::store::{LogFilter, MAX_LOG_CHUNK};
 
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path().join("results.db")).await;
@@ -249,7 +250,15 @@ async fn the_recorder_stores_a_10_mb_log_of_small_chunks_intact_and_in_order() {
     }
     recorder.flush().await.unwrap();
     let chunks = store.logs("big-1", &LogFilter::default()).await.unwrap();
-    assert_eq!(chunks.len() as u64, line, "one stored chunk per event");
+    assert!(
+        chunks.iter().all(|c| c.data.len() <= MAX_LOG_CHUNK),
+        "no stored chunk is longer than MAX_LOG_CHUNK"
+    );
+    assert!(
+        (chunks.len() as u64) < line / 100,
+        "a step's small chunks are joined: {} rows for {line} events",
+        chunks.len()
+    );
     let stored: Vec<u8> = chunks.iter().flat_map(|c| c.data.iter().copied()).collect();
     assert!(
         stored == expected,

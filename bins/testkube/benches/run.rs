@@ -14,7 +14,9 @@
 //! - `logs`: a step printing 500 MB, through the engine (and its masking)
 //!   and through the engine into the SQLite store;
 //! - `store`: the result store's write rate of test-case results;
-//! - `memory`: peak RSS of the `testkube run` process during a 200-worker run.
+//! - `memory`: peak RSS of the `testkube run` process during a 200-worker run;
+//! - `log-memory`: peak RSS of `testkube run` when a step prints 50 MB, 200 MB
+//!   and 1 GB (into the SQLite store), and of `testkube logs` printing it.
 //!
 //! Numbers go to standard output as a table; docs/benchmarks.md keeps the
 //! latest ones. Wall times on a shared 2-core machine are noisy: each
@@ -37,6 +39,8 @@ const STEPS: usize = 200;
 const WORKERS: usize = 200;
 const LOG_BYTES: u64 = 500_000_000;
 const CASES: usize = 100_000;
+/// The sizes (MB) of the logs whose peak memory `log-memory` measures.
+const LOG_MEMORY_SIZES: [u64; 3] = [50, 200, 1000];
 
 fn main() {
     let wanted: Vec<String> = std::env::args()
@@ -172,12 +176,45 @@ fn main() {
     if runs("memory") {
         let file = dir.path().join("fanout.yaml");
         std::fs::write(&file, fan_out(WORKERS)).expect("the workflow is written");
-        let (peak, time) = cli_peak_rss(&file, &dir.path().join("home"));
+        let (peak, time) = cli_peak_rss(
+            &["run".as_ref(), file.as_os_str()],
+            &dir.path().join("home"),
+        );
         row(
             &format!("testkube run, {WORKERS} workers: peak RSS"),
             format!("{:.1} MB", peak as f64 / 1024.0),
             format!("{:.2} s end to end", time.as_secs_f64()),
         );
+    }
+    if runs("log-memory") {
+        for megabytes in LOG_MEMORY_SIZES {
+            let bytes = megabytes * 1_000_000;
+            let file = dir.path().join(format!("chatty-{megabytes}.yaml"));
+            let script = format!("yes 'a line of log output from a chatty test' | head -c {bytes}");
+            let yaml = workflow(&format!(
+                "  steps:\n  - {{name: chatty, shell: \"{script}\"}}\n"
+            ));
+            std::fs::write(&file, yaml).expect("the workflow is written");
+            let home = dir.path().join(format!("home-{megabytes}"));
+            let (peak, time) = cli_peak_rss(&["run".as_ref(), file.as_os_str()], &home);
+            row(
+                &format!("testkube run, a step printing {megabytes} MB"),
+                format!("{:.1} MB RSS", peak as f64 / 1024.0),
+                format!(
+                    "{:.2} s end to end ({:.0} MB/s into the store)",
+                    time.as_secs_f64(),
+                    bytes as f64 / 1e6 / time.as_secs_f64()
+                ),
+            );
+            let (peak, time) = cli_peak_rss(&["logs".as_ref(), "bench-1".as_ref()], &home);
+            row(
+                &format!("testkube logs of it ({megabytes} MB)"),
+                format!("{:.1} MB RSS", peak as f64 / 1024.0),
+                format!("{:.2} s to /dev/null", time.as_secs_f64()),
+            );
+            // A gigabyte of store per size: not kept until the end.
+            let _ = std::fs::remove_dir_all(&home);
+        }
     }
 }
 
@@ -359,12 +396,12 @@ fn unique_id() -> String {
     )
 }
 
-/// Runs the real CLI and samples its resident memory until it exits.
-fn cli_peak_rss(file: &Path, home: &Path) -> (u64, Duration) {
+/// Runs the real CLI with `args` and samples its resident memory until it
+/// exits (in KiB).
+fn cli_peak_rss(args: &[&std::ffi::OsStr], home: &Path) -> (u64, Duration) {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkube"))
-        .arg("run")
-        .arg(file)
+        .args(args)
         .env("TESTKUBE_HOME", home)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -384,7 +421,7 @@ fn cli_peak_rss(file: &Path, home: &Path) -> (u64, Duration) {
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "testkube run failed: {status}");
+            assert!(status.success(), "testkube {args:?} failed: {status}");
             break;
         }
         std::thread::sleep(Duration::from_millis(5));

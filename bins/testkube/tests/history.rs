@@ -1,5 +1,6 @@
 //! The history commands end to end, on executions real `testkube run` processes recorded:
-//! `get executions` (order, filters, limit), `get execution`, `logs` (steps, workers, `-f`),
+//! `get executions` (order, filters, limit), `get execution`, `logs` (steps, workers, `-f`, a
+//! multi-megabyte log byte for byte),
 //! `artifacts` (list, download), and crash safety: a run killed with SIGKILL shows `aborted`,
 //! keeps its logs, and leaves no step process behind.
 
@@ -231,6 +232,34 @@ fn logs_are_printed_whole_or_by_step_and_worker() {
     assert!(stderr.contains("root/fan/1"), "lists the workers: {stderr}");
     let unknown = testkube(&home, &["logs", "multi-9"]);
     assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[test]
+fn logs_of_a_multi_megabyte_step_are_printed_as_the_step_printed_them() {
+    let (_dir, home) = home();
+    // ~5 MB, many pages of stored chunks; the last line has no newline.
+    let file = workflow(
+        &home,
+        "big",
+        "  - {name: Print, shell: 'seq 1 700000; printf end'}\n",
+    );
+    run(&home, &file, 0);
+    let mut expected: String = (1..=700_000).map(|n| format!("{n}\n")).collect();
+    expected.push_str("end");
+    for args in [
+        &["logs", "big-1"][..],
+        &["logs", "big-1", "--step", "Print"],
+        &["logs", "big-1", "-f"],
+    ] {
+        let out = testkube(&home, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            out.stdout == expected.as_bytes(),
+            "{args:?} printed {} bytes, the step {}",
+            out.stdout.len(),
+            expected.len()
+        );
+    }
 }
 
 #[test]

@@ -26,7 +26,10 @@ use crate::plan::{Operation, Plan, PlanStep};
 use crate::status::{ExecutionStatus, Interruption, StepStatus};
 
 /// How many events may wait for a slow consumer before workers wait too.
-const EVENT_BUFFER: usize = 1024;
+/// A log event carries at most [`MAX_LOG_CHUNK`](crate::store::MAX_LOG_CHUNK) bytes, so this also
+/// bounds the log bytes each of the engine's two queues holds (8 MiB):
+/// a step printing faster than the store keeps up waits, whatever it prints.
+const EVENT_BUFFER: usize = 128;
 
 /// How deep child executions may nest: deeper is a workflow that
 /// (indirectly) executes itself.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use testkube_core::store::MAX_LOG_CHUNK;
 use tokio::sync::watch;
 
 use super::watchdog::Watchdog;
@@ -138,7 +139,7 @@ pub(crate) fn start(
     let Some(program) = argv.next() else {
         return Err(std::io::Error::other("empty command"));
     };
-    let (mut reader, writer) = std::io::pipe()?;
+    let (reader, writer) = std::io::pipe()?;
     let mut command = tokio::process::Command::new(program);
     command
         .args(argv)
@@ -155,12 +156,30 @@ pub(crate) fn start(
     drop(command);
     let child = spawned?;
     let pgid = child.id().unwrap_or_default();
-    let pump = tokio::task::spawn_blocking(move || {
+    let pump = pump(reader, output);
+    Ok(Started { child, pgid, pump })
+}
+
+/// Forwards what a step writes to `reader` (a pipe) until every writer has
+/// closed it, in chunks of at most [`MAX_LOG_CHUNK`] bytes, on a thread of
+/// its own; returns the output's last bytes.
+///
+/// Why a chunk at a time and waiting: the output is never held whole (a
+/// step may print gigabytes), and when the engine or the store falls
+/// behind, the pipe fills and the step's writes wait: backpressure instead
+/// of memory.
+pub(crate) fn pump(
+    mut reader: impl Read + Send + 'static,
+    output: StepOutput,
+) -> tokio::task::JoinHandle<limits::Tail> {
+    tokio::task::spawn_blocking(move || {
         let mut tail = limits::Tail::default();
-        let mut buffer = vec![0u8; 64 * 1024];
+        let mut buffer = vec![0u8; MAX_LOG_CHUNK];
         loop {
             match reader.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
                 Ok(n) => {
                     let chunk = Bytes::copy_from_slice(&buffer[..n]);
                     tail.push(&chunk);
@@ -169,18 +188,13 @@ pub(crate) fn start(
             }
         }
         tail
-    });
-    Ok(Started { child, pgid, pump })
+    })
 }
 
 impl Started {
-    /// The last bytes of the output, once the pipe has closed (waits at most
-    /// a second: a process may have handed the pipe to something detached).
+    /// The last bytes of the output, once the pipe has closed.
     async fn output_tail(self) -> Vec<u8> {
-        match tokio::time::timeout(std::time::Duration::from_secs(1), self.pump).await {
-            Ok(Ok(tail)) => tail.bytes().to_vec(),
-            _ => Vec::new(),
-        }
+        output_tail(self.pump).await
     }
 
     /// Lets it run in the background: a task waits for its exit (then
@@ -210,6 +224,15 @@ impl Started {
             GroupSignal::Terminate => group::terminate(pgid),
             GroupSignal::Kill => group::kill(pgid),
         })
+    }
+}
+
+/// The last bytes `pump` read, once its pipe has closed (waits at most a
+/// second: a process may have handed the pipe to something detached).
+pub(crate) async fn output_tail(pump: tokio::task::JoinHandle<limits::Tail>) -> Vec<u8> {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), pump).await {
+        Ok(Ok(tail)) => tail.bytes().to_vec(),
+        _ => Vec::new(),
     }
 }
 

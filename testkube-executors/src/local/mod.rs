@@ -70,8 +70,10 @@ use host::HostLauncher;
 use namespace::Namespace;
 use sandbox::{Jail, SandboxLauncher};
 
-/// How much of a worker's event stream may wait for the engine.
-const EVENT_BUFFER: usize = 256;
+/// How much of a worker's event stream may wait for the engine: with log
+/// events of at most [`MAX_LOG_CHUNK`](testkube_core::store::MAX_LOG_CHUNK)
+/// bytes, 1 MiB per worker; a step printing faster than that drains waits.
+const EVENT_BUFFER: usize = 16;
 
 /// How steps are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

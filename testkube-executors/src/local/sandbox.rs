@@ -7,8 +7,14 @@
 //! process group can be signalled without touching the driver). The runner
 //! talks to the driver over its stdin/stdout and a control folder mounted
 //! at `/.testkube-runner`: it writes `<id>.sh` (cd, env, exec), sends
-//! `run <id>`, follows `<id>.log`, and reads `exit <id> <code>` back;
-//! `kill <id> <SIGNAL>` signals the step's group (its pid is in `<id>.pid`).
+//! `run <id>`, reads the step's output from `<id>.log`, and reads
+//! `exit <id> <code>` back; `kill <id> <SIGNAL>` signals the step's group
+//! (its pid is in `<id>.pid`).
+//!
+//! `<id>.log` is a named pipe, not a file: the runner reads it as the host
+//! launcher reads a step's pipe, a bounded chunk at a time, so a step that
+//! prints faster than the engine and the store keep up waits in its writes
+//! instead of growing a file (or the runner's memory) by its whole log.
 //!
 //! The sandbox sees the host's root read-only (each top-level entry bound
 //! on its own, so that `/data` can be created), the worker's folders at
@@ -32,13 +38,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
 use super::group::GRACE;
-use super::host::{notice_limits, start};
+use super::host::{notice_limits, output_tail, pump, start};
 use super::limits;
 use super::namespace::Namespace;
 use crate::runner::{
@@ -47,9 +52,6 @@ use crate::runner::{
 
 /// Where the control folder is mounted inside the sandbox.
 pub(crate) const CONTROL: &str = "/.testkube-runner";
-
-/// How often a running step's log file is read.
-const LOG_POLL: Duration = Duration::from_millis(25);
 
 /// The driver: reads commands, starts steps in their own sessions.
 ///
@@ -149,43 +151,48 @@ impl Launcher for SandboxLauncher {
         let id = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
         let script = self.control.join(format!("{id}.sh"));
         std::fs::write(&script, step_script(Some(&id), &process))?;
-        let log_path = self.control.join(format!("{id}.log"));
+        let log = LogPipe::create(&self.control.join(format!("{id}.log")))?;
+        let pump = pump(log.reader, output);
         let mut driver = self.driver.lock().await;
         driver.send(&format!("run {id}\n")).await?;
-        let mut log = LogTail::new(log_path.clone());
-        let mut ticker = tokio::time::interval(LOG_POLL);
         let mut stopped = None;
-        let mut killed_at: Option<tokio::time::Instant> = None;
+        let mut kill_at: Option<tokio::time::Instant> = None;
         let code = loop {
+            let grace_over = async {
+                match kill_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 line = driver.lines.next_line() => match line? {
                     Some(line) => if let Some(code) = exit_line(&line, &id) { break code },
                     None => return Err(std::io::Error::other("the sandbox exited")),
                 },
-                _ = ticker.tick() => {
-                    log.forward(&output).await;
-                    if let Some(at) = killed_at && at.elapsed() >= GRACE {
-                        driver.send(&format!("kill {id} KILL\n")).await?;
-                        killed_at = None;
-                    }
+                () = grace_over => {
+                    driver.send(&format!("kill {id} KILL\n")).await?;
+                    kill_at = None;
                 },
                 fired = stop.fired(), if stopped.is_none() => {
                     stopped = Some(fired);
                     driver.send(&format!("kill {id} TERM\n")).await?;
-                    killed_at = Some(tokio::time::Instant::now());
+                    kill_at = Some(tokio::time::Instant::now() + GRACE);
                 },
             }
         };
         // Nothing a step started outlives it (as when its container ends).
         driver.send(&format!("kill {id} KILL\n")).await?;
         drop(driver);
-        log.forward(&output).await;
+        // Now only what the step started holds the pipe open: its end is
+        // the end of the step's output.
+        drop(log.keep_open);
+        let tail = output_tail(pump).await;
         for suffix in ["sh", "pid", "log"] {
             let _ = std::fs::remove_file(self.control.join(format!("{id}.{suffix}")));
         }
         Ok(match stopped {
             Some(stop) => StopSignal::end(stop),
-            None => limits::classify(&process.limits, code, log.tail.bytes()),
+            None => limits::classify(&process.limits, code, &tail),
         })
     }
 
@@ -371,36 +378,32 @@ pub(crate) fn root_entries() -> std::io::Result<Vec<RootEntry>> {
     Ok(found)
 }
 
-/// Follows a step's log file as it grows.
-struct LogTail {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
-    /// The last output, to tell an out-of-memory end.
-    tail: limits::Tail,
+/// The named pipe a step writes its output to.
+struct LogPipe {
+    /// The read end, for [`pump`].
+    reader: std::fs::File,
+    /// A second opening, read and write: it lets the reader open without
+    /// waiting for the step, and keeps the pipe from reading as ended
+    /// before the step has opened it. Dropped once the step has exited.
+    keep_open: std::fs::File,
 }
 
-impl LogTail {
-    fn new(path: PathBuf) -> Self {
-        LogTail {
+impl LogPipe {
+    fn create(path: &Path) -> std::io::Result<Self> {
+        let _ = std::fs::remove_file(path);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
             path,
-            file: None,
-            tail: limits::Tail::default(),
-        }
-    }
-
-    async fn forward(&mut self, output: &StepOutput) {
-        if self.file.is_none() {
-            self.file = tokio::fs::File::open(&self.path).await.ok();
-        }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        let mut buffer = Vec::new();
-        if file.read_to_end(&mut buffer).await.is_ok() && !buffer.is_empty() {
-            let chunk = Bytes::from(buffer);
-            self.tail.push(&chunk);
-            output.write(chunk).await;
-        }
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )?;
+        // Opening a FIFO read-write never blocks (Linux); with that writer,
+        // the read-only opening does not block either.
+        let keep_open = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let reader = std::fs::File::open(path)?;
+        Ok(LogPipe { reader, keep_open })
     }
 }
 

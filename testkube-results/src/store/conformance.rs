@@ -12,8 +12,8 @@ use chrono::{SubsecRound, Utc};
 use testkube_core::model::StepResult;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
-    ArtifactRecord, ExecutionFilter, ExecutionRecord, LogChunk, LogFilter, NewExecution,
-    OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
+    ArtifactRecord, ExecutionFilter, ExecutionRecord, LogChunk, LogFilter, MAX_LOG_CHUNK,
+    NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
     TestCaseStatus,
 };
 
@@ -26,6 +26,7 @@ pub async fn run_all(store: Arc<dyn ResultStore>) {
     steps_upserted(store.as_ref()).await;
     logs_appended_in_order(store.as_ref()).await;
     logs_appended_in_batches(store.as_ref()).await;
+    large_logs_read_back_in_pages(store.as_ref()).await;
     artifacts_recorded(store.as_ref()).await;
     found_by_id_or_name(store.as_ref()).await;
     outputs_and_test_cases(store.as_ref()).await;
@@ -377,6 +378,114 @@ pub async fn logs_appended_in_batches(store: &dyn ResultStore) {
     };
     let page = store.logs("batch-1", &page).await.unwrap_or_default();
     assert_eq!(log_text(&page), "10\n11\n12\n", "a page: skip, then limit");
+}
+
+/// A log of several MiB written in batches of chunks of every size (some longer than
+/// [`MAX_LOG_CHUNK`]) reads back page by page byte for byte, in order, each chunk at most
+/// [`MAX_LOG_CHUNK`] bytes: what lets a reader stream a log of any size in bounded memory.
+pub async fn large_logs_read_back_in_pages(store: &dyn ResultStore) {
+    create(store, "large-1", "large").await;
+    // Bytes that differ from chunk to chunk and are not text, so a reordered, lost or repeated
+    // piece shows.
+    let bytes = |seed: usize, len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|i| u8::try_from((i * 31 + seed * 7 + i / 251) % 256).unwrap_or(0))
+            .collect()
+    };
+    let sizes = [
+        1,
+        17,
+        4096,
+        MAX_LOG_CHUNK - 1,
+        MAX_LOG_CHUNK,
+        MAX_LOG_CHUNK + 1,
+        300_000,
+    ];
+    let mut written: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let mut everything = Vec::new();
+    for round in 0..6 {
+        let batch: Vec<LogChunk> = sizes
+            .iter()
+            .enumerate()
+            .map(|(n, &len)| {
+                let step = if n % 3 == 0 { "noisy" } else { "main" };
+                LogChunk {
+                    worker: "root".to_owned(),
+                    step: step.to_owned(),
+                    data: bytes(round * 10 + n, len),
+                }
+            })
+            .collect();
+        for chunk in &batch {
+            written
+                .entry(if chunk.step == "noisy" {
+                    "noisy"
+                } else {
+                    "main"
+                })
+                .or_default()
+                .extend_from_slice(&chunk.data);
+            everything.extend_from_slice(&chunk.data);
+        }
+        store
+            .append_logs("large-1", &batch)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let big = bytes(99, 3 * MAX_LOG_CHUNK + 5);
+    store
+        .append_log("large-1", "root", "main", &big)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    written.entry("main").or_default().extend_from_slice(&big);
+    everything.extend_from_slice(&big);
+    assert!(everything.len() > 3_000_000, "a log of several MiB");
+
+    let read_in_pages = |step: Option<&str>, page: u64| {
+        let step = step.map(str::to_owned);
+        async move {
+            let mut read = Vec::new();
+            let mut skip = 0;
+            loop {
+                let filter = LogFilter {
+                    step: step.clone(),
+                    skip,
+                    limit: Some(page),
+                    ..LogFilter::default()
+                };
+                let chunks = store
+                    .logs("large-1", &filter)
+                    .await
+                    .unwrap_or_else(|err| panic!("{err}"));
+                assert!(
+                    chunks.len() as u64 <= page,
+                    "a page holds at most `limit` chunks"
+                );
+                for chunk in &chunks {
+                    assert!(
+                        !chunk.data.is_empty() && chunk.data.len() <= MAX_LOG_CHUNK,
+                        "a stored chunk holds 1 to MAX_LOG_CHUNK bytes, not {}",
+                        chunk.data.len()
+                    );
+                    read.extend_from_slice(&chunk.data);
+                }
+                skip += chunks.len() as u64;
+                if (chunks.len() as u64) < page {
+                    return read;
+                }
+            }
+        }
+    };
+    assert!(
+        read_in_pages(None, 7).await == everything,
+        "the whole log, read 7 chunks at a time, is what was written"
+    );
+    for step in ["main", "noisy"] {
+        assert!(
+            read_in_pages(Some(step), 3).await == written[step],
+            "step {step}'s log, read 3 chunks at a time, is what it wrote"
+        );
+    }
 }
 
 fn artifact(worker: &str, path: &str, size: u64) -> ArtifactRecord {

@@ -15,7 +15,8 @@ use testkube_core::engine::Event;
 use testkube_core::model::StepResult;
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{
-    ArtifactRecord, LogChunk, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
+    ArtifactRecord, LogChunk, MAX_LOG_CHUNK, OutputRecord, ResultStore, StatusUpdate, StepRecord,
+    StoreError,
 };
 use tokio::sync::{Mutex, oneshot};
 
@@ -23,7 +24,8 @@ use tokio::sync::{Mutex, oneshot};
 /// status changes, step states, log chunks, outputs, artifacts, test results and the final
 /// status.
 ///
-/// Log chunks are batched: one transaction per batch, in the order they came. A batch is
+/// Log chunks are batched: one transaction per batch, in the order they came, consecutive chunks
+/// of one step joined up to [`MAX_LOG_CHUNK`] bytes. A batch is
 /// written when it passes [`EventRecorder::BATCH_BYTES`], before any other event is stored (a
 /// step's status never lands before the output it printed), on [`EventRecorder::flush`], and
 /// from a background task every [`EventRecorder::FLUSH_INTERVAL`], so that a step which prints
@@ -86,13 +88,7 @@ impl EventRecorder {
             chunk,
         } = event
         {
-            return self
-                .buffer(LogChunk {
-                    worker: worker.path.clone(),
-                    step: step.clone(),
-                    data: chunk.to_vec(),
-                })
-                .await;
+            return self.buffer(&worker.path, step, chunk).await;
         }
         // Everything else lands after the output printed before it.
         self.flush().await?;
@@ -223,14 +219,29 @@ impl EventRecorder {
         flushed
     }
 
-    async fn buffer(&mut self, chunk: LogChunk) -> Result<(), StoreError> {
+    async fn buffer(&mut self, worker: &str, step: &str, data: &[u8]) -> Result<(), StoreError> {
         self.start_ticker();
         let mut pending = self.pending.lock().await;
         if let Some(err) = pending.failed.take() {
             return Err(err);
         }
-        pending.bytes += chunk.data.len();
-        pending.chunks.push(chunk);
+        pending.bytes += data.len();
+        // A step printing a line at a time sends a chunk per line: joined, they make fewer,
+        // fuller rows (a page of a long log is then a few queries, not thousands).
+        match pending.chunks.last_mut() {
+            Some(last)
+                if last.worker == worker
+                    && last.step == step
+                    && last.data.len() + data.len() <= MAX_LOG_CHUNK =>
+            {
+                last.data.extend_from_slice(data);
+            }
+            _ => pending.chunks.push(LogChunk {
+                worker: worker.to_owned(),
+                step: step.to_owned(),
+                data: data.to_vec(),
+            }),
+        }
         if pending.bytes >= Self::BATCH_BYTES {
             write_pending(self.store.as_ref(), &self.execution, &mut pending).await?;
         }

@@ -21,8 +21,8 @@ use testkube_core::model::{ExecutionResult, StepResult};
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter,
-    NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError, TestCaseRecord,
-    TestCaseStatus,
+    MAX_LOG_CHUNK, NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
+    TestCaseRecord, TestCaseStatus,
 };
 
 use super::schema::MIGRATIONS;
@@ -113,6 +113,28 @@ impl SqliteStore {
             .await
             .map_err(backend)
     }
+}
+
+/// Stores `data` as rows of at most [`MAX_LOG_CHUNK`] bytes, in order: a reader pages through a
+/// long log in bounded pieces, and no single row (or read of one) holds a whole step's output.
+async fn insert_log(
+    tx: &mut Transaction<'static, Sqlite>,
+    execution: &str,
+    worker: &str,
+    step: &str,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    for piece in data.chunks(MAX_LOG_CHUNK) {
+        sqlx::query("INSERT INTO logs (execution_id, worker, step, data) VALUES (?, ?, ?, ?)")
+            .bind(execution)
+            .bind(worker)
+            .bind(step)
+            .bind(piece)
+            .execute(&mut **tx)
+            .await
+            .map_err(|err| missing(err, execution))?;
+    }
+    Ok(())
 }
 
 /// Fails with [`StoreError::NotFound`] unless `execution` exists: batch writes check first, so
@@ -313,29 +335,17 @@ impl ResultStore for SqliteStore {
         step: &str,
         chunk: &[u8],
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO logs (execution_id, worker, step, data) VALUES (?, ?, ?, ?)")
-            .bind(execution)
-            .bind(worker)
-            .bind(step)
-            .bind(chunk.to_vec())
-            .execute(&self.pool)
-            .await
-            .map_err(|err| missing(err, execution))?;
-        Ok(())
+        let mut tx = self.write().await?;
+        require_execution(&mut tx, execution).await?;
+        insert_log(&mut tx, execution, worker, step, chunk).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn append_logs(&self, execution: &str, chunks: &[LogChunk]) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         require_execution(&mut tx, execution).await?;
         for chunk in chunks {
-            sqlx::query("INSERT INTO logs (execution_id, worker, step, data) VALUES (?, ?, ?, ?)")
-                .bind(execution)
-                .bind(&chunk.worker)
-                .bind(&chunk.step)
-                .bind(chunk.data.as_slice())
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| missing(err, execution))?;
+            insert_log(&mut tx, execution, &chunk.worker, &chunk.step, &chunk.data).await?;
         }
         tx.commit().await.map_err(backend)
     }

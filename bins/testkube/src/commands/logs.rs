@@ -4,14 +4,18 @@
 //!
 //! Bytes are printed as written; when the selection spans several workers, each line is
 //! prefixed with its worker's path (lines are reassembled per worker first, so chunks that end
-//! mid-line never mix two workers' output on one line).
+//! mid-line never mix two workers' output on one line; a line longer than [`LINE_LIMIT`] is cut
+//! into prefixed lines of that size).
+//!
+//! The log is read a page of [`PAGE`] chunks at a time and written out before the next page is
+//! read: memory stays bounded (a few MiB) for a log of any size, with or without `-f`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use testkube_core::store::{LogChunk, LogFilter, ResultStore, StepRecord};
+use testkube_core::store::{LogChunk, LogFilter, MAX_LOG_CHUNK, ResultStore, StepRecord};
 use testkube_results::store::SqliteStore;
 
 use super::CliError;
@@ -22,8 +26,14 @@ use crate::style::{self, paint};
 /// How often `-f` reads the store.
 const POLL: Duration = Duration::from_millis(300);
 
-/// How many chunks one read of the store returns at most.
-const PAGE: u64 = 1024;
+/// How many chunks one read of the store returns at most: with chunks of at most
+/// [`MAX_LOG_CHUNK`] bytes, a page is at most 4 MiB, whatever the log's size.
+const PAGE: u64 = 64;
+
+/// The longest line start kept while waiting for its end when lines are prefixed: a longer line
+/// is printed in pieces of this size, each on a prefixed line of its own (a step printing without
+/// newlines must not grow this).
+const LINE_LIMIT: usize = MAX_LOG_CHUNK;
 
 /// How often `-f` checks whether the process running the execution died.
 const RECOVER_EVERY: Duration = Duration::from_secs(3);
@@ -257,7 +267,7 @@ fn resolve_worker<'a>(wanted: &str, workers: &[&'a str]) -> Result<Option<&'a st
 struct Printer {
     /// Per worker, the start of a line not yet ended.
     partial: HashMap<String, Vec<u8>>,
-    /// What the next [`Printer::emit`] writes (one write per read, not per chunk).
+    /// What the next [`Printer::emit`] writes (one write per page read, not per chunk).
     out: Vec<u8>,
 }
 
@@ -269,11 +279,18 @@ impl Printer {
         }
         let partial = self.partial.entry(chunk.worker.clone()).or_default();
         partial.extend_from_slice(&chunk.data);
-        let Some(end) = partial.iter().rposition(|b| *b == b'\n') else {
-            return;
+        let complete = match partial.iter().rposition(|b| *b == b'\n') {
+            Some(end) => {
+                let rest = partial.split_off(end + 1);
+                std::mem::replace(partial, rest)
+            }
+            None if partial.len() > LINE_LIMIT => {
+                let mut piece = std::mem::take(partial);
+                piece.push(b'\n');
+                piece
+            }
+            None => return,
         };
-        let rest = partial.split_off(end + 1);
-        let complete = std::mem::replace(partial, rest);
         push_lines(&mut self.out, &chunk.worker, &complete);
     }
 
