@@ -786,6 +786,69 @@ fn invalid_utf8_is_reported_at_its_line_and_column() {
     ");
 }
 
+/// The same hostile inputs through `load_file`, the entry `testkube
+/// validate` uses: each is refused with one diagnostic that names the file
+/// and says what is wrong, and nothing is read from it.
+#[test]
+fn load_file_refuses_hostile_files_with_one_clear_diagnostic() {
+    let mut bomb = String::from(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: lol}\n\
+         a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for level in b'b'..=b'j' {
+        let previous = char::from(level - 1);
+        let refs = vec![format!("*{previous}"); 9].join(", ");
+        let name = char::from(level);
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let deep = "spec:\n  steps:\n    ".to_owned() + &"- ".repeat(10_000) + "x\n";
+    let mut huge_scalar = String::from("metadata:\n  name: ");
+    huge_scalar.push_str(&"x".repeat(20 * 1024 * 1024));
+    let not_utf8 = b"kind: TestWorkflow\nmetadata:\n  name: caf\xE9\n".to_vec();
+
+    let cases: [(&str, Vec<u8>, &str, &str); 4] = [
+        (
+            "bomb.yaml",
+            bomb.into_bytes(),
+            "budget",
+            "the document is too large: aliases expand to more than 1000000 nodes",
+        ),
+        (
+            "deep.yaml",
+            deep.into_bytes(),
+            "budget",
+            "the document is nested more than 128 levels deep",
+        ),
+        (
+            "huge.yaml",
+            huge_scalar.into_bytes(),
+            "budget",
+            "the file is 20971538 bytes, more than the limit of 16777216 bytes",
+        ),
+        (
+            "latin1.yaml",
+            not_utf8,
+            "invalid-utf8",
+            "the file is not valid UTF-8 (byte 0xE9)",
+        ),
+    ];
+    for (name, bytes, code, message) in cases {
+        let file = testkube_core::load_file(name, &bytes, &LoadOptions::default());
+        assert_eq!(file.diagnostics.len(), 1, "{name}: {:#?}", file.diagnostics);
+        let diagnostic = &file.diagnostics[0];
+        assert_eq!(diagnostic.code(), code, "{name}: {diagnostic}");
+        assert!(
+            diagnostic.message().starts_with(message),
+            "{name}: {diagnostic}"
+        );
+        assert!(diagnostic.hint().is_some(), "{name}: no hint: {diagnostic}");
+        assert_eq!(diagnostic.file(), Some(name));
+        assert!(file.documents.is_empty(), "{name}: a document was read");
+        let rendered = diagnostic.render(file.source.as_deref());
+        assert!(rendered.starts_with(name), "{rendered}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Rendered diagnostics.
 
