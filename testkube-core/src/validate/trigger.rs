@@ -2,7 +2,10 @@
 //! `TestTriggerSpec.Validate` refuse (`api/testtriggers/v1/validation.go`),
 //! plus settings Testkube accepts but that never fire (reported as warnings).
 
+use std::sync::LazyLock;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use regex::Regex;
 
 use super::enum_name;
 use super::parts::{check_git_credentials, check_optional_duration};
@@ -333,24 +336,25 @@ fn check_match(
         );
         return;
     }
-    match parse_match_path(field) {
-        MatchPath::Valid => {}
-        MatchPath::Invalid => report.at(
+    if !MATCH_PATH.is_match(field) {
+        report.at(
             &item.child("path"),
             Diagnostic::error(
                 "invalid-path",
                 format!("`{field}` is not a dot path into the object"),
             )
             .with_hint("start with `.` and join names of letters, digits, `_` and `-` with `.`, e.g. `.status.phase` or `.spec.template.spec.containers.0.image`"),
-        ),
-        MatchPath::ArrayIndex => report.at(
+        );
+    }
+    if MATCH_PATH_INDEX.is_match(field) {
+        report.at(
             &item.child("path"),
             Diagnostic::error(
                 "unsupported",
                 format!("`{field}` indexes an array with `[*]` or `[N]`, which Testkube does not match yet"),
             )
             .with_hint("match a scalar field; an array item is written `.containers.0.image`"),
-        ),
+        );
     }
     let operator = enum_name(&condition.operator);
     let has_value = condition.value.as_deref().is_some_and(|v| !v.is_empty());
@@ -390,45 +394,16 @@ fn check_match(
     }
 }
 
-enum MatchPath {
-    Valid,
-    Invalid,
-    ArrayIndex,
-}
-
-/// Testkube's `MatchPathPattern`: `.name` segments, each of ASCII letters,
-/// digits, `_` and `-`, optionally followed by `[*]` or `[N]`, which parses
-/// but is refused (`MatchPathBracketPattern`).
-fn parse_match_path(path: &str) -> MatchPath {
-    let mut indexed = false;
-    let Some(rest) = path.strip_prefix('.') else {
-        return MatchPath::Invalid;
-    };
-    for segment in rest.split('.') {
-        let (name, index) = match segment.split_once('[') {
-            Some((name, index)) => (name, Some(index)),
-            None => (segment, None),
-        };
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let index_ok = index.is_none_or(|index| {
-            index.strip_suffix(']').is_some_and(|i| {
-                i == "*" || (!i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-            })
-        });
-        if !name_ok || !index_ok {
-            return MatchPath::Invalid;
-        }
-        indexed |= index.is_some();
-    }
-    if indexed {
-        MatchPath::ArrayIndex
-    } else {
-        MatchPath::Valid
-    }
-}
+/// Testkube's `MatchPathPattern` and `MatchPathBracketPattern` (with Go's
+/// ASCII `\d` written `[0-9]`): dot-separated names, each optionally indexed
+/// with `[*]` or `[N]`, which parses but is refused because Testkube cannot
+/// match array items yet.
+static MATCH_PATH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\.[A-Za-z0-9_-]+(\[\*\]|\[[0-9]+\])?(\.[A-Za-z0-9_-]+(\[\*\]|\[[0-9]+\])?)*$")
+        .expect("valid pattern")
+});
+static MATCH_PATH_INDEX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[\*\]|\[[0-9]+\]").expect("valid pattern"));
 
 /// `conditionSpec` and `probeSpec` count seconds.
 fn check_wait_seconds(report: &mut Report<'_>, path: &FieldPath, spec: &TriggerSpec) {
