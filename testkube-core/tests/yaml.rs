@@ -678,11 +678,40 @@ fn the_billion_laughs_alias_bomb_is_refused() {
     assert_eq!(err.code(), "budget");
     assert!(
         err.message()
-            .contains("aliases expand to more than 1000000 nodes"),
+            .contains("aliases expand to more than 100000 nodes"),
         "{err}"
     );
-    // It stops at the first alias that would go over, before expanding it.
-    assert_eq!(err.span().unwrap().start.line, 7);
+    // It stops at the first alias that would go over, before expanding it:
+    // the first `*e` of line 6 (e expands to 66,430 nodes).
+    assert_eq!(line_col(err.span().unwrap()), (6, 8));
+}
+
+/// Expansion gets a node budget of its own: the same nodes written out
+/// load, while aliases producing them are refused. An alias inside an
+/// anchor is counted once, as part of that anchor's expansion.
+#[test]
+fn aliases_have_a_node_budget_of_their_own() {
+    let written = format!("a: [{}]\n", vec!["x"; 150_000].join(","));
+    assert!(load_documents(&written, &LoadOptions::default()).is_ok());
+    let mut aliased = format!("a: &a [{}]\nb: [", vec!["x"; 50_000].join(","));
+    aliased.push_str("*a, *a]\n");
+    let err = load_documents(&aliased, &LoadOptions::default()).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "the document is too large: aliases expand to more than 100000 nodes"
+    );
+    assert_eq!(line_col(err.span().unwrap()), (2, 9));
+
+    let options = LoadOptions {
+        max_alias_nodes: 32,
+        ..LoadOptions::default()
+    };
+    // b: 2 × 5 = 10 expanded nodes; c: 2 × 11 = 22 more, 32 in all.
+    let nested = "a: &a [1, 2, 3, 4]\nb: &b [*a, *a]\nc: [*b, *b]\n";
+    assert!(load_documents(nested, &options).is_ok());
+    let over = "a: &a [1, 2, 3, 4]\nb: &b [*a, *a]\nc: [*b, *b, *a]\n";
+    let err = load_documents(over, &options).unwrap_err();
+    assert_eq!(line_col(err.span().unwrap()), (3, 13));
 }
 
 #[test]
@@ -811,7 +840,7 @@ fn load_file_refuses_hostile_files_with_one_clear_diagnostic() {
             "bomb.yaml",
             bomb.into_bytes(),
             "budget",
-            "the document is too large: aliases expand to more than 1000000 nodes",
+            "the document is too large: aliases expand to more than 100000 nodes",
         ),
         (
             "deep.yaml",
