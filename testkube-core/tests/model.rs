@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use testkube_core::model::Document;
 use testkube_core::model::{
-    DocumentKind, DynamicList, IntOrExpr, MatchOperator, ParameterType, TriggerEvent, WebhookEvent,
+    DocumentKind, DynamicList, GitAuthType, IntOrExpr, MatchOperator, ParameterType,
+    SchedulerPolicy, TestTrigger, TriggerEvent, WebhookEvent,
 };
 use testkube_core::validate::{LoadedFile, load_file};
 use testkube_core::yaml::LoadOptions;
@@ -226,6 +227,93 @@ fn triggers_and_webhooks_read_their_enums() {
             WebhookEvent::BecomeTestworkflowDown,
             WebhookEvent::BecomeTestworkflowUp
         ]
+    );
+}
+
+fn triggers(name: &str) -> Vec<TestTrigger> {
+    load_corpus_file(name)
+        .into_iter()
+        .map(|document| match document {
+            Document::TestTrigger(trigger) => *trigger,
+            other => panic!("not a trigger: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_trigger_may_pick_its_resource_by_selector_labels_alone() {
+    let triggers = triggers("trigger-selector.yaml");
+    let spec = &triggers[0].spec;
+    assert_eq!((spec.resource, &spec.resource_ref), (None, &None));
+    let labels = spec.selector.as_ref().and_then(|s| s.match_labels.as_ref());
+    assert_eq!(
+        labels.and_then(|l| l.get("testkube.io/resource-kind")),
+        Some(&"Deployment".to_owned())
+    );
+    let target = triggers[1].spec.action_parameters.as_ref();
+    let target = target.and_then(|p| p.target.as_ref()).expect("target");
+    assert_eq!(
+        target.scheduler_policy,
+        Some(SchedulerPolicy::OnlyWhenMatches)
+    );
+}
+
+/// The JSON names of every `contentSelector.git` field are Testkube's Go
+/// json tags, and each one written in the corpus is read (none dropped).
+#[test]
+fn content_triggers_keep_every_git_field_under_testkube_names() {
+    let triggers = triggers("trigger-git.yaml");
+    let mut names = std::collections::BTreeSet::new();
+    for trigger in &triggers {
+        assert!(
+            trigger.spec.watches_content(),
+            "{}",
+            trigger.spec.event.is_some()
+        );
+        let json = serde_json::to_value(trigger).expect("serialize");
+        let git = &json["spec"]["contentSelector"]["git"];
+        names.extend(git.as_object().expect("git").keys().cloned());
+    }
+    let go_tags = [
+        "authType",
+        "branches",
+        "branchesIgnore",
+        "paths",
+        "pathsIgnore",
+        "pullRequest",
+        "sshKey",
+        "sshKeyFrom",
+        "tags",
+        "tagsIgnore",
+        "token",
+        "tokenFrom",
+        "uri",
+        "username",
+        "usernameFrom",
+    ];
+    assert_eq!(
+        names.iter().map(String::as_str).collect::<Vec<_>>(),
+        go_tags
+    );
+
+    let pull_request = &triggers[2].spec;
+    assert_eq!(pull_request.event, Some(TriggerEvent::GitPullRequest));
+    let git = pull_request
+        .content_selector
+        .as_ref()
+        .and_then(|c| c.git.as_ref())
+        .expect("git");
+    assert_eq!(git.auth_type, Some(GitAuthType::Github));
+    let filter = git.pull_request.as_ref().expect("pullRequest");
+    assert_eq!(filter.types, ["opened", "synchronize", "reopened"]);
+    assert_eq!(filter.branches_ignore, ["release/*"]);
+    assert_eq!(
+        serde_json::to_value(filter).expect("serialize"),
+        serde_json::json!({
+            "types": ["opened", "synchronize", "reopened"],
+            "branches": ["main"],
+            "branchesIgnore": ["release/*"]
+        })
     );
 }
 

@@ -678,11 +678,40 @@ fn the_billion_laughs_alias_bomb_is_refused() {
     assert_eq!(err.code(), "budget");
     assert!(
         err.message()
-            .contains("aliases expand to more than 1000000 nodes"),
+            .contains("aliases expand to more than 100000 nodes"),
         "{err}"
     );
-    // It stops at the first alias that would go over, before expanding it.
-    assert_eq!(err.span().unwrap().start.line, 7);
+    // It stops at the first alias that would go over, before expanding it:
+    // the first `*e` of line 6 (e expands to 66,430 nodes).
+    assert_eq!(line_col(err.span().unwrap()), (6, 8));
+}
+
+/// Expansion gets a node budget of its own: the same nodes written out
+/// load, while aliases producing them are refused. An alias inside an
+/// anchor is counted once, as part of that anchor's expansion.
+#[test]
+fn aliases_have_a_node_budget_of_their_own() {
+    let written = format!("a: [{}]\n", vec!["x"; 150_000].join(","));
+    assert!(load_documents(&written, &LoadOptions::default()).is_ok());
+    let mut aliased = format!("a: &a [{}]\nb: [", vec!["x"; 50_000].join(","));
+    aliased.push_str("*a, *a]\n");
+    let err = load_documents(&aliased, &LoadOptions::default()).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "the document is too large: aliases expand to more than 100000 nodes"
+    );
+    assert_eq!(line_col(err.span().unwrap()), (2, 9));
+
+    let options = LoadOptions {
+        max_alias_nodes: 32,
+        ..LoadOptions::default()
+    };
+    // b: 2 × 5 = 10 expanded nodes; c: 2 × 11 = 22 more, 32 in all.
+    let nested = "a: &a [1, 2, 3, 4]\nb: &b [*a, *a]\nc: [*b, *b]\n";
+    assert!(load_documents(nested, &options).is_ok());
+    let over = "a: &a [1, 2, 3, 4]\nb: &b [*a, *a]\nc: [*b, *b, *a]\n";
+    let err = load_documents(over, &options).unwrap_err();
+    assert_eq!(line_col(err.span().unwrap()), (3, 13));
 }
 
 #[test]
@@ -784,6 +813,69 @@ fn invalid_utf8_is_reported_at_its_line_and_column() {
     invalid-utf8.yaml:3:12: error: the file is not valid UTF-8 (byte 0xE9)
        = help: save the file as UTF-8
     ");
+}
+
+/// The same hostile inputs through `load_file`, the entry `testkube
+/// validate` uses: each is refused with one diagnostic that names the file
+/// and says what is wrong, and nothing is read from it.
+#[test]
+fn load_file_refuses_hostile_files_with_one_clear_diagnostic() {
+    let mut bomb = String::from(
+        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: lol}\n\
+         a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for level in b'b'..=b'j' {
+        let previous = char::from(level - 1);
+        let refs = vec![format!("*{previous}"); 9].join(", ");
+        let name = char::from(level);
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let deep = "spec:\n  steps:\n    ".to_owned() + &"- ".repeat(10_000) + "x\n";
+    let mut huge_scalar = String::from("metadata:\n  name: ");
+    huge_scalar.push_str(&"x".repeat(20 * 1024 * 1024));
+    let not_utf8 = b"kind: TestWorkflow\nmetadata:\n  name: caf\xE9\n".to_vec();
+
+    let cases: [(&str, Vec<u8>, &str, &str); 4] = [
+        (
+            "bomb.yaml",
+            bomb.into_bytes(),
+            "budget",
+            "the document is too large: aliases expand to more than 100000 nodes",
+        ),
+        (
+            "deep.yaml",
+            deep.into_bytes(),
+            "budget",
+            "the document is nested more than 128 levels deep",
+        ),
+        (
+            "huge.yaml",
+            huge_scalar.into_bytes(),
+            "budget",
+            "the file is 20971538 bytes, more than the limit of 16777216 bytes",
+        ),
+        (
+            "latin1.yaml",
+            not_utf8,
+            "invalid-utf8",
+            "the file is not valid UTF-8 (byte 0xE9)",
+        ),
+    ];
+    for (name, bytes, code, message) in cases {
+        let file = testkube_core::load_file(name, &bytes, &LoadOptions::default());
+        assert_eq!(file.diagnostics.len(), 1, "{name}: {:#?}", file.diagnostics);
+        let diagnostic = &file.diagnostics[0];
+        assert_eq!(diagnostic.code(), code, "{name}: {diagnostic}");
+        assert!(
+            diagnostic.message().starts_with(message),
+            "{name}: {diagnostic}"
+        );
+        assert!(diagnostic.hint().is_some(), "{name}: no hint: {diagnostic}");
+        assert_eq!(diagnostic.file(), Some(name));
+        assert!(file.documents.is_empty(), "{name}: a document was read");
+        let rendered = diagnostic.render(file.source.as_deref());
+        assert!(rendered.starts_with(name), "{rendered}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -72,6 +72,10 @@ pub enum GitAuthType {
     Basic,
     /// Token as a bearer `Authorization` header.
     Header,
+    /// A token from Testkube's GitHub App integration (Testkube's Control
+    /// Plane issues it; a local run has none and sends `username`/`token`
+    /// as with `basic`).
+    Github,
 }
 
 /// `content.files[]`: a file to write before the step.

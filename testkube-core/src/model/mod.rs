@@ -52,9 +52,9 @@ pub use service::{Service, ServiceRestartPolicy};
 pub use step::{Artifacts, CacheScope, Compression, Retry, Step, StepCache, StepRun};
 pub use trigger::{
     ActionParameters, ConcurrencyPolicy, ConditionSpec, ConditionStatus, ContentSelector,
-    FieldMatch, GitWatch, HttpProbe, MatchOperator, ProbeSpec, ResourceCondition, ResourceRef,
-    TestTrigger, TriggerAction, TriggerEvent, TriggerExecution, TriggerResource, TriggerSelector,
-    TriggerSpec,
+    FieldMatch, GitPullRequest, GitWatch, HttpProbe, MatchOperator, ProbeSpec, ResourceCondition,
+    ResourceRef, TestTrigger, TriggerAction, TriggerEvent, TriggerExecution, TriggerResource,
+    TriggerSelector, TriggerSpec,
 };
 pub(crate) use values::has_template;
 pub use values::{Duration, DurationError, DynamicList, Expression, IntOrExpr, Quantity};
@@ -63,8 +63,8 @@ pub use webhook::{
     WebhookTemplate, WebhookTemplateRef,
 };
 pub use workflow::{
-    Concurrency, CronJob, Event, ExecutionDefaults, NotificationsConfig, SystemConfig, Target,
-    TemplateRef, TestWorkflow, TestWorkflowTemplate, Timeouts, WorkflowSpec,
+    Concurrency, CronJob, Event, ExecutionDefaults, NotificationsConfig, SchedulerPolicy,
+    SystemConfig, Target, TemplateRef, TestWorkflow, TestWorkflowTemplate, Timeouts, WorkflowSpec,
 };
 
 /// `apiVersion` of workflows, templates and executions.

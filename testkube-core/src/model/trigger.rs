@@ -1,11 +1,18 @@
 //! `TestTrigger`: run workflows when something happens to a Kubernetes
-//! resource (a deployment's image changes, a pod is created, ...).
+//! resource (a deployment's image changes, a pod is created, ...) or to a
+//! Git repository (a push, a tag, a pull request).
+//!
+//! Field for field the `tests.testkube.io/v1` types of Testkube's
+//! `api/testtriggers/v1/testtrigger_types.go` (kubeshop/testkube at commit
+//! `2b73b131`, 2.13.0-rc.0+73, August 2026): JSON names are the Go json tags
+//! and enums hold exactly the values of their kubebuilder `Enum` markers.
 
 use indexmap::IndexMap;
 use k8s_openapi::api::core::v1::EnvVarSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 
+use super::content::GitAuthType;
 use super::values::Duration;
 use super::workflow::Target;
 
@@ -33,10 +40,13 @@ pub struct TestTrigger {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerSpec {
-    /// Labels over the event (`testkube.io/resource-kind|name|namespace`).
+    /// Labels over the event (`testkube.io/resource-kind|name|namespace`,
+    /// plus the watched object's own labels). Alone, it picks the watched
+    /// resource without `resource` or `resourceRef`, as Testkube writes
+    /// triggers created in its dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// Kind of resource to watch (or use `resourceRef`).
+    /// Kind of resource to watch (or use `resourceRef`, or `selector` alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<TriggerResource>,
     /// Any resource by group/version/kind (excludes `resource`).
@@ -51,6 +61,11 @@ pub struct TriggerSpec {
     /// Field conditions that must all hold on the changed object.
     #[serde(rename = "match", default, skip_serializing_if = "Vec::is_empty")]
     pub match_conditions: Vec<FieldMatch>,
+    /// Which listener agents watch for the event and fire the trigger
+    /// (`match: {id: [...]}`); every agent when absent. Testkube requires
+    /// it with `match`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<Target>,
     /// Resource conditions to wait for before running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition_spec: Option<ConditionSpec>,
@@ -81,6 +96,19 @@ pub struct TriggerSpec {
     /// Keep the trigger but never fire it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+}
+
+impl TriggerSpec {
+    /// Whether the trigger watches Git content: `resource: content`, or a
+    /// `resourceRef` of kind `content` (any case, as Testkube's Git informer
+    /// reads it).
+    pub fn watches_content(&self) -> bool {
+        self.resource == Some(TriggerResource::Content)
+            || self
+                .resource_ref
+                .as_ref()
+                .is_some_and(|r| r.kind.eq_ignore_ascii_case("content"))
+    }
 }
 
 /// `spec.resource`.
@@ -212,6 +240,17 @@ pub enum TriggerEvent {
     EventDeleted,
 }
 
+impl TriggerEvent {
+    /// Whether the event comes from a Git repository (`git-push`,
+    /// `git-tag-push`, `git-pull-request`), which only content triggers see.
+    pub fn is_git(self) -> bool {
+        matches!(
+            self,
+            TriggerEvent::GitPush | TriggerEvent::GitTagPush | TriggerEvent::GitPullRequest
+        )
+    }
+}
+
 /// `spec.match[]`: a condition on a field of the changed object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -256,6 +295,15 @@ impl MatchOperator {
                 | MatchOperator::NotEquals
                 | MatchOperator::ChangedTo
                 | MatchOperator::ChangedFrom
+        )
+    }
+
+    /// Whether the operator compares with the object before the change
+    /// (`changed`, `changed_to`, `changed_from`).
+    pub fn compares_with_previous(self) -> bool {
+        matches!(
+            self,
+            MatchOperator::Changed | MatchOperator::ChangedTo | MatchOperator::ChangedFrom
         )
     }
 }
@@ -385,6 +433,40 @@ pub struct GitWatch {
     /// Token from a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_from: Option<EnvVarSource>,
+    /// Plain-text SSH private key (prefer `sshKeyFrom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<String>,
+    /// SSH private key from a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_from: Option<EnvVarSource>,
+    /// How the credentials are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<GitAuthType>,
+    /// Which pull requests fire a `git-pull-request` trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<GitPullRequest>,
+}
+
+/// `contentSelector.git.pullRequest`: which pull request activity fires the
+/// trigger (Testkube polls the GitHub API for it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitPullRequest {
+    /// Activity to watch: `opened`, `synchronize`, `reopened`, `closed`
+    /// (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Base branch globs to watch (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<String>,
+    /// Base branch globs to ignore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches_ignore: Vec<String>,
+}
+
+impl GitPullRequest {
+    /// The activity types Testkube reports for a pull request.
+    pub const TYPES: [&str; 4] = ["opened", "synchronize", "reopened", "closed"];
 }
 
 /// `spec.action`.

@@ -180,6 +180,9 @@ pub struct CronJob {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
+    /// `OnlyWhenMatches`: create the execution only when a runner matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_policy: Option<SchedulerPolicy>,
     /// Runner labels that must match one of the values.
     #[serde(rename = "match", default, skip_serializing_if = "IndexMap::is_empty")]
     pub match_labels: IndexMap<String, Vec<String>>,
@@ -189,6 +192,13 @@ pub struct Target {
     /// Run once per distinct value of these labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicate: Vec<String>,
+}
+
+/// `target.schedulerPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SchedulerPolicy {
+    /// Skip the execution when no runner matches the target.
+    OnlyWhenMatches,
 }
 
 /// `spec.execution`: defaults for every execution of the workflow.

@@ -18,7 +18,7 @@
 //! The semantic checks live in submodules by subject: `workflow` (the step
 //! tree, workers), `schedule` (cron events), `parts` (containers, content, artifacts,
 //! probes), `params` (`config` declarations), `resources` (metadata,
-//! triggers, webhooks, executions), `expressions` (expression syntax and
+//! webhooks, executions), `trigger` (TestTriggers), `expressions` (expression syntax and
 //! `config.*` references) and `rules` (single-value syntax: names, ids,
 //! cron, time zones, quantities, URLs).
 
@@ -30,6 +30,7 @@ mod report;
 mod resources;
 mod rules;
 mod schedule;
+mod trigger;
 mod workflow;
 
 use serde::de::DeserializeOwned;
@@ -196,7 +197,7 @@ fn check_document(
         Document::TestWorkflowExecution(execution) => {
             resources::check_execution(&mut report, execution);
         }
-        Document::TestTrigger(trigger) => resources::check_trigger(&mut report, &trigger.spec),
+        Document::TestTrigger(document) => trigger::check_trigger(&mut report, &document.spec),
         Document::Webhook(webhook) => resources::check_webhook(&mut report, kind, &webhook.spec),
         Document::WebhookTemplate(template) => {
             resources::check_webhook(&mut report, kind, &template.spec);
@@ -344,4 +345,12 @@ fn read_yaml11_octal_modes(node: &mut Node) {
             NodeValue::Null | NodeValue::Scalar { .. } => {}
         }
     }
+}
+
+/// The YAML name of an enum value (`deployment-image-update`), for messages.
+fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -10,8 +10,8 @@ use super::report::Report;
 use super::rules;
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Artifacts, ContainerConfig, Content, Duration, EnvVar, Quantity, Resources, Service, StepCache,
-    StepRun, has_template,
+    Artifacts, ContainerConfig, Content, Duration, EnvVar, GitAuthType, Quantity, Resources,
+    Service, StepCache, StepRun, has_template,
 };
 use crate::yaml::FieldPath;
 
@@ -111,25 +111,28 @@ pub(crate) fn check_content(report: &mut Report<'_>, path: &FieldPath, content: 
             ),
             _ => {}
         }
-        for (secret, plain, from) in [
-            ("token", git.token.is_some(), git.token_from.is_some()),
-            (
-                "username",
-                git.username.is_some(),
-                git.username_from.is_some(),
-            ),
-            ("sshKey", git.ssh_key.is_some(), git.ssh_key_from.is_some()),
-        ] {
-            if plain && from {
-                report.at_key(
-                    &git_path.child(format!("{secret}From")),
-                    Diagnostic::error(
-                        "conflicting-fields",
-                        format!("`{secret}` and `{secret}From` are both set"),
-                    )
-                    .with_hint("keep one of them (prefer the secret reference)"),
-                );
-            }
+        check_git_credentials(
+            report,
+            &git_path,
+            [
+                ("token", git.token.is_some(), git.token_from.is_some()),
+                (
+                    "username",
+                    git.username.is_some(),
+                    git.username_from.is_some(),
+                ),
+                ("sshKey", git.ssh_key.is_some(), git.ssh_key_from.is_some()),
+            ],
+        );
+        if git.auth_type == Some(GitAuthType::Github) {
+            report.at(
+                &git_path.child("authType"),
+                Diagnostic::warning(
+                    "unsupported",
+                    "`authType: github` takes a token from Testkube's GitHub App, which a local run does not have",
+                )
+                .with_hint("the checkout sends `username`/`token` as with `basic`; set them, or use `basic`"),
+            );
         }
     }
     for (index, file) in content.files.iter().enumerate() {
@@ -369,6 +372,27 @@ pub(crate) fn positive_seconds(report: &mut Report<'_>, path: &FieldPath, second
             )
             .with_hint("leave it out for no deadline"),
         );
+    }
+}
+
+/// A Git credential is written in plain text (`token`) or taken from a
+/// secret (`tokenFrom`), not both: each entry is `(name, plain set, from set)`.
+pub(crate) fn check_git_credentials(
+    report: &mut Report<'_>,
+    git_path: &FieldPath,
+    credentials: [(&str, bool, bool); 3],
+) {
+    for (secret, plain, from) in credentials {
+        if plain && from {
+            report.at_key(
+                &git_path.child(format!("{secret}From")),
+                Diagnostic::error(
+                    "conflicting-fields",
+                    format!("`{secret}` and `{secret}From` are both set"),
+                )
+                .with_hint("keep one of them (prefer the secret reference)"),
+            );
+        }
     }
 }
 

@@ -102,6 +102,7 @@ struct Builder<'s, 'o> {
     nodes: usize,
     scalar_bytes: usize,
     alias_uses: usize,
+    alias_nodes: usize,
     alias_bytes: usize,
 }
 
@@ -121,6 +122,7 @@ impl<'s, 'o> Builder<'s, 'o> {
             nodes: 0,
             scalar_bytes: 0,
             alias_uses: 0,
+            alias_nodes: 0,
             alias_bytes: 0,
         }
     }
@@ -213,7 +215,7 @@ impl<'s, 'o> Builder<'s, 'o> {
                 self.open(span, kind, anchor, replayed)?;
             }
             Event::SequenceEnd | Event::MappingEnd => self.close(span, alias_root)?,
-            Event::Alias(id) => self.alias(id, span)?,
+            Event::Alias(id) => self.alias(id, span, replayed)?,
         }
         Ok(())
     }
@@ -322,8 +324,9 @@ impl<'s, 'o> Builder<'s, 'o> {
     }
 
     /// Starts replaying an anchor, after checking that its whole expansion
-    /// fits in the budgets.
-    fn alias(&mut self, id: usize, raw: RawSpan) -> Result<(), Diagnostic> {
+    /// fits in the budgets. An alias met while replaying another one is
+    /// part of that one's expansion, whose nodes are already counted.
+    fn alias(&mut self, id: usize, raw: RawSpan, replayed: bool) -> Result<(), Diagnostic> {
         let Some(anchor) = self.anchors.get(&id) else {
             return Err(Diagnostic::error(
                 "unknown-anchor",
@@ -338,11 +341,19 @@ impl<'s, 'o> Builder<'s, 'o> {
             anchor.bytes,
         );
         self.alias_uses += 1;
+        if !replayed {
+            self.alias_nodes = self.alias_nodes.saturating_add(nodes);
+        }
         self.alias_bytes = self.alias_bytes.saturating_add(bytes);
         let exceeded = if self.alias_uses > self.options.max_alias_expansions {
             Some(format!(
                 "more than {} alias uses",
                 self.options.max_alias_expansions
+            ))
+        } else if self.alias_nodes > self.options.max_alias_nodes {
+            Some(format!(
+                "aliases expand to more than {} nodes",
+                self.options.max_alias_nodes
             ))
         } else if self.nodes.saturating_add(nodes) > self.options.max_nodes {
             Some(format!(

@@ -82,6 +82,11 @@ pub struct LoadOptions {
     pub max_nodes: usize,
     /// Most alias uses (`*name`) in one stream (default 100,000).
     pub max_alias_expansions: usize,
+    /// Most nodes produced by alias expansion in one stream (default
+    /// 100,000). Expanding costs time and memory that the file's size does
+    /// not show (a 300-byte alias bomb can ask for a million nodes), so it
+    /// gets a budget of its own, well below `max_nodes`.
+    pub max_alias_nodes: usize,
     /// Most bytes of scalar text produced by alias expansion in one stream
     /// (default 64 MiB): a long string aliased many times stays bounded.
     pub max_alias_bytes: usize,
@@ -94,6 +99,7 @@ impl Default for LoadOptions {
             max_depth: 128,
             max_nodes: 1_000_000,
             max_alias_expansions: 100_000,
+            max_alias_nodes: 100_000,
             max_alias_bytes: 64 * 1024 * 1024,
         }
     }
