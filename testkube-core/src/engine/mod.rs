@@ -44,6 +44,7 @@ pub mod mask;
 mod mask_events;
 mod run;
 mod support;
+mod translate;
 
 pub use children::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
