@@ -181,8 +181,10 @@ impl History {
     /// a run or a preview.
     fn unreadable(err: &StoreError) -> Self {
         anstream::eprintln!(
-            "{} {err}; recorded durations are not used",
-            paint(style::WARN, "warning:")
+            "{} cannot read recorded durations from {}: {err}; shards are split without \
+             them (repair or remove that file, or give --timings)",
+            paint(style::WARN, "warning:"),
+            crate::home::database().display()
         );
         Self::empty()
     }

@@ -131,6 +131,33 @@ pub enum Event {
     Finished(Box<ExecutionSummary>),
 }
 
+impl Event {
+    /// Folds this event into the execution's initialization result (`slot`)
+    /// when it is the root worker's [`Event::Initialization`], and returns
+    /// the result as it now stands; every other event changes nothing.
+    pub fn update_initialization<'a>(
+        &self,
+        slot: &'a mut Option<StepResult>,
+    ) -> Option<&'a StepResult> {
+        let Event::Initialization {
+            worker,
+            status,
+            at,
+            message,
+        } = self
+        else {
+            return None;
+        };
+        if worker.number != 0 {
+            return None;
+        }
+        let at = chrono::DateTime::from(*at);
+        let result = slot.get_or_insert_with(|| StepResult::started(at));
+        result.change(*status, at, message.clone());
+        Some(result)
+    }
+}
+
 /// Where a step is in its worker's tree, for display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRef {
@@ -315,16 +342,8 @@ impl SummaryBuilder {
                 }
             }
             Event::TestCases { cases, .. } => self.tests.add(cases),
-            Event::Initialization {
-                worker,
-                status,
-                at,
-                message,
-            } if worker.number == 0 => {
-                let at = chrono::DateTime::from(*at);
-                self.initialization
-                    .get_or_insert_with(|| StepResult::started(at))
-                    .change(*status, at, message.clone());
+            Event::Initialization { .. } => {
+                event.update_initialization(&mut self.initialization);
             }
             _ => {}
         }

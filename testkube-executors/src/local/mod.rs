@@ -52,7 +52,7 @@ mod sandbox;
 mod watchdog;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use testkube_core::engine::{
@@ -102,7 +102,11 @@ enum Isolation {
 #[derive(Debug, Clone)]
 pub struct LocalExecutor {
     runs_dir: PathBuf,
-    isolation: Isolation,
+    /// How steps are isolated: decided on first use, once, and shared by
+    /// clones (finding bubblewrap or probing user namespaces costs a process).
+    isolation: Arc<OnceLock<Isolation>>,
+    /// What [`LocalExecutor::with_sandbox`] asked for.
+    sandbox: Sandbox,
     pdeathsig: Vec<String>,
     artifacts_dir: Option<PathBuf>,
 }
@@ -112,9 +116,10 @@ impl LocalExecutor {
     /// [`Sandbox::Auto`] says (see [`LocalExecutor::ready`]).
     #[must_use]
     pub fn new(runs_dir: impl Into<PathBuf>) -> Self {
-        let mut executor = LocalExecutor {
+        LocalExecutor {
             runs_dir: runs_dir.into(),
-            isolation: Isolation::Plain,
+            isolation: Arc::default(),
+            sandbox: Sandbox::Auto,
             pdeathsig: find_program("setpriv")
                 .map(|setpriv| {
                     vec![
@@ -126,12 +131,15 @@ impl LocalExecutor {
                 })
                 .unwrap_or_default(),
             artifacts_dir: None,
-        };
-        executor.isolation = executor.isolation(Sandbox::Auto);
-        executor
+        }
     }
 
-    fn isolation(&self, sandbox: Sandbox) -> Isolation {
+    /// The isolation chosen, deciding it on first use.
+    fn isolation(&self) -> &Isolation {
+        self.isolation.get_or_init(|| self.decide(self.sandbox))
+    }
+
+    fn decide(&self, sandbox: Sandbox) -> Isolation {
         let (bwrap, without) = match sandbox {
             Sandbox::Off => return Isolation::Plain,
             Sandbox::Auto => (find_program("bwrap"), "bubblewrap (bwrap) is not installed"),
@@ -140,13 +148,19 @@ impl LocalExecutor {
         if let Some(bwrap) = bwrap {
             return Isolation::Sandboxed(Jail::Bwrap(bwrap));
         }
+        let what_to_do = match sandbox {
+            Sandbox::Unshare => {
+                "choose the default sandbox instead (TESTKUBE_SANDBOX=auto, or \
+                 `Sandbox::Auto`) with bubblewrap installed"
+            }
+            _ => "install bubblewrap (e.g. `apt install bubblewrap`, `dnf install bubblewrap`)",
+        };
         match Namespace::detect(&self.pdeathsig) {
             Ok(namespace) => Isolation::Sandboxed(Jail::Namespace(namespace)),
             Err(why) => Isolation::Unavailable(format!(
                 "steps cannot run here: {without} and {why}. \
                  Steps write /data, /tmp and /testkube as they do in a pod, which needs a \
-                 sandbox that puts the worker's folders at those paths; install bubblewrap \
-                 (e.g. `apt install bubblewrap`, `dnf install bubblewrap`)"
+                 sandbox that puts the worker's folders at those paths; {what_to_do}"
             )),
         }
     }
@@ -172,20 +186,21 @@ impl LocalExecutor {
     /// Chooses how to isolate steps (the default is [`Sandbox::Auto`]).
     #[must_use]
     pub fn with_sandbox(mut self, sandbox: Sandbox) -> Self {
-        self.isolation = self.isolation(sandbox);
+        self.sandbox = sandbox;
+        self.isolation = Arc::default();
         self
     }
 
     /// Whether steps run in a sandbox (bubblewrap or user namespaces).
     #[must_use]
     pub fn is_sandboxed(&self) -> bool {
-        matches!(self.isolation, Isolation::Sandboxed(_))
+        matches!(self.isolation(), Isolation::Sandboxed(_))
     }
 
     /// Whether steps run in a bubblewrap sandbox.
     #[must_use]
     pub fn uses_bubblewrap(&self) -> bool {
-        matches!(self.isolation, Isolation::Sandboxed(Jail::Bwrap(_)))
+        matches!(self.isolation(), Isolation::Sandboxed(Jail::Bwrap(_)))
     }
 
     /// Whether workers can start; else why not and what to do, to refuse a
@@ -196,7 +211,7 @@ impl LocalExecutor {
     /// The message when no sandbox can be built here and plain processes
     /// were not chosen.
     pub fn ready(&self) -> Result<(), String> {
-        match &self.isolation {
+        match self.isolation() {
             Isolation::Unavailable(why) => Err(why.clone()),
             _ => Ok(()),
         }
@@ -223,7 +238,7 @@ impl LocalExecutor {
 
     /// What the user is told once per execution about where steps run.
     fn isolation_notice(&self) -> String {
-        match &self.isolation {
+        match self.isolation() {
             Isolation::Sandboxed(Jail::Bwrap(_)) => {
                 "steps run in a bubblewrap sandbox per worker: /data, /tmp and /testkube are \
                  the worker's folders, the rest of the machine is read-only"
@@ -260,7 +275,7 @@ impl Executor for LocalExecutor {
         // Steps and services run in other folders: the paths they are given
         // ($TESTKUBE_OUTPUTS, $TMPDIR, working directories) must be absolute.
         let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
-        if let Isolation::Unavailable(why) = &self.isolation {
+        if let Isolation::Unavailable(why) = self.isolation() {
             return Err(ExecutorError::new(&spec.worker, why.clone()));
         }
         let paths = WorkerPaths::new(&workspace, self.is_sandboxed());
@@ -270,7 +285,7 @@ impl Executor for LocalExecutor {
                 format!("cannot create {}: {err}", workspace.display()),
             )
         })?;
-        let launcher: Arc<dyn Launcher> = match &self.isolation {
+        let launcher: Arc<dyn Launcher> = match self.isolation() {
             Isolation::Sandboxed(jail) => Arc::new(
                 SandboxLauncher::start(jail, &paths, &workspace.join("runner")).map_err(|err| {
                     ExecutorError::new(&spec.worker, format!("cannot start the sandbox: {err}"))

@@ -160,18 +160,11 @@ impl EventRecorder {
                 self.store.record_artifacts(id, &[artifact]).await
             }
             Event::TestCases { cases, .. } => self.store.record_test_cases(id, cases).await,
-            Event::Initialization {
-                worker,
-                status,
-                at,
-                message,
-            } if worker.number == 0 => {
-                let at = DateTime::<Utc>::from(*at);
-                let init = self
-                    .initialization
-                    .get_or_insert_with(|| StepResult::started(at));
-                init.change(*status, at, message.clone());
-                self.store.record_initialization(id, init).await
+            Event::Initialization { .. } => {
+                match event.update_initialization(&mut self.initialization) {
+                    Some(init) => self.store.record_initialization(id, init).await,
+                    None => Ok(()),
+                }
             }
             Event::Finished(summary) => {
                 let at = DateTime::parse_from_rfc3339(&summary.finished_at)

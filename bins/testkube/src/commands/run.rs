@@ -156,11 +156,14 @@ impl Launch {
         runnable: TestWorkflow,
         options: &RunOptions,
     ) -> Result<Outcome, CliError> {
+        // Refused first when no sandbox can work here: nothing planned or read.
+        let executor = crate::sandbox::local_executor()?;
         let workflow_name = history_key(&runnable);
         let store = open_store().await;
-        let history = match &store {
-            Some(store) => History::load(store.as_ref(), &workflow_name).await,
-            None => History::empty(),
+        // `--failed-only` plans with the durations its first run used.
+        let history = match (&store, &self.failed_only) {
+            (Some(store), None) => History::load(store.as_ref(), &workflow_name).await,
+            _ => History::empty(),
         };
         let recorded = history.recorded();
         // The durations the split uses are kept with the run, so that
@@ -189,7 +192,6 @@ impl Launch {
         drop(plan_options);
         let used = std::mem::take(&mut *lock(&used));
 
-        let executor = crate::sandbox::local_executor()?;
         let mut engine = Engine::new(Arc::new(executor.clone()));
         // Child workflows are only looked for (files read and parsed again)
         // when a step runs `execute`.
