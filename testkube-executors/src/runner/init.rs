@@ -45,12 +45,9 @@ impl StepRunner {
         });
         // The content is the root step's: its paths are evaluated in the root's scope
         // (its env, `step.results`), as the root's other fields are when it runs.
-        self.create_results_dir(root)?;
-        self.status.begin_step(root.id.clone());
-        self.step_env.push(self.env_vars(root).to_vec());
+        self.enter_step(root)?;
         let fetched = self.fetch_contents(root, contents).await;
-        self.step_env.pop();
-        self.status.end_step();
+        self.leave_step();
         fetched.map(|()| rest)
     }
 

@@ -244,7 +244,7 @@ impl StepRunner {
     /// results folder, makes it the running step (for `step.results`) with
     /// its env (for `env`), and runs its attempts.
     async fn run_decided(&mut self, step: &PlanStep) -> StepStatus {
-        if let Err(message) = self.create_results_dir(step) {
+        if let Err(message) = self.enter_step(step) {
             let detail = StepDetail {
                 message: Some(message),
                 ..StepDetail::default()
@@ -252,12 +252,25 @@ impl StepRunner {
             self.emit_step(step, StepStatus::Failed, detail).await;
             return StepStatus::Failed;
         }
+        let status = self.run_attempts(step).await;
+        self.leave_step();
+        status
+    }
+
+    /// Makes `step` the running one, so what is evaluated meanwhile is its
+    /// own: its results folder (created here) is `step.results` and its env
+    /// is `env`. Ends with [`StepRunner::leave_step`].
+    fn enter_step(&mut self, step: &PlanStep) -> Result<(), String> {
+        self.create_results_dir(step)?;
         self.status.begin_step(step.id.clone());
         self.step_env.push(self.env_vars(step).to_vec());
-        let status = self.run_attempts(step).await;
+        Ok(())
+    }
+
+    /// Ends the step begun last with [`StepRunner::enter_step`].
+    fn leave_step(&mut self) {
         self.step_env.pop();
         self.status.end_step();
-        status
     }
 
     /// Creates the step's results folder (`step.results`) before it runs,
