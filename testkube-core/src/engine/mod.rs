@@ -42,6 +42,7 @@ pub mod executor;
 mod fanout;
 pub mod mask;
 mod mask_events;
+pub mod protocol;
 mod run;
 mod support;
 mod translate;
