@@ -234,6 +234,12 @@ pub enum Frame {
         /// What it asks for.
         request: Request,
     },
+    /// The worker no longer waits for the reply to request `id` (the step
+    /// that asked timed out): stop what it started.
+    Cancel {
+        /// The request.
+        id: u64,
+    },
 }
 
 /// What a worker asks the engine for: the [`Orchestrator`] calls, as data.
@@ -243,9 +249,9 @@ pub enum Frame {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Request {
     /// Run a `parallel` block ([`Reply::Parallel`]).
-    Parallel(ParallelRequest),
+    Parallel(Box<ParallelRequest>),
     /// Run an `execute` step's children ([`Reply::Execute`]).
-    Execute(ExecuteRequest),
+    Execute(Box<ExecuteRequest>),
     /// Step `step` is paused: answer once the execution is resumed
     /// ([`Reply::Released`]).
     Paused {
@@ -350,12 +356,12 @@ impl Frame {
         })
     }
 
-    /// The worker event of this frame; `None` for [`Frame::Log`] and
-    /// [`Frame::Request`], which are the protocol's own.
+    /// The worker event of this frame; `None` for [`Frame::Log`],
+    /// [`Frame::Request`] and [`Frame::Cancel`], which are the protocol's own.
     #[must_use]
     pub fn into_event(self) -> Option<WorkerEvent> {
         Some(match self {
-            Frame::Log { .. } | Frame::Request { .. } => return None,
+            Frame::Log { .. } | Frame::Request { .. } | Frame::Cancel { .. } => return None,
             Frame::Step {
                 step,
                 status,
