@@ -58,5 +58,6 @@ pub use executor::{
     Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerFiles, WorkerHandle, WorkerId,
     WorkerSpec,
 };
+pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};

@@ -86,6 +86,13 @@ pub struct ExecutionRequest {
 }
 
 impl ExecutionRequest {
+    /// The expression variables every worker of the execution sees:
+    /// `config`, `execution` and `workflow`.
+    #[must_use]
+    pub fn variables(&self, execution: &ExecutionInfo) -> BTreeMap<String, Value> {
+        base_variables(execution, self)
+    }
+
     /// A request with id `id`, number 1 and nothing else.
     #[must_use]
     pub fn new(id: impl Into<String>) -> Self {
