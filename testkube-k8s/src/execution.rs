@@ -10,6 +10,9 @@ use testkube_core::plan::{Operation, Plan, PlanStep};
 
 use crate::manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
 
+/// `execution.scheduledAt` in a preview.
+const PREVIEW_SCHEDULED_AT: &str = "1970-01-01T00:00:00Z";
+
 /// The objects of one execution, in creation order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionObjects {
@@ -19,7 +22,8 @@ pub struct ExecutionObjects {
     pub notes: Vec<String>,
 }
 
-/// The objects of an execution of `plan` as `request` (its id names them).
+/// The objects of an execution of `plan` as `request` (its id names them),
+/// as a preview: `execution.scheduledAt` is the Unix epoch.
 ///
 /// # Errors
 /// [`ManifestError`] for the first worker that cannot be built.
@@ -37,7 +41,14 @@ pub fn execution_objects(
         },
         workflow: plan.workflow.clone(),
     };
-    let base = request.variables(&execution);
+    let mut base = request.variables(&execution);
+    // A preview: the same input gives the same objects.
+    if let Some(execution) = base.get_mut("execution").and_then(|value| value.as_object_mut()) {
+        execution.insert(
+            "scheduledAt".to_owned(),
+            serde_json::Value::String(PREVIEW_SCHEDULED_AT.to_owned()),
+        );
+    }
     let mut objects = ExecutionObjects {
         workers: Vec::new(),
         notes: Vec::new(),
