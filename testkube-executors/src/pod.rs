@@ -39,7 +39,7 @@ use testkube_core::status::{Interruption, StepStatus};
 use tokio::sync::{mpsc, watch};
 
 use crate::local::host::HostLauncher;
-use crate::runner::{RunnerConfig, StepRunner, WorkerPaths};
+use crate::runner::{Relay, RunnerConfig, StepRunner, WorkerPaths};
 
 /// How often a waiting call looks for its reply file. Local file system
 /// only: no API request is made while waiting.
@@ -55,6 +55,9 @@ pub struct PodLayout {
     pub control_dir: PathBuf,
     /// The container's termination message file (`/dev/termination-log`).
     pub termination_log: PathBuf,
+    /// Where a container leaves the runner's state for the next one (in
+    /// the shared `/testkube` volume).
+    pub relay_state: PathBuf,
 }
 
 impl PodLayout {
@@ -65,6 +68,7 @@ impl PodLayout {
             root: PathBuf::from("/"),
             control_dir: PathBuf::from(CONTROL_DIR),
             termination_log: PathBuf::from("/dev/termination-log"),
+            relay_state: PathBuf::from("/testkube/.state/relay.json"),
         }
     }
 }
@@ -99,6 +103,9 @@ pub fn write_reply(control_dir: &Path, id: u64, reply: &Reply) -> std::io::Resul
 /// Why a pod worker could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PodError {
+    /// The state an earlier container left cannot be read.
+    #[error("{0}")]
+    State(String),
     /// The workspace folders could not be made.
     #[error("cannot create the worker's folders under {path}: {source}")]
     Workspace {
@@ -109,18 +116,35 @@ pub enum PodError {
     },
 }
 
-/// Runs `task` to its end, writing the protocol to `out`, and returns the
-/// status of its root. `interrupt` stops it (SIGTERM in a pod).
+/// How a container's part of a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodEnd {
+    /// The worker is done, with the status of its root.
+    Finished(StepStatus),
+    /// The next container of the pod goes on with the worker's steps.
+    HandedOff,
+}
+
+/// Runs container `container`'s part of `task` (all of it when the task
+/// names no containers), writing the protocol to `out`. `interrupt` stops
+/// it (SIGTERM in a pod).
 ///
 /// # Errors
 /// [`PodError`] when the worker cannot start at all.
 pub async fn run_task(
     task: WorkerTask,
+    container: usize,
     layout: &PodLayout,
     out: Box<dyn Write + Send>,
     interrupt: watch::Receiver<Option<Interruption>>,
-) -> Result<StepStatus, PodError> {
+) -> Result<PodEnd, PodError> {
     let paths = WorkerPaths::new(&layout.root, layout.root == Path::new("/"));
+    let relay = if task.containers.is_empty() {
+        None
+    } else {
+        let state = Relay::load_state(&layout.relay_state).map_err(PodError::State)?;
+        Some(Relay::new(container, task.containers.clone(), state))
+    };
     paths.create().map_err(|source| PodError::Workspace {
         path: layout.root.clone(),
         source,
@@ -140,7 +164,7 @@ pub async fn run_task(
         control_dir: layout.control_dir.clone(),
         next: AtomicU64::new(1),
     });
-    let runner = StepRunner::new(RunnerConfig {
+    let mut runner = StepRunner::new(RunnerConfig {
         launcher: Arc::new(HostLauncher::new(Vec::new())),
         paths,
         events: events.clone(),
@@ -155,13 +179,30 @@ pub async fn run_task(
         barrier: task.barrier,
         archives: None,
     });
+    if let Some(relay) = &relay {
+        runner = runner.with_relay(relay.clone());
+    }
     // The plan already holds the worker-wide (`global`) env in each step.
     let status = runner.run(&task.root).await;
-    let _ = events.send(WorkerEvent::Finished { status }).await;
+    let end = match &relay {
+        Some(relay) if relay.handed_off() => {
+            relay
+                .save_state(&layout.relay_state)
+                .map_err(|source| PodError::Workspace {
+                    path: layout.relay_state.clone(),
+                    source,
+                })?;
+            PodEnd::HandedOff
+        }
+        _ => {
+            let _ = events.send(WorkerEvent::Finished { status }).await;
+            PodEnd::Finished(status)
+        }
+    };
     drop(events);
     let _ = forward.await;
-    writer.finish(status, &layout.termination_log);
-    Ok(status)
+    writer.finish(end, &layout.termination_log);
+    Ok(end)
 }
 
 /// The container's standard output, shared by the event forwarder and the
@@ -212,11 +253,14 @@ impl ProtocolWriter {
         state.flush();
     }
 
-    fn finish(&self, status: StepStatus, termination_log: &Path) {
+    fn finish(&self, end: PodEnd, termination_log: &Path) {
         let state = self.lock();
         let message = TerminationMessage {
             version: PROTOCOL_VERSION,
-            finished: Some(status),
+            finished: match end {
+                PodEnd::Finished(status) => Some(status),
+                PodEnd::HandedOff => None,
+            },
             steps: state.finished_steps.clone(),
         };
         // Best effort: outside a pod the file may not be writable, and the

@@ -74,6 +74,7 @@ pub fn execution_objects(
             variables,
             files: WorkerFiles::default(),
             barrier: false,
+            containers: Default::default(),
         };
         objects.workers.push(worker_objects(
             &task,

@@ -4,21 +4,26 @@
 //! The pod, in order:
 //! 1. init container `testkube-init` (the init image) copies the runner to
 //!    the shared tools volume ([`INIT_BINARY`]);
-//! 2. the container `worker` runs the worker's steps with that runner, in
-//!    the image of the steps (`container.image`; [`ManifestOptions::
-//!    default_image`] when none is set), with the steps' resources,
-//!    security context, volume mounts and the env Kubernetes resolves
-//!    (`valueFrom`, `envFrom`).
+//! 2. the worker's steps, with that runner: consecutive steps with the same
+//!    container settings (image, pull policy, resources, security context,
+//!    volume mounts, `envFrom`) share a container; each change of settings
+//!    starts the next one. One group is the container `worker`; several are
+//!    `worker-1`, `worker-2`, ... in order, all but the last as init
+//!    containers, so Kubernetes runs them one after the other (see
+//!    `testkube_executors::runner::relay` for how the runner carries on).
+//!    The image is the steps' `container.image`
+//!    ([`ManifestOptions::default_image`] when none is set); the env
+//!    Kubernetes must resolve (`valueFrom`, `envFrom`) goes on the
+//!    container.
 //!
 //! `/data`, `/tmp` and `/testkube` are emptyDir volumes; the workflow's
 //! `pod` settings are applied as the pod spec fields of the same names (all
 //! of them: they are Kubernetes' own), `job` settings to the Job. Without a
 //! `serviceAccountName`, no API token is mounted: test pods need none.
 //!
-//! Steps whose container settings differ (another image, other
-//! resources...) would need one container each, run in order; that is not
-//! built yet, and such a worker is refused with a message naming the steps
-//! ([`ManifestError::ContainerGroups`]).
+//! A step `retry` around steps of different containers cannot be run (a
+//! container cannot run again once the next has started) and is refused
+//! ([`ManifestError::RetryAcrossContainers`]).
 
 use std::collections::BTreeMap;
 
@@ -90,19 +95,18 @@ pub struct WorkerObjects {
 /// Why a worker's objects cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    /// Steps of one worker need different containers.
+    /// A step with `retry` holds steps that run in different containers.
     #[error(
-        "worker {worker}: steps {steps} use different container settings ({what}); running them \
-         in one pod needs one container per group of steps, which the Kubernetes executor does \
-         not do yet: give the worker's steps one image and container settings (e.g. \
-         `spec.container`)"
+        "worker {worker}: step `{step}` has `retry`, but its steps run in different containers \
+         ({what}); a pod cannot run an earlier container again: give those steps the same image \
+         and container settings, or move `retry` to the steps themselves"
     )]
-    ContainerGroups {
+    RetryAcrossContainers {
         /// The worker's path.
         worker: String,
-        /// The first steps that differ.
-        steps: String,
-        /// What differs.
+        /// The step with `retry`.
+        step: String,
+        /// Why its steps need different containers.
         what: String,
     },
     /// A setting is not a valid Kubernetes value (an expression left for
@@ -143,6 +147,9 @@ pub fn worker_objects(
         (labels::RESOURCE.to_owned(), "worker".to_owned()),
         (labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned()),
     ]);
+    let mut task = task.clone();
+    let mut containers = worker_containers(&mut task, options)?;
+    let task = &task;
     let secret_name = format!("{name}-task");
     let secret = Secret {
         metadata: ObjectMeta {
@@ -156,7 +163,6 @@ pub fn worker_objects(
         ..Secret::default()
     };
 
-    let container = worker_container(task, options)?;
     let mut spec: PodSpec = match pod {
         Some(pod) => pod_spec(pod).map_err(|message| ManifestError::Invalid {
             worker: worker.clone(),
@@ -196,7 +202,8 @@ pub fn worker_objects(
     ];
     volumes.extend(spec.volumes.take().unwrap_or_default());
     spec.volumes = Some(volumes);
-    spec.init_containers = Some(vec![Container {
+    let main = containers.pop();
+    let mut init_containers = vec![Container {
         name: "testkube-init".to_owned(),
         image: Some(options.init_image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
@@ -207,8 +214,10 @@ pub fn worker_objects(
         ]),
         volume_mounts: Some(vec![mount("testkube-tools", TOOLS_DIR, false)]),
         ..Container::default()
-    }]);
-    spec.containers = vec![container];
+    }];
+    init_containers.extend(containers);
+    spec.init_containers = Some(init_containers);
+    spec.containers = main.into_iter().collect();
 
     let mut pod_labels: BTreeMap<String, String> = pod
         .map(|pod| pod.labels.clone().into_iter().collect())
@@ -267,34 +276,97 @@ pub fn job_name(execution: &str, number: usize) -> String {
     format!("{base}{suffix}")
 }
 
-/// The container running the worker's steps.
-fn worker_container(
-    task: &WorkerTask,
+/// The containers running the worker's steps, in order; records in the
+/// task which container runs each command step when there are several.
+fn worker_containers(
+    task: &mut WorkerTask,
     options: &ManifestOptions,
-) -> Result<Container, ManifestError> {
-    let worker = &task.worker.path;
+) -> Result<Vec<Container>, ManifestError> {
+    let worker = task.worker.path.clone();
     let mut leaves = Vec::new();
     collect_commands(&task.root, &mut leaves);
-    let settings: Vec<(&str, Settings)> = leaves
-        .iter()
-        .map(|(step, config)| (*step, Settings::of(config, options)))
-        .collect();
-    if let Some((first_step, first)) = settings.first()
-        && let Some((step, other)) = settings.iter().find(|(_, other)| other != first)
-    {
-        return Err(ManifestError::ContainerGroups {
-            worker: worker.clone(),
-            steps: format!("`{first_step}` and `{step}`"),
-            what: first.difference(other),
-        });
+    let mut groups: Vec<(Settings, Vec<(&str, &ContainerConfig)>)> = Vec::new();
+    for (step, config) in &leaves {
+        let settings = Settings::of(config, options);
+        match groups.last_mut() {
+            Some((current, members)) if *current == settings => members.push((step, config)),
+            _ => groups.push((settings, vec![(step, config)])),
+        }
     }
-    let settings = settings
-        .into_iter()
-        .next()
-        .map(|(_, settings)| settings)
-        .unwrap_or_else(|| Settings::of(&ContainerConfig::default(), options));
+    if groups.is_empty() {
+        groups.push((Settings::of(&ContainerConfig::default(), options), Vec::new()));
+    }
+    let mut assignment = std::collections::BTreeMap::new();
+    if groups.len() > 1 {
+        for (index, (_, members)) in groups.iter().enumerate() {
+            for (step, _) in members {
+                assignment.insert((*step).to_owned(), index);
+            }
+        }
+        check_retries(&task.root, &assignment, &groups, &worker)?;
+    }
+    let single = groups.len() == 1;
+    let containers = groups
+        .iter()
+        .enumerate()
+        .map(|(index, (settings, members))| {
+            let name = if single {
+                "worker".to_owned()
+            } else {
+                format!("worker-{}", index + 1)
+            };
+            let configs: Vec<&ContainerConfig> = members.iter().map(|(_, c)| *c).collect();
+            container(name, index, settings, &configs, &worker)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    task.containers = assignment;
+    Ok(containers)
+}
+
+/// Refuses a `retry` around steps of different containers.
+fn check_retries(
+    step: &PlanStep,
+    assignment: &std::collections::BTreeMap<String, usize>,
+    groups: &[(Settings, Vec<(&str, &ContainerConfig)>)],
+    worker: &str,
+) -> Result<(), ManifestError> {
+    if step.retry.is_some() {
+        let mut inside = Vec::new();
+        collect_commands(step, &mut inside);
+        let used: std::collections::BTreeSet<usize> = inside
+            .iter()
+            .filter_map(|(id, _)| assignment.get(*id).copied())
+            .collect();
+        if let (Some(first), Some(last)) = (used.first(), used.last())
+            && first != last
+        {
+            return Err(ManifestError::RetryAcrossContainers {
+                worker: worker.to_owned(),
+                step: step.id.clone(),
+                what: groups[*first].0.difference(&groups[*last].0),
+            });
+        }
+    }
+    for operation in &step.operations {
+        if let Operation::Setup { steps } | Operation::Steps { steps } = operation {
+            for child in steps {
+                check_retries(child, assignment, groups, worker)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Container `index` of the pod's step containers.
+fn container(
+    name: String,
+    index: usize,
+    settings: &Settings,
+    members: &[&ContainerConfig],
+    worker: &str,
+) -> Result<Container, ManifestError> {
     let invalid = |field: &str, message: String| ManifestError::Invalid {
-        worker: worker.clone(),
+        worker: worker.to_owned(),
         field: field.to_owned(),
         message,
     };
@@ -313,7 +385,7 @@ fn worker_container(
     // Variables Kubernetes must resolve (a Secret, a ConfigMap, a field of
     // the pod) go on the container: the runner cannot read them itself.
     let mut env: Vec<KubeEnvVar> = Vec::new();
-    for (_, config) in &leaves {
+    for config in members {
         for var in &config.env {
             let Some(source) = &var.value_from else {
                 continue;
@@ -336,8 +408,12 @@ fn worker_container(
         mount("testkube-task", TASK_DIR, true),
     ];
     volume_mounts.extend(settings.volume_mounts.iter().cloned());
+    let mut command = vec![INIT_BINARY.to_owned(), "run".to_owned()];
+    if index > 0 {
+        command.extend(["--container".to_owned(), index.to_string()]);
+    }
     Ok(Container {
-        name: "worker".to_owned(),
+        name,
         image: Some(settings.image.clone()),
         image_pull_policy: settings.pull_policy.map(|policy| {
             match policy {
@@ -347,7 +423,7 @@ fn worker_container(
             }
             .to_owned()
         }),
-        command: Some(vec![INIT_BINARY.to_owned(), "run".to_owned()]),
+        command: Some(command),
         env: (!env.is_empty()).then_some(env),
         env_from: (!settings.env_from.is_empty()).then(|| settings.env_from.clone()),
         resources,

@@ -38,6 +38,9 @@ enum Command {
         /// The task file (JSON), as the engine wrote it.
         #[arg(long, default_value = pod::TASK_FILE)]
         task: PathBuf,
+        /// Which of the pod's ordered containers this is (0 first).
+        #[arg(long, default_value_t = 0)]
+        container: usize,
         /// The folder that holds `/data`, `/tmp` and `/testkube` (`/` in a pod).
         #[arg(long, default_value = "/", hide = true)]
         root: PathBuf,
@@ -56,7 +59,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Copy { dest } => copy_self(&dest),
-        Command::Run { task, root } => run(&task, root),
+        Command::Run {
+            task,
+            container,
+            root,
+        } => run(&task, container, root),
         Command::Reply { id, control_dir } => reply(id, &control_dir),
     };
     match result {
@@ -81,7 +88,7 @@ fn copy_self(dest: &Path) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(task_file: &Path, root: PathBuf) -> Result<ExitCode, String> {
+fn run(task_file: &Path, container: usize, root: PathBuf) -> Result<ExitCode, String> {
     let bytes = std::fs::read(task_file)
         .map_err(|err| format!("cannot read the task {}: {err}", task_file.display()))?;
     let task = WorkerTask::from_json(&bytes).map_err(|err| err.to_string())?;
@@ -90,7 +97,8 @@ fn run(task_file: &Path, root: PathBuf) -> Result<ExitCode, String> {
     } else {
         PodLayout {
             control_dir: root.join("testkube/.control"),
-            termination_log: root.join("termination-log"),
+            termination_log: root.join(format!("termination-log-{container}")),
+            relay_state: root.join("testkube/.state/relay.json"),
             root,
         }
     };
@@ -111,7 +119,7 @@ fn run(task_file: &Path, root: PathBuf) -> Result<ExitCode, String> {
                 let _ = interrupt.send(Some(Interruption::Abort));
             }
         });
-        pod::run_task(task, &layout, Box::new(std::io::stdout()), interrupted)
+        pod::run_task(task, container, &layout, Box::new(std::io::stdout()), interrupted)
             .await
             .map_err(|err| err.to_string())
     })?;

@@ -78,6 +78,10 @@ pub struct WorkerTask {
     /// Whether it waits at a start barrier ([`Request::Ready`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub barrier: bool,
+    /// Which of the pod's ordered containers runs each step's command, by
+    /// step id (0 first); empty when one container runs them all.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, usize>,
 }
 
 impl WorkerTask {
@@ -93,6 +97,7 @@ impl WorkerTask {
             variables: spec.variables.clone(),
             files: spec.files.clone(),
             barrier: spec.barrier,
+            containers: BTreeMap::new(),
         }
     }
 

@@ -232,7 +232,59 @@ spec:
 }
 
 #[test]
-fn steps_needing_different_containers_are_refused_with_their_names() {
+fn steps_with_other_images_run_in_ordered_containers_of_one_pod() {
+    let objects = objects(
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  container: {image: alpine:3}
+  steps:
+  - name: one
+    shell: echo one
+  - name: two
+    shell: echo two
+  - name: three
+    run: {image: python:3.13, shell: echo three}
+  - name: four
+    shell: echo four
+",
+    );
+    let worker = &objects.workers[0];
+    let pod = pod_spec(&worker.job);
+    let init: Vec<(&str, &str)> = pod
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| (c.name.as_str(), c.image.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        init,
+        [
+            ("testkube-init", "ghcr.io/testkube-rs/testkube-init:0.1.0"),
+            ("worker-1", "alpine:3"),
+            ("worker-2", "python:3.13"),
+        ]
+    );
+    let main = &pod.containers[0];
+    assert_eq!((main.name.as_str(), main.image.as_deref()), ("worker-3", Some("alpine:3")));
+    assert_eq!(
+        main.command.as_ref().unwrap()[1..],
+        ["run".to_owned(), "--container".to_owned(), "2".to_owned()]
+    );
+    let task = WorkerTask::from_json(
+        worker.secret.string_data.as_ref().unwrap()[TASK_KEY].as_bytes(),
+    )
+    .unwrap();
+    let containers: Vec<usize> = task.containers.values().copied().collect();
+    assert_eq!(task.containers.len(), 4);
+    assert_eq!(containers.iter().filter(|c| **c == 0).count(), 2);
+    assert_eq!(containers.iter().filter(|c| **c == 2).count(), 1);
+}
+
+#[test]
+fn a_retry_around_steps_of_different_containers_is_refused() {
     let err = execution_objects(
         &plan(
             "apiVersion: testworkflows.testkube.io/v1
@@ -240,19 +292,20 @@ kind: TestWorkflow
 metadata: {name: wf}
 spec:
   steps:
-  - name: one
-    run: {image: alpine:3, shell: echo one}
-  - name: two
-    run: {image: python:3.13, shell: echo two}
+  - name: flaky
+    retry: {count: 2}
+    steps:
+    - run: {image: alpine:3, shell: echo one}
+    - run: {image: python:3.13, shell: echo two}
 ",
         ),
         &ExecutionRequest::new("wf-1"),
         &ManifestOptions::default(),
     )
     .unwrap_err();
-    assert!(matches!(err, ManifestError::ContainerGroups { .. }));
+    assert!(matches!(err, ManifestError::RetryAcrossContainers { .. }));
     let text = err.to_string();
-    assert!(text.contains("`one` and `two`") && text.contains("alpine:3"), "{text}");
+    assert!(text.contains("`flaky`") && text.contains("alpine:3"), "{text}");
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn task(yaml: &str) -> WorkerTask {
         variables: BTreeMap::new(),
         files: WorkerFiles::default(),
         barrier: false,
+        containers: Default::default(),
     }
 }
 
@@ -132,7 +133,7 @@ spec:
         })
     );
     let message =
-        TerminationMessage::decode(&std::fs::read_to_string(root.join("termination-log")).unwrap())
+        TerminationMessage::decode(&std::fs::read_to_string(root.join("termination-log-0")).unwrap())
             .unwrap();
     assert_eq!(message.finished, Some(StepStatus::Failed));
     assert_eq!(message.steps.get("fail"), Some(&StepStatus::Failed));
@@ -232,4 +233,107 @@ fn a_reply_that_is_not_json_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a worker reply"));
     assert!(!dir.path().join("1.json").exists());
+}
+
+/// The id of the step named `name`.
+fn id_of(step: &testkube_core::plan::PlanStep, name: &str) -> Option<String> {
+    if step.name.as_deref() == Some(name) {
+        return Some(step.id.clone());
+    }
+    step.operations.iter().find_map(|operation| match operation {
+        testkube_core::plan::Operation::Steps { steps }
+        | testkube_core::plan::Operation::Setup { steps } => {
+            steps.iter().find_map(|child| id_of(child, name))
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn steps_spread_over_ordered_containers_run_once_each_as_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = task(
+        r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  steps:
+  - name: produce
+    shell: echo 7 > $TESTKUBE_OUTPUTS/n; echo produced
+  - name: group
+    steps:
+    - name: zero
+      shell: echo zero
+    - name: one
+      shell: echo one; exit 1
+  - name: never
+    shell: echo never
+  - name: uses
+    condition: always
+    shell: echo "n={{ step.produce.outputs.n }}"
+"#,
+    );
+    let id = |name: &str| id_of(&task.root, name).unwrap();
+    let ids: Vec<String> = ["produce", "group", "zero", "one", "never", "uses"]
+        .iter()
+        .map(|name| id(name))
+        .collect();
+    task.containers = BTreeMap::from([
+        (ids[0].clone(), 0),
+        (ids[2].clone(), 0),
+        (ids[3].clone(), 1),
+        (ids[4].clone(), 1),
+        (ids[5].clone(), 2),
+    ]);
+    let file = write_task(dir.path(), &task);
+    let root = dir.path().join("pod");
+    let mut stdout = Vec::new();
+    let mut messages = Vec::new();
+    for container in 0..3 {
+        let output = Command::new(INIT)
+            .args(["run", "--task"])
+            .arg(&file)
+            .args(["--container", &container.to_string(), "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        stdout.extend_from_slice(&output.stdout);
+        let text = std::fs::read_to_string(root.join(format!("termination-log-{container}")));
+        messages.push(TerminationMessage::decode(&text.unwrap()).unwrap());
+    }
+    let (logs, frames) = decode(&stdout);
+    assert_eq!(logs[&ids[0]], b"produced\n");
+    assert_eq!(logs[&ids[5]], b"n=7\n", "outputs of container 0 seen in container 2");
+    assert!(!logs.contains_key(&ids[4]), "`never` does not run after a failure");
+    // Every step is reported running at most once and finished exactly once.
+    for step in &ids {
+        let reports: Vec<StepStatus> = frames
+            .iter()
+            .filter_map(|frame| match frame {
+                Frame::Step { step: s, status, .. } if s == step => Some(*status),
+                _ => None,
+            })
+            .collect();
+        let finished = reports.iter().filter(|s| s.is_finished()).count();
+        let running = reports.iter().filter(|s| **s == StepStatus::Running).count();
+        assert_eq!(finished, 1, "{step}: {reports:?}");
+        assert!(running <= 1, "{step}: {reports:?}");
+    }
+    assert_eq!(final_status(&frames, &ids[1]), Some(StepStatus::Failed));
+    assert_eq!(final_status(&frames, &ids[4]), Some(StepStatus::Skipped));
+    assert_eq!(final_status(&frames, &ids[5]), Some(StepStatus::Passed));
+    let finished: Vec<&Frame> = frames
+        .iter()
+        .filter(|frame| matches!(frame, Frame::Finished { .. }))
+        .collect();
+    assert_eq!(finished, [&Frame::Finished { status: StepStatus::Failed }]);
+    assert_eq!(messages[0].finished, None, "container 0 handed off");
+    assert_eq!(messages[0].steps.get(&ids[0]), Some(&StepStatus::Passed));
+    assert_eq!(messages[2].finished, Some(StepStatus::Failed));
+    let initialized = frames
+        .iter()
+        .filter(|frame| matches!(frame, Frame::Initialized { .. }))
+        .count();
+    assert_eq!(initialized, 1);
 }

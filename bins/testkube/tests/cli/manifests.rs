@@ -42,9 +42,25 @@ fn manifests_print_a_secret_and_a_job_per_worker_with_config_and_namespace() {
 
 #[test]
 fn manifests_refuse_what_one_pod_cannot_run_and_say_why() {
-    let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workflows/templates.yaml");
-    let output = testkube(&["manifests", workflow]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  steps:
+  - name: flaky
+    retry: {count: 2}
+    steps:
+    - run: {image: alpine:3, shell: echo one}
+    - run: {image: python:3.13, shell: echo two}
+",
+    )
+    .unwrap();
+    let output = testkube(&["manifests", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("different container settings"), "{stderr}");
+    assert!(stderr.contains("step `flaky` has `retry`"), "{stderr}");
 }
