@@ -21,8 +21,12 @@
 #![warn(missing_docs)]
 
 pub mod execution;
+mod executor;
+mod follow;
 pub mod labels;
 pub mod manifest;
+mod pods;
 
+pub use executor::KubernetesExecutor;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};

@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_stream::Stream;
 
-use crate::model::{DynamicList, EnvVar};
+use crate::model::{DynamicList, EnvVar, JobConfig, PodConfig};
 use crate::plan::{PlanExecute, PlanParallel, PlanStep};
 use crate::status::{Interruption, StepStatus};
 use crate::store::TestCaseRecord;
@@ -133,6 +133,11 @@ pub struct WorkerSpec {
     /// once its files are in place it calls [`Orchestrator::ready`] and
     /// starts its steps when that returns.
     pub barrier: bool,
+    /// The Kubernetes pod settings of the worker (the workflow's `pod`, or
+    /// its parallel block's); executors that run no pods ignore them.
+    pub pod: Option<PodConfig>,
+    /// The Kubernetes Job settings of the workflow (`job`).
+    pub job: Option<JobConfig>,
 }
 
 impl fmt::Debug for WorkerSpec {

@@ -92,6 +92,7 @@ pub(crate) async fn run_parallel(
         let start = WorkerStart {
             files: worker_files(parent, &request.step, &block, &id),
             barrier: barrier.clone(),
+            pod: worker.pod.clone(),
         };
         let task = WorkerTask {
             shared: Arc::clone(shared),
