@@ -6,6 +6,7 @@
 
 pub(crate) mod audit;
 mod faults;
+mod openapi;
 mod rest;
 mod table;
 mod watch;
@@ -223,6 +224,9 @@ fn non_resource(shared: &Shared, method: &Method, path: &str, _headers: &HeaderM
         ["api", version] => registry::resource_list(&registry, "", version),
         ["apis", group] => registry::api_group(&registry, group),
         ["apis", group, version] => registry::resource_list(&registry, group, version),
+        ["openapi", "v3"] => Some(openapi::index(&registry)),
+        ["openapi", "v3", "api", version] => openapi::document(&registry, "", version),
+        ["openapi", "v3", "apis", group, version] => openapi::document(&registry, group, version),
         _ => None,
     };
     match value {

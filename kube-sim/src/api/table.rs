@@ -30,7 +30,7 @@ fn pod_status(pod: &Value) -> String {
     for list in ["initContainerStatuses", "containerStatuses"] {
         for c in pod["status"][list].as_array().into_iter().flatten() {
             if let Some(r) = c["state"]["terminated"]["reason"].as_str()
-                && r != "Completed"
+                && (r != "Completed" || list == "containerStatuses")
             {
                 return r.into();
             }

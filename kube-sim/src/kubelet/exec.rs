@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -176,7 +176,8 @@ async fn session(socket: WebSocket, view: super::sandbox::View, command: Vec<Str
             status = child.wait(), if !outputs_open => {
                 let code = status.map_or(1, |s| s.code().unwrap_or(1));
                 let _ = sink.send(frame(3, exit_status(&command, code).to_string().as_bytes())).await;
-                let _ = sink.close().await;
+                // A normal closure (1000): clients read anything else as an error.
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
                 return;
             }
         }
