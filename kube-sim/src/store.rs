@@ -180,7 +180,8 @@ impl Inner {
         let Some(o) = self.get(key, ns, name) else { return false };
         let meta = &o["metadata"];
         let deleting = meta.get("deletionTimestamp").is_some_and(|v| !v.is_null());
-        let held = meta["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let held = meta["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+            || o["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) && key == "/namespaces";
         let graceful = meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0;
         if deleting && !held && !graceful {
             self.remove(key, ns, name);
@@ -244,7 +245,8 @@ impl Inner {
         } else {
             0
         };
-        if finalizers.is_empty() && grace == 0 {
+        // A namespace always waits for the garbage collector to empty it.
+        if finalizers.is_empty() && grace == 0 && key != "/namespaces" {
             let removed = self.remove(&key, ns, name).unwrap_or(current);
             let _ = removed;
             return Ok(success_status(t, name, &uid));

@@ -40,10 +40,19 @@ pub(crate) struct PodRun {
     deadline: Option<tokio::time::Instant>,
 }
 
+/// SIGTERM goes to the container's main process only (bwrap's child, PID 1
+/// in the sandbox), as a container runtime sends it; SIGKILL to the whole
+/// process group.
 fn signal(pid: i32, sig: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process_group(pid, sig);
+    let Some(group) = rustix::process::Pid::from_raw(pid) else { return };
+    if sig == rustix::process::Signal::TERM {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(main) = children.split_whitespace().next().and_then(|c| c.parse::<i32>().ok()).and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(main, sig);
+            return;
+        }
     }
+    let _ = rustix::process::kill_process_group(group, sig);
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i64 {

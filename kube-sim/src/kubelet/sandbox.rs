@@ -108,7 +108,9 @@ pub(crate) fn view(
     }
     let message_path = container["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log");
     argv.extend(["--bind".into(), termination_log.as_os_str().to_owned(), message_path.into()]);
-    argv.extend(["--die-with-parent", "--unshare-pid", "--unshare-uts", "--hostname"].map(OsString::from));
+    // The command is PID 1 of its namespace, as a container's entrypoint is:
+    // SIGTERM reaches it only if it handles SIGTERM.
+    argv.extend(["--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-uts", "--hostname"].map(OsString::from));
     argv.push(hostname.into());
     if let Some(dir) = container["workingDir"].as_str().filter(|d| !d.is_empty()) {
         argv.extend(["--chdir".into(), dir.into()]);
