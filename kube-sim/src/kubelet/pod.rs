@@ -40,19 +40,44 @@ pub(crate) struct PodRun {
     deadline: Option<tokio::time::Instant>,
 }
 
-/// SIGTERM goes to the container's main process only (bwrap's child, PID 1
-/// in the sandbox), as a container runtime sends it; SIGKILL to the whole
-/// process group.
+/// SIGTERM goes to the container's main process only (the first process
+/// below bwrap, PID 1 in the sandbox), as a container runtime sends it;
+/// SIGKILL to the whole process group. A container that is still starting
+/// (bwrap has not run the command yet) gets it once the command runs.
 fn signal(pid: i32, sig: rustix::process::Signal) {
     let Some(group) = rustix::process::Pid::from_raw(pid) else { return };
-    if sig == rustix::process::Signal::TERM {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(main) = children.split_whitespace().next().and_then(|c| c.parse::<i32>().ok()).and_then(rustix::process::Pid::from_raw) {
-            let _ = rustix::process::kill_process(main, sig);
-            return;
-        }
+    if sig != rustix::process::Signal::TERM {
+        let _ = rustix::process::kill_process_group(group, sig);
+        return;
     }
-    let _ = rustix::process::kill_process_group(group, sig);
+    tokio::spawn(async move {
+        for _ in 0..200 {
+            if let Some(main) = main_process(pid).and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(main, sig);
+                return;
+            }
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = rustix::process::kill_process_group(group, sig);
+    });
+}
+
+/// The first descendant of `pid` that is not bwrap itself.
+fn main_process(pid: i32) -> Option<i32> {
+    let mut current = pid;
+    for _ in 0..4 {
+        let children = std::fs::read_to_string(format!("/proc/{current}/task/{current}/children")).ok()?;
+        let child: i32 = children.split_whitespace().next()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() != "bwrap" {
+            return Some(child);
+        }
+        current = child;
+    }
+    None
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i64 {

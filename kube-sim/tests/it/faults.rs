@@ -3,6 +3,7 @@
 //! endpoints.
 
 use axum::http::Request;
+use futures_util::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, EvictParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube_sim::FailRule;
@@ -21,6 +22,9 @@ async fn eviction_respects_finalizers_and_stops_processes() {
     pod.metadata.finalizers = Some(vec!["example.com/keep-logs".into()]);
     pods.create(&PostParams::default(), &pod).await.unwrap();
     wait_pod(&pods, "evicted", |p| phase(p) == "Running").await;
+    // The trap is set once "up" is printed.
+    let mut lines = pods.log_stream("evicted", &LogParams { follow: true, ..LogParams::default() }).await.unwrap().lines();
+    assert_eq!(lines.try_next().await.unwrap().as_deref(), Some("up"));
     pods.evict("evicted", &EvictParams::default()).await.unwrap();
     // The processes are stopped with SIGTERM; the finalizer keeps the pod and its logs.
     let stopped = wait_pod(&pods, "evicted", terminal).await;

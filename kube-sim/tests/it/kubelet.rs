@@ -186,7 +186,8 @@ async fn exec_runs_in_the_containers_view() {
     let mut proc = pods.exec("target", ["cat"], &AttachParams::default().stdin(true).stderr(false)).await.unwrap();
     let mut stdin = proc.stdin().unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stdin, b"ping\n").await.unwrap();
-    drop(stdin);
+    // EOF on stdin (v5 close channel): a dropped half of kube's pipe does not end it, shutdown does.
+    tokio::io::AsyncWriteExt::shutdown(&mut stdin).await.unwrap();
     let mut out = String::new();
     proc.stdout().unwrap().read_to_string(&mut out).await.unwrap();
     assert_eq!(out, "ping\n");
