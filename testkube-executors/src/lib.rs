@@ -24,4 +24,4 @@
 pub mod local;
 pub mod runner;
 
-pub use local::{LocalExecutor, Sandbox};
+pub use local::{LocalExecutor, LocalSecrets, Sandbox};

@@ -67,7 +67,7 @@ pub use history::{DurationField, DurationIndex, History, PLAN_FIELDS, history_ke
 pub use ids::{Clock, SystemClock};
 pub use recorder::EventRecorder;
 pub use request::{PreparedRun, RunRequest};
-pub use rerun::{FailedOnly, RerunOptions};
+pub use rerun::{FailedOnly, RerunOptions, rerun_request};
 pub use secrets::{NoSecrets, SecretError, SecretSource};
 pub use util::visit_parallel;
 

@@ -117,8 +117,15 @@ impl FailedOnly {
     }
 }
 
-/// The request that runs the execution `id_or_name` of `store` again.
-pub(crate) async fn rerun_request(
+/// The request that runs the execution `id_or_name` of `store` again (what
+/// [`RunService::rerun_request`](super::RunService::rerun_request) does,
+/// for a frontend that looks the execution up before it sets up a service).
+///
+/// # Errors
+/// [`ServiceError::NotFound`], [`ServiceError::StillRunning`],
+/// [`ServiceError::UnusableSnapshot`], [`ServiceError::SensitiveConfig`], or
+/// the store's error.
+pub async fn rerun_request(
     store: &dyn ResultStore,
     id_or_name: &str,
     options: &RerunOptions,
