@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::children::{self, ChildExecutions};
+use super::clock::{Clock, SystemClock};
 use super::event::{Event, ExecutionSummary, SummaryBuilder, SummaryHeader};
 use super::executor::{
     ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, Orchestrator, ParallelOutcome,
@@ -54,6 +55,7 @@ const MAX_CHILD_DEPTH: usize = 16;
 pub struct Engine {
     executor: Arc<dyn Executor>,
     children: Option<Arc<dyn ChildExecutions>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -200,7 +202,17 @@ impl Engine {
         Engine {
             executor,
             children: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads event times, the summary's times and `execution.scheduledAt`
+    /// from `clock` (the system clock by default). Timers (deadlines,
+    /// timeouts) use tokio's clock, which tests pause instead.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Lets the engine run `execute` steps: `children` finds the workflows
@@ -272,13 +284,19 @@ impl Engine {
             id: execution.id.clone(),
             name: execution.name.clone(),
             workflow: execution.workflow.clone(),
-            started: SystemTime::now(),
+            started: self.clock.now(),
         };
-        runtime.spawn(publish(internal_rx, public_tx, header, masker));
+        runtime.spawn(publish(
+            internal_rx,
+            public_tx,
+            header,
+            masker,
+            Arc::clone(&self.clock),
+        ));
         let shared = Arc::new(Shared {
             engine: self.clone(),
             executor: Arc::clone(&self.executor),
-            variables: base_variables(&execution, &request),
+            variables: base_variables(&execution, &request, self.clock.now()),
             execution,
             global_env: plan.global_env.clone(),
             events: internal_tx,
@@ -393,7 +411,7 @@ impl Shared {
         if self.count_paused(1) == 1 {
             self.emit(Event::Execution {
                 status: ExecutionStatus::Paused,
-                at: SystemTime::now(),
+                at: self.now(),
             })
             .await;
         }
@@ -405,7 +423,7 @@ impl Shared {
         if self.count_paused(-1) == 0 && interruption.is_none() {
             self.emit(Event::Execution {
                 status: ExecutionStatus::Running,
-                at: SystemTime::now(),
+                at: self.now(),
             })
             .await;
         }
@@ -438,6 +456,11 @@ impl Shared {
     pub(crate) fn variables(&self) -> &BTreeMap<String, Value> {
         &self.variables
     }
+
+    /// The wall-clock time now, from the engine's clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.engine.clock.now()
+    }
 }
 
 /// Messages to the publisher.
@@ -456,6 +479,7 @@ async fn publish(
     public: mpsc::Sender<Event>,
     header: SummaryHeader,
     masker: SecretMasker,
+    clock: Arc<dyn Clock>,
 ) {
     let mut summary = SummaryBuilder::default();
     let mut masking = EventMasker::new(masker);
@@ -472,9 +496,9 @@ async fn publish(
                     summary.observe(&event);
                     let _ = public.send(event).await;
                 }
-                let at = SystemTime::now();
+                let at = clock.now();
                 let _ = public.send(Event::Execution { status, at }).await;
-                let done = masking.mask_summary(summary.finish(header, status, message));
+                let done = masking.mask_summary(summary.finish(header, status, message, at));
                 let _ = public.send(Event::Finished(Box::new(done))).await;
                 return;
             }
@@ -492,7 +516,7 @@ async fn run_execution(
     shared
         .emit(Event::Execution {
             status: ExecutionStatus::Running,
-            at: SystemTime::now(),
+            at: shared.now(),
         })
         .await;
     let timer = deadline.map(|seconds| {
@@ -615,7 +639,7 @@ pub(crate) async fn run_worker(
     // Initialization spans preparing the workspace (the executor's start)
     // and the root's own `content` (the worker's, before its first step).
     shared
-        .emit(initialization(StepStatus::Running, SystemTime::now(), None))
+        .emit(initialization(StepStatus::Running, shared.now(), None))
         .await;
     let handle = match shared.executor.start(spec).await {
         Ok(handle) => handle,
@@ -630,7 +654,7 @@ pub(crate) async fn run_worker(
             shared
                 .emit(initialization(
                     StepStatus::Failed,
-                    SystemTime::now(),
+                    shared.now(),
                     Some(message),
                 ))
                 .await;
@@ -686,7 +710,7 @@ pub(crate) async fn run_worker(
                         StepStatus::Passed
                     };
                     shared
-                        .emit(initialization(status, SystemTime::now(), message))
+                        .emit(initialization(status, shared.now(), message))
                         .await;
                 }
                 break *status;
@@ -736,8 +760,10 @@ impl Drop for InterruptOnDrop {
 fn base_variables(
     execution: &ExecutionInfo,
     request: &ExecutionRequest,
+    now: SystemTime,
 ) -> BTreeMap<String, Value> {
-    let scheduled_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let scheduled_at = chrono::DateTime::<chrono::Utc>::from(now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     BTreeMap::from([
         (
             "config".to_owned(),

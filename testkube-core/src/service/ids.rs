@@ -1,29 +1,11 @@
-//! Execution ids and the clock the service reads.
-//!
-//! Why a clock trait: record timestamps (`scheduledAt`) and ids come from
-//! wall-clock time, which tests want to fix; the engine's timers
-//! (deadlines, timeouts, retries) use tokio's clock, which tests pause
-//! (`tokio::time::pause`), so no test waits for real.
+//! Execution ids, from the service's [`Clock`] (see
+//! [`crate::engine::Clock`] for why the clock is injected).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where the service reads the wall-clock time from.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The time now.
-    fn now(&self) -> SystemTime;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+pub use crate::engine::{Clock, SystemClock};
 
 /// Allocates unique, sortable execution ids: `<workflow>-<unix millis>-<suffix>`
 /// (the suffix is the process id unless set), never the same twice from
@@ -46,6 +28,10 @@ impl ExecutionIds {
 
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// The next id for an execution of `workflow`.

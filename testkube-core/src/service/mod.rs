@@ -146,7 +146,8 @@ impl RunService {
         self
     }
 
-    /// Reads the time for records and ids from `clock`; ids end in
+    /// Reads the time for records, events, summaries and ids from `clock`
+    /// (timers use tokio's clock, which tests pause); ids end in
     /// `suffix` (the process id by default), which tells apart the runs of
     /// processes sharing a store.
     #[must_use]
@@ -258,7 +259,7 @@ impl RunService {
             labels,
             ..
         } = prepared;
-        let mut engine = Engine::new(Arc::clone(&self.executor));
+        let mut engine = Engine::new(Arc::clone(&self.executor)).with_clock(self.ids.clock());
         // Children are only looked for when a step runs `execute`.
         if let Some(catalog) = catalog.or_else(|| self.catalog.clone()) {
             engine = engine.with_children(Arc::new(RecordedChildren {
