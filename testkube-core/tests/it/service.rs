@@ -30,21 +30,29 @@ async fn service(dir: &Path) -> (RunService, Arc<dyn ResultStore>) {
     (service, store)
 }
 
-/// Every TestWorkflow of `yaml`, resolved with the built-in templates.
-fn workflows(yaml: &str) -> Vec<TestWorkflow> {
+/// Every TestWorkflow of `yaml`, as parsed.
+fn parsed(yaml: &str) -> Vec<TestWorkflow> {
     let file = testkube_core::load_file("test.yaml", yaml.as_bytes(), &LoadOptions::default());
     assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let templates = TemplateSet::with_builtins().unwrap();
     file.documents
         .iter()
         .filter_map(|doc| match &doc.document {
-            Some(Document::TestWorkflow(workflow)) => Some(
-                testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-                    .unwrap()
-                    .workflow()
-                    .clone(),
-            ),
+            Some(Document::TestWorkflow(workflow)) => Some((**workflow).clone()),
             _ => None,
+        })
+        .collect()
+}
+
+/// Every TestWorkflow of `yaml`, resolved with the built-in templates.
+fn workflows(yaml: &str) -> Vec<TestWorkflow> {
+    let templates = TemplateSet::with_builtins().unwrap();
+    parsed(yaml)
+        .iter()
+        .map(|workflow| {
+            testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+                .unwrap()
+                .workflow()
+                .clone()
         })
         .collect()
 }
@@ -340,7 +348,7 @@ async fn secrets_are_resolved_from_the_source_and_never_stored() {
 async fn children_run_from_the_catalog_and_are_recorded_as_executions() {
     let dir = tempfile::tempdir().unwrap();
     let (service, store) = service(dir.path()).await;
-    let found = workflows(
+    let found = parsed(
         "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: child}\nspec:\n  config:\n    who: {type: string}\n  steps:\n  - shell: echo \"hello {{ config.who }}\"\n---\napiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: smoke-a, labels: {suite: smoke}}\nspec:\n  steps:\n  - shell: 'exit 3'\n",
     );
     let mut catalog = WorkflowSet::new(TemplateSet::with_builtins().unwrap());
