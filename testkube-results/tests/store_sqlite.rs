@@ -549,6 +549,12 @@ async fn durations_kept_in_old_snapshots_become_the_typed_field() {
     assert_eq!(old.snapshot["metadata"]["name"], "old");
     let plain = store.get_execution("old-2").await.unwrap();
     assert!(plain.shard_durations.is_empty());
-    assert_eq!(plain.snapshot, conformance::new_execution("x", "old").snapshot);
-    assert_eq!(applied_migrations(&path).await.last().map(|row| row.0), Some(4));
+    assert_eq!(
+        plain.snapshot,
+        conformance::new_execution("x", "old").snapshot
+    );
+    assert_eq!(
+        applied_migrations(&path).await.last().map(|row| row.0),
+        Some(4)
+    );
 }

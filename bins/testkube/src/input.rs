@@ -182,4 +182,3 @@ pub(crate) fn items_or_stdin(items: &[String]) -> Result<Vec<String>, CliError> 
     }
     Ok(out)
 }
-

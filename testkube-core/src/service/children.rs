@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::ids::ExecutionIds;
 use super::recorder::EventRecorder;
 use crate::engine::{
-    ChildError, ChildExecutions, ChildRequest, ChildTarget, Event, ExecutionSummary,
-    PreparedChild, StartedChild, WorkflowSet,
+    ChildError, ChildExecutions, ChildRequest, ChildTarget, Event, ExecutionSummary, PreparedChild,
+    StartedChild, WorkflowSet,
 };
 use crate::status::ExecutionStatus;
 use crate::store::{NewExecution, ResultStore};

@@ -28,8 +28,11 @@ pub enum DurationField {
 }
 
 /// The fields a run looks items up by, in order.
-pub const PLAN_FIELDS: [DurationField; 3] =
-    [DurationField::File, DurationField::Name, DurationField::Class];
+pub const PLAN_FIELDS: [DurationField; 3] = [
+    DurationField::File,
+    DurationField::Name,
+    DurationField::Class,
+];
 
 /// Durations (seconds) by item, for one or more test-case fields, with the
 /// matching rules of this module.

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use crate::engine::Event;
 use crate::model::StepResult;
 use crate::status::ExecutionStatus;
@@ -18,6 +17,7 @@ use crate::store::{
     ArtifactRecord, LogChunk, MAX_LOG_CHUNK, OutputRecord, ResultStore, StatusUpdate, StepRecord,
     StoreError,
 };
+use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, oneshot};
 
 /// Writes the events of one execution (already created in the store) to a [`ResultStore`]:

@@ -171,12 +171,11 @@ pub async fn rerun_request(
     } else {
         None
     };
-    let workflow: TestWorkflow = serde_json::from_value(snapshot).map_err(|err| {
-        ServiceError::UnusableSnapshot {
+    let workflow: TestWorkflow =
+        serde_json::from_value(snapshot).map_err(|err| ServiceError::UnusableSnapshot {
             name: record.name.clone(),
             reason: err.to_string(),
-        }
-    })?;
+        })?;
     let sensitive: Vec<String> = workflow
         .spec
         .config

@@ -311,7 +311,10 @@ mod tests {
     use super::*;
 
     /// Secrets from a map, counting how often the source is asked.
-    struct Map(BTreeMap<String, BTreeMap<String, String>>, std::sync::Mutex<usize>);
+    struct Map(
+        BTreeMap<String, BTreeMap<String, String>>,
+        std::sync::Mutex<usize>,
+    );
 
     #[async_trait]
     impl SecretSource for Map {

@@ -102,7 +102,10 @@ fn shards(summary: &ExecutionSummary) -> BTreeMap<String, String> {
 async fn runs_are_numbered_per_workflow_and_recorded_event_by_event() {
     let dir = tempfile::tempdir().unwrap();
     let (service, store) = service(dir.path()).await;
-    let hello = workflow("hello", "  - {name: Greet, shell: 'echo hello from {{ execution.name }}'}\n");
+    let hello = workflow(
+        "hello",
+        "  - {name: Greet, shell: 'echo hello from {{ execution.name }}'}\n",
+    );
 
     let first = service.start(RunRequest::new(hello.clone())).await.unwrap();
     assert_eq!((first.name(), first.number()), ("hello-1", 1));
@@ -132,11 +135,16 @@ async fn runs_are_numbered_per_workflow_and_recorded_event_by_event() {
     assert_eq!(record.status, ExecutionStatus::Passed);
     assert_eq!(record.tags.get("branch").map(String::as_str), Some("main"));
     assert!(record.finished_at.is_some());
-    assert!(logs(store.as_ref(), &record.id).await.contains("hello from hello-2"));
+    assert!(
+        logs(store.as_ref(), &record.id)
+            .await
+            .contains("hello from hello-2")
+    );
     let steps = store.steps(&record.id).await.unwrap();
     assert!(
-        steps.iter().any(|step| step.name.as_deref() == Some("Greet")
-            && step.status == StepStatus::Passed),
+        steps
+            .iter()
+            .any(|step| step.name.as_deref() == Some("Greet") && step.status == StepStatus::Passed),
         "{steps:?}"
     );
     let all = store
@@ -182,7 +190,10 @@ async fn shard_durations_are_stored_typed_balance_the_next_run_and_a_failed_only
     let suite = workflow("reporting", REPORTING);
 
     // First run: no history, the format's contiguous split, nothing kept.
-    let prepared = service.prepare(RunRequest::new(suite.clone())).await.unwrap();
+    let prepared = service
+        .prepare(RunRequest::new(suite.clone()))
+        .await
+        .unwrap();
     assert!(
         prepared.notes()[0].contains("no recorded durations yet"),
         "{:?}",
@@ -215,7 +226,12 @@ async fn shard_durations_are_stored_typed_balance_the_next_run_and_a_failed_only
     );
     let record = store.find_execution("reporting-2").await.unwrap();
     assert_eq!(record.shard_durations.get("a.py"), Some(&3.0));
-    assert_eq!(record.shard_durations.len(), 4, "{:?}", record.shard_durations);
+    assert_eq!(
+        record.shard_durations.len(),
+        4,
+        "{:?}",
+        record.shard_durations
+    );
     assert!(!record.snapshot.to_string().contains("x-testkube-durations"));
 
     // Only the worker that held c.py runs again, with the shard it had.
@@ -248,7 +264,10 @@ async fn shard_durations_are_stored_typed_balance_the_next_run_and_a_failed_only
             .unwrap(),
     )
     .await;
-    assert_eq!((full.name.as_str(), shards(&full).len()), ("reporting-4", 2));
+    assert_eq!(
+        (full.name.as_str(), shards(&full).len()),
+        ("reporting-4", 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +302,10 @@ async fn a_paused_run_resumes_and_a_running_one_aborts_through_its_control() {
     assert_eq!(summary.status, ExecutionStatus::Passed);
     assert!(logs(store.as_ref(), &id).await.contains("after the gate"));
 
-    let endless = workflow("endless", "  - {name: Wait, shell: 'echo waiting; sleep 600'}\n");
+    let endless = workflow(
+        "endless",
+        "  - {name: Wait, shell: 'echo waiting; sleep 600'}\n",
+    );
     let mut run = service.start(RunRequest::new(endless)).await.unwrap();
     let id = run.id().to_owned();
     loop {
@@ -311,7 +333,11 @@ async fn a_paused_run_resumes_and_a_running_one_aborts_through_its_control() {
 async fn secrets_are_resolved_from_the_source_and_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets.yaml");
-    std::fs::write(&file, "svcapi: {token: tok-31415}\nsvcdb: {password: pw-27182}\n").unwrap();
+    std::fs::write(
+        &file,
+        "svcapi: {token: tok-31415}\nsvcdb: {password: pw-27182}\n",
+    )
+    .unwrap();
     let (service, store) = service(dir.path()).await;
     let service = service.with_secrets(Arc::new(LocalSecrets::with_file(&file).unwrap()));
     let uses = workflow(
@@ -324,7 +350,10 @@ async fn secrets_are_resolved_from_the_source_and_never_stored() {
     let logged = logs(store.as_ref(), &record.id).await;
     assert!(logged.contains("token=********"), "{logged}");
     assert!(logged.contains("password=********"), "{logged}");
-    assert!(!logged.contains("tok-31415") && !logged.contains("pw-27182"), "{logged}");
+    assert!(
+        !logged.contains("tok-31415") && !logged.contains("pw-27182"),
+        "{logged}"
+    );
     // The snapshot keeps the calls, never the values: a rerun reads them again.
     let snapshot = record.snapshot.to_string();
     assert!(snapshot.contains("secret("), "{snapshot}");
@@ -332,7 +361,10 @@ async fn secrets_are_resolved_from_the_source_and_never_stored() {
     assert!(!snapshot.contains("tok-31415") && !snapshot.contains("pw-27182"));
 
     // A secret set nowhere refuses the run before anything is recorded.
-    let missing = workflow("lacking", "  - shell: 'echo {{ secret(\"svcapi\", \"other\") }}'\n");
+    let missing = workflow(
+        "lacking",
+        "  - shell: 'echo {{ secret(\"svcapi\", \"other\") }}'\n",
+    );
     let err = service.start(RunRequest::new(missing)).await.unwrap_err();
     assert!(
         matches!(&err, ServiceError::MissingSecret { name, key } if name == "svcapi" && key == "other"),
@@ -367,11 +399,18 @@ async fn children_run_from_the_catalog_and_are_recorded_as_executions() {
     let child = store.find_execution("child-1").await.unwrap();
     assert_eq!(child.status, ExecutionStatus::Passed);
     assert_eq!(child.snapshot["parent"]["id"], parent.id.as_str());
-    assert!(logs(store.as_ref(), &child.id).await.contains("hello alice"));
+    assert!(
+        logs(store.as_ref(), &child.id)
+            .await
+            .contains("hello alice")
+    );
     let smoke = store.find_execution("smoke-a-1").await.unwrap();
     assert_eq!(smoke.status, ExecutionStatus::Failed);
     // A second run numbers its children on.
-    let again = workflow("parent", "  - execute: {workflows: [{name: child, config: {who: bob}}]}\n");
+    let again = workflow(
+        "parent",
+        "  - execute: {workflows: [{name: child, config: {who: bob}}]}\n",
+    );
     finish(service.start(RunRequest::new(again)).await.unwrap()).await;
     let child = store.find_execution("child-2").await.unwrap();
     assert!(logs(store.as_ref(), &child.id).await.contains("hello bob"));
@@ -394,7 +433,10 @@ async fn ids_and_record_times_come_from_the_injected_clock() {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_123);
     let service = service.with_clock(Arc::new(Fixed(at)), "7");
     let clocked = workflow("clocked", "  - shell: 'echo {{ execution.scheduledAt }}'\n");
-    let first = service.start(RunRequest::new(clocked.clone())).await.unwrap();
+    let first = service
+        .start(RunRequest::new(clocked.clone()))
+        .await
+        .unwrap();
     assert_eq!(first.id(), "clocked-1800000000123-7");
     let summary = finish(first).await;
     assert_eq!(summary.started_at, summary.finished_at, "{summary:?}");
@@ -402,7 +444,10 @@ async fn ids_and_record_times_come_from_the_injected_clock() {
     let second = service.start(RunRequest::new(clocked)).await.unwrap();
     assert_eq!(second.id(), "clocked-1800000000124-7");
     finish(second).await;
-    let record = store.get_execution("clocked-1800000000123-7").await.unwrap();
+    let record = store
+        .get_execution("clocked-1800000000123-7")
+        .await
+        .unwrap();
     assert_eq!(
         std::time::SystemTime::from(record.scheduled_at),
         at,

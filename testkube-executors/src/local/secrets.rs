@@ -186,12 +186,11 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 }
 
 fn read_secrets_file(path: &Path) -> Result<Secrets, SecretsFileError> {
-    let bytes = read_bounded(path, MAX_SECRETS_FILE).map_err(|reason| {
-        SecretsFileError::Unreadable {
+    let bytes =
+        read_bounded(path, MAX_SECRETS_FILE).map_err(|reason| SecretsFileError::Unreadable {
             path: path.to_path_buf(),
             reason,
-        }
-    })?;
+        })?;
     let text = String::from_utf8_lossy(&bytes);
     let not_a_map = || SecretsFileError::NotAMap {
         path: path.to_path_buf(),

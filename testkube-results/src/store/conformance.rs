@@ -76,7 +76,10 @@ pub async fn shard_durations_kept(store: &dyn ResultStore) {
     ] {
         let read = read.unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(read.shard_durations, durations);
-        assert_eq!(read.snapshot, snapshot, "the durations are not in the snapshot");
+        assert_eq!(
+            read.snapshot, snapshot,
+            "the durations are not in the snapshot"
+        );
     }
     let listed = store
         .list_executions(&ExecutionFilter {

@@ -11,7 +11,7 @@ pub mod conformance;
 mod schema;
 mod sqlite;
 
-pub use testkube_core::service::EventRecorder;
 pub use sqlite::{DB_FILE, SqliteStore, default_path};
+pub use testkube_core::service::EventRecorder;
 
 pub use crate::records::test_case_record;

@@ -18,9 +18,7 @@ use tokio::net::UnixListener;
 
 /// Where the run `execution_id` listens.
 pub(crate) fn socket_path(execution_id: &str) -> PathBuf {
-    crate::home::runs()
-        .join(execution_id)
-        .join("control.sock")
+    crate::home::runs().join(execution_id).join("control.sock")
 }
 
 /// A listening socket; dropping it stops listening and removes the file.
