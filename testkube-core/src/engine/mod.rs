@@ -46,6 +46,7 @@ mod mask_events;
 mod run;
 mod support;
 mod translate;
+mod worker;
 
 pub use children::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
