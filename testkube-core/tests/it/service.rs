@@ -461,3 +461,44 @@ async fn ids_and_record_times_come_from_the_injected_clock() {
         logs(store.as_ref(), &record.id).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_started_at_once_get_numbers_and_ids_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, store) = service(dir.path()).await;
+    let busy = workflow("busy", "  - shell: 'echo {{ execution.number }}'\n");
+    let starts = (0..3).map(|_| {
+        let (service, busy) = (service.clone(), busy.clone());
+        async move { service.start(RunRequest::new(busy)).await }
+    });
+    let runs: Vec<RunHandle> = futures_join(starts).await;
+    let mut names: Vec<String> = runs.iter().map(|run| run.name().to_owned()).collect();
+    let mut ids: Vec<String> = runs.iter().map(|run| run.id().to_owned()).collect();
+    for run in runs {
+        assert_eq!(finish(run).await.status, ExecutionStatus::Passed);
+    }
+    names.sort();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(names, ["busy-1", "busy-2", "busy-3"]);
+    assert_eq!(ids.len(), 3);
+    for name in names {
+        let record = store.find_execution(&name).await.unwrap();
+        let number = record.number.to_string();
+        assert!(logs(store.as_ref(), &record.id).await.contains(&number));
+    }
+}
+
+/// Runs the futures at once (as tasks of this runtime) and returns their
+/// results in order.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<RunHandle>
+where
+    F: std::future::Future<Output = Result<RunHandle, ServiceError>> + Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap().unwrap());
+    }
+    out
+}

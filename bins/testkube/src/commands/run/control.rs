@@ -43,7 +43,13 @@ pub(super) fn listen(execution_id: &str, control: RunControl) -> Result<ControlS
     }
     // Ids are unique: a file left here is from a process that died.
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let listener = UnixListener::bind(&path).map_err(|err| {
+        // Socket paths are limited to about 100 bytes.
+        format!(
+            "{}: {err} (a shorter --home lets it listen)",
+            path.display()
+        )
+    })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let control = control.clone();
