@@ -502,3 +502,55 @@ where
     }
     out
 }
+
+/// A record from before the durations had a field of their own (a store
+/// that was not migrated, here a row written that way): the rerun takes
+/// them from the snapshot, and the workflow reads back without the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_only_rerun_of_an_old_record_uses_the_durations_in_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, store) = service(dir.path()).await;
+    let suite = workflow("legacy", REPORTING);
+    let mut snapshot = serde_json::to_value(&suite).unwrap();
+    snapshot["x-testkube-durations"] = serde_json::json!({"a.py": 3.0, "b.py": 0.1});
+    let old = store
+        .create_execution(testkube_core::store::NewExecution {
+            id: "legacy-old".to_owned(),
+            workflow: "legacy".to_owned(),
+            name: None,
+            status: ExecutionStatus::Queued,
+            scheduled_at: chrono_now(),
+            snapshot,
+            config: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            shard_durations: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    store
+        .update_status(
+            &old.id,
+            testkube_core::store::StatusUpdate {
+                status: ExecutionStatus::Failed,
+                at: chrono_now(),
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    let request = service
+        .rerun_request("legacy-1", &RerunOptions::new().failed_only(true))
+        .await
+        .unwrap();
+    let failed_only = request.failed_only.as_ref().unwrap();
+    assert_eq!(
+        failed_only.durations(),
+        &BTreeMap::from([("a.py".to_owned(), 3.0), ("b.py".to_owned(), 0.1)])
+    );
+    assert_eq!(request.workflow, suite);
+    assert_eq!(request.source, "execution legacy-1");
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    std::time::SystemTime::now().into()
+}
