@@ -25,4 +25,4 @@ pub mod local;
 pub mod pod;
 pub mod runner;
 
-pub use local::{LocalExecutor, Sandbox};
+pub use local::{LocalExecutor, LocalSecrets, Sandbox};
