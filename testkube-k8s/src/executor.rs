@@ -289,20 +289,20 @@ impl WorkerRun {
             for _ in 0..5 {
                 let Some(current) = latest.take() else { break };
                 let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
-                if !finalizers.iter().any(|f| f == labels::FINALIZER) {
+                let Some(index) = finalizers.iter().position(|f| f == labels::FINALIZER) else {
                     break;
-                }
-                let rest: Vec<&String> = finalizers
-                    .iter()
-                    .filter(|f| *f != labels::FINALIZER)
-                    .collect();
-                let patch = serde_json::json!({"metadata": {
-                    "resourceVersion": current.metadata.resource_version,
-                    "finalizers": rest,
-                }});
+                };
+                // Removes exactly ours, whatever else changed in the pod
+                // meanwhile (a merge patch would race the kubelet's status).
+                let path = format!("/metadata/finalizers/{index}");
+                let patch: Result<json_patch::Patch, _> = serde_json::from_value(serde_json::json!([
+                    {"op": "test", "path": path, "value": labels::FINALIZER},
+                    {"op": "remove", "path": path},
+                ]));
+                let Ok(patch) = patch else { break };
                 match self
                     .pods
-                    .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(pod, &PatchParams::default(), &Patch::Json::<()>(patch))
                     .await
                 {
                     Ok(_) => break,

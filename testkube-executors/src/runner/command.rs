@@ -12,14 +12,6 @@ impl StepRunner {
         container: &ContainerConfig,
         argv: Vec<String>,
     ) -> OperationEnd {
-        if let (Some(image), false) = (&container.image, self.image_noticed) {
-            self.image_noticed = true;
-            self.notice(format!(
-                "images are not pulled locally: steps run with this machine's tools \
-                 (`{image}` is ignored)"
-            ))
-            .await;
-        }
         let process = match self.process(container, argv) {
             Ok(process) => process,
             Err(message) => return OperationEnd::failed(message),

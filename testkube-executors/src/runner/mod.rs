@@ -95,7 +95,6 @@ pub struct StepRunner {
     status: StatusContext,
     /// Deadlines of the steps being run, outermost first.
     deadlines: Vec<Instant>,
-    image_noticed: bool,
     /// Whether an interruption kept a step from starting: its parents end
     /// with the interruption's status, not as if they had passed.
     stopped_steps: bool,
@@ -191,7 +190,6 @@ impl StepRunner {
             interrupt: config.interrupt,
             status,
             deadlines: Vec::new(),
-            image_noticed: false,
             stopped_steps: false,
             artifact_storage: config.artifacts,
             services,

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use testkube_core::TemplateSet;
 use testkube_core::engine::{
-    ChildError, ChildRequest, ChildTarget, EngineError, Event, ExecutionSummary, PreparedChild,
-    WorkflowSet,
+    ChildError, ChildRequest, ChildTarget, EngineError, Event, ExecutionSummary, Executor,
+    PreparedChild, WorkflowSet,
 };
 use testkube_core::model::Document;
 use testkube_core::service::{RunRequest, RunService, RunWarning, ServiceError, WorkflowCatalog};
@@ -32,7 +32,7 @@ use testkube_results::store::SqliteStore;
 
 use super::render::{Sensitive, add_templates, load, plural, resolve, template_set};
 use super::{CliError, print_json};
-use crate::cli::{RunArgs, RunOptions, TextOutput};
+use crate::cli::{RunArgs, RunOptions, Target, TextOutput};
 use crate::input;
 use crate::live::View;
 use crate::style::{self, paint};
@@ -138,10 +138,20 @@ impl Launch {
         secrets: LocalSecrets,
         options: &RunOptions,
     ) -> Result<Outcome, CliError> {
-        // Refused first when no sandbox can work here: nothing planned or read.
-        let executor = crate::sandbox::local_executor()?;
+        // Refused first when no sandbox (or no cluster) can work: nothing
+        // planned or read.
+        let (executor, artifacts_dir): (Arc<dyn Executor>, ArtifactsDir) = match options.on {
+            Target::Local => {
+                let local = crate::sandbox::local_executor()?;
+                (Arc::new(local.clone()), ArtifactsDir::Local(local))
+            }
+            Target::Kubernetes => (
+                Arc::new(crate::kubernetes::executor(options).await?),
+                ArtifactsDir::None,
+            ),
+        };
         let secrets = Arc::new(secrets);
-        let mut service = RunService::new(Arc::new(executor.clone()))
+        let mut service = RunService::new(executor)
             .with_secrets(Arc::clone(&secrets) as _)
             .with_warnings(print_warning);
         if let Some(store) = open_store().await {
@@ -197,7 +207,7 @@ impl Launch {
                     view.finish();
                     drop(socket);
                     return Ok(Outcome {
-                        artifacts_dir: executor.artifacts_dir(&summary.id),
+                        artifacts_dir: artifacts_dir.of(&summary.id),
                         summary: *summary,
                         cases,
                         artifacts,
@@ -270,6 +280,23 @@ impl Resumer {
                     line.clear();
                 }
             });
+        }
+    }
+}
+
+/// Where a run's artifacts are kept, for the summary.
+enum ArtifactsDir {
+    /// The local executor's folder.
+    Local(testkube_executors::LocalExecutor),
+    /// None here (workers in a cluster keep none yet).
+    None,
+}
+
+impl ArtifactsDir {
+    fn of(&self, execution: &str) -> std::path::PathBuf {
+        match self {
+            ArtifactsDir::Local(executor) => executor.artifacts_dir(execution),
+            ArtifactsDir::None => crate::home::runs().join(execution),
         }
     }
 }
