@@ -3,4 +3,5 @@
 
 mod cluster;
 mod executor;
+mod faults;
 mod manifests;
