@@ -5,3 +5,4 @@ mod cluster;
 mod executor;
 mod faults;
 mod manifests;
+mod samples;
