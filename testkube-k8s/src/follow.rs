@@ -110,7 +110,11 @@ pub(crate) async fn follow_container(
             container: Some(container.to_owned()),
             follow: true,
             timestamps: true,
-            since_time: cursor.last,
+            // Whole seconds, rounded down here: kube rounds to the nearest
+            // second, which could skip the lines after the last one read.
+            since_time: cursor
+                .last
+                .and_then(|at| Timestamp::from_second(at.as_second()).ok()),
             ..LogParams::default()
         };
         match api.log_stream(pod, &params).await {

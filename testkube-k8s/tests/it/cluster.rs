@@ -197,3 +197,33 @@ pub(crate) fn step_status(
         _ => None,
     })
 }
+
+/// With `TESTKUBE_AUDIT_OBJECTS_DIR` set (CI sets it), every object the
+/// test created or replaced is written there, one JSON file each, for
+/// `kubernetes-validate --strict` to check against the official schemas.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os("TESTKUBE_AUDIT_OBJECTS_DIR") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let prefix = self
+            .dir
+            .path()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (index, line) in self.audit().into_iter().enumerate() {
+            let full = matches!(line["verb"].as_str(), Some("create" | "update"));
+            let object = &line["requestObject"];
+            // Subresources (pods/exec, eviction) send no object of their own.
+            if full && object.is_object() && line["objectRef"]["subresource"].is_null() {
+                let _ = std::fs::write(
+                    dir.join(format!("{prefix}-{index}.json")),
+                    object.to_string(),
+                );
+            }
+        }
+    }
+}

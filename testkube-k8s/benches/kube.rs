@@ -1,0 +1,249 @@
+//! Benchmarks of the Kubernetes executor against kube-sim (its pods are
+//! local bubblewrap processes, so the numbers show the executor's and the
+//! API's share, not a real cluster's scheduling).
+//!
+//! `cargo bench -p testkube-k8s --bench kube` runs them all; name some to
+//! run only those (`... --bench kube -- requests`):
+//!
+//! - `requests`: Kubernetes API requests per worker lifecycle, counted from
+//!   kube-sim's audit log for a run with 50 parallel workers (goal ≤ 6);
+//! - `first-job`: from `Engine::start` to the first Job created (the audit
+//!   log's receive time);
+//! - `fanout`: a run of 200 parallel workers, wall time;
+//! - `logs`: a step printing 100 MB, through `pods/log` into the engine.
+//!
+//! `testkube-init` must be built first (`cargo build -p testkube-init`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use kube::{Client, Config};
+use kube_sim::KubeSim;
+use testkube_core::engine::{Engine, Event, ExecutionRequest};
+use testkube_core::model::Document;
+use testkube_core::status::ExecutionStatus;
+use testkube_core::{LoadOptions, Plan, PlanOptions, ResolveOptions, TemplateSet};
+use testkube_k8s::{KubernetesExecutor, ManifestOptions};
+
+const LOG_MB: u64 = 100;
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let runs = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    println!("{:<52} {:>14}  detail", "benchmark", "result");
+    if runs("requests") {
+        runtime.block_on(requests(50));
+    }
+    if runs("first-job") {
+        runtime.block_on(first_job());
+    }
+    if runs("fanout") {
+        runtime.block_on(fanout(200));
+    }
+    if runs("logs") {
+        runtime.block_on(logs());
+    }
+}
+
+struct Sim {
+    _handle: kube_sim::KubeSimHandle,
+    client: Client,
+    dir: tempfile::TempDir,
+}
+
+async fn sim() -> Sim {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = std::env::current_exe().expect("bench path");
+    let init = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("testkube-init"))
+        .filter(|path| path.exists())
+        .or_else(|| {
+            // `cargo bench` builds into target/release; a debug build will do.
+            let debug = exe.parent()?.parent()?.parent()?.join("debug/testkube-init");
+            debug.exists().then_some(debug)
+        })
+        .expect("testkube-init is built (cargo build -p testkube-init)");
+    let image = dir.path().join("image");
+    std::fs::create_dir_all(&image).expect("image folder");
+    std::fs::copy(init, image.join("testkube-init")).expect("copy testkube-init");
+    let handle = KubeSim::new()
+        .state_dir(dir.path().join("state"))
+        .audit_log(dir.path().join("audit.log"))
+        .image(ManifestOptions::default().init_image, &image)
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let client = Client::try_from(Config::new(handle.url().parse().expect("url"))).expect("client");
+    Sim {
+        _handle: handle,
+        client,
+        dir,
+    }
+}
+
+impl Sim {
+    fn engine(&self) -> Engine {
+        Engine::new(Arc::new(KubernetesExecutor::new(
+            self.client.clone(),
+            ManifestOptions::default(),
+        )))
+    }
+
+    async fn run(&self, plan: Plan, id: &str) -> (ExecutionStatus, Duration, u64) {
+        let started = Instant::now();
+        let mut running = self.engine().start(plan, ExecutionRequest::new(id)).expect("starts");
+        let mut log_bytes = 0u64;
+        while let Some(event) = running.next_event().await {
+            match event {
+                Event::Log { chunk, .. } => log_bytes += chunk.len() as u64,
+                Event::Finished(summary) => return (summary.status, started.elapsed(), log_bytes),
+                _ => {}
+            }
+        }
+        panic!("no summary")
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+fn plan(yaml: &str) -> Plan {
+    let file = testkube_core::load_file("bench.yaml", yaml.as_bytes(), &LoadOptions::default());
+    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
+        panic!("not a workflow: {:?}", file.diagnostics)
+    };
+    let templates = TemplateSet::with_builtins().expect("templates");
+    let resolved = testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+        .expect("resolves");
+    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).expect("plans")
+}
+
+fn parallel(workers: usize) -> String {
+    format!(
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {{name: fan}}
+spec:
+  steps:
+  - name: fan
+    parallel:
+      count: {workers}
+      parallelism: {workers}
+      shell: echo worker {{{{ index }}}}
+"
+    )
+}
+
+fn row(name: &str, result: String, detail: String) {
+    println!("{name:<52} {result:>14}  {detail}");
+}
+
+async fn requests(workers: usize) {
+    let sim = sim().await;
+    let (status, took, _) = sim.run(plan(&parallel(workers)), "requests-1").await;
+    assert_eq!(status, ExecutionStatus::Passed);
+    let audit = sim.audit();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &audit {
+        let object = &line["objectRef"];
+        let key = format!(
+            "{} {}{}",
+            line["verb"].as_str().unwrap_or("?"),
+            object["resource"].as_str().unwrap_or("?"),
+            object["subresource"]
+                .as_str()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default()
+        );
+        *by_kind.entry(key).or_default() += 1;
+    }
+    let lifecycles = workers + 1;
+    row(
+        &format!("API requests per worker lifecycle ({lifecycles} workers)"),
+        format!("{:.2}", audit.len() as f64 / lifecycles as f64),
+        format!("{} requests in {:.2}s: {by_kind:?}", audit.len(), took.as_secs_f64()),
+    );
+}
+
+async fn first_job() {
+    let sim = sim().await;
+    let mut best = Duration::MAX;
+    for round in 0..5 {
+        let asked = SystemTime::now();
+        let id = format!("first-{round}");
+        let (status, _, _) = sim.run(plan(&parallel(1)), &id).await;
+        assert_eq!(status, ExecutionStatus::Passed);
+        let created = sim
+            .audit()
+            .into_iter()
+            .filter(|line| {
+                line["verb"] == "create"
+                    && line["objectRef"]["resource"] == "jobs"
+                    && line["requestURI"].as_str().is_some()
+                    && line["requestObject"]["metadata"]["labels"]["testkube.io/execution"] == id.as_str()
+            })
+            .filter_map(|line| {
+                line["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|text| text.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            })
+            .min()
+            .expect("a Job was created");
+        let took = SystemTime::from(created).duration_since(asked).unwrap_or_default();
+        best = best.min(took);
+    }
+    row(
+        "run request to first Job created (best of 5)",
+        format!("{:.1} ms", best.as_secs_f64() * 1e3),
+        "Engine::start to the Job create's receive time".to_owned(),
+    );
+}
+
+async fn fanout(workers: usize) {
+    let sim = sim().await;
+    let (status, took, _) = sim.run(plan(&parallel(workers)), "fanout-1").await;
+    assert_eq!(status, ExecutionStatus::Passed);
+    row(
+        &format!("fan-out of {workers} workers (parallelism {workers})"),
+        format!("{:.2} s", took.as_secs_f64()),
+        format!("{:.1} ms per worker", took.as_secs_f64() * 1e3 / workers as f64),
+    );
+}
+
+async fn logs() {
+    let sim = sim().await;
+    let yaml = format!(
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {{name: logs}}
+spec:
+  steps:
+  - name: print
+    shell: head -c {} /dev/zero | tr '\\\\0' 'x' | fold -w 99
+",
+        LOG_MB * 1_000_000
+    );
+    let (status, took, bytes) = sim.run(plan(&yaml), "logs-1").await;
+    assert_eq!(status, ExecutionStatus::Passed);
+    row(
+        &format!("log throughput through pods/log ({LOG_MB} MB)"),
+        format!("{:.0} MB/s", bytes as f64 / 1e6 / took.as_secs_f64()),
+        format!("{bytes} bytes in {:.2}s, lines of 100 bytes", took.as_secs_f64()),
+    );
+}
