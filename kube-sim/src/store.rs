@@ -94,6 +94,9 @@ pub(crate) struct DeleteOptions {
     pub(crate) resource_version: Option<String>,
 }
 
+/// What a watch starts from: the backlog and the receiver of later changes.
+pub(crate) type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 pub(crate) type Objects = HashMap<String, BTreeMap<(String, String), Value>>;
 
 pub(crate) struct Inner {
@@ -123,7 +126,13 @@ fn name_of(object: &Value) -> &str {
 
 impl Inner {
     pub(crate) fn emit(&mut self, key: &str, namespace: &str, kind: EventType, object: Value) {
-        let change = Arc::new(Change { rv: self.rv, key: key.into(), namespace: namespace.into(), kind, object });
+        let change = Arc::new(Change {
+            rv: self.rv,
+            key: key.into(),
+            namespace: namespace.into(),
+            kind,
+            object,
+        });
         self.history.push_back(change.clone());
         while self.history.len() > HISTORY {
             if let Some(old) = self.history.pop_front() {
@@ -139,7 +148,9 @@ impl Inner {
     }
 
     pub(crate) fn get(&self, key: &str, ns: &str, name: &str) -> Option<&Value> {
-        self.objects.get(key)?.get(&(ns.to_string(), name.to_string()))
+        self.objects
+            .get(key)?
+            .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Stores `object` as a new version and emits `kind`.
@@ -157,16 +168,25 @@ impl Inner {
 
     /// Removes an object for good and emits `DELETED`.
     pub(crate) fn remove(&mut self, key: &str, ns: &str, name: &str) -> Option<Value> {
-        let mut object = self.objects.get_mut(key)?.remove(&(ns.to_string(), name.to_string()))?;
+        let mut object = self
+            .objects
+            .get_mut(key)?
+            .remove(&(ns.to_string(), name.to_string()))?;
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         if key == "apiextensions.k8s.io/customresourcedefinitions" {
             let group = object["spec"]["group"].as_str().unwrap_or("").to_string();
-            let plural = object["spec"]["names"]["plural"].as_str().unwrap_or("").to_string();
+            let plural = object["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             self.registry.unregister_crd(&group, &plural);
             let data_key = format!("{group}/{plural}");
-            let names: Vec<(String, String)> =
-                self.objects.get(&data_key).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let names: Vec<(String, String)> = self
+                .objects
+                .get(&data_key)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             for (ns, n) in names {
                 self.remove(&data_key, &ns, &n);
             }
@@ -177,11 +197,16 @@ impl Inner {
 
     /// Removes the object when it is being deleted and nothing holds it.
     pub(crate) fn remove_if_released(&mut self, key: &str, ns: &str, name: &str) -> bool {
-        let Some(o) = self.get(key, ns, name) else { return false };
+        let Some(o) = self.get(key, ns, name) else {
+            return false;
+        };
         let meta = &o["metadata"];
         let deleting = meta.get("deletionTimestamp").is_some_and(|v| !v.is_null());
         let held = meta["finalizers"].as_array().is_some_and(|f| !f.is_empty())
-            || o["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) && key == "/namespaces";
+            || o["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+                && key == "/namespaces";
         let graceful = meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0;
         if deleting && !held && !graceful {
             self.remove(key, ns, name);
@@ -208,15 +233,25 @@ impl Inner {
         if let Some(want) = &opts.uid
             && want != &uid
         {
-            return Err(ApiError::conflict(t, name, &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}")));
+            return Err(ApiError::conflict(
+                t,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            ));
         }
         if let Some(want) = &opts.resource_version
             && Some(want.as_str()) != meta["resourceVersion"].as_str()
         {
-            return Err(ApiError::conflict(t, name, &format!(
-                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
-                meta["resourceVersion"].as_str().unwrap_or("")
-            )));
+            return Err(ApiError::conflict(
+                t,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    meta["resourceVersion"].as_str().unwrap_or("")
+                ),
+            ));
         }
         let propagation = opts.propagation.unwrap_or(if key == "batch/jobs" {
             Propagation::Orphan
@@ -238,10 +273,21 @@ impl Inner {
             finalizers.push(json!(f));
         }
         let grace = if key == "/pods" {
-            let running = current["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
-                && !matches!(current["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
-            let default = current["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
-            if running { opts.grace.unwrap_or(default).max(0) } else { 0 }
+            let running = current["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+                && !matches!(
+                    current["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                );
+            let default = current["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30);
+            if running {
+                opts.grace.unwrap_or(default).max(0)
+            } else {
+                0
+            }
         } else {
             0
         };
@@ -299,14 +345,20 @@ impl Store {
         };
         if let Some(t) = store.registry().find("", "v1", "namespaces") {
             for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-                let _ = store.create(&t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+                let _ = store.create(
+                    &t,
+                    "",
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                );
             }
         }
         store
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs a write: then the garbage collector, then broadcasts the changes.
@@ -364,7 +416,12 @@ impl Store {
     }
 
     /// Matching objects (in one namespace or all) and the list's resourceVersion.
-    pub(crate) fn list(&self, t: &ResourceType, ns: Option<&str>, sel: &Selectors) -> (Vec<Value>, u64) {
+    pub(crate) fn list(
+        &self,
+        t: &ResourceType,
+        ns: Option<&str>,
+        sel: &Selectors,
+    ) -> (Vec<Value>, u64) {
         let inner = self.lock();
         let items = inner
             .objects
@@ -388,7 +445,7 @@ impl Store {
         ns: Option<&str>,
         rv: Option<u64>,
         sel: &Selectors,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    ) -> Result<WatchStart, ApiError> {
         let inner = self.lock();
         let key = t.key();
         let wanted = |c: &Change| c.key == key && ns.is_none_or(|n| n == c.namespace);
@@ -397,7 +454,12 @@ impl Store {
                 if rv < inner.oldest {
                     return Err(ApiError::gone(rv, inner.oldest));
                 }
-                inner.history.iter().filter(|c| c.rv > rv && wanted(c)).cloned().collect()
+                inner
+                    .history
+                    .iter()
+                    .filter(|c| c.rv > rv && wanted(c))
+                    .cloned()
+                    .collect()
             }
             _ => inner
                 .objects
@@ -422,7 +484,12 @@ impl Store {
     }
 
     /// Creates an object (name or generateName required).
-    pub(crate) fn create(&self, t: &ResourceType, ns: &str, mut object: Value) -> Result<Value, ApiError> {
+    pub(crate) fn create(
+        &self,
+        t: &ResourceType,
+        ns: &str,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
         self.write(|inner| {
             let key = t.key();
             if !object.is_object() || !object["metadata"].is_object() && !object["metadata"].is_null() {
@@ -504,7 +571,14 @@ impl Store {
     }
 
     /// Replaces an object (PUT), or just its status.
-    pub(crate) fn update(&self, t: &ResourceType, ns: &str, name: &str, object: Value, part: Part) -> Result<Value, ApiError> {
+    pub(crate) fn update(
+        &self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        object: Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
         self.write(|inner| update_locked(inner, t, ns, name, object, part, true))
     }
 
@@ -519,7 +593,10 @@ impl Store {
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         self.write(|inner| {
-            let mut object = inner.get(&t.key(), ns, name).cloned().ok_or_else(|| ApiError::not_found(t, name))?;
+            let mut object = inner
+                .get(&t.key(), ns, name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(t, name))?;
             let before_rv = object["metadata"]["resourceVersion"].clone();
             f(&mut object)?;
             // A patch that names a resourceVersion is a precondition.
@@ -529,17 +606,32 @@ impl Store {
     }
 
     /// Deletes an object (see [`DeleteOptions`]).
-    pub(crate) fn delete(&self, t: &ResourceType, ns: &str, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub(crate) fn delete(
+        &self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         self.write(|inner| inner.delete(t, ns, name, opts))
     }
 
     /// Deletes every matching object; returns the list of what was deleted.
-    pub(crate) fn delete_collection(&self, t: &ResourceType, ns: Option<&str>, sel: &Selectors, opts: &DeleteOptions) -> Vec<Value> {
+    pub(crate) fn delete_collection(
+        &self,
+        t: &ResourceType,
+        ns: Option<&str>,
+        sel: &Selectors,
+        opts: &DeleteOptions,
+    ) -> Vec<Value> {
         let (items, _) = self.list(t, ns, sel);
         self.write(|inner| {
             let mut out = Vec::new();
             for item in items {
-                let n = item["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let n = item["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 if inner.delete(t, &n, name_of(&item), opts).is_ok() {
                     out.push(item);
                 }
@@ -552,8 +644,14 @@ impl Store {
     /// goes away unless finalizers hold it.
     pub(crate) fn release_pod(&self, ns: &str, name: &str) {
         self.write(|inner| {
-            let Some(mut pod) = inner.get("/pods", ns, name).cloned() else { return };
-            if pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) != 0 {
+            let Some(mut pod) = inner.get("/pods", ns, name).cloned() else {
+                return;
+            };
+            if pod["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(0)
+                != 0
+            {
                 pod["metadata"]["deletionGracePeriodSeconds"] = json!(0);
                 inner.put("/pods", ns, pod, EventType::Modified);
             }
@@ -572,17 +670,26 @@ pub(crate) fn update_locked(
     check_rv: bool,
 ) -> Result<Value, ApiError> {
     let key = t.key();
-    let current = inner.get(&key, ns, name).cloned().ok_or_else(|| ApiError::not_found(t, name))?;
+    let current = inner
+        .get(&key, ns, name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(t, name))?;
     if !object.is_object() {
-        return Err(ApiError::bad_request("the request body is not a Kubernetes object"));
+        return Err(ApiError::bad_request(
+            "the request body is not a Kubernetes object",
+        ));
     }
     if let Some(n) = object["metadata"]["name"].as_str()
         && n != name
     {
-        return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
     }
     if check_rv
-        && let Some(rv) = object["metadata"]["resourceVersion"].as_str().filter(|r| !r.is_empty())
+        && let Some(rv) = object["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|r| !r.is_empty())
         && Some(rv) != current["metadata"]["resourceVersion"].as_str()
     {
         return Err(ApiError::modified(t, name));
@@ -605,7 +712,14 @@ pub(crate) fn update_locked(
                 }
             }
             // Fields the server owns.
-            for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+            ] {
                 match current["metadata"].get(field) {
                     Some(v) => object["metadata"][field] = v.clone(),
                     None => {
@@ -663,7 +777,10 @@ fn spec_of(object: &Value) -> Value {
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Why a name is not a valid DNS subdomain (or, for namespaces, label).
@@ -672,15 +789,24 @@ fn invalid_name(name: &str, t: &ResourceType) -> Option<String> {
     if name.len() > max {
         return Some(format!("must be no more than {max} characters"));
     }
-    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    let ok_ends = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ok_ends = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok_chars && ok_ends {
         return None;
     }
     if t.custom || t.plural == "events" || t.group.starts_with("rbac") {
         // Looser rules (path segment names) for these.
-        return (name.contains('/') || name == "." || name == "..").then(|| "may not contain '/'".to_string());
+        return (name.contains('/') || name == "." || name == "..")
+            .then(|| "may not contain '/'".to_string());
     }
     Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into())
 }

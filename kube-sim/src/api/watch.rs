@@ -28,12 +28,20 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Selectors) -> Result<Response, ApiError> {
+pub(super) fn serve(
+    shared: &Shared,
+    target: &Target,
+    query: &Query,
+    sel: Selectors,
+) -> Result<Response, ApiError> {
     let t = target.t.clone();
     let key = t.key();
     let ns = target.namespace.clone();
     let rv = match query.get("resourceVersion").filter(|r| !r.is_empty()) {
-        Some(r) => Some(r.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {r:?}")))?),
+        Some(r) => Some(
+            r.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r:?}")))?,
+        ),
         None => None,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -54,7 +62,9 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
                 return;
             }
         };
-        let wanted = |c: &Change| c.key == key && ns.as_ref().is_none_or(|n| n == &c.namespace) && sel.matches(&c.object);
+        let wanted = |c: &Change| {
+            c.key == key && ns.as_ref().is_none_or(|n| n == &c.namespace) && sel.matches(&c.object)
+        };
         let mut last = rv.unwrap_or(0);
         for c in backlog {
             if wanted(&c) {
@@ -121,7 +131,10 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
     });
     Ok((
         StatusCode::OK,
-        [("content-type", "application/json"), ("cache-control", "no-cache, private")],
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-cache, private"),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

@@ -32,16 +32,26 @@ fn stamp(t: DateTime<Utc>) -> String {
 
 /// RFC3339Nano as Go prints it: trailing zeros of the fraction dropped.
 fn nano(stamp: &str) -> String {
-    let Some((head, frac)) = stamp.trim_end_matches('Z').split_once('.') else { return stamp.into() };
+    let Some((head, frac)) = stamp.trim_end_matches('Z').split_once('.') else {
+        return stamp.into();
+    };
     let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{head}Z") } else { format!("{head}.{frac}Z") }
+    if frac.is_empty() {
+        format!("{head}Z")
+    } else {
+        format!("{head}.{frac}Z")
+    }
 }
 
 impl ContainerLog {
     pub(crate) async fn create(path: PathBuf) -> std::io::Result<Arc<Self>> {
         let file = tokio::fs::File::create(&path).await?;
         let (progress, _) = watch::channel((0, false));
-        Ok(Arc::new(Self { path, file: Mutex::new(Some(file)), progress }))
+        Ok(Arc::new(Self {
+            path,
+            file: Mutex::new(Some(file)),
+            progress,
+        }))
     }
 
     async fn append(&self, line: &[u8]) {
@@ -95,20 +105,34 @@ struct Options {
 impl Options {
     fn parse(query: &Query) -> Result<Self, ApiError> {
         let since = match (query.get("sinceTime"), query.get("sinceSeconds")) {
-            (Some(_), Some(_)) => return Err(ApiError::bad_request("at most one of sinceTime or sinceSeconds may be specified")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "at most one of sinceTime or sinceSeconds may be specified",
+                ));
+            }
             (Some(t), None) => Some(
                 DateTime::parse_from_rfc3339(t)
-                    .map_err(|e| ApiError::bad_request(format!("sinceTime {t:?} is not RFC 3339: {e}")))?
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("sinceTime {t:?} is not RFC 3339: {e}"))
+                    })?
                     .with_timezone(&Utc),
             ),
             (None, Some(s)) => {
-                let secs: i64 = s.parse().map_err(|_| ApiError::bad_request(format!("sinceSeconds {s:?} is not a number")))?;
+                let secs: i64 = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("sinceSeconds {s:?} is not a number"))
+                })?;
                 Some(Utc::now() - chrono::Duration::seconds(secs))
             }
             (None, None) => None,
         };
         let number = |key: &str| -> Result<Option<usize>, ApiError> {
-            query.get(key).map(|v| v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{key} {v:?} is not a number")))).transpose()
+            query
+                .get(key)
+                .map(|v| {
+                    v.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request(format!("{key} {v:?} is not a number")))
+                })
+                .transpose()
         };
         Ok(Self {
             since,
@@ -128,16 +152,25 @@ impl Options {
         {
             return None;
         }
-        Some(if self.timestamps { format!("{} {content}\n", nano(ts)) } else { format!("{content}\n") })
+        Some(if self.timestamps {
+            format!("{} {content}\n", nano(ts))
+        } else {
+            format!("{content}\n")
+        })
     }
 }
 
 /// Serves a container's log (whole, or followed until it ends).
 pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Response, ApiError> {
     let opts = Options::parse(query)?;
-    let text = tokio::fs::read(&log.path).await.map_err(|e| ApiError::internal(format!("reading {}: {e}", log.path.display())))?;
+    let text = tokio::fs::read(&log.path)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading {}: {e}", log.path.display())))?;
     let mut offset = text.len() as u64;
-    let mut lines: Vec<String> = String::from_utf8_lossy(&text).lines().filter_map(|l| opts.render(l)).collect();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| opts.render(l))
+        .collect();
     if let Some(tail) = opts.tail {
         let skip = lines.len().saturating_sub(tail);
         lines.drain(..skip);
@@ -160,7 +193,9 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
         loop {
             let (written, done) = *progress.borrow_and_update();
             if written > offset {
-                let Ok(all) = tokio::fs::read(&log.path).await else { return };
+                let Ok(all) = tokio::fs::read(&log.path).await else {
+                    return;
+                };
                 let end = all.len().min(written as usize);
                 // Whole lines only.
                 let chunk = &all[offset as usize..end];
@@ -192,8 +227,15 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
-    Ok((StatusCode::OK, [("content-type", "text/plain")], Body::from_stream(stream)).into_response())
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [("content-type", "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
@@ -202,7 +244,13 @@ mod tests {
 
     #[test]
     fn rfc3339_nano_drops_trailing_zeros() {
-        assert_eq!(nano("2026-01-02T03:04:05.120000000Z"), "2026-01-02T03:04:05.12Z");
-        assert_eq!(nano("2026-01-02T03:04:05.000000000Z"), "2026-01-02T03:04:05Z");
+        assert_eq!(
+            nano("2026-01-02T03:04:05.120000000Z"),
+            "2026-01-02T03:04:05.12Z"
+        );
+        assert_eq!(
+            nano("2026-01-02T03:04:05.000000000Z"),
+            "2026-01-02T03:04:05Z"
+        );
     }
 }
