@@ -19,7 +19,7 @@ use crate::select::Selectors;
 use crate::{defaults, gc};
 
 /// How many changes watches can resume from before `410 Gone`.
-const HISTORY: usize = 20_000;
+const HISTORY: usize = 10_000;
 
 /// Watch event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub(crate) struct Change {
     pub(crate) kind: EventType,
     /// The object after the change (the last state for `DELETED`).
     pub(crate) object: Value,
+    /// The object before a `MODIFIED` change (for selector transitions).
+    pub(crate) previous: Option<Value>,
 }
 
 /// Which part of an object a write changes.
@@ -125,13 +127,21 @@ fn name_of(object: &Value) -> &str {
 }
 
 impl Inner {
-    pub(crate) fn emit(&mut self, key: &str, namespace: &str, kind: EventType, object: Value) {
+    pub(crate) fn emit(
+        &mut self,
+        key: &str,
+        namespace: &str,
+        kind: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let change = Arc::new(Change {
             rv: self.rv,
             key: key.into(),
             namespace: namespace.into(),
             kind,
             object,
+            previous,
         });
         self.history.push_back(change.clone());
         while self.history.len() > HISTORY {
@@ -158,11 +168,17 @@ impl Inner {
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         let name = name_of(&object).to_string();
-        self.objects
+        let previous = self
+            .objects
             .entry(key.into())
             .or_default()
             .insert((ns.to_string(), name), object.clone());
-        self.emit(key, ns, kind, object.clone());
+        let previous = if kind == EventType::Modified {
+            previous
+        } else {
+            None
+        };
+        self.emit(key, ns, kind, object.clone(), previous);
         object
     }
 
@@ -191,7 +207,7 @@ impl Inner {
                 self.remove(&data_key, &ns, &n);
             }
         }
-        self.emit(key, ns, EventType::Deleted, object.clone());
+        self.emit(key, ns, EventType::Deleted, object.clone(), None);
         Some(object)
     }
 
@@ -474,6 +490,7 @@ impl Store {
                                 namespace: n.clone(),
                                 kind: EventType::Added,
                                 object: o.clone(),
+                                previous: None,
                             })
                         })
                         .collect()

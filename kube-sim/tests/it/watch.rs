@@ -115,3 +115,43 @@ async fn bookmarks_and_gone() {
     }
     sim.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn selector_transitions_arrive_as_added_and_deleted() {
+    let sim = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
+    let created = api
+        .create(&PostParams::default(), &cm("moving"))
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    let mut events = api
+        .watch(&WatchParams::default().labels("w=2"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let relabel =
+        |v: &str| kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"w": v}}}));
+    api.patch("moving", &kube::api::PatchParams::default(), &relabel("2"))
+        .await
+        .unwrap();
+    api.patch("moving", &kube::api::PatchParams::default(), &relabel("3"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .unwrap()
+        {
+            WatchEvent::Added(_) => seen.push("ADDED"),
+            WatchEvent::Deleted(_) => seen.push("DELETED"),
+            WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, vec!["ADDED", "DELETED"]);
+    sim.handle.shutdown().await;
+}
