@@ -15,6 +15,7 @@ pub(crate) mod exec;
 mod logs;
 mod pod;
 mod probe;
+mod process;
 mod sandbox;
 
 use std::collections::HashMap;
