@@ -34,11 +34,15 @@ fn owner_uids(o: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Every object's metadata (all the collector reads).
 fn all(inner: &Inner) -> Vec<(Id, Value)> {
     let mut out = Vec::new();
     for (key, map) in &inner.objects {
         for ((ns, name), o) in map {
-            out.push(((key.clone(), ns.clone(), name.clone()), o.clone()));
+            out.push((
+                (key.clone(), ns.clone(), name.clone()),
+                json!({"metadata": o["metadata"]}),
+            ));
         }
     }
     out

@@ -68,6 +68,7 @@ impl Inner {
 
     /// Removes an object for good and emits `DELETED`.
     pub(crate) fn remove(&mut self, key: &str, ns: &str, name: &str) -> Option<Value> {
+        self.gc_needed = true;
         let mut object = self
             .objects
             .get_mut(key)?
@@ -210,6 +211,7 @@ impl Inner {
             }
             return Ok(current);
         }
+        self.gc_needed = true;
         object["metadata"]["deletionTimestamp"] = json!(now());
         object["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         object["metadata"]["finalizers"] = json!(finalizers);

@@ -115,6 +115,9 @@ pub(crate) struct Inner {
     pub(crate) history: VecDeque<Arc<Change>>,
     pub(crate) registry: Registry,
     pending: Vec<Arc<Change>>,
+    /// Set by writes the garbage collector must look at (removals, new
+    /// deletionTimestamps, objects created with ownerReferences).
+    pub(crate) gc_needed: bool,
 }
 
 /// The store (cheap to share behind an `Arc`).
@@ -151,6 +154,7 @@ impl Store {
                 history: VecDeque::new(),
                 registry: Registry::default(),
                 pending: Vec::new(),
+                gc_needed: false,
             }),
             changes,
             expired,
@@ -177,7 +181,10 @@ impl Store {
     fn write<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut inner = self.lock();
         let result = f(&mut inner);
-        gc::collect(&mut inner);
+        if std::mem::take(&mut inner.gc_needed) {
+            gc::collect(&mut inner);
+            inner.gc_needed = false;
+        }
         // Sent under the lock: whoever reads the resourceVersion afterwards
         // finds every change up to it already in the channel (bookmarks).
         let pending = std::mem::take(&mut inner.pending);
@@ -379,6 +386,7 @@ impl Store {
                     .map_err(|msg| ApiError::invalid(t, &name, "spec", "FieldValueRequired", &msg))?;
                 defaults::crd_established(&mut object);
             }
+            inner.gc_needed |= object["metadata"]["ownerReferences"].as_array().is_some_and(|r| !r.is_empty());
             Ok(inner.put(&key, ns, object, EventType::Added))
         })
     }
