@@ -202,7 +202,8 @@ impl Kubelet {
             return;
         }
         let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-        if node.is_empty() {
+        let unplaced = node.is_empty() || node == "kube-sim" && pod["status"]["podIP"].is_null();
+        if unplaced && pod["status"]["phase"] == "Pending" {
             if !deleting {
                 self.bind(&ns, &name);
             }
@@ -247,7 +248,8 @@ impl Kubelet {
         };
         let ip = self.next_ip();
         let _ = self.store.modify(&t, ns, name, Part::All, |pod| {
-            if pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+            if !node.is_empty() && (node != "kube-sim" || !pod["status"]["podIP"].is_null()) {
                 return Err(ApiError::bad_request("already bound"));
             }
             pod["spec"]["nodeName"] = json!("kube-sim");
@@ -316,9 +318,27 @@ impl Kubelet {
         }
     }
 
-    /// The node is back: new pods are scheduled again (lost pods stay lost).
+    /// The node is back: pods created meanwhile and new ones are scheduled
+    /// (lost pods stay lost).
     pub(crate) fn restore_node(&self) {
         self.lost.store(false, Ordering::Relaxed);
+        if let Some(t) = self.store.registry().find("", "v1", "pods") {
+            let (pods, _) = self
+                .store
+                .list(&t, None, &crate::select::Selectors::default());
+            for p in pods {
+                let unbound = p["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+                let deleting = p["metadata"]
+                    .get("deletionTimestamp")
+                    .is_some_and(|v| !v.is_null());
+                if unbound && !deleting {
+                    self.bind(
+                        p["metadata"]["namespace"].as_str().unwrap_or(""),
+                        p["metadata"]["name"].as_str().unwrap_or(""),
+                    );
+                }
+            }
+        }
         if let Some(t) = self.store.registry().find("", "v1", "nodes") {
             let node = node_object(true);
             let _ = self.store.modify(&t, "", "kube-sim", Part::All, |n| {

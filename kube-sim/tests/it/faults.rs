@@ -121,6 +121,18 @@ async fn lost_node_marks_pods_and_hides_logs() {
         kube::Error::Api(s) => assert_eq!(s.code, 500),
         other => panic!("expected 500, got {other:?}"),
     }
+    // A pod created while the node is lost stays Pending until it is back.
+    pods.create(&PostParams::default(), &shell_pod("waits", "echo later"))
+        .await
+        .unwrap();
+    let pending = pods.get("waits").await.unwrap();
+    assert!(pending.spec.unwrap().node_name.is_none());
+    let req = Request::post("/kube-sim/restore-node")
+        .body(Vec::new())
+        .unwrap();
+    sim.client.request_text(req).await.unwrap();
+    let done = wait_pod(&pods, "waits", terminal).await;
+    assert_eq!(phase(&done), "Succeeded");
     sim.handle.shutdown().await;
 }
 

@@ -475,3 +475,46 @@ async fn crds_serve_their_objects() {
     let _unused: Option<Pod> = None;
     sim.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn leases_and_events_are_stored() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::events::v1::Event;
+    let sim = start().await;
+    let leases: Api<Lease> = Api::namespaced(sim.client.clone(), "default");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})).unwrap();
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+    let mut next = created.clone();
+    next.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases
+        .replace("leader", &PostParams::default(), &next)
+        .await
+        .unwrap();
+    // The loser of a race gets 409 on its stale copy.
+    let mut loser = created;
+    loser.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    assert_eq!(
+        api_error(
+            leases
+                .replace("leader", &PostParams::default(), &loser)
+                .await
+                .unwrap_err()
+        )
+        .code,
+        409
+    );
+    let events: Api<Event> = Api::namespaced(sim.client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"name": "pod-a.17"}, "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Started",
+        "reportingController": "test", "reportingInstance": "test-1", "action": "Run", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "pod-a", "namespace": "default"},
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let found = events
+        .list(&ListParams::default().fields("regarding.name=pod-a,reason=Started"))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    sim.handle.shutdown().await;
+}
