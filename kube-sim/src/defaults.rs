@@ -67,6 +67,12 @@ fn pod(spec: &mut Value, status: &mut Value, path: &str) -> Result<(), (String, 
             continue;
         };
         for (i, c) in containers.iter_mut().enumerate() {
+            if !c.is_object() {
+                return Err((
+                    format!("{path}.{list}[{i}]"),
+                    "Invalid value: must be an object".into(),
+                ));
+            }
             if c["name"].as_str().is_none_or(str::is_empty) {
                 return Err((format!("{path}.{list}[{i}].name"), "Required value".into()));
             }
@@ -92,6 +98,18 @@ fn job(object: &mut Value) -> Result<(), (String, String)> {
     let uid = object["metadata"]["uid"].clone();
     let name = object["metadata"]["name"].clone();
     let spec = &mut object["spec"];
+    if !spec["template"].is_object() || !spec["template"]["spec"].is_object() {
+        return Err(("spec.template.spec".into(), "Required value".into()));
+    }
+    if spec["template"]
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err((
+            "spec.template.metadata".into(),
+            "Invalid value: must be an object".into(),
+        ));
+    }
     set_default(spec, "backoffLimit", json!(6));
     set_default(spec, "completions", json!(1));
     set_default(spec, "parallelism", json!(1));

@@ -236,9 +236,13 @@ pub(crate) fn update_locked(
         .get(&key, ns, name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(t, name))?;
-    if !object.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body is not a Kubernetes object",
+    if let Err((field, message)) = super::names::check_shape(&object) {
+        return Err(ApiError::invalid(
+            t,
+            name,
+            &field,
+            "FieldValueInvalid",
+            &message,
         ));
     }
     if let Some(n) = object["metadata"]["name"].as_str()

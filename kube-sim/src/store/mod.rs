@@ -22,7 +22,7 @@ mod inner;
 mod names;
 
 use inner::update_locked;
-use names::{invalid_name, random_suffix};
+use names::{check_shape, invalid_name, random_suffix};
 
 /// How many changes watches can resume from before `410 Gone`.
 const HISTORY: usize = 10_000;
@@ -312,8 +312,9 @@ impl Store {
     ) -> Result<Value, ApiError> {
         self.write(|inner| {
             let key = t.key();
-            if !object.is_object() || !object["metadata"].is_object() && !object["metadata"].is_null() {
-                return Err(ApiError::bad_request("the request body is not a Kubernetes object"));
+            if let Err((field, message)) = check_shape(&object) {
+                let name = name_of(&object).to_string();
+                return Err(ApiError::invalid(t, &name, &field, "FieldValueInvalid", &message));
             }
             let mut name = name_of(&object).to_string();
             if name.is_empty() {
