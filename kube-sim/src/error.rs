@@ -157,6 +157,18 @@ impl ApiError {
         )
     }
 
+    /// 415 for a protobuf or CBOR body (kube-sim speaks JSON only).
+    pub(crate) fn unsupported_body(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
+            None,
+        )
+    }
+
     /// 500 (also what an unreachable kubelet gives for logs).
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(

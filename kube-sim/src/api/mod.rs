@@ -241,8 +241,18 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         None
     };
     let received = chrono::Utc::now();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let binary = content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor");
     let response = if let Some(code) = shared.faults.take(&info) {
         ApiError::injected(code).into_response()
+    } else if binary && !body.is_empty() {
+        // JSON only: clients fall back to JSON on 415.
+        ApiError::unsupported_body(content_type).into_response()
     } else {
         match target {
             Err(e) => e.into_response(),
