@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{Mutex, watch};
 
 use crate::api::Query;
@@ -54,12 +54,17 @@ impl ContainerLog {
         }))
     }
 
-    async fn append(&self, line: &[u8]) {
-        let mut text = stamp(Utc::now()).into_bytes();
-        text.push(b' ');
-        text.extend_from_slice(line);
-        if !line.ends_with(b"\n") {
-            text.push(b'\n');
+    /// Appends lines (each ending with a newline) in one write.
+    async fn append(&self, lines: &[&[u8]]) {
+        let now = stamp(Utc::now());
+        let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + now.len() + 2).sum());
+        for line in lines {
+            text.extend_from_slice(now.as_bytes());
+            text.push(b' ');
+            text.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                text.push(b'\n');
+            }
         }
         let mut guard = self.file.lock().await;
         if let Some(f) = guard.as_mut()
@@ -69,16 +74,44 @@ impl ContainerLog {
         }
     }
 
-    /// Copies a stream into the log, line by line.
-    pub(crate) async fn pump(self: Arc<Self>, stream: impl AsyncRead + Unpin) {
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
-        let mut line = Vec::new();
+    /// Copies a stream into the log: the complete lines of each read in one
+    /// write; a line longer than 16 KiB is split, as the kubelet splits them.
+    pub(crate) async fn pump(self: Arc<Self>, mut stream: impl AsyncRead + Unpin) {
+        const LONGEST: usize = 16 * 1024;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => self.append(&line).await,
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => 0,
+                Ok(n) => n,
+            };
+            if n == 0 {
+                if !pending.is_empty() {
+                    self.append(&[&pending]).await;
+                }
+                return;
             }
+            pending.extend_from_slice(&chunk[..n]);
+            let mut lines: Vec<&[u8]> = Vec::new();
+            let mut start = 0;
+            while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
+                let end = start + i + 1;
+                let mut line = &pending[start..end];
+                while line.len() > LONGEST {
+                    lines.push(&line[..LONGEST]);
+                    line = &line[LONGEST..];
+                }
+                lines.push(line);
+                start = end;
+            }
+            while pending.len() - start > LONGEST {
+                lines.push(&pending[start..start + LONGEST]);
+                start += LONGEST;
+            }
+            if !lines.is_empty() {
+                self.append(&lines).await;
+            }
+            pending.drain(..start);
         }
     }
 
@@ -160,6 +193,15 @@ impl Options {
     }
 }
 
+/// The bytes of a file from `from` to `to`.
+async fn read_range(path: &std::path::Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(from)).await?;
+    let mut buf = Vec::new();
+    file.take(to - from).read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
 /// Serves a container's log (whole, or followed until it ends).
 pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Response, ApiError> {
     let opts = Options::parse(query)?;
@@ -193,12 +235,11 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
         loop {
             let (written, done) = *progress.borrow_and_update();
             if written > offset {
-                let Ok(all) = tokio::fs::read(&log.path).await else {
+                // Only what was written since the last read (whole lines).
+                let Ok(chunk) = read_range(&log.path, offset, written).await else {
                     return;
                 };
-                let end = all.len().min(written as usize);
-                // Whole lines only.
-                let chunk = &all[offset as usize..end];
+                let chunk = &chunk[..];
                 let cut = chunk.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let mut out: Vec<u8> = String::from_utf8_lossy(&chunk[..cut])
                     .lines()
@@ -241,6 +282,28 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pumped_lines_get_a_timestamp_each_and_long_lines_are_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ContainerLog::create(dir.path().join("out.log"))
+            .await
+            .unwrap();
+        let long = "x".repeat(20_000);
+        let input = format!("a\nbb\n{long}\ntail");
+        log.clone().pump(input.as_bytes()).await;
+        log.finish().await;
+        let text = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+        let contents: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(
+            contents,
+            vec!["a", "bb", &long[..16 * 1024], &long[16 * 1024..], "tail"]
+        );
+        assert!(
+            text.lines()
+                .all(|l| DateTime::parse_from_rfc3339(l.split_once(' ').unwrap().0).is_ok())
+        );
+    }
 
     #[test]
     fn rfc3339_nano_drops_trailing_zeros() {
