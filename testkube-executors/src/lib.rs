@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod local;
+pub mod pod;
 pub mod runner;
 
-pub use local::{LocalExecutor, Sandbox};
+pub use local::{LocalExecutor, LocalSecrets, Sandbox};

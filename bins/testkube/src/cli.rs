@@ -86,6 +86,18 @@ Examples:
     )]
     Plan(PlanArgs),
 
+    /// Print every Kubernetes object one execution of a workflow creates, touching no cluster.
+    #[command(
+        after_help = "Multi-document YAML: per worker a Secret with its task and a Job. The execution
+id is a placeholder (`<workflow>-execution`); workers and children that only the run decides are
+named in comments at the top. Sensitive values are masked.
+
+Examples:
+  testkube manifests workflow.yaml
+  testkube manifests workflow.yaml --config workers=4 --namespace tests | kubectl apply --dry-run=client -f -"
+    )]
+    Manifests(ManifestsArgs),
+
     /// Split test items into shards by recorded duration (CI-agnostic test splitting).
     #[command(
         after_help = "Items come after `--`, or from standard input one per line.
@@ -260,6 +272,15 @@ pub(crate) struct RenderArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ManifestsArgs {
+    #[command(flatten)]
+    pub(crate) workflow: WorkflowArgs,
+    /// The namespace of the objects (a workflow's `job.namespace` wins).
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) workflow: WorkflowArgs,
@@ -357,6 +378,29 @@ pub(crate) struct RunOptions {
     /// Output format (json prints the final summary on stdout, progress on stderr).
     #[arg(short, long, value_enum, default_value_t = TextOutput::Pretty)]
     pub(crate) output: TextOutput,
+    /// Where the workers run: on this machine, or as Jobs in a Kubernetes cluster (the engine
+    /// and the results stay here).
+    #[arg(long = "on", value_enum, default_value_t = Target::Local, value_name = "WHERE")]
+    pub(crate) on: Target,
+    /// With --on kubernetes: the namespace of the Jobs (default: the kubeconfig context's).
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// With --on kubernetes: the kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// With --on kubernetes: the image that carries testkube-init.
+    #[arg(long, value_name = "IMAGE", env = "TESTKUBE_INIT_IMAGE")]
+    pub(crate) init_image: Option<String>,
+}
+
+/// Where a run's workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Target {
+    /// This machine (sandboxed processes).
+    Local,
+    /// Jobs in a Kubernetes cluster.
+    Kubernetes,
 }
 
 #[derive(Debug, Args)]

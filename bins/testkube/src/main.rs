@@ -9,6 +9,7 @@ mod commands;
 mod home;
 mod input;
 mod junit_out;
+mod kubernetes;
 mod live;
 mod sandbox;
 mod style;

@@ -82,9 +82,12 @@ fn start(
         .find("", "v1", "pods")
         .ok_or_else(|| ApiError::internal("pods are not registered"))?;
     let pod = shared.store.get(&t, ns, name)?;
+    // Like the API server: any container of the pod, init containers too
+    // (a running init container takes exec); the first container by default.
     let names: Vec<String> = pod["spec"]["containers"]
         .as_array()
         .into_iter()
+        .chain(pod["spec"]["initContainers"].as_array())
         .flatten()
         .filter_map(|c| c["name"].as_str().map(str::to_string))
         .collect();

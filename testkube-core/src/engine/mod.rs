@@ -37,19 +37,23 @@
 //! ```
 
 mod children;
+mod clock;
 pub mod event;
 pub mod executor;
 mod fanout;
 pub mod mask;
 mod mask_events;
+pub mod protocol;
 mod run;
 mod support;
 mod translate;
+mod worker;
 
 pub use children::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
     WorkflowSet, selector_matches,
 };
+pub use clock::{Clock, SystemClock};
 pub use event::{Event, ExecutionSummary, StepRef, StepSummary, TestTotals, WorkerSummary};
 pub use executor::{
     ChildRecord, ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, ExecutorError,
@@ -57,5 +61,6 @@ pub use executor::{
     Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerFiles, WorkerHandle, WorkerId,
     WorkerSpec,
 };
+pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};

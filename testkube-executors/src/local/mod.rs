@@ -45,11 +45,14 @@
 //! are not enforced (see `limits.rs` for why).
 
 mod group;
-mod host;
+pub(crate) mod host;
 mod limits;
 mod namespace;
 mod sandbox;
+mod secrets;
 mod watchdog;
+
+pub use secrets::{LocalSecrets, SecretsFileError};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -302,13 +305,22 @@ impl Executor for LocalExecutor {
         .map_err(|message| ExecutorError::new(&spec.worker, message))?;
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let (interrupt, interrupted) = watch::channel(None);
-        let notice = (spec.worker.number == 0).then(|| self.isolation_notice());
+        let mut notices: Vec<String> = (spec.worker.number == 0)
+            .then(|| self.isolation_notice())
+            .into_iter()
+            .collect();
+        if let Some(image) = first_image(&spec.root) {
+            notices.push(format!(
+                "images are not pulled locally: steps run with this machine's tools \
+                 (`{image}` is ignored)"
+            ));
+        }
         let link = WorkerLink::from_spec(
             &spec,
             Arc::new(FolderArchives::new(self.transfer_dir(&spec.execution.id))),
         );
         tokio::spawn(async move {
-            if let Some(message) = notice {
+            for message in notices {
                 let _ = events.send(WorkerEvent::Notice { message }).await;
             }
             let runner = StepRunner::new(RunnerConfig {
@@ -401,6 +413,18 @@ fn container_features(container: &ContainerConfig, add: &mut impl FnMut(&str)) {
     if !container.env_from.is_empty() {
         add("envFrom");
     }
+}
+
+/// The first image a command step of the worker names (not those of its
+/// parallel workers: each is told on its own).
+fn first_image(step: &PlanStep) -> Option<String> {
+    step.operations.iter().find_map(|operation| match operation {
+        Operation::Run { container, .. } | Operation::Shell { container, .. } => {
+            container.image.clone().filter(|image| !image.is_empty())
+        }
+        Operation::Setup { steps } | Operation::Steps { steps } => steps.iter().find_map(first_image),
+        _ => None,
+    })
 }
 
 /// The first `name` on `PATH` that is a file.

@@ -12,14 +12,6 @@ impl StepRunner {
         container: &ContainerConfig,
         argv: Vec<String>,
     ) -> OperationEnd {
-        if let (Some(image), false) = (&container.image, self.image_noticed) {
-            self.image_noticed = true;
-            self.notice(format!(
-                "images are not pulled locally: steps run with this machine's tools \
-                 (`{image}` is ignored)"
-            ))
-            .await;
-        }
         let process = match self.process(container, argv) {
             Ok(process) => process,
             Err(message) => return OperationEnd::failed(message),
@@ -43,6 +35,9 @@ impl StepRunner {
             _ => None,
         };
         let outputs = self.collect_outputs(&step.id).await;
+        if let Some(relay) = &self.relay {
+            relay.record_attempt(&step.id, exit_code.map(i64::from), &outputs);
+        }
         self.status
             .record_attempt(step.id.clone(), exit_code.map(i64::from), outputs);
         match end {
