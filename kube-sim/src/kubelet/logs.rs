@@ -22,6 +22,8 @@ use crate::error::ApiError;
 pub(crate) struct ContainerLog {
     pub(crate) path: PathBuf,
     file: Mutex<Option<tokio::fs::File>>,
+    /// The last timestamp written (read and set under `file`'s lock).
+    last_stamp: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Bytes written so far and whether the container ended.
     progress: watch::Sender<(u64, bool)>,
 }
@@ -50,23 +52,41 @@ impl ContainerLog {
         Ok(Arc::new(Self {
             path,
             file: Mutex::new(Some(file)),
+            last_stamp: std::sync::Mutex::new(None),
             progress,
         }))
     }
 
-    /// Appends lines (each ending with a newline) in one write.
+    /// Appends lines (each ending with a newline) in one write. Timestamps
+    /// are taken under the file's lock and one nanosecond apart, so they
+    /// never go backwards or repeat in the file (readers resuming with
+    /// `sinceTime` and counting the lines of one timestamp rely on it).
     async fn append(&self, lines: &[&[u8]]) {
-        let now = stamp(Utc::now());
-        let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + now.len() + 2).sum());
-        for line in lines {
-            text.extend_from_slice(now.as_bytes());
-            text.push(b' ');
-            text.extend_from_slice(line);
-            if !line.ends_with(b"\n") {
-                text.push(b'\n');
-            }
-        }
         let mut guard = self.file.lock().await;
+        let text = {
+            let mut last = self
+                .last_stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut at = Utc::now();
+            if let Some(previous) = *last
+                && at <= previous
+            {
+                at = previous + chrono::Duration::nanoseconds(1);
+            }
+            let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 32).sum());
+            for line in lines {
+                text.extend_from_slice(stamp(at).as_bytes());
+                text.push(b' ');
+                text.extend_from_slice(line);
+                if !line.ends_with(b"\n") {
+                    text.push(b'\n');
+                }
+                *last = Some(at);
+                at += chrono::Duration::nanoseconds(1);
+            }
+            text
+        };
         if let Some(f) = guard.as_mut()
             && f.write_all(&text).await.is_ok()
         {
@@ -299,10 +319,12 @@ mod tests {
             contents,
             vec!["a", "bb", &long[..16 * 1024], &long[16 * 1024..], "tail"]
         );
-        assert!(
-            text.lines()
-                .all(|l| DateTime::parse_from_rfc3339(l.split_once(' ').unwrap().0).is_ok())
-        );
+        // Strictly increasing, even within one read.
+        let stamps: Vec<DateTime<chrono::FixedOffset>> = text
+            .lines()
+            .map(|l| DateTime::parse_from_rfc3339(l.split_once(' ').unwrap().0).unwrap())
+            .collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
     }
 
     #[test]
