@@ -147,6 +147,16 @@ pub(crate) async fn follow_container(
                 if view.borrow().gone {
                     return Err(FollowError::Gone);
                 }
+                // A lost node's kubelet never answers again.
+                let lost = view.borrow().pod.as_ref().is_some_and(|pod| {
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Unknown")
+                });
+                if lost {
+                    return Err(FollowError::Unreadable {
+                        container: container.to_owned(),
+                        message: format!("the pod's node is lost ({err})"),
+                    });
+                }
                 if let kube::Error::Api(status) = &err
                     && status.code < 500
                     && status.code != 429

@@ -129,3 +129,71 @@ pub(crate) fn logs(events: &[Event], step_id: &str) -> String {
         })
         .collect()
 }
+
+/// A run in progress: its events so far.
+pub(crate) struct Watching {
+    pub(crate) running: testkube_core::engine::RunningExecution,
+    pub(crate) events: Vec<Event>,
+}
+
+impl Cluster {
+    pub(crate) fn start_run(&self, plan: Plan, id: &str) -> Watching {
+        Watching {
+            running: self
+                .engine()
+                .start(plan, ExecutionRequest::new(id))
+                .expect("the plan starts"),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl Watching {
+    /// Reads events until `step` wrote `text`.
+    pub(crate) async fn until_log(&mut self, step_id: &str, text: &str) {
+        let wait = async {
+            while let Some(event) = self.running.next_event().await {
+                self.events.push(event);
+                if logs(&self.events, step_id).contains(text) {
+                    return true;
+                }
+            }
+            false
+        };
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(30), wait).await;
+        assert!(
+            matches!(seen, Ok(true)),
+            "step `{step_id}` never wrote {text:?}: {:#?}",
+            self.events
+        );
+    }
+
+    /// Reads the rest; returns the summary.
+    pub(crate) async fn finish(&mut self) -> ExecutionSummary {
+        let rest = async {
+            while let Some(event) = self.running.next_event().await {
+                self.events.push(event);
+            }
+        };
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(60), rest).await;
+        assert!(ended.is_ok(), "the run ends within a minute: {:#?}", self.events);
+        self.events
+            .iter()
+            .find_map(|event| match event {
+                Event::Finished(summary) => Some((**summary).clone()),
+                _ => None,
+            })
+            .expect("a summary")
+    }
+}
+
+/// The last finished status reported for step `id`.
+pub(crate) fn step_status(
+    events: &[Event],
+    id: &str,
+) -> Option<testkube_core::status::StepStatus> {
+    events.iter().rev().find_map(|event| match event {
+        Event::Step { step, status, .. } if step.id == id && status.is_finished() => Some(*status),
+        _ => None,
+    })
+}

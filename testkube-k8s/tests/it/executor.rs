@@ -8,14 +8,7 @@ use kube::api::ListParams;
 use testkube_core::engine::Event;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 
-use crate::cluster::{self, logs, plan};
-
-fn final_step_status(events: &[Event], id: &str) -> Option<StepStatus> {
-    events.iter().rev().find_map(|event| match event {
-        Event::Step { step, status, .. } if step.id == id && status.is_finished() => Some(*status),
-        _ => None,
-    })
-}
+use crate::cluster::{self, logs, plan, step_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_runs_as_a_job_with_live_logs_outputs_and_verdict_then_is_cleaned_up() {
@@ -47,8 +40,8 @@ spec:
     assert!(logs(&events, "greet").starts_with("hello from "), "{events:#?}");
     assert_eq!(logs(&events, "check"), "checked\n");
     assert_eq!(logs(&events, "fail"), "failing\n");
-    assert_eq!(final_step_status(&events, "greet"), Some(StepStatus::Passed));
-    assert_eq!(final_step_status(&events, "fail"), Some(StepStatus::Failed));
+    assert_eq!(step_status(&events, "greet"), Some(StepStatus::Passed));
+    assert_eq!(step_status(&events, "fail"), Some(StepStatus::Failed));
     let exit_code = events.iter().find_map(|event| match event {
         Event::Step { step, detail, .. } if step.id == "fail" => detail.exit_code,
         _ => None,

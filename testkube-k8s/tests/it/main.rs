@@ -3,4 +3,6 @@
 
 mod cluster;
 mod executor;
+mod faults;
 mod manifests;
+mod samples;
