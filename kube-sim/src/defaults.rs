@@ -13,10 +13,13 @@ pub(crate) fn on_create(key: &str, object: &mut Value) -> Result<(), (String, St
             object["status"] = status;
         }
         "/secrets" => {
-            if let Some(string_data) = object.get("stringData").and_then(Value::as_object).cloned() {
+            if let Some(string_data) = object.get("stringData").and_then(Value::as_object).cloned()
+            {
                 use base64::Engine;
                 for (k, v) in string_data {
-                    object["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or("")));
+                    object["data"][k] = json!(
+                        base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or(""))
+                    );
                 }
                 if let Some(o) = object.as_object_mut() {
                     o.remove("stringData");
@@ -44,7 +47,7 @@ fn set_default(v: &mut Value, field: &str, default: Value) {
 
 /// Pod spec defaults (also applied to Job templates).
 fn pod(spec: &mut Value, status: &mut Value, path: &str) -> Result<(), (String, String)> {
-    if !spec["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+    if spec["containers"].as_array().is_none_or(|c| c.is_empty()) {
         return Err((format!("{path}.containers"), "Required value".into()));
     }
     set_default(spec, "restartPolicy", json!("Always"));
@@ -53,12 +56,23 @@ fn pod(spec: &mut Value, status: &mut Value, path: &str) -> Result<(), (String, 
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "enableServiceLinks", json!(true));
-    let sa = spec.get("serviceAccountName").cloned().unwrap_or(json!("default"));
+    let sa = spec
+        .get("serviceAccountName")
+        .cloned()
+        .unwrap_or(json!("default"));
     spec["serviceAccountName"] = sa.clone();
     set_default(spec, "serviceAccount", sa);
     for list in ["initContainers", "containers"] {
-        let Some(containers) = spec[list].as_array_mut() else { continue };
+        let Some(containers) = spec[list].as_array_mut() else {
+            continue;
+        };
         for (i, c) in containers.iter_mut().enumerate() {
+            if !c.is_object() {
+                return Err((
+                    format!("{path}.{list}[{i}]"),
+                    "Invalid value: must be an object".into(),
+                ));
+            }
             if c["name"].as_str().is_none_or(str::is_empty) {
                 return Err((format!("{path}.{list}[{i}].name"), "Required value".into()));
             }
@@ -66,7 +80,11 @@ fn pod(spec: &mut Value, status: &mut Value, path: &str) -> Result<(), (String, 
             set_default(c, "terminationMessagePolicy", json!("File"));
             let image = c["image"].as_str().unwrap_or("");
             let latest = !image.contains(':') || image.ends_with(":latest");
-            set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+            set_default(
+                c,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
             set_default(c, "resources", json!({}));
         }
     }
@@ -80,6 +98,18 @@ fn job(object: &mut Value) -> Result<(), (String, String)> {
     let uid = object["metadata"]["uid"].clone();
     let name = object["metadata"]["name"].clone();
     let spec = &mut object["spec"];
+    if !spec["template"].is_object() || !spec["template"]["spec"].is_object() {
+        return Err(("spec.template.spec".into(), "Required value".into()));
+    }
+    if spec["template"]
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err((
+            "spec.template.metadata".into(),
+            "Invalid value: must be an object".into(),
+        ));
+    }
     set_default(spec, "backoffLimit", json!(6));
     set_default(spec, "completions", json!(1));
     set_default(spec, "parallelism", json!(1));
@@ -87,7 +117,9 @@ fn job(object: &mut Value) -> Result<(), (String, String)> {
     set_default(spec, "suspend", json!(false));
     set_default(spec, "manualSelector", json!(false));
     set_default(spec, "podReplacementPolicy", json!("TerminatedOrFailed"));
-    let restart = spec["template"]["spec"]["restartPolicy"].as_str().unwrap_or("");
+    let restart = spec["template"]["spec"]["restartPolicy"]
+        .as_str()
+        .unwrap_or("");
     if !matches!(restart, "Never" | "OnFailure") {
         return Err((
             "spec.template.spec.restartPolicy".into(),
@@ -95,7 +127,11 @@ fn job(object: &mut Value) -> Result<(), (String, String)> {
         ));
     }
     let mut none = Value::Null;
-    pod(&mut spec["template"]["spec"], &mut none, "spec.template.spec")?;
+    pod(
+        &mut spec["template"]["spec"],
+        &mut none,
+        "spec.template.spec",
+    )?;
     let labels = json!({
         "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid,
         "job-name": name, "batch.kubernetes.io/job-name": name,

@@ -19,12 +19,17 @@ pub struct ApiError {
     /// Human-readable message, worded as the real server words it.
     pub message: String,
     /// `details` of the Status, if any.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl ApiError {
     fn new(code: u16, reason: &str, message: String, details: Option<Value>) -> Self {
-        Self { code, reason: reason.into(), message, details }
+        Self {
+            code,
+            reason: reason.into(),
+            message,
+            details: details.map(Box::new),
+        }
     }
 
     fn details(t: &ResourceType, name: &str) -> Value {
@@ -47,7 +52,12 @@ impl ApiError {
 
     /// 404 for a path no type is served at.
     pub(crate) fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"), None)
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+            None,
+        )
     }
 
     /// 409: `pods "x" already exists`.
@@ -65,7 +75,10 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", t.qualified()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                t.qualified()
+            ),
             Some(Self::details(t, name)),
         )
     }
@@ -80,7 +93,13 @@ impl ApiError {
     }
 
     /// 422: `Pod "x" is invalid: FIELD: MESSAGE`.
-    pub(crate) fn invalid(t: &ResourceType, name: &str, field: &str, cause_reason: &str, message: &str) -> Self {
+    pub(crate) fn invalid(
+        t: &ResourceType,
+        name: &str,
+        field: &str,
+        cause_reason: &str,
+        message: &str,
+    ) -> Self {
         let mut details = json!({
             "name": name, "kind": t.kind,
             "causes": [{"reason": cause_reason, "message": message, "field": field}],
@@ -118,7 +137,12 @@ impl ApiError {
 
     /// 410: the requested resourceVersion was compacted away.
     pub(crate) fn gone(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"), None)
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+            None,
+        )
     }
 
     /// 415 for an unknown patch type.
@@ -126,20 +150,48 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"
+            ),
+            None,
+        )
+    }
+
+    /// 415 for a protobuf or CBOR body (kube-sim speaks JSON only).
+    pub(crate) fn unsupported_body(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
             None,
         )
     }
 
     /// 500 (also what an unreachable kubelet gives for logs).
     pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()), None)
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+            None,
+        )
     }
 
     /// An injected failure with a chosen 5xx code.
     pub(crate) fn injected(code: u16) -> Self {
-        let reason = if code == 503 { "ServiceUnavailable" } else { "InternalError" };
-        Self::new(code, reason, format!("kube-sim: injected failure ({code})"), None)
+        let reason = if code == 503 {
+            "ServiceUnavailable"
+        } else {
+            "InternalError"
+        };
+        Self::new(
+            code,
+            reason,
+            format!("kube-sim: injected failure ({code})"),
+            None,
+        )
     }
 
     /// The `Status` object.
@@ -149,7 +201,7 @@ impl ApiError {
             "message": self.message, "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         v["code"] = json!(self.code);
         v

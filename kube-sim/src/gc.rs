@@ -12,32 +12,46 @@ use crate::store::{DeleteOptions, EventType, Inner, Propagation};
 type Id = (String, String, String);
 
 fn deleting(o: &Value) -> bool {
-    o["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null())
+    o["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 fn has_finalizer(o: &Value, f: &str) -> bool {
-    o["metadata"]["finalizers"].as_array().is_some_and(|a| a.iter().any(|x| x == f))
+    o["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == f))
 }
 
 fn owner_uids(o: &Value) -> Vec<String> {
     o["metadata"]["ownerReferences"]
         .as_array()
-        .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(str::to_string)).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
+/// Every object's metadata (all the collector reads).
 fn all(inner: &Inner) -> Vec<(Id, Value)> {
     let mut out = Vec::new();
     for (key, map) in &inner.objects {
         for ((ns, name), o) in map {
-            out.push(((key.clone(), ns.clone(), name.clone()), o.clone()));
+            out.push((
+                (key.clone(), ns.clone(), name.clone()),
+                json!({"metadata": o["metadata"]}),
+            ));
         }
     }
     out
 }
 
 fn drop_finalizer(inner: &mut Inner, id: &Id, f: &str) {
-    let Some(mut o) = inner.get(&id.0, &id.1, &id.2).cloned() else { return };
+    let Some(mut o) = inner.get(&id.0, &id.1, &id.2).cloned() else {
+        return;
+    };
     if let Some(list) = o["metadata"]["finalizers"].as_array_mut() {
         list.retain(|x| x != f);
     }
@@ -47,7 +61,10 @@ fn drop_finalizer(inner: &mut Inner, id: &Id, f: &str) {
 
 fn delete_dependent(inner: &mut Inner, id: &Id) {
     if let Some(t) = inner.registry.by_key(&id.0) {
-        let opts = DeleteOptions { propagation: Some(Propagation::Background), ..DeleteOptions::default() };
+        let opts = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            ..DeleteOptions::default()
+        };
         let _ = inner.delete(&t, &id.1, &id.2, &opts);
     }
 }
@@ -63,8 +80,10 @@ pub(crate) fn collect(inner: &mut Inner) {
 
 fn pass(inner: &mut Inner) -> bool {
     let objects = all(inner);
-    let uids: HashSet<String> =
-        objects.iter().filter_map(|(_, o)| o["metadata"]["uid"].as_str().map(str::to_string)).collect();
+    let uids: HashSet<String> = objects
+        .iter()
+        .filter_map(|(_, o)| o["metadata"]["uid"].as_str().map(str::to_string))
+        .collect();
     let mut changed = false;
     // Dependents whose owners are all gone (background cascade).
     for (id, o) in &objects {
@@ -79,8 +98,10 @@ fn pass(inner: &mut Inner) -> bool {
             continue;
         }
         let uid = o["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let dependents: Vec<&(Id, Value)> =
-            objects.iter().filter(|(_, d)| owner_uids(d).contains(&uid)).collect();
+        let dependents: Vec<&(Id, Value)> = objects
+            .iter()
+            .filter(|(_, d)| owner_uids(d).contains(&uid))
+            .collect();
         if has_finalizer(o, "orphan") {
             for (did, _) in &dependents {
                 if let Some(mut d) = inner.get(&did.0, &did.1, &did.2).cloned() {
@@ -107,11 +128,18 @@ fn pass(inner: &mut Inner) -> bool {
         }
         if id.0 == "/namespaces" {
             let name = &id.2;
-            let content: Vec<&(Id, Value)> = objects.iter().filter(|(cid, _)| &cid.1 == name).collect();
+            let content: Vec<&(Id, Value)> =
+                objects.iter().filter(|(cid, _)| &cid.1 == name).collect();
             if content.is_empty() {
                 if inner.get(&id.0, &id.1, &id.2).is_some() {
-                    let mut n = inner.get(&id.0, &id.1, &id.2).cloned().unwrap_or(Value::Null);
-                    if n["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
+                    let mut n = inner
+                        .get(&id.0, &id.1, &id.2)
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    if n["spec"]["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| !f.is_empty())
+                    {
                         n["spec"]["finalizers"] = json!([]);
                         inner.put(&id.0, &id.1, n, EventType::Modified);
                     }

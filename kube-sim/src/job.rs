@@ -34,13 +34,20 @@ fn finished(job: &Value) -> bool {
 }
 
 fn parse_time(t: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(t.as_str()?).ok().map(|t| t.with_timezone(&chrono::Utc))
+    chrono::DateTime::parse_from_rfc3339(t.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// Runs the controller until the store goes away.
 pub(crate) async fn run(store: Arc<Store>) {
     let registry = store.registry();
-    let (Some(jobs), Some(pods)) = (registry.find("batch", "v1", "jobs"), registry.find("", "v1", "pods")) else { return };
+    let (Some(jobs), Some(pods)) = (
+        registry.find("batch", "v1", "jobs"),
+        registry.find("", "v1", "pods"),
+    ) else {
+        return;
+    };
     let mut changes = store.subscribe();
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<(String, String)>();
     loop {
@@ -66,23 +73,58 @@ pub(crate) async fn run(store: Arc<Store>) {
     }
 }
 
-fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, name: &str, wake: &mpsc::UnboundedSender<(String, String)>) {
-    let Ok(job) = store.get(jobs, ns, name) else { return };
-    if job["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) || job["spec"]["suspend"] == json!(true) {
+fn reconcile(
+    store: &Store,
+    jobs: &ResourceType,
+    pods: &ResourceType,
+    ns: &str,
+    name: &str,
+    wake: &mpsc::UnboundedSender<(String, String)>,
+) {
+    let Ok(job) = store.get(jobs, ns, name) else {
+        return;
+    };
+    if job["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+        || job["spec"]["suspend"] == json!(true)
+    {
         return;
     }
     let uid = job["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    let Ok(selector) = LabelSelector::parse(&format!("batch.kubernetes.io/controller-uid={uid}")) else { return };
-    let sel = Selectors { labels: selector, ..Selectors::default() };
+    let Ok(selector) = LabelSelector::parse(&format!("batch.kubernetes.io/controller-uid={uid}"))
+    else {
+        return;
+    };
+    let sel = Selectors {
+        labels: selector,
+        ..Selectors::default()
+    };
     let (owned, _) = store.list(pods, Some(ns), &sel);
     let phase = |p: &Value| p["status"]["phase"].as_str().unwrap_or("").to_string();
-    let deleting = |p: &Value| p["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null());
-    let active: Vec<&Value> = owned.iter().filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed") && !deleting(p)).collect();
+    let deleting = |p: &Value| {
+        p["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+    };
+    let active: Vec<&Value> = owned
+        .iter()
+        .filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed") && !deleting(p))
+        .collect();
     let succeeded = owned.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
-    let failed = owned.iter().filter(|p| phase(p) == "Failed" || (deleting(p) && phase(p) != "Succeeded")).count() as i64;
+    let failed = owned
+        .iter()
+        .filter(|p| phase(p) == "Failed" || (deleting(p) && phase(p) != "Succeeded"))
+        .count() as i64;
     let ready = active
         .iter()
-        .filter(|p| p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .filter(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
         .count() as i64;
     let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
     let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
@@ -98,16 +140,29 @@ fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, 
     if finished(&job) {
         // Only cleanup remains.
     } else if succeeded >= completions {
-        ending = Some(("Complete", "CompletionsReached", "Reached expected number of succeeded pods"));
+        ending = Some((
+            "Complete",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+        ));
     } else if failed > backoff {
-        ending = Some(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"));
+        ending = Some((
+            "Failed",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ));
     } else if let Some(limit) = job["spec"]["activeDeadlineSeconds"].as_i64() {
         let elapsed = parse_time(&start).map_or(0, |s| (chrono::Utc::now() - s).num_milliseconds());
         if elapsed >= limit * 1000 {
-            ending = Some(("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"));
+            ending = Some((
+                "Failed",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ));
         } else {
             let (w, ns, name) = (wake.clone(), ns.to_string(), name.to_string());
-            let left = Duration::from_millis(u64::try_from(limit * 1000 - elapsed).unwrap_or(0) + 10);
+            let left =
+                Duration::from_millis(u64::try_from(limit * 1000 - elapsed).unwrap_or(0) + 10);
             tokio::spawn(async move {
                 tokio::time::sleep(left).await;
                 let _ = w.send((ns, name));
@@ -117,13 +172,22 @@ fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, 
     let mut active_count = active.len() as i64;
     if finished(&job) || ending.is_some() {
         for p in &active {
-            let opts = DeleteOptions { propagation: Some(Propagation::Background), ..DeleteOptions::default() };
-            let _ = store.delete(pods, ns, p["metadata"]["name"].as_str().unwrap_or(""), &opts);
+            let opts = DeleteOptions {
+                propagation: Some(Propagation::Background),
+                ..DeleteOptions::default()
+            };
+            let _ = store.delete(
+                pods,
+                ns,
+                p["metadata"]["name"].as_str().unwrap_or(""),
+                &opts,
+            );
         }
         active_count = 0;
     } else {
         let want = parallelism.min(completions - succeeded).max(0);
-        for _ in active_count..want {
+        let missing = want - active_count;
+        for _ in 0..missing {
             if create_pod(store, pods, &job, ns).is_ok() {
                 active_count += 1;
             }
@@ -136,7 +200,8 @@ fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, 
     status["terminating"] = json!(0);
     status["uncountedTerminatedPods"] = json!({});
     for key in ["active", "succeeded", "failed"] {
-        if status[key] == json!(0) && key != "ready"
+        if status[key] == json!(0)
+            && key != "ready"
             && let Some(o) = status.as_object_mut()
         {
             o.remove(key);
@@ -144,9 +209,15 @@ fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, 
     }
     if let Some((kind, reason, message)) = ending {
         let (first, second) = if kind == "Complete" {
-            (condition("SuccessCriteriaMet", reason, message), condition("Complete", reason, message))
+            (
+                condition("SuccessCriteriaMet", reason, message),
+                condition("Complete", reason, message),
+            )
         } else {
-            (condition("FailureTarget", reason, message), condition("Failed", reason, message))
+            (
+                condition("FailureTarget", reason, message),
+                condition("Failed", reason, message),
+            )
         };
         status["conditions"] = json!([first, second]);
         if kind == "Complete" {
@@ -164,8 +235,12 @@ fn reconcile(store: &Store, jobs: &ResourceType, pods: &ResourceType, ns: &str, 
     }
 }
 
-
-fn create_pod(store: &Store, pods: &ResourceType, job: &Value, ns: &str) -> Result<Value, crate::error::ApiError> {
+fn create_pod(
+    store: &Store,
+    pods: &ResourceType,
+    job: &Value,
+    ns: &str,
+) -> Result<Value, crate::error::ApiError> {
     let name = job["metadata"]["name"].as_str().unwrap_or("job");
     let template = &job["spec"]["template"];
     let mut metadata = template["metadata"].clone();
@@ -181,6 +256,7 @@ fn create_pod(store: &Store, pods: &ResourceType, job: &Value, ns: &str) -> Resu
         m.remove("name");
         m.remove("namespace");
     }
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]});
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]});
     store.create(pods, ns, pod)
 }

@@ -10,7 +10,7 @@
 //! inject faults (evictions, a lost node, 5xx answers, expired watches).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), kube_sim::StartError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let sim = kube_sim::KubeSim::new().audit_log("audit.log").start().await?;
 //! sim.write_kubeconfig("kubeconfig")?;
 //! // ... point a client at sim.url() ...
@@ -43,7 +43,9 @@ pub use error::ApiError;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The listen address could not be bound.
-    #[error("kube-sim: cannot listen on {addr}: {source} (choose another --listen address or port 0 for any free one)")]
+    #[error(
+        "kube-sim: cannot listen on {addr}: {source} (choose another --listen address or port 0 for any free one)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -132,24 +134,40 @@ impl KubeSim {
     pub async fn start(self) -> Result<KubeSimHandle, StartError> {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: self.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: self.listen, source })?;
-        let audit = match &self.audit_log {
-            Some(path) => Some(
-                api::audit::AuditLog::open(path).map_err(|source| StartError::AuditLog { path: path.clone(), source })?,
-            ),
-            None => None,
-        };
+            .map_err(|source| StartError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let audit =
+            match &self.audit_log {
+                Some(path) => Some(api::audit::AuditLog::open(path).map_err(|source| {
+                    StartError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         let (temp, state_dir) = match &self.state_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| StartError::StateDir { path: dir.clone(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| StartError::StateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
                 (None, dir.clone())
             }
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("kube-sim-")
                     .tempdir()
-                    .map_err(|source| StartError::StateDir { path: std::env::temp_dir(), source })?;
+                    .map_err(|source| StartError::StateDir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }
@@ -164,9 +182,10 @@ impl KubeSim {
             bookmark_interval: self.bookmark_interval,
             address: addr.to_string(),
         });
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(kubelet.clone().run()));
-        tasks.push(tokio::spawn(job::run(store.clone())));
+        let tasks = vec![
+            tokio::spawn(kubelet.clone().run()),
+            tokio::spawn(job::run(store.clone())),
+        ];
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(shared.clone());
         let server = tokio::spawn(async move {
@@ -176,7 +195,16 @@ impl KubeSim {
                 })
                 .await;
         });
-        Ok(KubeSimHandle { addr, shared, stop: Some(stop_tx), server, tasks, state_dir, _temp: temp, audit_path: self.audit_log })
+        Ok(KubeSimHandle {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+            server,
+            tasks,
+            state_dir,
+            _temp: temp,
+            audit_path: self.audit_log,
+        })
     }
 }
 

@@ -32,7 +32,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kube-sim: cannot start the async runtime: {e}");
@@ -52,7 +55,9 @@ async fn run(args: Args) -> ExitCode {
     }
     for mapping in &args.images {
         let Some((image, dir)) = mapping.split_once('=') else {
-            eprintln!("kube-sim: --image {mapping:?}: expected IMAGE=DIR, for example --image testkube/init=target/debug");
+            eprintln!(
+                "kube-sim: --image {mapping:?}: expected IMAGE=DIR, for example --image testkube/init=target/debug"
+            );
             return ExitCode::from(2);
         };
         if !std::path::Path::new(dir).is_dir() {
@@ -69,12 +74,19 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     if let Err(e) = handle.write_kubeconfig(&args.kubeconfig) {
-        eprintln!("kube-sim: cannot write the kubeconfig {}: {e}", args.kubeconfig.display());
+        eprintln!(
+            "kube-sim: cannot write the kubeconfig {}: {e}",
+            args.kubeconfig.display()
+        );
         handle.shutdown().await;
         return ExitCode::FAILURE;
     }
     println!("ready");
-    eprintln!("kube-sim: serving {} (kubeconfig {})", handle.url(), args.kubeconfig.display());
+    eprintln!(
+        "kube-sim: serving {} (kubeconfig {})",
+        handle.url(),
+        args.kubeconfig.display()
+    );
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {

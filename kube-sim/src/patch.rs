@@ -47,11 +47,13 @@ pub(crate) fn parse_body(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError
         if let Ok(v) = serde_json::from_slice(body) {
             return Ok(v);
         }
-        let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("apply body is not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ApiError::bad_request(format!("apply body is not UTF-8: {e}")))?;
         return serde_saphyr::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
 /// Applies a parsed patch to `target`.
@@ -62,10 +64,15 @@ pub(crate) fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Resul
             Ok(())
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             json_patch::patch(target, &ops).map_err(|e| {
-                ApiError::new_invalid_patch(format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::new_invalid_patch(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
             })
         }
         PatchKind::Strategic | PatchKind::Apply => {
@@ -79,14 +86,24 @@ impl ApiError {
     /// 422 for a JSON patch that does not apply (a failed `test` op, a
     /// missing path), as the real server answers it.
     fn new_invalid_patch(message: String) -> Self {
-        Self { code: 422, reason: "Invalid".into(), message, details: None }
+        Self {
+            code: 422,
+            reason: "Invalid".into(),
+            message,
+            details: None,
+        }
     }
 }
 
 /// The merge key of a list field, for strategic merge.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
         | "hostAliases" => match field {
             "hostAliases" => "ip",
             _ => "name",
@@ -157,7 +174,9 @@ fn strategic_merge(target: &mut Value, patch: &Value, field: &str) {
 fn merge_list(current: &mut Vec<Value>, items: &[Value], key: &str) {
     for item in items {
         let id = item.get(key).cloned();
-        let pos = current.iter().position(|c| id.is_some() && c.get(key) == id.as_ref());
+        let pos = current
+            .iter()
+            .position(|c| id.is_some() && c.get(key) == id.as_ref());
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
         match (pos, delete) {
             (Some(i), true) => {
@@ -191,17 +210,30 @@ mod tests {
             "containers": [{"name": "a", "image": "z", "env": [{"name": "B", "value": "2"}]}, {"name": "b", "$patch": "delete"}]
         }});
         apply(PatchKind::Strategic, &mut pod, &patch).unwrap();
-        assert_eq!(pod, json!({"spec": {"containers": [
-            {"name": "a", "image": "z", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}
-        ]}}));
+        assert_eq!(
+            pod,
+            json!({"spec": {"containers": [
+                {"name": "a", "image": "z", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}
+            ]}})
+        );
     }
 
     #[test]
     fn json_patch_test_failure_is_invalid() {
         let mut v = json!({"a": 1});
-        let err = apply(PatchKind::Json, &mut v, &json!([{"op": "test", "path": "/a", "value": 2}])).unwrap_err();
+        let err = apply(
+            PatchKind::Json,
+            &mut v,
+            &json!([{"op": "test", "path": "/a", "value": 2}]),
+        )
+        .unwrap_err();
         assert_eq!(err.code, 422);
-        apply(PatchKind::Json, &mut v, &json!([{"op": "replace", "path": "/a", "value": 2}])).unwrap();
+        apply(
+            PatchKind::Json,
+            &mut v,
+            &json!([{"op": "replace", "path": "/a", "value": 2}]),
+        )
+        .unwrap();
         assert_eq!(v, json!({"a": 2}));
     }
 

@@ -55,26 +55,116 @@ impl ResourceType {
 }
 
 /// Built-in types: (group, version, kind, plural, short names, namespaced, status).
-const BUILT_IN: &[(&str, &str, &str, &str, &[&str], bool, bool)] = &[
+type BuiltIn = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    bool,
+    bool,
+);
+
+const BUILT_IN: &[BuiltIn] = &[
     ("", "v1", "Namespace", "namespaces", &["ns"], false, true),
     ("", "v1", "Pod", "pods", &["po"], true, true),
     ("", "v1", "ConfigMap", "configmaps", &["cm"], true, false),
     ("", "v1", "Secret", "secrets", &[], true, false),
     ("", "v1", "Service", "services", &["svc"], true, true),
-    ("", "v1", "ServiceAccount", "serviceaccounts", &["sa"], true, false),
+    (
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        &["sa"],
+        true,
+        false,
+    ),
     ("", "v1", "Event", "events", &["ev"], true, false),
     ("", "v1", "Node", "nodes", &["no"], false, true),
     ("batch", "v1", "Job", "jobs", &[], true, true),
-    ("coordination.k8s.io", "v1", "Lease", "leases", &[], true, false),
-    ("events.k8s.io", "v1", "Event", "events", &["ev"], true, false),
-    ("apps", "v1", "Deployment", "deployments", &["deploy"], true, true),
-    ("apps", "v1", "StatefulSet", "statefulsets", &["sts"], true, true),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        &[],
+        true,
+        false,
+    ),
+    (
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        &["ev"],
+        true,
+        false,
+    ),
+    (
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        &["deploy"],
+        true,
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        &["sts"],
+        true,
+        true,
+    ),
     ("apps", "v1", "DaemonSet", "daemonsets", &["ds"], true, true),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses", &["ing"], true, true),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", &[], true, false),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", &[], true, false),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", &[], false, false),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", &[], false, false),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        &["ing"],
+        true,
+        true,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        &[],
+        true,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        &[],
+        true,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        &[],
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        &[],
+        false,
+        false,
+    ),
     (
         "apiextensions.k8s.io",
         "v1",
@@ -96,19 +186,21 @@ impl Default for Registry {
     fn default() -> Self {
         let types = BUILT_IN
             .iter()
-            .map(|(group, version, kind, plural, short, namespaced, status)| {
-                Arc::new(ResourceType {
-                    group: (*group).into(),
-                    version: (*version).into(),
-                    kind: (*kind).into(),
-                    plural: (*plural).into(),
-                    singular: kind.to_lowercase(),
-                    short_names: short.iter().map(|s| (*s).to_string()).collect(),
-                    namespaced: *namespaced,
-                    status: *status,
-                    custom: false,
-                })
-            })
+            .map(
+                |(group, version, kind, plural, short, namespaced, status)| {
+                    Arc::new(ResourceType {
+                        group: (*group).into(),
+                        version: (*version).into(),
+                        kind: (*kind).into(),
+                        plural: (*plural).into(),
+                        singular: kind.to_lowercase(),
+                        short_names: short.iter().map(|s| (*s).to_string()).collect(),
+                        namespaced: *namespaced,
+                        status: *status,
+                        custom: false,
+                    })
+                },
+            )
             .collect();
         Self { types }
     }
@@ -116,7 +208,12 @@ impl Default for Registry {
 
 impl Registry {
     /// The type served at `group/version/plural`.
-    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+    pub(crate) fn find(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<Arc<ResourceType>> {
         self.types
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
@@ -151,17 +248,27 @@ impl Registry {
         let spec = &crd["spec"];
         let group = spec["group"].as_str().ok_or("spec.group: Required value")?;
         let names = &spec["names"];
-        let plural = names["plural"].as_str().ok_or("spec.names.plural: Required value")?;
-        let kind = names["kind"].as_str().ok_or("spec.names.kind: Required value")?;
+        let plural = names["plural"]
+            .as_str()
+            .ok_or("spec.names.plural: Required value")?;
+        let kind = names["kind"]
+            .as_str()
+            .ok_or("spec.names.kind: Required value")?;
         let singular = names["singular"]
             .as_str()
             .map_or_else(|| kind.to_lowercase(), str::to_string);
         let short_names: Vec<String> = names["shortNames"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let namespaced = spec["scope"].as_str() != Some("Cluster");
-        let versions = spec["versions"].as_array().ok_or("spec.versions: Required value")?;
+        let versions = spec["versions"]
+            .as_array()
+            .ok_or("spec.versions: Required value")?;
         self.unregister_crd(group, plural);
         for version in versions {
             if version["served"].as_bool() == Some(false) {
@@ -202,7 +309,16 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
     if types.is_empty() {
         return None;
     }
-    let verbs = json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]);
+    let verbs = json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch"
+    ]);
     let mut resources = Vec::new();
     for t in types {
         let mut entry = json!({
@@ -212,8 +328,10 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         if !t.short_names.is_empty() {
             entry["shortNames"] = json!(t.short_names);
         }
-        if matches!(t.plural.as_str(), "pods" | "services" | "jobs" | "deployments" | "statefulsets" | "daemonsets")
-            || t.custom
+        if matches!(
+            t.plural.as_str(),
+            "pods" | "services" | "jobs" | "deployments" | "statefulsets" | "daemonsets"
+        ) || t.custom
         {
             entry["categories"] = json!(["all"]);
         }
@@ -242,7 +360,11 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             }
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList", "apiVersion": "v1",
         "groupVersion": group_version, "resources": resources,

@@ -56,7 +56,11 @@ fn split_top(text: &str) -> Vec<&str> {
         }
     }
     parts.push(&text[start..]);
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn set_values(text: &str, whole: &str) -> Result<Vec<String>, ApiError> {
@@ -64,8 +68,16 @@ fn set_values(text: &str, whole: &str) -> Result<Vec<String>, ApiError> {
         .trim()
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: found '{whole}', expected: '(' ... ')'")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{whole}', expected: '(' ... ')'"
+            ))
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -74,26 +86,49 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         for part in split_top(text) {
             let req = if let Some(key) = part.strip_prefix('!') {
-                Requirement { key: key.trim().into(), op: Op::NotExists }
+                Requirement {
+                    key: key.trim().into(),
+                    op: Op::NotExists,
+                }
             } else if let Some((k, v)) = part.split_once("!=") {
-                Requirement { key: k.trim().into(), op: Op::NotEq(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::NotEq(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once("==") {
-                Requirement { key: k.trim().into(), op: Op::Eq(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::Eq(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once('=') {
-                Requirement { key: k.trim().into(), op: Op::Eq(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::Eq(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once(" notin ") {
-                Requirement { key: k.trim().into(), op: Op::NotIn(set_values(v, part)?) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::NotIn(set_values(v, part)?),
+                }
             } else if let Some((k, v)) = part.split_once(" in ") {
-                Requirement { key: k.trim().into(), op: Op::In(set_values(v, part)?) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::In(set_values(v, part)?),
+                }
             } else if part.contains(' ') || part.contains('(') {
                 return Err(ApiError::bad_request(format!(
                     "unable to parse requirement: {part:?}: expected one of =, ==, !=, in, notin"
                 )));
             } else {
-                Requirement { key: part.into(), op: Op::Exists }
+                Requirement {
+                    key: part.into(),
+                    op: Op::Exists,
+                }
             };
             if req.key.is_empty() {
-                return Err(ApiError::bad_request(format!("unable to parse requirement: empty key in {part:?}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: empty key in {part:?}"
+                )));
             }
             reqs.push(req);
         }
@@ -116,11 +151,17 @@ fn field_supported(key: &str, field: &str) -> bool {
     match key {
         "/pods" => matches!(
             field,
-            "status.phase" | "spec.nodeName" | "spec.restartPolicy" | "spec.schedulerName"
-                | "spec.serviceAccountName" | "status.podIP" | "status.nominatedNodeName"
+            "status.phase"
+                | "spec.nodeName"
+                | "spec.restartPolicy"
+                | "spec.schedulerName"
+                | "spec.serviceAccountName"
+                | "status.podIP"
+                | "status.nominatedNodeName"
         ),
         "/events" | "events.k8s.io/events" => {
-            field.starts_with("involvedObject.") || field.starts_with("regarding.")
+            field.starts_with("involvedObject.")
+                || field.starts_with("regarding.")
                 || matches!(field, "reason" | "type" | "source" | "reportingComponent")
         }
         "/secrets" => field == "type",
@@ -146,12 +187,19 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k.trim(), Op::Eq(v.trim().into()))
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             if !field_supported(key, field) {
-                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
             }
-            reqs.push(Requirement { key: field.into(), op });
+            reqs.push(Requirement {
+                key: field.into(),
+                op,
+            });
         }
         Ok(Self(reqs))
     }
@@ -212,17 +260,34 @@ mod tests {
             ("app=web,env in (dev)", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&pod), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&pod),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("env in dev").is_err());
     }
 
     #[test]
     fn field_selectors() {
-        let pod = json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("status.phase=Running,metadata.name=a", "/pods").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("status.phase!=Running", "/pods").unwrap().matches(&pod));
-        assert!(FieldSelector::parse("spec.nodeName=", "/pods").unwrap().matches(&pod));
+        let pod =
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
+        assert!(
+            FieldSelector::parse("status.phase=Running,metadata.name=a", "/pods")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("status.phase!=Running", "/pods")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            FieldSelector::parse("spec.nodeName=", "/pods")
+                .unwrap()
+                .matches(&pod)
+        );
         let err = FieldSelector::parse("spec.foo=1", "/pods").unwrap_err();
         assert_eq!(err.message, "field label not supported: spec.foo");
     }

@@ -26,12 +26,23 @@ fn micros(t: DateTime<Utc>) -> String {
 impl AuditLog {
     /// Opens (creates, appends to) the file.
     pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file: Mutex::new(file) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Mutex::new(file),
+        })
     }
 
     /// Writes one request's line.
-    pub(crate) fn record(&self, info: &Info, code: u16, request_object: Option<&Value>, received: DateTime<Utc>) {
+    pub(crate) fn record(
+        &self,
+        info: &Info,
+        code: u16,
+        request_object: Option<&Value>,
+        received: DateTime<Utc>,
+    ) {
         let mut event = json!({
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
             "auditID": uuid::Uuid::new_v4().to_string(), "stage": "ResponseComplete",
@@ -63,7 +74,10 @@ impl AuditLog {
         event["stageTimestamp"] = json!(micros(Utc::now()));
         let mut line = event.to_string();
         line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(e) = file.write_all(line.as_bytes()) {
             eprintln!("kube-sim: writing the audit log failed: {e}");
         }
@@ -75,6 +89,9 @@ pub fn read_audit_log(path: &Path) -> std::io::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })
         .collect()
 }

@@ -40,7 +40,10 @@ pub(crate) struct Faults {
 
 impl Faults {
     pub(crate) fn add(&self, rule: FailRule) {
-        self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(rule);
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(rule);
     }
 
     /// The code to fail this request with, counting it against its rule.
@@ -48,11 +51,16 @@ impl Faults {
         if info.path.starts_with("/kube-sim/") {
             return None;
         }
-        let mut rules = self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rules = self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let i = rules.iter().position(|r| {
             r.count > 0
                 && r.verb.as_ref().is_none_or(|v| v == &info.verb)
-                && r.path.as_ref().is_none_or(|p| info.uri.contains(p.as_str()))
+                && r.path
+                    .as_ref()
+                    .is_none_or(|p| info.uri.contains(p.as_str()))
         })?;
         rules[i].count -= 1;
         let code = rules[i].code;
@@ -88,12 +96,20 @@ async fn evict(State(s): State<Arc<Shared>>, Query(p): Query<PodRef>) -> Respons
 
 async fn lose_node(State(s): State<Arc<Shared>>) -> Response {
     s.kubelet.lose_node().await;
-    (StatusCode::OK, axum::Json(json!({"node": "kube-sim", "lost": true}))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({"node": "kube-sim", "lost": true})),
+    )
+        .into_response()
 }
 
 async fn restore_node(State(s): State<Arc<Shared>>) -> Response {
     s.kubelet.restore_node();
-    (StatusCode::OK, axum::Json(json!({"node": "kube-sim", "lost": false}))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({"node": "kube-sim", "lost": false})),
+    )
+        .into_response()
 }
 
 async fn fail_requests(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
@@ -107,7 +123,11 @@ async fn fail_requests(State(s): State<Arc<Shared>>, body: axum::body::Bytes) ->
         }
     };
     if !(500..600).contains(&rule.code) {
-        return ApiError::bad_request(format!("fail-requests: code {} is not a 5xx code", rule.code)).into_response();
+        return ApiError::bad_request(format!(
+            "fail-requests: code {} is not a 5xx code",
+            rule.code
+        ))
+        .into_response();
     }
     s.faults.add(rule);
     (StatusCode::OK, axum::Json(json!({"added": true}))).into_response()
@@ -115,5 +135,9 @@ async fn fail_requests(State(s): State<Arc<Shared>>, body: axum::body::Bytes) ->
 
 async fn expire_watches(State(s): State<Arc<Shared>>) -> Response {
     s.store.expire_watches();
-    (StatusCode::OK, axum::Json(json!({"resourceVersion": s.store.resource_version().to_string()}))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({"resourceVersion": s.store.resource_version().to_string()})),
+    )
+        .into_response()
 }

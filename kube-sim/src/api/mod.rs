@@ -61,11 +61,18 @@ impl Query {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub(crate) fn flag(&self, key: &str) -> bool {
@@ -102,17 +109,27 @@ fn json_response(code: StatusCode, value: &Value) -> Response {
 
 /// Splits a path into (group, version, rest segments) for resource paths.
 fn split_api_path(path: &str) -> Option<(String, String, Vec<String>)> {
-    let segs: Vec<String> = path.trim_matches('/').split('/').map(str::to_string).collect();
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
     match segs.first().map(String::as_str) {
-        Some("api") if segs.len() >= 2 => Some((String::new(), segs[1].clone(), segs[2..].to_vec())),
-        Some("apis") if segs.len() >= 3 => Some((segs[1].clone(), segs[2].clone(), segs[3..].to_vec())),
+        Some("api") if segs.len() >= 2 => {
+            Some((String::new(), segs[1].clone(), segs[2..].to_vec()))
+        }
+        Some("apis") if segs.len() >= 3 => {
+            Some((segs[1].clone(), segs[2].clone(), segs[3..].to_vec()))
+        }
         _ => None,
     }
 }
 
 /// The resource a path names, as the real server's request-info parser reads it.
 pub(crate) fn parse_target(store: &Store, path: &str) -> Result<Option<Target>, ApiError> {
-    let Some((group, version, segs)) = split_api_path(path) else { return Ok(None) };
+    let Some((group, version, segs)) = split_api_path(path) else {
+        return Ok(None);
+    };
     if segs.is_empty() {
         return Ok(None);
     }
@@ -132,14 +149,22 @@ pub(crate) fn parse_target(store: &Store, path: &str) -> Result<Option<Target>, 
         return Err(ApiError::no_route(path));
     };
     let (name, subresource) = if parts[0] == "namespaces" && t.group.is_empty() {
-        (namespace.take().or_else(|| parts.get(1).cloned()), parts.get(2).cloned())
+        (
+            namespace.take().or_else(|| parts.get(1).cloned()),
+            parts.get(2).cloned(),
+        )
     } else {
         (parts.get(1).cloned(), parts.get(2).cloned())
     };
     if t.namespaced != namespace.is_some() && !(t.namespaced && name.is_none()) {
         return Err(ApiError::no_route(path));
     }
-    Ok(Some(Target { t, namespace, name, subresource }))
+    Ok(Some(Target {
+        t,
+        namespace,
+        name,
+        subresource,
+    }))
 }
 
 fn verb_of(method: &Method, target: Option<&Target>, query: &Query) -> String {
@@ -162,42 +187,96 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
-        Err(e) => return ApiError::bad_request(format!("reading the request body: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
+        }
     };
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path().to_string();
     let target = parse_target(&shared.store, &path);
     let info = Info {
-        verb: verb_of(&parts.method, target.as_ref().ok().and_then(Option::as_ref), &query),
+        verb: verb_of(
+            &parts.method,
+            target.as_ref().ok().and_then(Option::as_ref),
+            &query,
+        ),
         uri: parts.uri.to_string(),
         path: path.clone(),
-        resource: target.as_ref().ok().and_then(Option::as_ref).map(|t| (t.t.group.clone(), t.t.version.clone(), t.t.plural.clone())),
-        namespace: target.as_ref().ok().and_then(Option::as_ref).and_then(|t| t.namespace.clone()),
-        name: target.as_ref().ok().and_then(Option::as_ref).and_then(|t| t.name.clone()),
-        subresource: target.as_ref().ok().and_then(Option::as_ref).and_then(|t| t.subresource.clone()),
-        user_agent: parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").into(),
+        resource: target
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|t| (t.t.group.clone(), t.t.version.clone(), t.t.plural.clone())),
+        namespace: target
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|t| t.namespace.clone()),
+        name: target
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|t| t.name.clone()),
+        subresource: target
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|t| t.subresource.clone()),
+        user_agent: parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into(),
     };
-    let request_object = if matches!(info.verb.as_str(), "create" | "update" | "patch") && target.as_ref().is_ok_and(Option::is_some) {
+    let request_object = if matches!(info.verb.as_str(), "create" | "update" | "patch")
+        && target.as_ref().is_ok_and(Option::is_some)
+    {
         serde_json::from_slice::<Value>(&body).ok().or_else(|| {
-            std::str::from_utf8(&body).ok().and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
+            std::str::from_utf8(&body)
+                .ok()
+                .and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
         })
     } else {
         None
     };
     let received = chrono::Utc::now();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let binary = content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor");
     let response = if let Some(code) = shared.faults.take(&info) {
         ApiError::injected(code).into_response()
+    } else if binary && !body.is_empty() {
+        // JSON only: clients fall back to JSON on 415.
+        ApiError::unsupported_body(content_type).into_response()
     } else {
         match target {
             Err(e) => e.into_response(),
             Ok(None) => non_resource(&shared, &parts.method, &path, &parts.headers),
-            Ok(Some(target)) => rest::dispatch(&shared, &parts.method, &parts.headers, &query, &body, target, &info)
-                .await
-                .unwrap_or_else(IntoResponse::into_response),
+            Ok(Some(target)) => rest::dispatch(
+                &shared,
+                &parts.method,
+                &parts.headers,
+                &query,
+                &body,
+                target,
+                &info,
+            )
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         }
     };
     if let Some(audit) = &shared.audit {
-        audit.record(&info, response.status().as_u16(), request_object.as_ref(), received);
+        audit.record(
+            &info,
+            response.status().as_u16(),
+            request_object.as_ref(),
+            received,
+        );
     }
     response
 }
@@ -205,10 +284,17 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 /// Discovery, `/version`, health.
 fn non_resource(shared: &Shared, method: &Method, path: &str, _headers: &HeaderMap) -> Response {
     if *method != Method::GET && *method != Method::HEAD {
-        return ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({path})")).into_response();
+        return ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({path})"
+        ))
+        .into_response();
     }
     let registry = shared.store.registry();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let value = match segs.as_slice() {
         ["version"] => Some(json!({
             "major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim", "gitCommit": "kube-sim",

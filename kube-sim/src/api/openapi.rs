@@ -10,7 +10,11 @@ use serde_json::{Map, Value, json};
 use crate::registry::Registry;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// `/openapi/v3`: the index of group/version documents.
@@ -18,7 +22,10 @@ pub(super) fn index(registry: &Registry) -> Value {
     let mut paths = Map::new();
     for (g, v) in registry.group_versions() {
         let p = gv_path(&g, &v);
-        paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}")}));
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}")}),
+        );
     }
     json!({"paths": paths})
 }
@@ -32,7 +39,11 @@ pub(super) fn document(registry: &Registry, group: &str, version: &str) -> Optio
         {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
     ]);
     let mut any = false;
-    for t in registry.all().iter().filter(|t| t.group == group && t.version == version) {
+    for t in registry
+        .all()
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
         any = true;
         let base = format!("/{}", gv_path(group, version));
         let path = if t.namespaced {

@@ -24,7 +24,8 @@ pub(super) fn selectors(query: &Query, key: &str) -> Result<Selectors, ApiError>
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 fn part(sub: Option<&str>, target: &Target) -> Result<Part, ApiError> {
@@ -48,7 +49,10 @@ pub(super) async fn dispatch(
     let t = target.t.clone();
     let ns = target.namespace.clone().unwrap_or_default();
     let sub = target.subresource.as_deref();
-    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match (method, target.name.clone()) {
         (&Method::GET, None) => {
             let sel = selectors(query, &t.key())?;
@@ -59,33 +63,47 @@ pub(super) async fn dispatch(
             if accept.contains("as=Table") {
                 return ok(StatusCode::OK, table::table(&t, &items, rv, query));
             }
-            ok(StatusCode::OK, json!({
-                "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()}, "items": items,
-            }))
+            ok(
+                StatusCode::OK,
+                json!({
+                    "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()}, "items": items,
+                }),
+            )
         }
         (&Method::GET, Some(name)) => match sub {
             Some("log") if t.key() == "/pods" => shared.kubelet.logs(&ns, &name, query).await,
-            Some("exec" | "attach" | "portforward") => Err(ApiError::bad_request("Upgrade request required")),
+            Some("exec" | "attach" | "portforward") => {
+                Err(ApiError::bad_request("Upgrade request required"))
+            }
             _ => {
                 part(sub, &target)?;
                 let object = store.get(&t, &ns, &name)?;
                 if accept.contains("as=Table") {
-                    return ok(StatusCode::OK, table::table(&t, &[object], store.resource_version(), query));
+                    return ok(
+                        StatusCode::OK,
+                        table::table(&t, &[object], store.resource_version(), query),
+                    );
                 }
                 ok(StatusCode::OK, object)
             }
         },
         (&Method::POST, None) => {
             if target.namespace.is_none() && t.namespaced {
-                return Err(ApiError::method_not_allowed(format!("POST on all namespaces of {} is not allowed: name a namespace", t.plural)));
+                return Err(ApiError::method_not_allowed(format!(
+                    "POST on all namespaces of {} is not allowed: name a namespace",
+                    t.plural
+                )));
             }
             let object = parse_json(body)?;
             ok(StatusCode::CREATED, store.create(&t, &ns, object)?)
         }
         (&Method::POST, Some(name)) if sub == Some("eviction") && t.key() == "/pods" => {
             crate::kubelet::evict(store, &ns, &name)?;
-            ok(StatusCode::CREATED, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+            ok(
+                StatusCode::CREATED,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            )
         }
         (&Method::PUT, Some(name)) => {
             let p = part(sub, &target)?;
@@ -94,12 +112,21 @@ pub(super) async fn dispatch(
         }
         (&Method::PATCH, Some(name)) => {
             let p = part(sub, &target)?;
-            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let kind = PatchKind::from_content_type(content_type)?;
             let patch_body = patch::parse_body(kind, body)?;
             if kind == PatchKind::Apply {
                 if query.get("fieldManager").is_none_or(str::is_empty) {
-                    return Err(ApiError::invalid(&t, &name, "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"));
+                    return Err(ApiError::invalid(
+                        &t,
+                        &name,
+                        "fieldManager",
+                        "FieldValueRequired",
+                        "Required value: is required for apply patch",
+                    ));
                 }
                 if store.get(&t, &ns, &name).is_err() && p == Part::Main {
                     let mut object = patch_body;
@@ -110,7 +137,8 @@ pub(super) async fn dispatch(
             let updated = store.modify(&t, &ns, &name, p, |object| {
                 if p == Part::Status && kind == PatchKind::Apply {
                     // Apply to /status takes only the status stanza.
-                    let status = json!({"status": patch_body.get("status").cloned().unwrap_or(Value::Null)});
+                    let status =
+                        json!({"status": patch_body.get("status").cloned().unwrap_or(Value::Null)});
                     return patch::apply(kind, object, &status);
                 }
                 patch::apply(kind, object, &patch_body)
@@ -122,25 +150,40 @@ pub(super) async fn dispatch(
             match name {
                 Some(name) => {
                     let result = store.delete(&t, &ns, &name, &opts)?;
-                    let code = if result["kind"] == "Status" { StatusCode::OK } else { StatusCode::ACCEPTED };
+                    let code = if result["kind"] == "Status" {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::ACCEPTED
+                    };
                     ok(code, result)
                 }
                 None => {
                     let sel = selectors(query, &t.key())?;
-                    let items = store.delete_collection(&t, target.namespace.as_deref(), &sel, &opts);
-                    ok(StatusCode::OK, json!({
-                        "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
-                        "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items,
-                    }))
+                    let items =
+                        store.delete_collection(&t, target.namespace.as_deref(), &sel, &opts);
+                    ok(
+                        StatusCode::OK,
+                        json!({
+                            "kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
+                            "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items,
+                        }),
+                    )
                 }
             }
         }
-        _ => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({})", info.path))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            info.path
+        ))),
     }
 }
 
 fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) { Value::Null } else { parse_json(body)? };
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        parse_json(body)?
+    };
     let grace = query
         .get("gracePeriodSeconds")
         .and_then(|g| g.parse::<i64>().ok())
@@ -168,6 +211,8 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
         grace,
         propagation,
         uid: body["preconditions"]["uid"].as_str().map(str::to_string),
-        resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        resource_version: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
     })
 }

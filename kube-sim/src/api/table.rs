@@ -8,9 +8,15 @@ use super::Query;
 use crate::registry::ResourceType;
 
 fn age(object: &Value) -> String {
-    let Some(created) = object["metadata"]["creationTimestamp"].as_str() else { return "<unknown>".into() };
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else { return "<unknown>".into() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Some(created) = object["metadata"]["creationTimestamp"].as_str() else {
+        return "<unknown>".into();
+    };
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -24,7 +30,10 @@ fn column(name: &str, kind: &str) -> Value {
 }
 
 fn pod_status(pod: &Value) -> String {
-    if pod["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    if pod["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         return "Terminating".into();
     }
     for list in ["initContainerStatuses", "containerStatuses"] {
@@ -39,30 +48,61 @@ fn pod_status(pod: &Value) -> String {
             }
         }
     }
-    pod["status"]["reason"].as_str().or(pod["status"]["phase"].as_str()).unwrap_or("Pending").into()
+    pod["status"]["reason"]
+        .as_str()
+        .or(pod["status"]["phase"].as_str())
+        .unwrap_or("Pending")
+        .into()
 }
 
 fn cells(t: &ResourceType, o: &Value) -> Vec<Value> {
     let name = o["metadata"]["name"].clone();
     match t.key().as_str() {
         "/pods" => {
-            let statuses = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let statuses = o["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let ready = statuses.iter().filter(|c| c["ready"] == json!(true)).count();
-            vec![name, json!(format!("{ready}/{total}")), json!(pod_status(o)), json!(0), json!(age(o))]
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"] == json!(true))
+                .count();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(0),
+                json!(age(o)),
+            ]
         }
         "batch/jobs" => {
             let status = &o["status"];
-            let text = if status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Failed" && c["status"] == "True") {
+            let text = if status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Failed" && c["status"] == "True")
+            {
                 "Failed"
-            } else if status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Complete" && c["status"] == "True") {
+            } else if status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            {
                 "Complete"
             } else {
                 "Running"
             };
             let done = status["succeeded"].as_i64().unwrap_or(0);
             let want = o["spec"]["completions"].as_i64().unwrap_or(1);
-            vec![name, json!(text), json!(format!("{done}/{want}")), json!(age(o))]
+            vec![
+                name,
+                json!(text),
+                json!(format!("{done}/{want}")),
+                json!(age(o)),
+            ]
         }
         _ => vec![name, json!(age(o))],
     }
@@ -71,8 +111,19 @@ fn cells(t: &ResourceType, o: &Value) -> Vec<Value> {
 /// The Table for a list (or one object).
 pub(super) fn table(t: &ResourceType, items: &[Value], rv: u64, query: &Query) -> Value {
     let columns = match t.key().as_str() {
-        "/pods" => vec![column("Name", "string"), column("Ready", "string"), column("Status", "string"), column("Restarts", "integer"), column("Age", "string")],
-        "batch/jobs" => vec![column("Name", "string"), column("Status", "string"), column("Completions", "string"), column("Age", "string")],
+        "/pods" => vec![
+            column("Name", "string"),
+            column("Ready", "string"),
+            column("Status", "string"),
+            column("Restarts", "integer"),
+            column("Age", "string"),
+        ],
+        "batch/jobs" => vec![
+            column("Name", "string"),
+            column("Status", "string"),
+            column("Completions", "string"),
+            column("Age", "string"),
+        ],
         _ => vec![column("Name", "string"), column("Created At", "date")],
     };
     let full = query.get("includeObject") == Some("Object");

@@ -5,8 +5,9 @@
 //! an expired watch (fault injection) or a watch that fell behind ends
 //! with an `ERROR` event carrying a 410 `Expired` Status, as the real
 //! server's etcd watch does, which kube-runtime's watcher answers with a
-//! relist. Objects that stop matching a selector are not turned into
-//! `DELETED` events (a documented limit).
+//! relist. With a selector, an object that starts matching arrives as
+//! `ADDED` and one that stops matching as `DELETED`, as the real server
+//! sends them.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{Query, Shared, Target};
 use crate::error::ApiError;
 use crate::select::Selectors;
-use crate::store::Change;
+use crate::store::{Change, EventType};
 
 fn line(kind: &str, object: &Value) -> Bytes {
     let mut text = json!({"type": kind, "object": object}).to_string();
@@ -28,12 +29,20 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Selectors) -> Result<Response, ApiError> {
+pub(super) fn serve(
+    shared: &Shared,
+    target: &Target,
+    query: &Query,
+    sel: Selectors,
+) -> Result<Response, ApiError> {
     let t = target.t.clone();
     let key = t.key();
     let ns = target.namespace.clone();
     let rv = match query.get("resourceVersion").filter(|r| !r.is_empty()) {
-        Some(r) => Some(r.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {r:?}")))?),
+        Some(r) => Some(
+            r.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r:?}")))?,
+        ),
         None => None,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -54,14 +63,26 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
                 return;
             }
         };
-        let wanted = |c: &Change| c.key == key && ns.as_ref().is_none_or(|n| n == &c.namespace) && sel.matches(&c.object);
+        // The event type this watch sends for a change, if any.
+        let wanted = |c: &Change| -> Option<&'static str> {
+            if c.key != key || ns.as_ref().is_some_and(|n| n != &c.namespace) {
+                return None;
+            }
+            let now = sel.matches(&c.object);
+            match (c.kind, c.previous.as_ref().map(|p| sel.matches(p))) {
+                (EventType::Modified, Some(false)) if now => Some("ADDED"),
+                (EventType::Modified, Some(true)) if !now => Some("DELETED"),
+                _ if now => Some(c.kind.as_str()),
+                _ => None,
+            }
+        };
         let mut last = rv.unwrap_or(0);
         for c in backlog {
-            if wanted(&c) {
-                last = last.max(c.rv);
-                if tx.send(line(c.kind.as_str(), &c.object)).await.is_err() {
-                    return;
-                }
+            last = last.max(c.rv);
+            if let Some(kind) = wanted(&c)
+                && tx.send(line(kind, &c.object)).await.is_err()
+            {
+                return;
             }
         }
         let deadline = tokio::time::sleep(timeout);
@@ -82,7 +103,7 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
                     loop {
                         match changes.try_recv() {
                             Ok(c) => {
-                                if wanted(&c) && tx.send(line(c.kind.as_str(), &c.object)).await.is_err() {
+                                if let Some(kind) = wanted(&c) && tx.send(line(kind, &c.object)).await.is_err() {
                                     return;
                                 }
                                 last = last.max(c.rv);
@@ -103,7 +124,7 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
                 change = changes.recv() => match change {
                     Ok(c) => {
                         last = last.max(c.rv);
-                        if wanted(&c) && tx.send(line(c.kind.as_str(), &c.object)).await.is_err() {
+                        if let Some(kind) = wanted(&c) && tx.send(line(kind, &c.object)).await.is_err() {
                             return;
                         }
                     }
@@ -121,7 +142,10 @@ pub(super) fn serve(shared: &Shared, target: &Target, query: &Query, sel: Select
     });
     Ok((
         StatusCode::OK,
-        [("content-type", "application/json"), ("cache-control", "no-cache, private")],
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-cache, private"),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

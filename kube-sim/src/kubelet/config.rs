@@ -22,7 +22,9 @@ fn data_of(store: &Store, kind: &str, ns: &str, name: &str) -> Option<BTreeMap<S
     let mut out = BTreeMap::new();
     if kind == "secrets" {
         for (k, v) in object["data"].as_object().into_iter().flatten() {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or(""))
+                .unwrap_or_default();
             out.insert(k.clone(), bytes);
         }
         for (k, v) in object["stringData"].as_object().into_iter().flatten() {
@@ -33,7 +35,9 @@ fn data_of(store: &Store, kind: &str, ns: &str, name: &str) -> Option<BTreeMap<S
             out.insert(k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec());
         }
         for (k, v) in object["binaryData"].as_object().into_iter().flatten() {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or(""))
+                .unwrap_or_default();
             out.insert(k.clone(), bytes);
         }
     }
@@ -65,7 +69,9 @@ pub(crate) fn field_ref(pod: &Value, path: &str) -> Option<String> {
         other => {
             let (field, key) = other.split_once("['")?;
             let key = key.strip_suffix("']")?;
-            meta[field.trim_start_matches("metadata.")][key].as_str()?.to_string()
+            meta[field.trim_start_matches("metadata.")][key]
+                .as_str()?
+                .to_string()
         }
     };
     Some(value)
@@ -100,11 +106,21 @@ pub(crate) fn expand(text: &str, env: &[(String, String)]) -> String {
 }
 
 /// A container's environment: defaults, `envFrom`, then `env` in order.
-pub(crate) fn environment(store: &Store, pod: &Value, container: &Value) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn environment(
+    store: &Store,
+    pod: &Value,
+    container: &Value,
+) -> Result<Vec<(String, String)>, String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
-        ("HOSTNAME".into(), pod["metadata"]["name"].as_str().unwrap_or("").into()),
+        (
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
+        (
+            "HOSTNAME".into(),
+            pod["metadata"]["name"].as_str().unwrap_or("").into(),
+        ),
         ("HOME".into(), "/root".into()),
     ];
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
@@ -113,16 +129,33 @@ pub(crate) fn environment(store: &Store, pod: &Value, container: &Value) -> Resu
     };
     for from in container["envFrom"].as_array().into_iter().flatten() {
         let prefix = from["prefix"].as_str().unwrap_or("");
-        let (kind, r) = if from.get("secretRef").is_some() { ("secrets", &from["secretRef"]) } else { ("configmaps", &from["configMapRef"]) };
+        let (kind, r) = if from.get("secretRef").is_some() {
+            ("secrets", &from["secretRef"])
+        } else {
+            ("configmaps", &from["configMapRef"])
+        };
         let name = r["name"].as_str().unwrap_or("");
         match data_of(store, kind, ns, name) {
             Some(data) => {
                 for (k, v) in data {
-                    set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                    set(
+                        &mut env,
+                        format!("{prefix}{k}"),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    );
                 }
             }
             None if r["optional"].as_bool() == Some(true) => {}
-            None => return Err(format!("{} \"{name}\" not found", if kind == "secrets" { "secret" } else { "configmap" })),
+            None => {
+                return Err(format!(
+                    "{} \"{name}\" not found",
+                    if kind == "secrets" {
+                        "secret"
+                    } else {
+                        "configmap"
+                    }
+                ));
+            }
         }
     }
     for var in container["env"].as_array().into_iter().flatten() {
@@ -147,7 +180,11 @@ pub(crate) fn environment(store: &Store, pod: &Value, container: &Value) -> Resu
                 Some(v) => String::from_utf8_lossy(&v).into_owned(),
                 None if r["optional"].as_bool() == Some(true) => continue,
                 None => {
-                    let what = if kind == "secrets" { "secret" } else { "configmap" };
+                    let what = if kind == "secrets" {
+                        "secret"
+                    } else {
+                        "configmap"
+                    };
                     return Err(format!("couldn't find key {key} in {what} {ns}/{source}"));
                 }
             }
@@ -162,7 +199,8 @@ pub(crate) fn environment(store: &Store, pod: &Value, container: &Value) -> Resu
 fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), String> {
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
     std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
@@ -170,7 +208,11 @@ fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Stri
 }
 
 /// Creates the pod's volumes under `dir`; returns (volume name, host path).
-pub(crate) fn volumes(store: &Store, pod: &Value, dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+pub(crate) fn volumes(
+    store: &Store,
+    pod: &Value,
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>, String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut out = Vec::new();
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
@@ -180,11 +222,20 @@ pub(crate) fn volumes(store: &Store, pod: &Value, dir: &Path) -> Result<Vec<(Str
             out.push((name, PathBuf::from(host)));
             continue;
         }
-        std::fs::create_dir_all(&path).map_err(|e| format!("creating volume {name} at {}: {e}", path.display()))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("creating volume {name} at {}: {e}", path.display()))?;
         let source = if v.get("configMap").is_some() {
-            Some(("configmaps", &v["configMap"], v["configMap"]["name"].as_str().unwrap_or("")))
+            Some((
+                "configmaps",
+                &v["configMap"],
+                v["configMap"]["name"].as_str().unwrap_or(""),
+            ))
         } else if v.get("secret").is_some() {
-            Some(("secrets", &v["secret"], v["secret"]["secretName"].as_str().unwrap_or("")))
+            Some((
+                "secrets",
+                &v["secret"],
+                v["secret"]["secretName"].as_str().unwrap_or(""),
+            ))
         } else {
             None
         };
@@ -199,7 +250,9 @@ pub(crate) fn volumes(store: &Store, pod: &Value, dir: &Path) -> Result<Vec<(Str
                                 if spec["optional"].as_bool() == Some(true) {
                                     continue;
                                 }
-                                return Err(format!("configmap/secret {source_name}: key {key} not found"));
+                                return Err(format!(
+                                    "configmap/secret {source_name}: key {key} not found"
+                                ));
                             };
                             let mode = item["mode"].as_u64().map_or(mode, |m| m as u32);
                             write_file(&path, item["path"].as_str().unwrap_or(key), bytes, mode)?;
@@ -213,15 +266,29 @@ pub(crate) fn volumes(store: &Store, pod: &Value, dir: &Path) -> Result<Vec<(Str
                 },
                 None if spec["optional"].as_bool() == Some(true) => {}
                 None => {
-                    let what = if kind == "secrets" { "secret" } else { "configmap" };
-                    return Err(format!("MountVolume.SetUp failed for volume \"{name}\" : {what} \"{source_name}\" not found"));
+                    let what = if kind == "secrets" {
+                        "secret"
+                    } else {
+                        "configmap"
+                    };
+                    return Err(format!(
+                        "MountVolume.SetUp failed for volume \"{name}\" : {what} \"{source_name}\" not found"
+                    ));
                 }
             }
         } else if let Some(items) = v["downwardAPI"]["items"].as_array() {
             let mode = v["downwardAPI"]["defaultMode"].as_u64().unwrap_or(0o644) as u32;
             for item in items {
-                let value = item["fieldRef"]["fieldPath"].as_str().and_then(|f| field_ref(pod, f)).unwrap_or_default();
-                write_file(&path, item["path"].as_str().unwrap_or("value"), value.as_bytes(), mode)?;
+                let value = item["fieldRef"]["fieldPath"]
+                    .as_str()
+                    .and_then(|f| field_ref(pod, f))
+                    .unwrap_or_default();
+                write_file(
+                    &path,
+                    item["path"].as_str().unwrap_or("value"),
+                    value.as_bytes(),
+                    mode,
+                )?;
             }
         }
         out.push((name, path));

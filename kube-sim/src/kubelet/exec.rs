@@ -36,14 +36,23 @@ async fn exec(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let info = Info {
-        verb: if method == axum::http::Method::POST { "create" } else { "get" }.into(),
+        verb: if method == axum::http::Method::POST {
+            "create"
+        } else {
+            "get"
+        }
+        .into(),
         uri: uri.to_string(),
         path: uri.path().into(),
         resource: Some((String::new(), "v1".into(), "pods".into())),
         namespace: Some(ns.clone()),
         name: Some(name.clone()),
         subresource: Some("exec".into()),
-        user_agent: headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").into(),
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into(),
     };
     let received = chrono::Utc::now();
     let response = match shared.faults.take(&info) {
@@ -69,7 +78,9 @@ fn start(
             .collect(),
     );
     let registry = shared.store.registry();
-    let t = registry.find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
+    let t = registry
+        .find("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not registered"))?;
     let pod = shared.store.get(&t, ns, name)?;
     // Like the API server: any container of the pod, init containers too
     // (a running init container takes exec); the first container by default.
@@ -85,24 +96,44 @@ fn start(
         None => names.first().cloned().unwrap_or_default(),
     };
     if !names.contains(&container) {
-        return Err(ApiError::bad_request(format!("container {container} is not valid for pod {name}")));
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
     }
     let command = query.all("command");
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
     let kubelet = shared.kubelet.clone();
-    let view = lock(&kubelet.views).get(&(ns.to_string(), name.to_string(), container.clone())).cloned();
+    let view = lock(&kubelet.views)
+        .get(&(ns.to_string(), name.to_string(), container.clone()))
+        .cloned();
     let Some(view) = view else {
-        return Err(ApiError::bad_request(format!("unable to upgrade connection: container not found (\"{container}\")")));
+        return Err(ApiError::bad_request(format!(
+            "unable to upgrade connection: container not found (\"{container}\")"
+        )));
     };
     let ws = ws.map_err(|_| ApiError::bad_request("Upgrade request required"))?;
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
-    let Some(protocol) = ws.selected_protocol().and_then(|p| p.to_str().ok()).map(str::to_string) else {
-        return Err(ApiError::bad_request("exec needs the WebSocket subprotocol v5.channel.k8s.io or v4.channel.k8s.io"));
+    let Some(protocol) = ws
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Err(ApiError::bad_request(
+            "exec needs the WebSocket subprotocol v5.channel.k8s.io or v4.channel.k8s.io",
+        ));
     };
     let want_stdin = query.flag("stdin");
-    Ok(ws.on_upgrade(move |socket| session(socket, view, command, want_stdin, protocol == "v5.channel.k8s.io")))
+    Ok(ws.on_upgrade(move |socket| {
+        session(
+            socket,
+            view,
+            command,
+            want_stdin,
+            protocol == "v5.channel.k8s.io",
+        )
+    }))
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
@@ -124,12 +155,23 @@ fn exit_status(command: &[String], code: i32) -> Value {
     })
 }
 
-async fn session(socket: WebSocket, view: super::sandbox::View, command: Vec<String>, want_stdin: bool, v5: bool) {
+async fn session(
+    socket: WebSocket,
+    view: super::sandbox::View,
+    command: Vec<String>,
+    want_stdin: bool,
+    v5: bool,
+) {
     let (mut sink, mut stream) = socket.split();
     let mut cmd = tokio::process::Command::new(&view.argv[0]);
     cmd.args(&view.argv[1..]).arg("--").args(&command);
-    cmd.stdin(if want_stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdin(if want_stdin {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     cmd.process_group(0).kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -141,7 +183,22 @@ async fn session(socket: WebSocket, view: super::sandbox::View, command: Vec<Str
         }
     };
     let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
-    for (channel, pipe) in [(1u8, child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)), (2u8, child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>))] {
+    for (channel, pipe) in [
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            2u8,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
         let Some(mut pipe) = pipe else { continue };
         let tx = tx.clone();
         tokio::spawn(async move {

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{Mutex, watch};
 
 use crate::api::Query;
@@ -22,6 +22,8 @@ use crate::error::ApiError;
 pub(crate) struct ContainerLog {
     pub(crate) path: PathBuf,
     file: Mutex<Option<tokio::fs::File>>,
+    /// The last timestamp written (read and set under `file`'s lock).
+    last_stamp: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Bytes written so far and whether the container ended.
     progress: watch::Sender<(u64, bool)>,
 }
@@ -32,26 +34,59 @@ fn stamp(t: DateTime<Utc>) -> String {
 
 /// RFC3339Nano as Go prints it: trailing zeros of the fraction dropped.
 fn nano(stamp: &str) -> String {
-    let Some((head, frac)) = stamp.trim_end_matches('Z').split_once('.') else { return stamp.into() };
+    let Some((head, frac)) = stamp.trim_end_matches('Z').split_once('.') else {
+        return stamp.into();
+    };
     let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{head}Z") } else { format!("{head}.{frac}Z") }
+    if frac.is_empty() {
+        format!("{head}Z")
+    } else {
+        format!("{head}.{frac}Z")
+    }
 }
 
 impl ContainerLog {
     pub(crate) async fn create(path: PathBuf) -> std::io::Result<Arc<Self>> {
         let file = tokio::fs::File::create(&path).await?;
         let (progress, _) = watch::channel((0, false));
-        Ok(Arc::new(Self { path, file: Mutex::new(Some(file)), progress }))
+        Ok(Arc::new(Self {
+            path,
+            file: Mutex::new(Some(file)),
+            last_stamp: std::sync::Mutex::new(None),
+            progress,
+        }))
     }
 
-    async fn append(&self, line: &[u8]) {
-        let mut text = stamp(Utc::now()).into_bytes();
-        text.push(b' ');
-        text.extend_from_slice(line);
-        if !line.ends_with(b"\n") {
-            text.push(b'\n');
-        }
+    /// Appends lines (each ending with a newline) in one write. Timestamps
+    /// are taken under the file's lock and one nanosecond apart, so they
+    /// never go backwards or repeat in the file (readers resuming with
+    /// `sinceTime` and counting the lines of one timestamp rely on it).
+    async fn append(&self, lines: &[&[u8]]) {
         let mut guard = self.file.lock().await;
+        let text = {
+            let mut last = self
+                .last_stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut at = Utc::now();
+            if let Some(previous) = *last
+                && at <= previous
+            {
+                at = previous + chrono::Duration::nanoseconds(1);
+            }
+            let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 32).sum());
+            for line in lines {
+                text.extend_from_slice(stamp(at).as_bytes());
+                text.push(b' ');
+                text.extend_from_slice(line);
+                if !line.ends_with(b"\n") {
+                    text.push(b'\n');
+                }
+                *last = Some(at);
+                at += chrono::Duration::nanoseconds(1);
+            }
+            text
+        };
         if let Some(f) = guard.as_mut()
             && f.write_all(&text).await.is_ok()
         {
@@ -59,16 +94,44 @@ impl ContainerLog {
         }
     }
 
-    /// Copies a stream into the log, line by line.
-    pub(crate) async fn pump(self: Arc<Self>, stream: impl AsyncRead + Unpin) {
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
-        let mut line = Vec::new();
+    /// Copies a stream into the log: the complete lines of each read in one
+    /// write; a line longer than 16 KiB is split, as the kubelet splits them.
+    pub(crate) async fn pump(self: Arc<Self>, mut stream: impl AsyncRead + Unpin) {
+        const LONGEST: usize = 16 * 1024;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => self.append(&line).await,
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => 0,
+                Ok(n) => n,
+            };
+            if n == 0 {
+                if !pending.is_empty() {
+                    self.append(&[&pending]).await;
+                }
+                return;
             }
+            pending.extend_from_slice(&chunk[..n]);
+            let mut lines: Vec<&[u8]> = Vec::new();
+            let mut start = 0;
+            while let Some(i) = pending[start..].iter().position(|b| *b == b'\n') {
+                let end = start + i + 1;
+                let mut line = &pending[start..end];
+                while line.len() > LONGEST {
+                    lines.push(&line[..LONGEST]);
+                    line = &line[LONGEST..];
+                }
+                lines.push(line);
+                start = end;
+            }
+            while pending.len() - start > LONGEST {
+                lines.push(&pending[start..start + LONGEST]);
+                start += LONGEST;
+            }
+            if !lines.is_empty() {
+                self.append(&lines).await;
+            }
+            pending.drain(..start);
         }
     }
 
@@ -95,20 +158,34 @@ struct Options {
 impl Options {
     fn parse(query: &Query) -> Result<Self, ApiError> {
         let since = match (query.get("sinceTime"), query.get("sinceSeconds")) {
-            (Some(_), Some(_)) => return Err(ApiError::bad_request("at most one of sinceTime or sinceSeconds may be specified")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "at most one of sinceTime or sinceSeconds may be specified",
+                ));
+            }
             (Some(t), None) => Some(
                 DateTime::parse_from_rfc3339(t)
-                    .map_err(|e| ApiError::bad_request(format!("sinceTime {t:?} is not RFC 3339: {e}")))?
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("sinceTime {t:?} is not RFC 3339: {e}"))
+                    })?
                     .with_timezone(&Utc),
             ),
             (None, Some(s)) => {
-                let secs: i64 = s.parse().map_err(|_| ApiError::bad_request(format!("sinceSeconds {s:?} is not a number")))?;
+                let secs: i64 = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!("sinceSeconds {s:?} is not a number"))
+                })?;
                 Some(Utc::now() - chrono::Duration::seconds(secs))
             }
             (None, None) => None,
         };
         let number = |key: &str| -> Result<Option<usize>, ApiError> {
-            query.get(key).map(|v| v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{key} {v:?} is not a number")))).transpose()
+            query
+                .get(key)
+                .map(|v| {
+                    v.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request(format!("{key} {v:?} is not a number")))
+                })
+                .transpose()
         };
         Ok(Self {
             since,
@@ -128,16 +205,34 @@ impl Options {
         {
             return None;
         }
-        Some(if self.timestamps { format!("{} {content}\n", nano(ts)) } else { format!("{content}\n") })
+        Some(if self.timestamps {
+            format!("{} {content}\n", nano(ts))
+        } else {
+            format!("{content}\n")
+        })
     }
+}
+
+/// The bytes of a file from `from` to `to`.
+async fn read_range(path: &std::path::Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(from)).await?;
+    let mut buf = Vec::new();
+    file.take(to - from).read_to_end(&mut buf).await?;
+    Ok(buf)
 }
 
 /// Serves a container's log (whole, or followed until it ends).
 pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Response, ApiError> {
     let opts = Options::parse(query)?;
-    let text = tokio::fs::read(&log.path).await.map_err(|e| ApiError::internal(format!("reading {}: {e}", log.path.display())))?;
+    let text = tokio::fs::read(&log.path)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading {}: {e}", log.path.display())))?;
     let mut offset = text.len() as u64;
-    let mut lines: Vec<String> = String::from_utf8_lossy(&text).lines().filter_map(|l| opts.render(l)).collect();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| opts.render(l))
+        .collect();
     if let Some(tail) = opts.tail {
         let skip = lines.len().saturating_sub(tail);
         lines.drain(..skip);
@@ -160,10 +255,11 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
         loop {
             let (written, done) = *progress.borrow_and_update();
             if written > offset {
-                let Ok(all) = tokio::fs::read(&log.path).await else { return };
-                let end = all.len().min(written as usize);
-                // Whole lines only.
-                let chunk = &all[offset as usize..end];
+                // Only what was written since the last read (whole lines).
+                let Ok(chunk) = read_range(&log.path, offset, written).await else {
+                    return;
+                };
+                let chunk = &chunk[..];
                 let cut = chunk.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let mut out: Vec<u8> = String::from_utf8_lossy(&chunk[..cut])
                     .lines()
@@ -192,17 +288,54 @@ pub(crate) async fn serve(log: Arc<ContainerLog>, query: &Query) -> Result<Respo
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
-    Ok((StatusCode::OK, [("content-type", "text/plain")], Body::from_stream(stream)).into_response())
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [("content-type", "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn pumped_lines_get_a_timestamp_each_and_long_lines_are_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ContainerLog::create(dir.path().join("out.log"))
+            .await
+            .unwrap();
+        let long = "x".repeat(20_000);
+        let input = format!("a\nbb\n{long}\ntail");
+        log.clone().pump(input.as_bytes()).await;
+        log.finish().await;
+        let text = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+        let contents: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(
+            contents,
+            vec!["a", "bb", &long[..16 * 1024], &long[16 * 1024..], "tail"]
+        );
+        // Strictly increasing, even within one read.
+        let stamps: Vec<DateTime<chrono::FixedOffset>> = text
+            .lines()
+            .map(|l| DateTime::parse_from_rfc3339(l.split_once(' ').unwrap().0).unwrap())
+            .collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    }
+
     #[test]
     fn rfc3339_nano_drops_trailing_zeros() {
-        assert_eq!(nano("2026-01-02T03:04:05.120000000Z"), "2026-01-02T03:04:05.12Z");
-        assert_eq!(nano("2026-01-02T03:04:05.000000000Z"), "2026-01-02T03:04:05Z");
+        assert_eq!(
+            nano("2026-01-02T03:04:05.120000000Z"),
+            "2026-01-02T03:04:05.12Z"
+        );
+        assert_eq!(
+            nano("2026-01-02T03:04:05.000000000Z"),
+            "2026-01-02T03:04:05Z"
+        );
     }
 }

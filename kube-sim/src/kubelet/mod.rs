@@ -15,6 +15,7 @@ pub(crate) mod exec;
 mod logs;
 mod pod;
 mod probe;
+mod process;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub(crate) enum Stop {
     Run,
     /// The pod is being deleted: SIGTERM, SIGKILL after the grace period.
     Delete,
+    /// The pod is gone (deleted with grace 0): SIGKILL now.
+    Kill,
     /// The node is lost: SIGKILL, no more status.
     Lost,
     /// The server shuts down: SIGTERM, SIGKILL after 2 s.
@@ -65,7 +68,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn find_bwrap() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("bwrap")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("bwrap"))
+        .find(|p| p.is_file())
 }
 
 /// The node object the kubelet registers.
@@ -73,7 +78,11 @@ pub(crate) fn node_object(ready: bool) -> Value {
     let (status, reason, message) = if ready {
         ("True", "KubeletReady", "kubelet is posting ready status")
     } else {
-        ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+        (
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        )
     };
     json!({
         "apiVersion": "v1", "kind": "Node",
@@ -91,7 +100,11 @@ pub(crate) fn node_object(ready: bool) -> Value {
 }
 
 impl Kubelet {
-    pub(crate) fn new(store: Arc<Store>, state_dir: PathBuf, images: Vec<(String, PathBuf)>) -> Arc<Self> {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        state_dir: PathBuf,
+        images: Vec<(String, PathBuf)>,
+    ) -> Arc<Self> {
         if let Some(t) = store.registry().find("", "v1", "nodes") {
             let _ = store.create(&t, "", node_object(true));
         }
@@ -111,7 +124,10 @@ impl Kubelet {
 
     fn next_ip(&self) -> String {
         // 127.0.0.2 .. 127.0.0.254, then 127.0.1.1 .. 127.0.1.254, ...
-        let k = self.next_ip.fetch_add(1, Ordering::Relaxed).saturating_sub(2);
+        let k = self
+            .next_ip
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_sub(2);
         if k < 253 {
             return format!("127.0.0.{}", k + 2);
         }
@@ -119,7 +135,14 @@ impl Kubelet {
         format!("127.0.{}.{}", (1 + k / 254) % 256, 1 + k % 254)
     }
 
-    pub(crate) fn started(&self, ns: &str, pod: &str, container: &str, log: Arc<logs::ContainerLog>, view: sandbox::View) {
+    pub(crate) fn started(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        log: Arc<logs::ContainerLog>,
+        view: sandbox::View,
+    ) {
         let key = (ns.to_string(), pod.to_string(), container.to_string());
         lock(&self.logs).insert(key.clone(), log);
         lock(&self.views).insert(key, view);
@@ -132,8 +155,12 @@ impl Kubelet {
     /// Watches pods and acts on them until the store goes away.
     pub(crate) async fn run(self: Arc<Self>) {
         let mut changes = self.store.subscribe();
-        let Some(t) = self.store.registry().find("", "v1", "pods") else { return };
-        let (existing, _) = self.store.list(&t, None, &crate::select::Selectors::default());
+        let Some(t) = self.store.registry().find("", "v1", "pods") else {
+            return;
+        };
+        let (existing, _) = self
+            .store
+            .list(&t, None, &crate::select::Selectors::default());
         for pod in existing {
             self.on_pod(EventType::Added, pod).await;
         }
@@ -142,7 +169,9 @@ impl Kubelet {
                 Ok(c) if c.key == "/pods" => self.on_pod(c.kind, c.object.clone()).await,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let (all, _) = self.store.list(&t, None, &crate::select::Selectors::default());
+                    let (all, _) = self
+                        .store
+                        .list(&t, None, &crate::select::Selectors::default());
                     for pod in all {
                         self.on_pod(EventType::Modified, pod).await;
                     }
@@ -154,12 +183,17 @@ impl Kubelet {
 
     async fn on_pod(self: &Arc<Self>, kind: EventType, pod: Value) {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let deleting = pod["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null());
+        let deleting = pod["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|v| !v.is_null());
         if kind == EventType::Deleted {
             if let Some(stop) = lock(&self.pods).remove(&uid) {
-                let _ = stop.send(Stop::Delete);
+                let _ = stop.send(Stop::Kill);
             }
             lock(&self.logs).retain(|(n, p, _), _| !(n == &ns && p == &name));
             return;
@@ -168,7 +202,8 @@ impl Kubelet {
             return;
         }
         let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-        if node.is_empty() {
+        let unplaced = node.is_empty() || node == "kube-sim" && pod["status"]["podIP"].is_null();
+        if unplaced && pod["status"]["phase"] == "Pending" {
             if !deleting {
                 self.bind(&ns, &name);
             }
@@ -177,14 +212,19 @@ impl Kubelet {
         if node != "kube-sim" {
             return;
         }
-        let known = lock(&self.pods).get(&uid).map(|s| s.send(if deleting { Stop::Delete } else { Stop::Run }));
+        let known = lock(&self.pods)
+            .get(&uid)
+            .map(|s| s.send(if deleting { Stop::Delete } else { Stop::Run }));
         match known {
             Some(_) => {}
             None if deleting => self.store.release_pod(&ns, &name),
             None if matches!(pod["status"]["phase"].as_str(), Some("Pending")) => {
                 let (tx, rx) = watch::channel(Stop::Run);
                 lock(&self.pods).insert(uid.clone(), tx);
-                let dir = self.state_dir.join("pods").join(format!("{ns}_{name}_{uid}"));
+                let dir = self
+                    .state_dir
+                    .join("pods")
+                    .join(format!("{ns}_{name}_{uid}"));
                 let me = self.clone();
                 let run = pod::PodRun::new(self.clone(), pod, rx, dir);
                 self.tasks.lock().await.spawn(async move {
@@ -203,10 +243,13 @@ impl Kubelet {
 
     /// Schedules a pod onto the node.
     fn bind(&self, ns: &str, name: &str) {
-        let Some(t) = self.store.registry().find("", "v1", "pods") else { return };
+        let Some(t) = self.store.registry().find("", "v1", "pods") else {
+            return;
+        };
         let ip = self.next_ip();
         let _ = self.store.modify(&t, ns, name, Part::All, |pod| {
-            if pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+            if !node.is_empty() && (node != "kube-sim" || !pod["status"]["podIP"].is_null()) {
                 return Err(ApiError::bad_request("already bound"));
             }
             pod["spec"]["nodeName"] = json!("kube-sim");
@@ -237,10 +280,16 @@ impl Kubelet {
                 Ok(())
             });
         }
-        let Some(t) = registry.find("", "v1", "pods") else { return };
-        let (pods, _) = self.store.list(&t, None, &crate::select::Selectors::default());
+        let Some(t) = registry.find("", "v1", "pods") else {
+            return;
+        };
+        let (pods, _) = self
+            .store
+            .list(&t, None, &crate::select::Selectors::default());
         for p in pods {
-            if p["spec"]["nodeName"] != "kube-sim" || matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+            if p["spec"]["nodeName"] != "kube-sim"
+                || matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            {
                 continue;
             }
             let ns = p["metadata"]["namespace"].as_str().unwrap_or("");
@@ -249,7 +298,9 @@ impl Kubelet {
                 let status = &mut pod["status"];
                 status["phase"] = json!("Unknown");
                 status["reason"] = json!("NodeLost");
-                status["message"] = json!(format!("Node kube-sim which was running pod {name} is unresponsive"));
+                status["message"] = json!(format!(
+                    "Node kube-sim which was running pod {name} is unresponsive"
+                ));
                 for c in status["conditions"].as_array_mut().into_iter().flatten() {
                     if c["type"] == "Ready" || c["type"] == "ContainersReady" {
                         c["status"] = json!("False");
@@ -267,9 +318,27 @@ impl Kubelet {
         }
     }
 
-    /// The node is back: new pods are scheduled again (lost pods stay lost).
+    /// The node is back: pods created meanwhile and new ones are scheduled
+    /// (lost pods stay lost).
     pub(crate) fn restore_node(&self) {
         self.lost.store(false, Ordering::Relaxed);
+        if let Some(t) = self.store.registry().find("", "v1", "pods") {
+            let (pods, _) = self
+                .store
+                .list(&t, None, &crate::select::Selectors::default());
+            for p in pods {
+                let unbound = p["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+                let deleting = p["metadata"]
+                    .get("deletionTimestamp")
+                    .is_some_and(|v| !v.is_null());
+                if unbound && !deleting {
+                    self.bind(
+                        p["metadata"]["namespace"].as_str().unwrap_or(""),
+                        p["metadata"]["name"].as_str().unwrap_or(""),
+                    );
+                }
+            }
+        }
         if let Some(t) = self.store.registry().find("", "v1", "nodes") {
             let node = node_object(true);
             let _ = self.store.modify(&t, "", "kube-sim", Part::All, |n| {
@@ -280,21 +349,42 @@ impl Kubelet {
     }
 
     /// `pods/log`.
-    pub(crate) async fn logs(&self, ns: &str, name: &str, query: &Query) -> Result<Response, ApiError> {
+    pub(crate) async fn logs(
+        &self,
+        ns: &str,
+        name: &str,
+        query: &Query,
+    ) -> Result<Response, ApiError> {
         let registry = self.store.registry();
-        let t = registry.find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
+        let t = registry
+            .find("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not registered"))?;
         let pod = self.store.get(&t, ns, name)?;
         let names: Vec<String> = ["initContainers", "containers"]
             .iter()
             .flat_map(|l| pod["spec"][*l].as_array().cloned().unwrap_or_default())
             .filter_map(|c| c["name"].as_str().map(str::to_string))
             .collect();
-        let main: Vec<String> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+        let main: Vec<String> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
         let container = match query.get("container") {
             Some(c) if names.iter().any(|n| n == c) => c.to_string(),
-            Some(c) => return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}"))),
+            Some(c) => {
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
+            }
             None if main.len() == 1 => main[0].clone(),
-            None => return Err(ApiError::bad_request(format!("a container name must be specified for pod {name}, choose one of: [{}]", main.join(" ")))),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    main.join(" ")
+                )));
+            }
         };
         if self.lost.load(Ordering::Relaxed) && pod["spec"]["nodeName"] == "kube-sim" {
             return Err(ApiError::internal(format!(
@@ -302,9 +392,13 @@ impl Kubelet {
             )));
         }
         if query.flag("previous") {
-            return Err(ApiError::bad_request(format!("previous terminated container \"{container}\" in pod \"{name}\" not found")));
+            return Err(ApiError::bad_request(format!(
+                "previous terminated container \"{container}\" in pod \"{name}\" not found"
+            )));
         }
-        let log = lock(&self.logs).get(&(ns.to_string(), name.to_string(), container.clone())).cloned();
+        let log = lock(&self.logs)
+            .get(&(ns.to_string(), name.to_string(), container.clone()))
+            .cloned();
         match log {
             Some(log) => logs::serve(log, query).await,
             None => {
@@ -314,7 +408,9 @@ impl Kubelet {
                     .find(|c| c["name"] == container.as_str())
                     .and_then(|c| c["state"]["waiting"]["reason"].as_str().map(str::to_string))
                     .unwrap_or_else(|| "ContainerCreating".into());
-                Err(ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: {reason}")))
+                Err(ApiError::bad_request(format!(
+                    "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+                )))
             }
         }
     }
@@ -325,13 +421,19 @@ impl Kubelet {
             let _ = s.send(Stop::Shutdown);
         }
         let mut tasks = self.tasks.lock().await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         tasks.abort_all();
     }
 }
 
 /// Eviction: a delete that respects finalizers and the grace period.
 pub(crate) fn evict(store: &Store, ns: &str, name: &str) -> Result<Value, ApiError> {
-    let t = store.registry().find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
+    let t = store
+        .registry()
+        .find("", "v1", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not registered"))?;
     store.delete(&t, ns, name, &DeleteOptions::default())
 }

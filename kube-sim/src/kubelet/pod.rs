@@ -14,13 +14,20 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::logs::ContainerLog;
+use super::process::{exit_code, signal, termination_message};
 use super::sandbox::{self, View};
 use super::{Kubelet, Stop, config, probe};
 use crate::store::{Part, now};
 
 /// A container process that runs.
 struct Running {
+    /// Index of the container in its list.
+    index: usize,
+    /// bwrap's pid (its process group).
     pid: i32,
+    log: Arc<ContainerLog>,
+    dir: PathBuf,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// How a group of containers ended.
@@ -40,61 +47,32 @@ pub(crate) struct PodRun {
     deadline: Option<tokio::time::Instant>,
 }
 
-/// SIGTERM goes to the container's main process only (the first process
-/// below bwrap, PID 1 in the sandbox), as a container runtime sends it;
-/// SIGKILL to the whole process group. A container that is still starting
-/// (bwrap has not run the command yet) gets it once the command runs.
-fn signal(pid: i32, sig: rustix::process::Signal) {
-    let Some(group) = rustix::process::Pid::from_raw(pid) else { return };
-    if sig != rustix::process::Signal::TERM {
-        let _ = rustix::process::kill_process_group(group, sig);
-        return;
-    }
-    tokio::spawn(async move {
-        for _ in 0..200 {
-            if let Some(main) = main_process(pid).and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(main, sig);
-                return;
-            }
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let _ = rustix::process::kill_process_group(group, sig);
-    });
-}
-
-/// The first descendant of `pid` that is not bwrap itself.
-fn main_process(pid: i32) -> Option<i32> {
-    let mut current = pid;
-    for _ in 0..4 {
-        let children = std::fs::read_to_string(format!("/proc/{current}/task/{current}/children")).ok()?;
-        let child: i32 = children.split_whitespace().next()?.parse().ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-        if comm.trim() != "bwrap" {
-            return Some(child);
-        }
-        current = child;
-    }
-    None
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i64 {
-    status.code().map_or_else(|| 128 + i64::from(status.signal().unwrap_or(9)), i64::from)
-}
-
 impl PodRun {
-    pub(crate) fn new(kubelet: Arc<Kubelet>, pod: Value, stop: watch::Receiver<Stop>, dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        kubelet: Arc<Kubelet>,
+        pod: Value,
+        stop: watch::Receiver<Stop>,
+        dir: PathBuf,
+    ) -> Self {
         let status = pod["status"].clone();
         let deadline = pod["spec"]["activeDeadlineSeconds"]
             .as_u64()
             .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-        Self { kubelet, pod, stop, dir, status, volumes: Vec::new(), deadline }
+        Self {
+            kubelet,
+            pod,
+            stop,
+            dir,
+            status,
+            volumes: Vec::new(),
+            deadline,
+        }
     }
 
     fn ns(&self) -> &str {
-        self.pod["metadata"]["namespace"].as_str().unwrap_or("default")
+        self.pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
     }
 
     fn name(&self) -> &str {
@@ -102,16 +80,21 @@ impl PodRun {
     }
 
     fn publish(&self) {
-        let Some(t) = self.kubelet.store.registry().find("", "v1", "pods") else { return };
+        let Some(t) = self.kubelet.store.registry().find("", "v1", "pods") else {
+            return;
+        };
         let status = self.status.clone();
         let uid = self.pod["metadata"]["uid"].clone();
-        let _ = self.kubelet.store.modify(&t, self.ns(), self.name(), Part::Status, move |o| {
-            if o["metadata"]["uid"] != uid {
-                return Err(crate::error::ApiError::bad_request("pod was replaced"));
-            }
-            o["status"] = status;
-            Ok(())
-        });
+        let _ = self
+            .kubelet
+            .store
+            .modify(&t, self.ns(), self.name(), Part::Status, move |o| {
+                if o["metadata"]["uid"] != uid {
+                    return Err(crate::error::ApiError::bad_request("pod was replaced"));
+                }
+                o["status"] = status;
+                Ok(())
+            });
     }
 
     fn condition(&mut self, kind: &str, on: bool, reason: Option<&str>) {
@@ -132,11 +115,18 @@ impl PodRun {
     }
 
     fn containers(&self, list: &str) -> Vec<Value> {
-        self.pod["spec"][list].as_array().cloned().unwrap_or_default()
+        self.pod["spec"][list]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn set_state(&mut self, list: &str, index: usize, state: Value, ready: bool) {
-        let key = if list == "initContainers" { "initContainerStatuses" } else { "containerStatuses" };
+        let key = if list == "initContainers" {
+            "initContainerStatuses"
+        } else {
+            "containerStatuses"
+        };
         let c = &self.pod["spec"][list][index];
         let name = c["name"].clone();
         let started = state.get("running").is_some();
@@ -166,7 +156,14 @@ impl PodRun {
     pub(crate) async fn run(mut self) -> Stop {
         let has_init = !self.containers("initContainers").is_empty();
         self.waiting_all("initContainers", "PodInitializing");
-        self.waiting_all("containers", if has_init { "PodInitializing" } else { "ContainerCreating" });
+        self.waiting_all(
+            "containers",
+            if has_init {
+                "PodInitializing"
+            } else {
+                "ContainerCreating"
+            },
+        );
         self.condition("Initialized", !has_init, None);
         self.condition("Ready", false, Some("ContainersNotReady"));
         self.condition("ContainersReady", false, Some("ContainersNotReady"));
@@ -195,7 +192,9 @@ impl PodRun {
                 End::Exited => {}
                 other => return self.end(other).await,
             }
-            let code = self.status["initContainerStatuses"][i]["state"]["terminated"]["exitCode"].as_i64().unwrap_or(1);
+            let code = self.status["initContainerStatuses"][i]["state"]["terminated"]["exitCode"]
+                .as_i64()
+                .unwrap_or(1);
             if code != 0 {
                 self.status["phase"] = json!("Failed");
                 self.waiting_all("containers", "PodInitializing");
@@ -214,9 +213,19 @@ impl PodRun {
     }
 
     fn finish_phase(&mut self, reason: Option<(&str, &str)>) {
-        let statuses = self.status["containerStatuses"].as_array().cloned().unwrap_or_default();
-        let ok = !statuses.is_empty() && statuses.iter().all(|c| c["state"]["terminated"]["exitCode"] == json!(0));
-        self.status["phase"] = json!(if ok && reason.is_none() { "Succeeded" } else { "Failed" });
+        let statuses = self.status["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ok = !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|c| c["state"]["terminated"]["exitCode"] == json!(0));
+        self.status["phase"] = json!(if ok && reason.is_none() {
+            "Succeeded"
+        } else {
+            "Failed"
+        });
         if let Some((r, m)) = reason {
             self.status["reason"] = json!(r);
             self.status["message"] = json!(m);
@@ -239,10 +248,13 @@ impl PodRun {
     async fn end(&mut self, end: End) -> Stop {
         match end {
             End::Deadline => {
-                self.finish_phase(Some(("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")));
+                self.finish_phase(Some((
+                    "DeadlineExceeded",
+                    "Pod was active on the node longer than the specified deadline",
+                )));
                 Stop::Run
             }
-            End::Stopped(Stop::Delete) => {
+            End::Stopped(Stop::Delete | Stop::Kill) => {
                 self.finish_phase(None);
                 Stop::Delete
             }
@@ -257,9 +269,20 @@ impl PodRun {
         let Some(bwrap) = self.kubelet.bwrap.as_deref() else {
             return Err((false, "bubblewrap (bwrap) is not installed on this machine: kube-sim runs containers with it (apt-get install bubblewrap)".into()));
         };
-        let image = c["image"].as_str().and_then(|i| sandbox::image_dir(&self.kubelet.images, i));
+        let image = c["image"]
+            .as_str()
+            .and_then(|i| sandbox::image_dir(&self.kubelet.images, i));
         let hostname = self.name().chars().take(63).collect::<String>();
-        sandbox::view(bwrap, c, &hostname, &self.volumes, image, &log_dir.join("termination-log"), env).map_err(|m| (false, m))
+        sandbox::view(
+            bwrap,
+            c,
+            &hostname,
+            &self.volumes,
+            image,
+            &log_dir.join("termination-log"),
+            env,
+        )
+        .map_err(|m| (false, m))
     }
 
     /// Runs containers together until all ended, or a stop or the deadline.
@@ -267,13 +290,15 @@ impl PodRun {
         let containers = self.containers(list);
         let (exit_tx, mut exit_rx) = mpsc::channel::<(usize, std::process::ExitStatus)>(16);
         let (probe_tx, mut probe_rx) = mpsc::channel::<(usize, bool)>(16);
-        let mut running: Vec<(usize, Running, Arc<ContainerLog>, PathBuf, Vec<tokio::task::JoinHandle<()>>)> = Vec::new();
+        let mut running: Vec<Running> = Vec::new();
         let mut ready = vec![false; containers.len()];
         for &i in &indices {
             let c = containers[i].clone();
             let cname = c["name"].as_str().unwrap_or("").to_string();
             let cdir = self.dir.join("containers").join(&cname);
-            if let Err(e) = std::fs::create_dir_all(&cdir).and_then(|()| std::fs::write(cdir.join("termination-log"), b"")) {
+            if let Err(e) = std::fs::create_dir_all(&cdir)
+                .and_then(|()| std::fs::write(cdir.join("termination-log"), b""))
+            {
                 self.set_state(list, i, json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": format!("creating {}: {e}", cdir.display()), "startedAt": now(), "finishedAt": now()}}), false);
                 continue;
             }
@@ -317,7 +342,9 @@ impl PodRun {
             };
             let mut cmd = tokio::process::Command::new(&view.argv[0]);
             cmd.args(&view.argv[1..]).arg("--").args(&argv);
-            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             cmd.process_group(0).kill_on_drop(true);
             let started = now();
             let mut child = match cmd.spawn() {
@@ -342,15 +369,38 @@ impl PodRun {
                     let _ = tx.send((i, status)).await;
                 }
             });
-            self.kubelet.started(self.ns(), self.name(), &cname, log.clone(), view.clone());
-            let has_probe = list == "containers" && c.get("readinessProbe").is_some_and(Value::is_object);
+            self.kubelet
+                .started(self.ns(), self.name(), &cname, log.clone(), view.clone());
+            let has_probe =
+                list == "containers" && c.get("readinessProbe").is_some_and(Value::is_object);
             ready[i] = !has_probe;
             if has_probe {
-                let ip = self.status["podIP"].as_str().unwrap_or("127.0.0.1").to_string();
-                tokio::spawn(probe::run(c["readinessProbe"].clone(), c.clone(), ip, view.clone(), i, probe_tx.clone()));
+                let ip = self.status["podIP"]
+                    .as_str()
+                    .unwrap_or("127.0.0.1")
+                    .to_string();
+                tokio::spawn(probe::run(
+                    c["readinessProbe"].clone(),
+                    c.clone(),
+                    ip,
+                    view.clone(),
+                    i,
+                    probe_tx.clone(),
+                ));
             }
-            self.set_state(list, i, json!({"running": {"startedAt": started}}), ready[i]);
-            running.push((i, Running { pid }, log, cdir, pumps));
+            self.set_state(
+                list,
+                i,
+                json!({"running": {"startedAt": started}}),
+                ready[i],
+            );
+            running.push(Running {
+                index: i,
+                pid,
+                log,
+                dir: cdir,
+                pumps,
+            });
         }
         drop(probe_tx);
         if list == "containers" {
@@ -360,14 +410,19 @@ impl PodRun {
         self.publish();
         let mut stop_reason: Option<End> = None;
         let mut killed_at: Option<tokio::time::Instant> = None;
-        let grace = Duration::from_secs(self.pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30));
+        let grace = Duration::from_secs(
+            self.pod["spec"]["terminationGracePeriodSeconds"]
+                .as_u64()
+                .unwrap_or(30),
+        );
         let deadline = self.deadline;
+        let mut stop_open = true;
         while !running.is_empty() {
             let kill_due = killed_at;
             tokio::select! {
                 Some((i, status)) = exit_rx.recv() => {
-                    let Some(pos) = running.iter().position(|r| r.0 == i) else { continue };
-                    let (i, _, log, cdir, pumps) = running.remove(pos);
+                    let Some(pos) = running.iter().position(|r| r.index == i) else { continue };
+                    let Running { index: i, log, dir: cdir, pumps, .. } = running.remove(pos);
                     for p in pumps {
                         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
                     }
@@ -395,7 +450,7 @@ impl PodRun {
                     self.publish();
                 }
                 Some((i, r)) = probe_rx.recv() => {
-                    if running.iter().any(|x| x.0 == i) {
+                    if running.iter().any(|x| x.index == i) {
                         ready[i] = r;
                         let state = self.status["containerStatuses"][i]["state"].clone();
                         self.set_state(list, i, state, r);
@@ -403,7 +458,11 @@ impl PodRun {
                         self.publish();
                     }
                 }
-                _ = self.stop.changed(), if stop_reason.is_none() => {
+                changed = self.stop.changed(), if stop_open => {
+                    if changed.is_err() {
+                        stop_open = false;
+                        continue;
+                    }
                     let s = *self.stop.borrow();
                     match s {
                         Stop::Run => {}
@@ -411,10 +470,19 @@ impl PodRun {
                             self.kill_all(&running, rustix::process::Signal::KILL);
                             stop_reason = Some(End::Stopped(Stop::Lost));
                         }
+                        Stop::Kill => {
+                            self.kill_all(&running, rustix::process::Signal::KILL);
+                            stop_reason.get_or_insert(End::Stopped(Stop::Delete));
+                        }
                         Stop::Delete | Stop::Shutdown => {
-                            self.kill_all(&running, rustix::process::Signal::TERM);
-                            killed_at = Some(tokio::time::Instant::now() + if s == Stop::Shutdown { Duration::from_secs(2) } else { grace });
-                            stop_reason = Some(End::Stopped(s));
+                            // The grace period of this delete (a later delete may shorten it).
+                            let g = if s == Stop::Shutdown { Duration::from_secs(2) } else { self.deletion_grace().unwrap_or(grace) };
+                            if stop_reason.is_none() {
+                                self.kill_all(&running, rustix::process::Signal::TERM);
+                                stop_reason = Some(End::Stopped(s));
+                            }
+                            let due = tokio::time::Instant::now() + g;
+                            killed_at = Some(killed_at.map_or(due, |k| k.min(due)));
                         }
                     }
                 }
@@ -432,38 +500,32 @@ impl PodRun {
         stop_reason.unwrap_or(End::Exited)
     }
 
-    fn kill_all(&self, running: &[(usize, Running, Arc<ContainerLog>, PathBuf, Vec<tokio::task::JoinHandle<()>>)], sig: rustix::process::Signal) {
+    /// The pod's `deletionGracePeriodSeconds` (0 once it is gone).
+    fn deletion_grace(&self) -> Option<Duration> {
+        let t = self.kubelet.store.registry().find("", "v1", "pods")?;
+        match self.kubelet.store.get(&t, self.ns(), self.name()) {
+            Ok(pod) => pod["metadata"]["deletionGracePeriodSeconds"]
+                .as_u64()
+                .map(Duration::from_secs),
+            Err(_) => Some(Duration::ZERO),
+        }
+    }
+
+    fn kill_all(&self, running: &[Running], sig: rustix::process::Signal) {
         for r in running {
-            signal(r.1.pid, sig);
+            signal(r.pid, sig);
         }
     }
 
     fn update_ready(&mut self, ready: &[bool]) {
-        let statuses = self.status["containerStatuses"].as_array().cloned().unwrap_or_default();
-        let all = statuses.iter().all(|c| c["state"].get("running").is_some()) && ready.iter().all(|r| *r);
+        let statuses = self.status["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let all = statuses.iter().all(|c| c["state"].get("running").is_some())
+            && ready.iter().all(|r| *r);
         let reason = (!all).then_some("ContainersNotReady");
         self.condition("ContainersReady", all, reason);
         self.condition("Ready", all, reason);
     }
-}
-
-/// The termination message: the file (up to 4096 bytes), or with
-/// `FallbackToLogsOnError` the log's tail when the file is empty and the
-/// container failed.
-fn termination_message(c: &Value, dir: &std::path::Path, log: &std::path::Path, code: i64) -> String {
-    let mut text = std::fs::read(dir.join("termination-log")).unwrap_or_default();
-    text.truncate(4096);
-    let mut message = String::from_utf8_lossy(&text).into_owned();
-    if message.is_empty() && code != 0 && c["terminationMessagePolicy"] == "FallbackToLogsOnError" {
-        let all = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = all.lines().map(|l| l.split_once(' ').map_or(l, |x| x.1)).collect();
-        let tail = &lines[lines.len().saturating_sub(80)..];
-        message = tail.join("\n");
-        if message.len() > 2048 {
-            let cut = message.len() - 2048;
-            let cut = (cut..message.len()).find(|i| message.is_char_boundary(*i)).unwrap_or(cut);
-            message = message[cut..].to_string();
-        }
-    }
-    message
 }

@@ -33,8 +33,16 @@ pub(crate) fn image_dir<'a>(images: &'a [(String, PathBuf)], image: &str) -> Opt
     images
         .iter()
         .find(|(name, _)| name == image)
-        .or_else(|| images.iter().find(|(name, _)| image_base(name) == image_base(image) && !name.contains(':')))
-        .or_else(|| images.iter().find(|(name, _)| image_base(name) == image_base(image)))
+        .or_else(|| {
+            images
+                .iter()
+                .find(|(name, _)| image_base(name) == image_base(image) && !name.contains(':'))
+        })
+        .or_else(|| {
+            images
+                .iter()
+                .find(|(name, _)| image_base(name) == image_base(image))
+        })
         .map(|(_, dir)| dir.as_path())
 }
 
@@ -65,7 +73,8 @@ pub(crate) fn view(
                 Some(sub) => {
                     let p = host.join(sub);
                     if !p.exists() {
-                        std::fs::create_dir_all(&p).map_err(|e| format!("creating subPath {}: {e}", p.display()))?;
+                        std::fs::create_dir_all(&p)
+                            .map_err(|e| format!("creating subPath {}: {e}", p.display()))?;
                     }
                     p
                 }
@@ -82,13 +91,23 @@ pub(crate) fn view(
         if matches!(name.as_str(), "dev" | "proc" | "tmp") {
             continue;
         }
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_symlink() {
             if let Ok(target) = std::fs::read_link(format!("/{name}")) {
-                argv.extend(["--symlink".into(), target.into_os_string(), format!("/{name}").into()]);
+                argv.extend([
+                    "--symlink".into(),
+                    target.into_os_string(),
+                    format!("/{name}").into(),
+                ]);
             }
         } else {
-            argv.extend(["--ro-bind-try".into(), format!("/{name}").into(), format!("/{name}").into()]);
+            argv.extend([
+                "--ro-bind-try".into(),
+                format!("/{name}").into(),
+                format!("/{name}").into(),
+            ]);
         }
     }
     argv.extend(["--dev", "/dev", "--proc", "/proc"].map(OsString::from));
@@ -96,21 +115,41 @@ pub(crate) fn view(
         argv.extend(["--tmpfs", "/tmp"].map(OsString::from));
     }
     if let Some(dir) = image {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("reading image folder {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("reading image folder {}: {e}", dir.display()))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            argv.extend(["--ro-bind".into(), entry.path().into_os_string(), format!("/{name}").into()]);
+            argv.extend([
+                "--ro-bind".into(),
+                entry.path().into_os_string(),
+                format!("/{name}").into(),
+            ]);
         }
     }
     for (path, host, read_only) in &mounts {
         let option = if *read_only { "--ro-bind" } else { "--bind" };
         argv.extend([option.into(), host.clone().into_os_string(), path.into()]);
     }
-    let message_path = container["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log");
-    argv.extend(["--bind".into(), termination_log.as_os_str().to_owned(), message_path.into()]);
+    let message_path = container["terminationMessagePath"]
+        .as_str()
+        .unwrap_or("/dev/termination-log");
+    argv.extend([
+        "--bind".into(),
+        termination_log.as_os_str().to_owned(),
+        message_path.into(),
+    ]);
     // The command is PID 1 of its namespace, as a container's entrypoint is:
     // SIGTERM reaches it only if it handles SIGTERM.
-    argv.extend(["--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-uts", "--hostname"].map(OsString::from));
+    argv.extend(
+        [
+            "--die-with-parent",
+            "--unshare-pid",
+            "--as-pid-1",
+            "--unshare-uts",
+            "--hostname",
+        ]
+        .map(OsString::from),
+    );
     argv.push(hostname.into());
     if let Some(dir) = container["workingDir"].as_str().filter(|d| !d.is_empty()) {
         argv.extend(["--chdir".into(), dir.into()]);
@@ -128,8 +167,14 @@ mod tests {
 
     #[test]
     fn images_match_with_or_without_tag() {
-        let images = vec![("testkube/init".to_string(), PathBuf::from("/a")), ("busybox:1.36".to_string(), PathBuf::from("/b"))];
-        assert_eq!(image_dir(&images, "testkube/init:0.1"), Some(Path::new("/a")));
+        let images = vec![
+            ("testkube/init".to_string(), PathBuf::from("/a")),
+            ("busybox:1.36".to_string(), PathBuf::from("/b")),
+        ];
+        assert_eq!(
+            image_dir(&images, "testkube/init:0.1"),
+            Some(Path::new("/a"))
+        );
         assert_eq!(image_dir(&images, "testkube/init"), Some(Path::new("/a")));
         assert_eq!(image_dir(&images, "busybox"), Some(Path::new("/b")));
         assert_eq!(image_dir(&images, "alpine"), None);

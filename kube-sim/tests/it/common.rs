@@ -26,9 +26,14 @@ impl Sim {
 }
 
 pub(crate) async fn start() -> Sim {
+    start_with(|b| b).await
+}
+
+/// A server built with extra settings (`b` gets the builder).
+pub(crate) async fn start_with(extra: impl FnOnce(KubeSim) -> KubeSim) -> Sim {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
-    let handle = KubeSim::new()
+    let handle = extra(KubeSim::new())
         .audit_log(dir.path().join("audit.log"))
         .state_dir(dir.path().join("state"))
         .bookmark_interval(Duration::from_millis(200))
@@ -37,7 +42,11 @@ pub(crate) async fn start() -> Sim {
         .expect("kube-sim starts");
     let config = Config::new(handle.url().parse().expect("url"));
     let client = Client::try_from(config).expect("client");
-    Sim { handle, client, dir }
+    Sim {
+        handle,
+        client,
+        dir,
+    }
 }
 
 /// Whether bubblewrap is usable here (tests running containers skip without it).
@@ -60,8 +69,14 @@ pub(crate) async fn wait_pod(api: &Api<Pod>, name: &str, done: impl Fn(&Pod) -> 
             if done(&current) {
                 return current;
             }
-            let rv = current.metadata.resource_version.clone().unwrap_or_default();
-            let wp = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(10);
+            let rv = current
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default();
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(10);
             let mut stream = api.watch(&wp, &rv).await.expect("watch").boxed();
             while let Some(ev) = stream.next().await {
                 if let Ok(WatchEvent::Modified(p) | WatchEvent::Added(p)) = ev
@@ -72,11 +87,16 @@ pub(crate) async fn wait_pod(api: &Api<Pod>, name: &str, done: impl Fn(&Pod) -> 
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), fut).await.expect("pod reached the state in time")
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("pod reached the state in time")
 }
 
 pub(crate) fn phase(p: &Pod) -> String {
-    p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
 }
 
 pub(crate) fn terminal(p: &Pod) -> bool {

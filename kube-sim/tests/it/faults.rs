@@ -18,22 +18,48 @@ async fn eviction_respects_finalizers_and_stops_processes() {
     }
     let sim = start().await;
     let pods = sim.pods();
-    let mut pod = shell_pod("evicted", "trap 'echo got TERM; exit 143' TERM; echo up; while true; do sleep 0.1; done");
+    let mut pod = shell_pod(
+        "evicted",
+        "trap 'echo got TERM; exit 143' TERM; echo up; while true; do sleep 0.1; done",
+    );
     pod.metadata.finalizers = Some(vec!["example.com/keep-logs".into()]);
     pods.create(&PostParams::default(), &pod).await.unwrap();
     wait_pod(&pods, "evicted", |p| phase(p) == "Running").await;
     // The trap is set once "up" is printed.
-    let mut lines = pods.log_stream("evicted", &LogParams { follow: true, ..LogParams::default() }).await.unwrap().lines();
+    let mut lines = pods
+        .log_stream(
+            "evicted",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap()
+        .lines();
     assert_eq!(lines.try_next().await.unwrap().as_deref(), Some("up"));
-    pods.evict("evicted", &EvictParams::default()).await.unwrap();
+    pods.evict("evicted", &EvictParams::default())
+        .await
+        .unwrap();
     // The processes are stopped with SIGTERM; the finalizer keeps the pod and its logs.
     let stopped = wait_pod(&pods, "evicted", terminal).await;
     assert!(stopped.metadata.deletion_timestamp.is_some());
     let logs = pods.logs("evicted", &LogParams::default()).await.unwrap();
     assert_eq!(logs, "up\ngot TERM\n");
-    let term = stopped.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    let term = stopped.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!(term.exit_code, 143);
-    pods.patch("evicted", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    pods.patch(
+        "evicted",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     assert!(pods.get_opt("evicted").await.unwrap().is_none());
     sim.handle.shutdown().await;
 }
@@ -46,7 +72,9 @@ async fn evict_endpoint_starts_a_pods_deletion() {
     let mut pod = shell_pod("elsewhere", "true");
     pod.spec.as_mut().unwrap().node_name = Some("other-node".into());
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let req = Request::post("/kube-sim/evict?namespace=default&name=elsewhere").body(Vec::new()).unwrap();
+    let req = Request::post("/kube-sim/evict?namespace=default&name=elsewhere")
+        .body(Vec::new())
+        .unwrap();
     sim.client.request_text(req).await.unwrap();
     let pod = pods.get("elsewhere").await.unwrap();
     assert!(pod.metadata.deletion_timestamp.is_some());
@@ -61,19 +89,50 @@ async fn lost_node_marks_pods_and_hides_logs() {
     }
     let sim = start().await;
     let pods = sim.pods();
-    pods.create(&PostParams::default(), &shell_pod("victim", "echo alive; sleep 60")).await.unwrap();
+    pods.create(
+        &PostParams::default(),
+        &shell_pod("victim", "echo alive; sleep 60"),
+    )
+    .await
+    .unwrap();
     wait_pod(&pods, "victim", |p| phase(p) == "Running").await;
-    let req = Request::post("/kube-sim/lose-node").body(Vec::new()).unwrap();
+    let req = Request::post("/kube-sim/lose-node")
+        .body(Vec::new())
+        .unwrap();
     sim.client.request_text(req).await.unwrap();
     let lost = wait_pod(&pods, "victim", |p| phase(p) == "Unknown").await;
     let status = lost.status.unwrap();
     assert_eq!(status.reason.as_deref(), Some("NodeLost"));
-    let ready = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("NodeLost")));
-    match pods.logs("victim", &LogParams::default()).await.unwrap_err() {
+    let ready = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("NodeLost"))
+    );
+    match pods
+        .logs("victim", &LogParams::default())
+        .await
+        .unwrap_err()
+    {
         kube::Error::Api(s) => assert_eq!(s.code, 500),
         other => panic!("expected 500, got {other:?}"),
     }
+    // A pod created while the node is lost stays Pending until it is back.
+    pods.create(&PostParams::default(), &shell_pod("waits", "echo later"))
+        .await
+        .unwrap();
+    let pending = pods.get("waits").await.unwrap();
+    assert!(pending.spec.unwrap().node_name.is_none());
+    let req = Request::post("/kube-sim/restore-node")
+        .body(Vec::new())
+        .unwrap();
+    sim.client.request_text(req).await.unwrap();
+    let done = wait_pod(&pods, "waits", terminal).await;
+    assert_eq!(phase(&done), "Succeeded");
     sim.handle.shutdown().await;
 }
 
@@ -81,7 +140,12 @@ async fn lost_node_marks_pods_and_hides_logs() {
 async fn failing_requests_answer_5xx_then_recover() {
     let sim = start().await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
-    sim.handle.fail_requests(FailRule { verb: Some("list".into()), path: Some("/configmaps".into()), code: 500, count: 2 });
+    sim.handle.fail_requests(FailRule {
+        verb: Some("list".into()),
+        path: Some("/configmaps".into()),
+        code: 500,
+        count: 2,
+    });
     for _ in 0..2 {
         match api.list(&ListParams::default()).await.unwrap_err() {
             kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (500, "InternalError")),
@@ -92,7 +156,12 @@ async fn failing_requests_answer_5xx_then_recover() {
     api.get_opt("none").await.unwrap();
     api.list(&ListParams::default()).await.unwrap();
     // kube-rs retries 503 on its own: two 503s, then the list succeeds (three requests).
-    sim.handle.fail_requests(FailRule { verb: Some("list".into()), path: None, code: 503, count: 2 });
+    sim.handle.fail_requests(FailRule {
+        verb: Some("list".into()),
+        path: None,
+        code: 503,
+        count: 2,
+    });
     api.list(&ListParams::default()).await.unwrap();
     let codes: Vec<u64> = kube_sim::read_audit_log(&sim.audit_path())
         .unwrap()
@@ -102,7 +171,9 @@ async fn failing_requests_answer_5xx_then_recover() {
         .collect();
     assert_eq!(codes, vec![500, 500, 200, 503, 503, 200]);
     // The same through the HTTP endpoint.
-    let req = Request::post("/kube-sim/fail-requests").body(br#"{"verb": "create", "code": 500, "count": 1}"#.to_vec()).unwrap();
+    let req = Request::post("/kube-sim/fail-requests")
+        .body(br#"{"verb": "create", "code": 500, "count": 1}"#.to_vec())
+        .unwrap();
     sim.client.request_text(req).await.unwrap();
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
     match api.create(&PostParams::default(), &cm).await.unwrap_err() {

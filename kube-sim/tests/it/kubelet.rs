@@ -9,7 +9,7 @@ use kube::api::{Api, AttachParams, ListParams, LogParams, PostParams, WatchEvent
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-use crate::common::{has_bwrap, phase, shell_pod, start, terminal, wait_pod};
+use crate::common::{has_bwrap, phase, shell_pod, start, start_with, terminal, wait_pod};
 
 async fn wait_job(api: &Api<Job>, name: &str, done: impl Fn(&Job) -> bool) -> Job {
     let fut = async {
@@ -19,7 +19,16 @@ async fn wait_job(api: &Api<Job>, name: &str, done: impl Fn(&Job) -> bool) -> Jo
                 return job;
             }
             let rv = job.metadata.resource_version.clone().unwrap();
-            let mut s = api.watch(&WatchParams::default().fields(&format!("metadata.name={name}")).timeout(10), &rv).await.unwrap().boxed();
+            let mut s = api
+                .watch(
+                    &WatchParams::default()
+                        .fields(&format!("metadata.name={name}"))
+                        .timeout(10),
+                    &rv,
+                )
+                .await
+                .unwrap()
+                .boxed();
             while let Some(Ok(WatchEvent::Modified(j))) = s.next().await {
                 if done(&j) {
                     return j;
@@ -27,11 +36,19 @@ async fn wait_job(api: &Api<Job>, name: &str, done: impl Fn(&Job) -> bool) -> Jo
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), fut).await.expect("job reached the state in time")
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("job reached the state in time")
 }
 
 fn condition(job: &Job, kind: &str) -> Option<String> {
-    job.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == kind && c.status == "True").and_then(|c| c.reason.clone())
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind && c.status == "True")
+        .and_then(|c| c.reason.clone())
 }
 
 #[tokio::test]
@@ -51,25 +68,67 @@ async fn failing_job_pod_reports_exit_code_and_message() {
     .unwrap();
     let created = jobs.create(&PostParams::default(), &job).await.unwrap();
     let done = wait_job(&jobs, "fails", |j| condition(j, "Failed").is_some()).await;
-    assert_eq!(condition(&done, "Failed").as_deref(), Some("BackoffLimitExceeded"));
-    assert_eq!(condition(&done, "FailureTarget").as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(
+        condition(&done, "Failed").as_deref(),
+        Some("BackoffLimitExceeded")
+    );
+    assert_eq!(
+        condition(&done, "FailureTarget").as_deref(),
+        Some("BackoffLimitExceeded")
+    );
     assert_eq!(done.status.as_ref().unwrap().failed, Some(1));
 
     let pods = sim.pods();
-    let list = pods.list(&ListParams::default().labels("job-name=fails")).await.unwrap();
+    let list = pods
+        .list(&ListParams::default().labels("job-name=fails"))
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1, "backoffLimit 0: one pod only");
     let pod = &list.items[0];
     let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Job", created.metadata.uid.as_deref().unwrap(), Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("Job", created.metadata.uid.as_deref().unwrap(), Some(true))
+    );
     let labels = pod.metadata.labels.as_ref().unwrap();
     assert_eq!(labels["batch.kubernetes.io/job-name"], "fails");
-    assert_eq!(labels["controller-uid"], created.metadata.uid.clone().unwrap());
+    assert_eq!(
+        labels["controller-uid"],
+        created.metadata.uid.clone().unwrap()
+    );
     assert_eq!(phase(pod), "Failed");
-    let state = pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].state.clone().unwrap();
+    let state = pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
     let term = state.terminated.unwrap();
-    assert_eq!((term.exit_code, term.reason.as_deref(), term.message.as_deref()), (3, Some("Error"), Some("went wrong\n")));
-    assert!(pod.status.as_ref().unwrap().pod_ip.as_deref().unwrap().starts_with("127.0."));
-    let logs = pods.logs(pod.metadata.name.as_deref().unwrap(), &LogParams::default()).await.unwrap();
+    assert_eq!(
+        (
+            term.exit_code,
+            term.reason.as_deref(),
+            term.message.as_deref()
+        ),
+        (3, Some("Error"), Some("went wrong\n"))
+    );
+    assert!(
+        pod.status
+            .as_ref()
+            .unwrap()
+            .pod_ip
+            .as_deref()
+            .unwrap()
+            .starts_with("127.0.")
+    );
+    let logs = pods
+        .logs(pod.metadata.name.as_deref().unwrap(), &LogParams::default())
+        .await
+        .unwrap();
     assert_eq!(logs, "hi\n");
     sim.handle.shutdown().await;
 }
@@ -83,7 +142,16 @@ async fn init_containers_share_an_empty_dir_in_order_and_config_reaches_containe
     let cms: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(sim.client.clone(), "default");
     cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello", "file.txt": "from-cm"}})).unwrap()).await.unwrap();
-    secrets.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}})).unwrap()).await.unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "ordered", "labels": {"team": "qa"}},
         "spec": {
@@ -114,10 +182,37 @@ async fn init_containers_share_an_empty_dir_in_order_and_config_reaches_containe
     let done = wait_pod(&pods, "ordered", terminal).await;
     let logs = pods.logs("ordered", &LogParams::default()).await.unwrap();
     assert_eq!(phase(&done), "Succeeded", "logs: {logs}");
-    assert_eq!(logs, "one\ntwo\nhello s3cret ordered default\nfrom-cm\n400\nread-only\n");
-    let init = done.status.as_ref().unwrap().init_container_statuses.clone().unwrap();
-    assert!(init.iter().all(|c| c.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code == 0));
-    let first = pods.logs("ordered", &LogParams { container: Some("first".into()), ..LogParams::default() }).await.unwrap();
+    assert_eq!(
+        logs,
+        "one\ntwo\nhello s3cret ordered default\nfrom-cm\n400\nread-only\n"
+    );
+    let init = done
+        .status
+        .as_ref()
+        .unwrap()
+        .init_container_statuses
+        .clone()
+        .unwrap();
+    assert!(init.iter().all(|c| {
+        c.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code
+            == 0
+    }));
+    let first = pods
+        .logs(
+            "ordered",
+            &LogParams {
+                container: Some("first".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(first, "");
     sim.handle.shutdown().await;
 }
@@ -129,24 +224,80 @@ async fn logs_follow_since_time_and_timestamps() {
     }
     let sim = start().await;
     let pods = sim.pods();
-    pods.create(&PostParams::default(), &shell_pod("talker", "echo a; sleep 2; echo b; echo c >&2")).await.unwrap();
+    pods.create(
+        &PostParams::default(),
+        &shell_pod("talker", "echo a; sleep 2; echo b; echo c >&2"),
+    )
+    .await
+    .unwrap();
     wait_pod(&pods, "talker", |p| phase(p) == "Running").await;
     // Follow: streams until the container ends.
-    let stream = pods.log_stream("talker", &LogParams { follow: true, ..LogParams::default() }).await.unwrap();
+    let stream = pods
+        .log_stream(
+            "talker",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
     let lines: Vec<String> = stream.lines().try_collect().await.unwrap();
     assert_eq!(lines, vec!["a", "b", "c"]);
     // Timestamps: RFC 3339 with nanoseconds, as the kubelet writes them.
-    let stamped = pods.logs("talker", &LogParams { timestamps: true, ..LogParams::default() }).await.unwrap();
-    let stamps: Vec<(&str, &str)> = stamped.lines().map(|l| l.split_once(' ').unwrap()).collect();
-    assert_eq!(stamps.iter().map(|s| s.1).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+    let stamped = pods
+        .logs(
+            "talker",
+            &LogParams {
+                timestamps: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    let stamps: Vec<(&str, &str)> = stamped
+        .lines()
+        .map(|l| l.split_once(' ').unwrap())
+        .collect();
+    assert_eq!(
+        stamps.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec!["a", "b", "c"]
+    );
     let b_time: k8s_openapi::jiff::Timestamp = stamps[1].0.parse().unwrap();
     // sinceTime at b's whole second: a (2 s earlier) is left out.
     let since = k8s_openapi::jiff::Timestamp::from_second(b_time.as_second()).unwrap();
-    let recent = pods.logs("talker", &LogParams { since_time: Some(since), ..LogParams::default() }).await.unwrap();
+    let recent = pods
+        .logs(
+            "talker",
+            &LogParams {
+                since_time: Some(since),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(recent, "b\nc\n");
-    let tail = pods.logs("talker", &LogParams { tail_lines: Some(1), ..LogParams::default() }).await.unwrap();
+    let tail = pods
+        .logs(
+            "talker",
+            &LogParams {
+                tail_lines: Some(1),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(tail, "c\n");
-    let limited = pods.logs("talker", &LogParams { limit_bytes: Some(3), ..LogParams::default() }).await.unwrap();
+    let limited = pods
+        .logs(
+            "talker",
+            &LogParams {
+                limit_bytes: Some(3),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(limited, "a\nb");
     sim.handle.shutdown().await;
 }
@@ -173,25 +324,54 @@ async fn exec_runs_in_the_containers_view() {
         .await
         .unwrap();
     let mut out = String::new();
-    proc.stdout().unwrap().read_to_string(&mut out).await.unwrap();
+    proc.stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
     let mut err = String::new();
-    proc.stderr().unwrap().read_to_string(&mut err).await.unwrap();
+    proc.stderr()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
     let status = proc.take_status().unwrap().await.unwrap();
     assert_eq!(out, "seen\nblue\n");
     assert_eq!(err, "oops\n");
     assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
     let code = &status.details.unwrap().causes.unwrap()[0];
-    assert_eq!((code.reason.as_deref(), code.message.as_deref()), (Some("ExitCode"), Some("7")));
+    assert_eq!(
+        (code.reason.as_deref(), code.message.as_deref()),
+        (Some("ExitCode"), Some("7"))
+    );
     // stdin
-    let mut proc = pods.exec("target", ["cat"], &AttachParams::default().stdin(true).stderr(false)).await.unwrap();
+    let mut proc = pods
+        .exec(
+            "target",
+            ["cat"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .unwrap();
     let mut stdin = proc.stdin().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"ping\n").await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"ping\n")
+        .await
+        .unwrap();
     // EOF on stdin (v5 close channel): a dropped half of kube's pipe does not end it, shutdown does.
-    tokio::io::AsyncWriteExt::shutdown(&mut stdin).await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut stdin)
+        .await
+        .unwrap();
     let mut out = String::new();
-    proc.stdout().unwrap().read_to_string(&mut out).await.unwrap();
+    proc.stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
     assert_eq!(out, "ping\n");
-    assert_eq!(proc.take_status().unwrap().await.unwrap().status.as_deref(), Some("Success"));
+    assert_eq!(
+        proc.take_status().unwrap().await.unwrap().status.as_deref(),
+        Some("Success")
+    );
     sim.handle.shutdown().await;
 }
 
@@ -213,8 +393,23 @@ async fn readiness_probe_drives_ready() {
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let running = wait_pod(&pods, "probed", |p| phase(p) == "Running").await;
-    let ready = |p: &Pod| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    assert!(!ready(&running) || running.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].ready);
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    assert!(
+        !ready(&running)
+            || running
+                .status
+                .as_ref()
+                .unwrap()
+                .container_statuses
+                .as_ref()
+                .unwrap()[0]
+                .ready
+    );
     let p = wait_pod(&pods, "probed", ready).await;
     assert!(p.status.unwrap().container_statuses.unwrap()[0].ready);
     sim.handle.shutdown().await;
@@ -234,7 +429,10 @@ async fn active_deadlines_stop_pods_and_jobs() {
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let done = wait_pod(&pods, "slow", terminal).await;
     let status = done.status.unwrap();
-    assert_eq!((status.phase.as_deref(), status.reason.as_deref()), (Some("Failed"), Some("DeadlineExceeded")));
+    assert_eq!(
+        (status.phase.as_deref(), status.reason.as_deref()),
+        (Some("Failed"), Some("DeadlineExceeded"))
+    );
 
     let jobs: Api<Job> = Api::namespaced(sim.client.clone(), "default");
     let job: Job = serde_json::from_value(json!({
@@ -245,7 +443,10 @@ async fn active_deadlines_stop_pods_and_jobs() {
     .unwrap();
     jobs.create(&PostParams::default(), &job).await.unwrap();
     let failed = wait_job(&jobs, "slowjob", |j| condition(j, "Failed").is_some()).await;
-    assert_eq!(condition(&failed, "Failed").as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(
+        condition(&failed, "Failed").as_deref(),
+        Some("DeadlineExceeded")
+    );
     sim.handle.shutdown().await;
 }
 
@@ -263,8 +464,41 @@ async fn a_container_without_command_fails_clearly() {
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let done = wait_pod(&pods, "nocmd", terminal).await;
-    let term = done.status.unwrap().container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    let term = done.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!(term.reason.as_deref(), Some("StartError"));
     assert!(term.message.unwrap().contains("has no command"));
+    sim.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn mapped_images_bring_their_files() {
+    if !has_bwrap() {
+        return;
+    }
+    let image_dir = tempfile::tempdir().unwrap();
+    let tool = image_dir.path().join("tool.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho from-image \"$@\"\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sim = start_with(|b| b.image("example.com/tools", image_dir.path())).await;
+    let pods = sim.pods();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "tooled"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "example.com/tools:2.0", "command": ["/tool.sh"], "args": ["x"]},
+        ]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let done = wait_pod(&pods, "tooled", terminal).await;
+    assert_eq!(phase(&done), "Succeeded");
+    assert_eq!(
+        pods.logs("tooled", &LogParams::default()).await.unwrap(),
+        "from-image x\n"
+    );
     sim.handle.shutdown().await;
 }

@@ -11,20 +11,28 @@ use kube::runtime::watcher::{self, Event};
 use crate::common::start;
 
 fn cm(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"w": "1"}}})).unwrap()
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"w": "1"}}}))
+        .unwrap()
 }
 
 #[tokio::test]
 async fn watcher_relists_after_an_expired_watch() {
     let sim = start().await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
-    let mut stream = watcher::watcher(api.clone(), watcher::Config::default().labels("w=1")).boxed();
+    let mut stream =
+        watcher::watcher(api.clone(), watcher::Config::default().labels("w=1")).boxed();
     let mut next = async || -> Event<ConfigMap> {
         loop {
-            match tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("watch event in time") {
+            match tokio::time::timeout(Duration::from_secs(20), stream.next())
+                .await
+                .expect("watch event in time")
+            {
                 Some(Ok(ev)) => return ev,
                 // The expired watch surfaces as an error; the watcher goes on with a relist.
-                Some(Err(e)) => assert!(e.to_string().contains("Expired"), "unexpected watcher error: {e}"),
+                Some(Err(e)) => assert!(
+                    e.to_string().contains("Expired"),
+                    "unexpected watcher error: {e}"
+                ),
                 None => panic!("watcher ended"),
             }
         }
@@ -58,11 +66,20 @@ async fn bookmarks_and_gone() {
     let api: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
     let created = api.create(&PostParams::default(), &cm("x")).await.unwrap();
     let rv = created.metadata.resource_version.unwrap();
-    let mut events = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut events = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     api.create(&PostParams::default(), &cm("y")).await.unwrap();
     let mut saw_added = false;
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("event").expect("open").unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .unwrap()
+        {
             WatchEvent::Added(c) => {
                 assert_eq!(c.metadata.name.as_deref(), Some("y"));
                 saw_added = true;
@@ -87,10 +104,54 @@ async fn bookmarks_and_gone() {
     }
     assert!(ended);
     // Watching from before the compaction is refused the same way.
-    let mut old = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut old = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     match old.next().await {
         Some(Ok(WatchEvent::Error(e))) => assert_eq!(e.code, 410),
         other => panic!("expected 410, got {other:?}"),
     }
+    sim.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn selector_transitions_arrive_as_added_and_deleted() {
+    let sim = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
+    let created = api
+        .create(&PostParams::default(), &cm("moving"))
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    let mut events = api
+        .watch(&WatchParams::default().labels("w=2"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let relabel =
+        |v: &str| kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"w": v}}}));
+    api.patch("moving", &kube::api::PatchParams::default(), &relabel("2"))
+        .await
+        .unwrap();
+    api.patch("moving", &kube::api::PatchParams::default(), &relabel("3"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .unwrap()
+        {
+            WatchEvent::Added(_) => seen.push("ADDED"),
+            WatchEvent::Deleted(_) => seen.push("DELETED"),
+            WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, vec!["ADDED", "DELETED"]);
     sim.handle.shutdown().await;
 }
