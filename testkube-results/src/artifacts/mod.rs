@@ -230,12 +230,8 @@ fn build_s3(bucket: &str, builder: AmazonS3Builder) -> Result<AmazonS3, Artifact
         .iter()
         .filter_map(|key| builder.get_config_value(key))
         .any(|endpoint| endpoint.starts_with("http://"));
-    let allow_http_set = builder
-        .get_config_value(&AmazonS3ConfigKey::Client(
-            object_store::ClientConfigKey::AllowHttp,
-        ))
-        .is_some_and(|value| !value.is_empty());
-    let builder = if http_endpoint && !allow_http_set {
+    // Naming an http:// endpoint is the choice: no separate AWS_ALLOW_HTTP needed.
+    let builder = if http_endpoint {
         builder.with_allow_http(true)
     } else {
         builder
