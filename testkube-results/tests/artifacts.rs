@@ -130,10 +130,7 @@ async fn a_presigned_url_takes_one_put_without_credentials() {
     );
     assert_eq!(
         store.location(&key),
-        format!(
-            "{}run-1/root/make.tar.gz",
-            store.location_base()
-        )
+        format!("{}run-1/root/make.tar.gz", store.location_base())
     );
     assert!(store.location_base().ends_with("/team/a/"));
 }
@@ -149,7 +146,10 @@ async fn a_folder_store_says_presigned_uploads_need_s3() {
     assert!(matches!(err, PresignError::NeedsS3 { .. }));
     let message = err.to_string();
     assert!(message.contains("S3-compatible"), "{message}");
-    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
 }
 
 /// Files an archive with a large file, folders, a link and a rewritten name; checks the
@@ -168,10 +168,7 @@ async fn files_an_archive(store: &ArtifactStore) {
     ]);
     let objects = store.object_store();
     let key = ObjectPath::from("uploads/run-7/make.tar.gz");
-    objects
-        .put(&key, PutPayload::from(archive))
-        .await
-        .unwrap();
+    objects.put(&key, PutPayload::from(archive)).await.unwrap();
 
     let filed = store
         .file_archive(&key, &ObjectPath::from("run-7/root"))
@@ -193,7 +190,10 @@ async fn files_an_archive(store: &ArtifactStore) {
         assert_eq!(file.key.as_ref(), format!("run-7/root/{}", file.path));
         assert_eq!(file.location, store.location(&file.key));
     }
-    assert_eq!(read(objects.as_ref(), "run-7/root/data/large.bin").await, large);
+    assert_eq!(
+        read(objects.as_ref(), "run-7/root/data/large.bin").await,
+        large
+    );
     assert_eq!(
         read(objects.as_ref(), "run-7/root/logs/app.log").await,
         b"second copy"
@@ -226,7 +226,11 @@ async fn an_uploaded_archive_is_filed_one_object_per_file_in_a_folder() {
 async fn refuses_unsafe_archives(store: &ArtifactStore) {
     let cases: [(&str, Vec<Entry<'_>>, &str); 7] = [
         ("dotdot", vec![Entry::File("../escape.txt", b"x")], "`..`"),
-        ("absolute", vec![Entry::File("/etc/cron.d/x", b"x")], "absolute"),
+        (
+            "absolute",
+            vec![Entry::File("/etc/cron.d/x", b"x")],
+            "absolute",
+        ),
         (
             "link-out",
             vec![Entry::Symlink("out/link", "../../../etc/passwd")],
@@ -293,7 +297,10 @@ async fn refuses_unsafe_archives(store: &ArtifactStore) {
         .unwrap_err();
     assert!(matches!(err, FileArchiveError::Format { .. }), "{err}");
     let err = store
-        .file_archive(&ObjectPath::from("uploads/none.tar.gz"), &ObjectPath::from("run/x"))
+        .file_archive(
+            &ObjectPath::from("uploads/none.tar.gz"),
+            &ObjectPath::from("run/x"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, FileArchiveError::Read { .. }), "{err}");

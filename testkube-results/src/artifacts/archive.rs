@@ -181,8 +181,7 @@ impl Unpacking {
             let mut entry = entry.map_err(|err| self.format(err))?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let kind = entry.header().entry_type();
-            if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions()
-            {
+            if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
                 continue;
             }
             let name = std::str::from_utf8(&entry.path_bytes())
@@ -254,7 +253,10 @@ impl Unpacking {
 
     /// The key of the archive's file `name` (checked by [`safe_name`]).
     fn key(&self, name: &str) -> ObjectPath {
-        self.into.parts().chain(name.split('/').map(Into::into)).collect()
+        self.into
+            .parts()
+            .chain(name.split('/').map(Into::into))
+            .collect()
     }
 
     /// Streams one entry into the object `key`; returns its size.

@@ -70,9 +70,7 @@ pub enum PresignError {
         ttl: Duration,
     },
     /// Signing failed (no credentials, for example).
-    #[error(
-        "cannot sign an upload URL for {location}: {source}; check the AWS_* credentials"
-    )]
+    #[error("cannot sign an upload URL for {location}: {source}; check the AWS_* credentials")]
     Sign {
         /// The object the URL was for.
         location: String,

@@ -293,7 +293,10 @@ mod tests {
     async fn presigned_urls_carry_the_prefix_and_expiry() {
         let store = moto_like("arts", "team");
         let url = store
-            .presign_put(&ObjectPath::from("run-1/step.tar.gz"), Duration::from_secs(90))
+            .presign_put(
+                &ObjectPath::from("run-1/step.tar.gz"),
+                Duration::from_secs(90),
+            )
             .await
             .unwrap();
         assert_eq!(url.path(), "/arts/team/run-1/step.tar.gz");
