@@ -273,7 +273,7 @@ impl Launch {
                         store_warning(&err, "some logs of this run are not recorded");
                     }
                     return Ok(Outcome {
-                        artifacts_dir: executor.artifacts_dir(&summary.id),
+                        artifacts_dir: executor.artifacts_location(&summary.id).into(),
                         summary: *summary,
                         cases,
                         artifacts,
