@@ -48,6 +48,27 @@ pub use url::{ARTIFACTS_URL_VARIABLE, ArtifactsUrl};
 /// The longest a presigned URL may live (S3's own limit for SigV4).
 pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// The key prefix of a worker's artifacts: `<execution id>/<worker folder>` (the worker's
+/// path with `-` for `/`, e.g. `root-tests-2`), the layout the local executor uses too.
+#[must_use]
+pub fn artifacts_prefix(execution_id: &str, worker_folder: &str) -> ObjectPath {
+    ObjectPath::from_iter([execution_id, worker_folder])
+}
+
+/// Where a pod uploads the archive of one artifacts step, to be filed with
+/// [`ArtifactStore::file_archive`] into [`artifacts_prefix`]: `<execution id>/.uploads/<worker
+/// folder>/<step id>.tar.gz`. Outside every worker's prefix (worker folders never start with
+/// `.`), so an archive never shadows an artifact.
+#[must_use]
+pub fn upload_key(execution_id: &str, worker_folder: &str, step_id: &str) -> ObjectPath {
+    ObjectPath::from_iter([
+        execution_id,
+        ".uploads",
+        worker_folder,
+        &format!("{step_id}.tar.gz"),
+    ])
+}
+
 /// Makes rustls use aws-lc-rs for this process, unless a provider is installed already.
 ///
 /// Call it where a binary or a test fixture starts, before any S3 or Kubernetes client is
@@ -264,6 +285,17 @@ mod tests {
             "s3://arts/team/a/run-1/root/out.txt"
         );
         assert_eq!(moto_like("arts", "").location_base(), "s3://arts/");
+    }
+
+    #[test]
+    fn uploads_stay_outside_the_artifact_prefixes() {
+        assert_eq!(
+            artifacts_prefix("wf-1", "root-tests-2").as_ref(),
+            "wf-1/root-tests-2"
+        );
+        let key = upload_key("wf-1", "root-tests-2", "rj8x0");
+        assert_eq!(key.as_ref(), "wf-1/.uploads/root-tests-2/rj8x0.tar.gz");
+        assert!(!key.prefix_matches(&artifacts_prefix("wf-1", "root-tests-2")));
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub(crate) fn server(test: &str) -> Option<&'static S3Server> {
     match SERVER.get_or_init(start) {
         Ok(server) => Some(server),
         Err(why) => {
-            eprintln!("skipping {test}: {why}");
+            // Straight to stderr, past the test harness's capture: a skip must show.
+            let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
             None
         }
     }
