@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod local;
+pub mod pod;
 pub mod runner;
 pub mod upload;
 

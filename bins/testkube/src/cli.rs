@@ -86,6 +86,18 @@ Examples:
     )]
     Plan(PlanArgs),
 
+    /// Print every Kubernetes object one execution of a workflow creates, touching no cluster.
+    #[command(
+        after_help = "Multi-document YAML: per worker a Secret with its task and a Job. The execution
+id is a placeholder (`<workflow>-execution`); workers and children that only the run decides are
+named in comments at the top. Sensitive values are masked.
+
+Examples:
+  testkube manifests workflow.yaml
+  testkube manifests workflow.yaml --config workers=4 --namespace tests | kubectl apply --dry-run=client -f -"
+    )]
+    Manifests(ManifestsArgs),
+
     /// Split test items into shards by recorded duration (CI-agnostic test splitting).
     #[command(
         after_help = "Items come after `--`, or from standard input one per line.
@@ -257,6 +269,15 @@ pub(crate) struct RenderArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = DocumentOutput::Yaml)]
     pub(crate) output: DocumentOutput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManifestsArgs {
+    #[command(flatten)]
+    pub(crate) workflow: WorkflowArgs,
+    /// The namespace of the objects (a workflow's `job.namespace` wins).
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "cli/manifests.rs"]
+mod manifests;
 #[path = "cli/split.rs"]
 mod split;
 

@@ -56,10 +56,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_stream::Stream;
 
-use crate::model::{DynamicList, EnvVar};
+use crate::model::{DynamicList, EnvVar, JobConfig, PodConfig};
 use crate::plan::{PlanExecute, PlanParallel, PlanStep};
 use crate::status::{Interruption, StepStatus};
 use crate::store::TestCaseRecord;
@@ -132,6 +133,11 @@ pub struct WorkerSpec {
     /// once its files are in place it calls [`Orchestrator::ready`] and
     /// starts its steps when that returns.
     pub barrier: bool,
+    /// The Kubernetes pod settings of the worker (the workflow's `pod`, or
+    /// its parallel block's); executors that run no pods ignore them.
+    pub pod: Option<PodConfig>,
+    /// The Kubernetes Job settings of the workflow (`job`).
+    pub job: Option<JobConfig>,
 }
 
 impl fmt::Debug for WorkerSpec {
@@ -148,7 +154,8 @@ impl fmt::Debug for WorkerSpec {
 }
 
 /// The execution a worker belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExecutionInfo {
     /// A unique id (also the name of its folders).
     pub id: String,
@@ -161,7 +168,7 @@ pub struct ExecutionInfo {
 /// A worker's place in the execution: `root` for the workflow's own worker,
 /// `<parent>/<step id>/<index>` for a parallel worker, and a number unique
 /// in the execution (0 for the root) that executors use to name folders.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WorkerId {
     /// The path (`root`, `root/tests/2`).
     pub path: String,
@@ -336,7 +343,8 @@ pub trait Orchestrator: Send + Sync {
 }
 
 /// A worker's request to run one of its `execute` operations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExecuteRequest {
     /// The id of the step (in the calling worker) that holds it.
     pub step: String,
@@ -346,7 +354,8 @@ pub struct ExecuteRequest {
 }
 
 /// How an `execute` operation ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExecuteOutcome {
     /// `passed` when every child passed (or, with `async`, started);
     /// `failed` when one did not or could not start; the interruption's
@@ -359,7 +368,8 @@ pub struct ExecuteOutcome {
 }
 
 /// One child execution of an `execute` step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChildRecord {
     /// The child's execution id.
     pub id: String,
@@ -379,7 +389,8 @@ pub struct ChildRecord {
 /// [`WorkerFiles::transfer_archive`] and [`WorkerFiles::fetch_archive`]),
 /// and the executor keeps the archives of one execution where all its
 /// workers reach them (a folder locally, an object store for pods).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkerFiles {
     /// Archives to unpack before the first step, in order.
     pub unpack: Vec<UnpackArchive>,
@@ -388,7 +399,8 @@ pub struct WorkerFiles {
 }
 
 /// An archive to unpack into a worker's workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UnpackArchive {
     /// The archive's name.
     pub archive: String,
@@ -398,7 +410,8 @@ pub struct UnpackArchive {
 }
 
 /// Files of a worker's workspace to pack into an archive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PackArchive {
     /// The folder to pack from, as the worker's steps see it.
     pub from: String,
@@ -432,7 +445,8 @@ impl WorkerFiles {
 }
 
 /// A worker's request to run one of its `parallel` blocks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ParallelRequest {
     /// The id of the step (in the calling worker) that holds the block.
     pub step: String,
@@ -445,7 +459,8 @@ pub struct ParallelRequest {
 }
 
 /// How a `parallel` block ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ParallelOutcome {
     /// The block's status: `passed` when every worker passed, `failed`
     /// when one did not (also with `failFast`), or the interruption's

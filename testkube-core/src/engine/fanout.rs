@@ -92,6 +92,7 @@ pub(crate) async fn run_parallel(
         let start = WorkerStart {
             files: worker_files(parent, &request.step, &block, &id),
             barrier: barrier.clone(),
+            pod: worker.pod.clone(),
         };
         let task = WorkerTask {
             shared: Arc::clone(shared),
@@ -422,9 +423,10 @@ pub(crate) fn parallelism(
         .ok_or_else(|| format!("parallelism `{resolved}` is not a whole number above 0"))
 }
 
-/// The variables of one worker: the execution's, plus `index`, `count`,
-/// `matrix*` and `shard*`.
-fn worker_variables(
+/// The variables of one worker of `block`: the execution's (`base`), plus
+/// `index`, `count`, `matrix*` and `shard*`.
+#[must_use]
+pub fn worker_variables(
     base: &BTreeMap<String, Value>,
     block: &PlanParallel,
     worker: &PlanWorker,

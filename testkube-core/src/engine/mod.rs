@@ -42,6 +42,7 @@ pub mod executor;
 mod fanout;
 pub mod mask;
 mod mask_events;
+pub mod protocol;
 mod run;
 mod support;
 mod translate;
@@ -57,5 +58,6 @@ pub use executor::{
     Unsupported, WorkerControl, WorkerEvent, WorkerEvents, WorkerFiles, WorkerHandle, WorkerId,
     WorkerSpec,
 };
+pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};

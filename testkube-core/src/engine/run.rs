@@ -86,6 +86,13 @@ pub struct ExecutionRequest {
 }
 
 impl ExecutionRequest {
+    /// The expression variables every worker of the execution sees:
+    /// `config`, `execution` and `workflow`.
+    #[must_use]
+    pub fn variables(&self, execution: &ExecutionInfo) -> BTreeMap<String, Value> {
+        base_variables(execution, self)
+    }
+
     /// A request with id `id`, number 1 and nothing else.
     #[must_use]
     pub fn new(id: impl Into<String>) -> Self {
@@ -281,6 +288,8 @@ impl Engine {
             variables: base_variables(&execution, &request),
             execution,
             global_env: plan.global_env.clone(),
+            pod: plan.pod.clone(),
+            job: plan.job.clone(),
             events: internal_tx,
             next_worker: AtomicUsize::new(1),
             control: canceller.clone(),
@@ -318,6 +327,9 @@ pub(crate) struct Shared {
     execution: ExecutionInfo,
     variables: BTreeMap<String, Value>,
     global_env: Vec<EnvVar>,
+    /// The plan's pod and Job settings, for executors that run pods.
+    pod: Option<crate::model::PodConfig>,
+    job: Option<crate::model::JobConfig>,
     events: mpsc::Sender<Internal>,
     next_worker: AtomicUsize,
     /// The execution's own controls (resumes reach paused steps through it).
@@ -558,6 +570,8 @@ fn describe(interruption: Interruption) -> String {
 pub(crate) struct WorkerStart {
     pub(crate) files: WorkerFiles,
     pub(crate) barrier: Option<Arc<StartBarrier>>,
+    /// The worker's own pod settings (a parallel block's), over the plan's.
+    pub(crate) pod: Option<crate::model::PodConfig>,
 }
 
 /// Runs one worker to its end and returns its root's status. Interrupts
@@ -604,6 +618,8 @@ pub(crate) async fn run_worker(
         }),
         files: start.files,
         barrier: start.barrier.is_some(),
+        pod: start.pod.or_else(|| shared.pod.clone()),
+        job: shared.job.clone(),
     };
     let initialization =
         |status: StepStatus, at: SystemTime, message: Option<String>| Event::Initialization {

@@ -115,7 +115,8 @@ pub fn leaf_status(outcome: CommandOutcome, negative: bool) -> StepStatus {
 }
 
 /// Something that stops steps before they finish on their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Interruption {
     /// A step's `timeout` fired: the step and every started step under it
     /// end `timeout`, the ones not started yet end `skipped` (Testkube's

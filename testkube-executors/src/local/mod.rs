@@ -47,7 +47,7 @@
 //! are not enforced (see `limits.rs` for why).
 
 mod group;
-mod host;
+pub(crate) mod host;
 mod limits;
 mod namespace;
 mod sandbox;

@@ -43,6 +43,9 @@ impl StepRunner {
             _ => None,
         };
         let outputs = self.collect_outputs(&step.id).await;
+        if let Some(relay) = &self.relay {
+            relay.record_attempt(&step.id, exit_code.map(i64::from), &outputs);
+        }
         self.status
             .record_attempt(step.id.clone(), exit_code.map(i64::from), outputs);
         match end {

@@ -18,7 +18,19 @@ impl StepRunner {
     /// Initializes the worker and reports how it went; returns the root
     /// without its `content`, which is not fetched again by its attempt.
     pub(super) async fn initialize(&mut self, root: &PlanStep) -> Result<PlanStep, String> {
+        if self.relay.as_ref().is_some_and(super::Relay::initialized) {
+            // An earlier container of the pod prepared the shared workspace.
+            let mut rest = root.clone();
+            rest.operations
+                .retain(|operation| !matches!(operation, Operation::Content { .. }));
+            return Ok(rest);
+        }
         let prepared = self.prepare(root).await;
+        if prepared.is_ok()
+            && let Some(relay) = &self.relay
+        {
+            relay.mark_initialized();
+        }
         let (status, message) = match &prepared {
             Ok(_) => (StepStatus::Passed, None),
             Err(message) => (StepStatus::Failed, Some(message.clone())),

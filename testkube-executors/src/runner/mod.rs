@@ -28,6 +28,7 @@ mod init;
 pub mod launch;
 pub mod paths;
 pub mod probes;
+pub mod relay;
 pub mod services;
 pub mod transfer;
 mod workspace;
@@ -57,6 +58,7 @@ pub use launch::{
     StepOutput, Stop, StopSignal, format_bytes, parse_quantity,
 };
 pub use paths::WorkerPaths;
+pub use relay::{Relay, RelayState};
 
 use command::shell_argv;
 use env::StepEnv;
@@ -107,6 +109,9 @@ pub struct StepRunner {
     /// The container variables of the steps being run, innermost last: a
     /// step that runs no command has those of the step around it.
     step_env: Vec<Vec<EnvVar>>,
+    /// The worker's steps run across the containers of a pod (see
+    /// [`relay`]); `None`: all here.
+    relay: Option<Relay>,
 }
 
 /// A boxed future of a step (the step tree is recursive).
@@ -194,7 +199,22 @@ impl StepRunner {
             runner_env,
             // Every container of a plan starts with `CI=1`.
             step_env: vec![vec![ci]],
+            relay: None,
         }
+    }
+
+    /// Runs the steps of one container of a pod whose containers share the
+    /// worker's steps (see [`relay`]).
+    #[must_use]
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// Whether this container stopped at a step of a later one: from then
+    /// on nothing runs and nothing is reported.
+    fn handing_off(&self) -> bool {
+        self.relay.as_ref().is_some_and(Relay::handed_off)
     }
 
     /// Runs the worker's root step to its end and returns its status.
@@ -209,6 +229,16 @@ impl StepRunner {
     /// Runs a child step: decides its condition, then runs it.
     fn run_step<'a>(&'a mut self, step: &'a PlanStep) -> StepFuture<'a> {
         Box::pin(async move {
+            if self.handing_off() {
+                return StepStatus::Skipped;
+            }
+            if let Some((done, attempt)) = self.relay.as_ref().and_then(|relay| relay.done(&step.id)) {
+                // Finished by an earlier container of the pod: restored, not run.
+                self.status
+                    .record_attempt(step.id.clone(), attempt.exit_code, attempt.outputs);
+                self.status.finish(step.id.clone(), done.status, step.optional);
+                return done.status;
+            }
             if let Some(stop) = self.stop_signal().check() {
                 let message = match stop {
                     Stop::Deadline => "a timeout fired before it started",
@@ -302,7 +332,13 @@ impl StepRunner {
 
     /// Runs a step, again while its `retry` says so; reports its final status.
     async fn run_attempts(&mut self, step: &PlanStep) -> StepStatus {
+        // A group an earlier container of the pod started goes on here.
+        let continued = self
+            .relay
+            .as_ref()
+            .is_some_and(|relay| relay.started(&step.id));
         if step.paused
+            && !continued
             && let Some(status) = self.wait_while_paused(step).await
         {
             return status;
@@ -330,8 +366,13 @@ impl StepRunner {
                 attempt: number,
                 ..StepDetail::default()
             };
-            self.emit_step(step, StepStatus::Running, running).await;
+            if !(continued && number == 1) {
+                self.emit_step(step, StepStatus::Running, running).await;
+            }
             let end = self.attempt(step).await;
+            if self.handing_off() {
+                return StepStatus::Skipped;
+            }
             let mut detail = StepDetail {
                 exit_code: end.exit_code,
                 attempt: number,
@@ -403,14 +444,29 @@ impl StepRunner {
             self.status.enter();
         }
         let mut own = OperationEnd::passed();
-        for operation in &step.operations {
+        for (index, operation) in step.operations.iter().enumerate() {
             // After a failure only artifacts are still collected (their
             // condition, `always` by default, decides).
             if own.status != StepStatus::Passed && !matches!(operation, Operation::Artifacts { .. })
             {
                 continue;
             }
+            if self
+                .relay
+                .as_ref()
+                .is_some_and(|relay| relay.operation_done(&step.id, index))
+            {
+                continue;
+            }
             let end = self.operation(step, operation).await;
+            if self.handing_off() {
+                break;
+            }
+            if let Some(relay) = &self.relay
+                && !matches!(operation, Operation::Setup { .. } | Operation::Steps { .. })
+            {
+                relay.mark_operation_done(&step.id, index);
+            }
             if end.exit_code.is_some() {
                 own.exit_code = end.exit_code;
             }
@@ -473,6 +529,21 @@ impl StepRunner {
             Operation::Setup { steps } | Operation::Steps { steps } => {
                 for child in steps {
                     self.run_step(child).await;
+                    if self.handing_off() {
+                        break;
+                    }
+                }
+                OperationEnd::passed()
+            }
+            Operation::Run { .. } | Operation::Shell { .. }
+                if self
+                    .relay
+                    .as_ref()
+                    .is_some_and(|relay| relay.belongs_later(&step.id)) =>
+            {
+                // The next container of the pod runs it (and what follows).
+                if let Some(relay) = &self.relay {
+                    relay.hand_off();
                 }
                 OperationEnd::passed()
             }
@@ -536,6 +607,12 @@ impl StepRunner {
     }
 
     async fn emit_step(&self, step: &PlanStep, status: StepStatus, detail: StepDetail) {
+        if let Some(relay) = &self.relay {
+            if relay.handed_off() {
+                return;
+            }
+            relay.reported(&step.id, status);
+        }
         let _ = self
             .events
             .send(WorkerEvent::Step {

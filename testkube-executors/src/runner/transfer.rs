@@ -170,8 +170,11 @@ impl StepRunner {
     /// own `content`), waits at the start barrier, runs its steps, and packs
     /// the files its parent fetches.
     pub(super) async fn run_linked_root(&mut self, root: &PlanStep) -> StepStatus {
+        // Only the first container of a pod waits at the barrier.
+        let continued = self.relay.as_ref().is_some_and(super::Relay::initialized);
         let status = match self.initialize(root).await {
             Err(message) => self.not_run(root, StepStatus::Failed, &message).await,
+            Ok(root) if continued => self.run_decided(&root).await,
             Ok(root) => match self.wait_for_siblings().await {
                 Some(stop) => {
                     let message = "the run was stopped before the workers started";
@@ -181,7 +184,9 @@ impl StepRunner {
                 None => self.run_decided(&root).await,
             },
         };
-        self.pack_fetched().await;
+        if !self.handing_off() {
+            self.pack_fetched().await;
+        }
         status
     }
 

@@ -5,6 +5,7 @@ mod artifacts;
 mod children;
 mod get;
 mod logs;
+mod manifests;
 mod plan;
 mod render;
 mod report;
@@ -24,6 +25,7 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Validate(args) => validate::run(args),
         Command::Render(args) => render::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Manifests(args) => manifests::run(args),
         Command::Split(args) => split::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),

@@ -1,0 +1,66 @@
+//! `testkube manifests`: the objects one execution creates, as YAML.
+
+use super::testkube;
+
+/// The top-level `kind:` of each document, and each document's text.
+fn documents(stdout: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(stdout);
+    text.split("---\n")
+        .filter_map(|doc| {
+            let kind = doc.lines().find_map(|line| line.strip_prefix("kind: "))?;
+            Some((kind.to_owned(), doc.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn manifests_print_a_secret_and_a_job_per_worker_with_config_and_namespace() {
+    let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workflows/sharded-pytest.yaml");
+    let output = testkube(&[
+        "manifests",
+        workflow,
+        "--config",
+        "workers=3",
+        "--namespace",
+        "tests",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let docs = documents(&output.stdout);
+    let kinds: Vec<&str> = docs.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["Secret", "Job", "Secret", "Job", "Secret", "Job", "Secret", "Job"]);
+    for (_, doc) in &docs {
+        assert!(doc.contains("\n  namespace: tests\n"), "{doc}");
+        assert!(
+            doc.contains("\n    testkube.io/execution: sharded-pytest-execution\n"),
+            "{doc}"
+        );
+    }
+    // Deterministic: the same input prints the same objects.
+    let again = testkube(&["manifests", workflow, "--config", "workers=3", "--namespace", "tests"]);
+    assert_eq!(again.stdout, output.stdout);
+}
+
+#[test]
+fn manifests_refuse_what_one_pod_cannot_run_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  steps:
+  - name: flaky
+    retry: {count: 2}
+    steps:
+    - run: {image: alpine:3, shell: echo one}
+    - run: {image: python:3.13, shell: echo two}
+",
+    )
+    .unwrap();
+    let output = testkube(&["manifests", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("step `flaky` has `retry`"), "{stderr}");
+}

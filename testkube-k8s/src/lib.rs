@@ -1,0 +1,32 @@
+//! Runs TestWorkflow workers as Kubernetes Jobs.
+//!
+//! A worker is one Job (`backoffLimit: 0`, `restartPolicy: Never`) with one
+//! pod. Every container of the pod runs `testkube-init`, the same step
+//! runner as local runs, which a first init container copies into a shared
+//! volume so that containers of any image can run it. The worker's task
+//! (its steps, variables, files) travels in a Secret mounted into the pod,
+//! since it may hold resolved secret values. `/data`, `/tmp` and
+//! `/testkube` are emptyDir volumes shared by the pod's containers.
+//!
+//! Test pods get no Kubernetes API permission: unless the workflow names a
+//! service account, no API token is mounted at all. Everything the engine
+//! learns travels through the container log (the [worker
+//! protocol](testkube_core::engine::protocol)) and termination messages.
+//!
+//! - [`manifest`]: the objects of a worker, built from its
+//!   [`WorkerTask`](testkube_core::engine::protocol::WorkerTask) and the
+//!   workflow's `pod` and `job` settings, without touching a cluster
+//!   (`testkube manifests` prints them); [`execution`]: those of a whole
+//!   execution.
+#![warn(missing_docs)]
+
+pub mod execution;
+mod executor;
+mod follow;
+pub mod labels;
+pub mod manifest;
+mod pods;
+
+pub use executor::KubernetesExecutor;
+pub use execution::{ExecutionObjects, execution_objects};
+pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
