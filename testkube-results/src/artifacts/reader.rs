@@ -90,13 +90,20 @@ impl ArtifactReader {
                 };
                 let mut file = tokio::fs::File::create(target).await.map_err(write)?;
                 let mut size = 0u64;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(read)?;
-                    file.write_all(&chunk).await.map_err(write)?;
-                    size += chunk.len() as u64;
+                let copied = async {
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(read)?;
+                        file.write_all(&chunk).await.map_err(write)?;
+                        size += chunk.len() as u64;
+                    }
+                    file.flush().await.map_err(write)
                 }
-                file.flush().await.map_err(write)?;
-                Ok(size)
+                .await;
+                if copied.is_err() {
+                    // No half copy left behind to be taken for the artifact.
+                    let _ = tokio::fs::remove_file(target).await;
+                }
+                copied.map(|()| size)
             }
         }
     }
