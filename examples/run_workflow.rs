@@ -67,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             snapshot: serde_json::to_value(resolved.workflow())?,
             config: Default::default(),
             tags: Default::default(),
+            shard_durations: Default::default(),
         })
         .await?;
 

@@ -214,6 +214,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             snapshot: serde_json::Value::Null,
             config: Default::default(),
             tags: Default::default(),
+            shard_durations: Default::default(),
         })
         .await?;
 

@@ -157,6 +157,12 @@ pub struct NewExecution {
     pub config: BTreeMap<String, serde_json::Value>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// The recorded item durations (item → seconds) its `parallel` blocks
+    /// were split into shards with: what `rerun --failed-only` plans with,
+    /// so each worker index holds the same shard again. Empty when no
+    /// block was balanced by history.
+    #[serde(default)]
+    pub shard_durations: BTreeMap<String, f64>,
 }
 
 /// A stored execution.
@@ -187,6 +193,10 @@ pub struct ExecutionRecord {
     pub config: BTreeMap<String, serde_json::Value>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// The item durations its shards were split with (see
+    /// [`NewExecution::shard_durations`]).
+    #[serde(default)]
+    pub shard_durations: BTreeMap<String, f64>,
     /// What it produced beyond its steps (`result.initialization`).
     #[serde(default)]
     pub result: ExecutionResult,

@@ -141,7 +141,8 @@ async fn fail_fast_stops_the_block_and_fails_the_run() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the fake workers' sleeps pass at once, in order.
+#[tokio::test(start_paused = true)]
 async fn parallelism_limits_workers_at_once() {
     let executor = Arc::new(FakeExecutor::default());
     let engine = Engine::new(Arc::clone(&executor) as Arc<dyn Executor>);
@@ -158,7 +159,7 @@ async fn parallelism_limits_workers_at_once() {
     assert!(executor.most_at_once.load(Ordering::SeqCst) <= 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_abort_ends_the_run_aborted() {
     let engine = Engine::new(Arc::new(FakeExecutor::default()));
     let yaml = workflow("      count: 2\n      shell: hang\n");
@@ -177,6 +178,39 @@ async fn an_abort_ends_the_run_aborted() {
             .iter()
             .all(|w| w.status == StepStatus::Aborted)
     );
+}
+
+/// `job.activeDeadlineSeconds` is a tokio timer: with paused time an hour
+/// passes at once, and the hanging workers are stopped by it.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_ends_a_hanging_run_failed() {
+    let engine = Engine::new(Arc::new(FakeExecutor::default()));
+    let yaml = "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: t}\nspec:\n  job: {activeDeadlineSeconds: 3600}\n  steps:\n  - id: block\n    parallel:\n      count: 2\n      shell: hang\n";
+    let started = tokio::time::Instant::now();
+    let summary = engine
+        .start(plan(yaml), ExecutionRequest::new("e"))
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(summary.status, ExecutionStatus::Failed);
+    assert!(
+        summary
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("activeDeadlineSeconds (3600s)")),
+        "{:?}",
+        summary.message
+    );
+    assert!(
+        summary.workers[1..]
+            .iter()
+            .all(|w| w.status != StepStatus::Passed && w.status != StepStatus::Running),
+        "{:?}",
+        summary.workers
+    );
+    // Not a moment early, on tokio's (paused) clock.
+    assert!(started.elapsed() >= Duration::from_secs(3600));
 }
 
 #[test]

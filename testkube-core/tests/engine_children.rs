@@ -44,7 +44,8 @@ fn plan_of(workflow: &TestWorkflow) -> testkube_core::Plan {
 }
 
 /// Runs a worker's steps one level deep: `shell: exit N` passes for 0,
-/// `shell: sleep` sleeps a little; `execute`, `parallel`, `paused` and the
+/// `shell: sleep` sleeps a little (on tokio's clock, which the tests pause,
+/// so nobody waits for real); `execute`, `parallel`, `paused` and the
 /// barrier go through the orchestrator. Each worker reports its `config`
 /// as an output of its root.
 #[derive(Default)]
@@ -310,7 +311,7 @@ fn child_events(events: &[Event]) -> Vec<(String, StepStatus)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn children_by_name_get_their_config_and_are_recorded() {
     let setup = setup();
     let plan = parent(
@@ -338,7 +339,7 @@ async fn children_by_name_get_their_config_and_are_recorded() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_failing_child_fails_the_parent_step() {
     let setup = setup();
     let plan = parent(
@@ -373,7 +374,7 @@ async fn a_failing_child_fails_the_parent_step() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_selector_runs_every_matching_workflow() {
     let setup = setup();
     let plan = parent(
@@ -401,7 +402,7 @@ async fn a_selector_runs_every_matching_workflow() {
     assert!(message.contains("no workflow matches"), "{message}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn unknown_workflows_fail_the_step_before_any_child_starts() {
     let setup = setup();
     let plan = parent(
@@ -415,7 +416,7 @@ async fn unknown_workflows_fail_the_step_before_any_child_starts() {
     assert!(setup.recording.summaries.lock().unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn parallelism_limits_children_at_once() {
     let setup = setup();
     let plan = parent(
@@ -428,7 +429,7 @@ async fn parallelism_limits_children_at_once() {
     assert!((1..=2).contains(&most), "{most} children ran at once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn async_children_do_not_hold_the_step_but_end_before_the_parent() {
     let setup = setup();
     let plan = parent(
@@ -446,7 +447,7 @@ async fn async_children_do_not_hold_the_step_but_end_before_the_parent() {
     assert_eq!(setup.recording.summaries.lock().unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn execute_is_refused_without_a_catalog() {
     let engine = Engine::new(Arc::new(StepsExecutor::default()));
     let plan = parent("  - id: tests\n    execute:\n      workflows:\n      - name: child\n");
@@ -460,7 +461,7 @@ async fn execute_is_refused_without_a_catalog() {
     assert!(setup().engine.check(&plan).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_paused_step_waits_for_resume() {
     let engine = Engine::new(Arc::new(StepsExecutor::default()));
     let plan =
@@ -487,7 +488,7 @@ async fn a_paused_step_waits_for_resume() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn barrier_workers_start_after_every_worker_is_ready() {
     let engine = Engine::new(Arc::new(StepsExecutor::default()));
     let plan = parent(
@@ -534,7 +535,7 @@ fn workflow_sets_refuse_duplicate_and_unnamed_workflows() {
     assert!(err.message.contains("known: child"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_workflow_that_executes_itself_stops_at_the_depth_limit() {
     let yaml = "
 apiVersion: testworkflows.testkube.io/v1
@@ -557,7 +558,7 @@ spec:
     assert!(message.contains("ended failed"), "{message}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_parents_secrets_are_masked_in_its_children() {
     let setup = setup();
     let plan = parent(

@@ -28,4 +28,4 @@ pub mod pod;
 pub mod runner;
 pub mod upload;
 
-pub use local::{LocalExecutor, Sandbox};
+pub use local::{LocalExecutor, LocalSecrets, Sandbox};

@@ -10,9 +10,6 @@ use testkube_core::plan::{Operation, Plan, PlanStep};
 
 use crate::manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
 
-/// `execution.scheduledAt` in a preview.
-const PREVIEW_SCHEDULED_AT: &str = "1970-01-01T00:00:00Z";
-
 /// The objects of one execution, in creation order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionObjects {
@@ -41,14 +38,8 @@ pub fn execution_objects(
         },
         workflow: plan.workflow.clone(),
     };
-    let mut base = request.variables(&execution);
     // A preview: the same input gives the same objects.
-    if let Some(execution) = base.get_mut("execution").and_then(|value| value.as_object_mut()) {
-        execution.insert(
-            "scheduledAt".to_owned(),
-            serde_json::Value::String(PREVIEW_SCHEDULED_AT.to_owned()),
-        );
-    }
+    let base = request.variables(&execution, std::time::SystemTime::UNIX_EPOCH);
     let mut objects = ExecutionObjects {
         workers: Vec::new(),
         notes: Vec::new(),

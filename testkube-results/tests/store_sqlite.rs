@@ -417,6 +417,7 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
         "DROP TABLE artifacts; DROP INDEX executions_by_name;
          DROP INDEX executions_by_workflow_time; DROP INDEX test_cases_by_case;
          ALTER TABLE executions DROP COLUMN initialization;
+         ALTER TABLE executions DROP COLUMN shard_durations;
          DELETE FROM schema_migrations WHERE version > 1;",
     )
     .execute(&pool)
@@ -456,7 +457,7 @@ async fn a_store_of_schema_1_is_upgraded_keeping_its_data() {
         .into_iter()
         .map(|(version, _)| version)
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 /// The history queries (an execution by name, a workflow over time, one test over time) are
@@ -503,4 +504,57 @@ async fn history_queries_use_their_indexes() {
         );
     }
     pool.close().await;
+}
+
+/// A store from before schema v4 kept the durations a run was split with in its snapshot, under
+/// `x-testkube-durations`: opening it moves them into the typed field (and out of the snapshot),
+/// so `rerun --failed-only` of an old execution still plans the shards it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durations_kept_in_old_snapshots_become_the_typed_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .create_execution(conformance::new_execution("old-1", "old"))
+        .await
+        .unwrap();
+    store
+        .create_execution(conformance::new_execution("old-2", "old"))
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    // Back to a v3 file: no column, the durations in the snapshot (old-1 only).
+    let pool = raw_pool(&path).await;
+    for sql in [
+        "DELETE FROM schema_migrations WHERE version = 4",
+        "ALTER TABLE executions DROP COLUMN shard_durations",
+        r#"UPDATE executions SET snapshot = json_set(snapshot, '$."x-testkube-durations"',
+               json('{"tests/a.py": 2.5, "tests/b.py": 1}')) WHERE id = 'old-1'"#,
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = open(path.clone()).await;
+    let old = store.get_execution("old-1").await.unwrap();
+    assert_eq!(
+        old.shard_durations,
+        std::collections::BTreeMap::from([
+            ("tests/a.py".to_owned(), 2.5),
+            ("tests/b.py".to_owned(), 1.0)
+        ])
+    );
+    assert_eq!(old.snapshot.get("x-testkube-durations"), None);
+    assert_eq!(old.snapshot["metadata"]["name"], "old");
+    let plain = store.get_execution("old-2").await.unwrap();
+    assert!(plain.shard_durations.is_empty());
+    assert_eq!(
+        plain.snapshot,
+        conformance::new_execution("x", "old").snapshot
+    );
+    assert_eq!(
+        applied_migrations(&path).await.last().map(|row| row.0),
+        Some(4)
+    );
 }

@@ -383,6 +383,7 @@ fn new_execution(id: &str) -> NewExecution {
         snapshot: serde_json::Value::Null,
         config: Default::default(),
         tags: Default::default(),
+        shard_durations: Default::default(),
     }
 }
 

@@ -880,6 +880,58 @@ fn a_paused_step_waits_until_testkube_resume() {
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
 }
 
+/// A paused execution whose process is not there to listen: `resume`
+/// says it cannot reach the run (exit 1) rather than claiming success.
+#[test]
+fn resume_says_when_the_run_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    with_store(dir.path(), async |store| {
+        let new = testkube_core::store::NewExecution {
+            id: "gone-1-1".to_owned(),
+            workflow: "gone".to_owned(),
+            name: None,
+            status: ExecutionStatus::Queued,
+            scheduled_at: std::time::SystemTime::now().into(),
+            snapshot: serde_json::json!({}),
+            config: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            shard_durations: BTreeMap::new(),
+        };
+        store.create_execution(new).await.unwrap();
+        let paused = testkube_core::store::StatusUpdate {
+            status: ExecutionStatus::Paused,
+            at: std::time::SystemTime::now().into(),
+            message: None,
+        };
+        store.update_status("gone-1-1", paused).await.unwrap();
+    });
+    let out = testkube(dir.path(), &["resume", "gone-1"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("cannot reach the run of gone-1"), "{all}");
+    assert!(all.contains("control.sock"), "{all}");
+    assert!(!all.contains("resumed"), "{all}");
+}
+
+/// The run's control socket lives as long as the run: nothing is left in
+/// its folder once it has ended.
+#[test]
+fn a_finished_run_leaves_no_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "brief",
+        "  - shell: 'echo done'
+",
+    );
+    let out = testkube(dir.path(), &["run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = executions(dir.path())[0].id.clone();
+    let folder = dir.path().join("home/runs").join(&id);
+    assert!(folder.is_dir(), "{}", folder.display());
+    assert!(!folder.join("control.sock").exists());
+}
+
 #[path = "run/expressions.rs"]
 mod expressions;
 

@@ -71,7 +71,15 @@ fn start(
     let registry = shared.store.registry();
     let t = registry.find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
     let pod = shared.store.get(&t, ns, name)?;
-    let names: Vec<String> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+    // Like the API server: any container of the pod, init containers too
+    // (a running init container takes exec); the first container by default.
+    let names: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .chain(pod["spec"]["initContainers"].as_array())
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
     let container = match query.get("container") {
         Some(c) => c.to_string(),
         None => names.first().cloned().unwrap_or_default(),

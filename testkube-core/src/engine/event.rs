@@ -418,9 +418,9 @@ impl SummaryBuilder {
         header: SummaryHeader,
         status: ExecutionStatus,
         message: Option<String>,
+        finished: SystemTime,
     ) -> ExecutionSummary {
         self.workers.sort_by_key(|(number, _)| *number);
-        let finished = SystemTime::now();
         let duration = finished.duration_since(header.started).unwrap_or_default();
         ExecutionSummary {
             id: header.id,

@@ -28,7 +28,8 @@ use super::event::Event;
 use super::executor::{
     PackArchive, ParallelOutcome, ParallelRequest, UnpackArchive, WorkerFiles, WorkerId,
 };
-use super::run::{Shared, WorkerStart, run_worker, stopped};
+use super::run::Shared;
+use super::worker::{WorkerStart, run_worker, stopped};
 use crate::expr::{Expr, MapContext};
 use crate::plan::{PlanParallel, PlanWorker};
 use crate::status::{ChildVerdict, Interruption, StepStatus, group_status};

@@ -37,6 +37,7 @@
 //! ```
 
 mod children;
+mod clock;
 pub mod event;
 pub mod executor;
 mod fanout;
@@ -46,11 +47,13 @@ pub mod protocol;
 mod run;
 mod support;
 mod translate;
+mod worker;
 
 pub use children::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
     WorkflowSet, selector_matches,
 };
+pub use clock::{Clock, SystemClock};
 pub use event::{Event, ExecutionSummary, StepRef, StepSummary, TestTotals, WorkerSummary};
 pub use executor::{
     ChildRecord, ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, ExecutorError,

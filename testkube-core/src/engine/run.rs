@@ -11,20 +11,18 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::children::{self, ChildExecutions};
+use super::children::ChildExecutions;
+use super::clock::{Clock, SystemClock};
 use super::event::{Event, ExecutionSummary, SummaryBuilder, SummaryHeader};
-use super::executor::{
-    ExecuteOutcome, ExecuteRequest, ExecutionInfo, Executor, Orchestrator, ParallelOutcome,
-    ParallelRequest, Unsupported, WorkerControl, WorkerEvent, WorkerFiles, WorkerId, WorkerSpec,
-};
-use super::fanout::{self, StartBarrier};
+use super::executor::{ExecutionInfo, Executor, Unsupported, WorkerId};
+use super::fanout;
 use super::mask::{MaskerError, SecretMasker};
 use super::mask_events::EventMasker;
 use super::support::unsupported_features;
-use super::translate::{step_index, translate};
+use super::worker::{WorkerStart, run_worker, stopped};
 use crate::model::EnvVar;
 use crate::plan::{Plan, PlanStep};
-use crate::status::{ExecutionStatus, Interruption, StepStatus};
+use crate::status::{ExecutionStatus, Interruption};
 
 /// How many events may wait for a slow consumer before workers wait too.
 /// A log event carries at most [`MAX_LOG_CHUNK`](crate::store::MAX_LOG_CHUNK) bytes, so this also
@@ -54,6 +52,7 @@ const MAX_CHILD_DEPTH: usize = 16;
 pub struct Engine {
     executor: Arc<dyn Executor>,
     children: Option<Arc<dyn ChildExecutions>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -87,10 +86,14 @@ pub struct ExecutionRequest {
 
 impl ExecutionRequest {
     /// The expression variables every worker of the execution sees:
-    /// `config`, `execution` and `workflow`.
+    /// `config`, `execution` (scheduled at `scheduled_at`) and `workflow`.
     #[must_use]
-    pub fn variables(&self, execution: &ExecutionInfo) -> BTreeMap<String, Value> {
-        base_variables(execution, self)
+    pub fn variables(
+        &self,
+        execution: &ExecutionInfo,
+        scheduled_at: SystemTime,
+    ) -> BTreeMap<String, Value> {
+        base_variables(execution, self, scheduled_at)
     }
 
     /// A request with id `id`, number 1 and nothing else.
@@ -207,7 +210,17 @@ impl Engine {
         Engine {
             executor,
             children: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads event times, the summary's times and `execution.scheduledAt`
+    /// from `clock` (the system clock by default). Timers (deadlines,
+    /// timeouts) use tokio's clock, which tests pause instead.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Lets the engine run `execute` steps: `children` finds the workflows
@@ -279,13 +292,19 @@ impl Engine {
             id: execution.id.clone(),
             name: execution.name.clone(),
             workflow: execution.workflow.clone(),
-            started: SystemTime::now(),
+            started: self.clock.now(),
         };
-        runtime.spawn(publish(internal_rx, public_tx, header, masker));
+        runtime.spawn(publish(
+            internal_rx,
+            public_tx,
+            header,
+            masker,
+            Arc::clone(&self.clock),
+        ));
         let shared = Arc::new(Shared {
             engine: self.clone(),
             executor: Arc::clone(&self.executor),
-            variables: base_variables(&execution, &request),
+            variables: base_variables(&execution, &request, self.clock.now()),
             execution,
             global_env: plan.global_env.clone(),
             pod: plan.pod.clone(),
@@ -322,29 +341,29 @@ impl Engine {
 /// What every worker task of one execution shares.
 pub(crate) struct Shared {
     /// The engine, to start child executions with.
-    engine: Engine,
-    executor: Arc<dyn Executor>,
-    execution: ExecutionInfo,
-    variables: BTreeMap<String, Value>,
-    global_env: Vec<EnvVar>,
+    pub(super) engine: Engine,
+    pub(super) executor: Arc<dyn Executor>,
+    pub(super) execution: ExecutionInfo,
+    pub(super) variables: BTreeMap<String, Value>,
+    pub(super) global_env: Vec<EnvVar>,
     /// The plan's pod and Job settings, for executors that run pods.
-    pod: Option<crate::model::PodConfig>,
-    job: Option<crate::model::JobConfig>,
+    pub(super) pod: Option<crate::model::PodConfig>,
+    pub(super) job: Option<crate::model::JobConfig>,
     events: mpsc::Sender<Internal>,
-    next_worker: AtomicUsize,
+    pub(super) next_worker: AtomicUsize,
     /// The execution's own controls (resumes reach paused steps through it).
-    control: Canceller,
+    pub(super) control: Canceller,
     /// The values masked in its events: its children mask them too.
-    secrets: Vec<String>,
+    pub(super) secrets: Vec<String>,
     /// The execution's stop signal (not a block's).
-    stop: watch::Receiver<Option<Interruption>>,
+    pub(super) stop: watch::Receiver<Option<Interruption>>,
     /// How deep in `execute` steps this execution is (0 for a top one).
-    depth: usize,
-    next_child: AtomicUsize,
+    pub(super) depth: usize,
+    pub(super) next_child: AtomicUsize,
     /// How many steps are paused now.
-    paused_steps: Mutex<usize>,
+    pub(super) paused_steps: Mutex<usize>,
     /// `async` children: the execution ends after them.
-    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub(super) background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -399,13 +418,16 @@ impl Shared {
 
     /// Waits until the execution is resumed (or `stop` fires), reporting
     /// the execution `paused` while at least one step waits.
-    async fn pause(&self, mut stop: watch::Receiver<Option<Interruption>>) -> Option<Interruption> {
+    pub(super) async fn pause(
+        &self,
+        mut stop: watch::Receiver<Option<Interruption>>,
+    ) -> Option<Interruption> {
         let mut resumes = self.control.resumes();
         let seen = *resumes.borrow_and_update();
         if self.count_paused(1) == 1 {
             self.emit(Event::Execution {
                 status: ExecutionStatus::Paused,
-                at: SystemTime::now(),
+                at: self.now(),
             })
             .await;
         }
@@ -417,7 +439,7 @@ impl Shared {
         if self.count_paused(-1) == 0 && interruption.is_none() {
             self.emit(Event::Execution {
                 status: ExecutionStatus::Running,
-                at: SystemTime::now(),
+                at: self.now(),
             })
             .await;
         }
@@ -450,6 +472,11 @@ impl Shared {
     pub(crate) fn variables(&self) -> &BTreeMap<String, Value> {
         &self.variables
     }
+
+    /// The wall-clock time now, from the engine's clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.engine.clock.now()
+    }
 }
 
 /// Messages to the publisher.
@@ -468,6 +495,7 @@ async fn publish(
     public: mpsc::Sender<Event>,
     header: SummaryHeader,
     masker: SecretMasker,
+    clock: Arc<dyn Clock>,
 ) {
     let mut summary = SummaryBuilder::default();
     let mut masking = EventMasker::new(masker);
@@ -484,9 +512,9 @@ async fn publish(
                     summary.observe(&event);
                     let _ = public.send(event).await;
                 }
-                let at = SystemTime::now();
+                let at = clock.now();
                 let _ = public.send(Event::Execution { status, at }).await;
-                let done = masking.mask_summary(summary.finish(header, status, message));
+                let done = masking.mask_summary(summary.finish(header, status, message, at));
                 let _ = public.send(Event::Finished(Box::new(done))).await;
                 return;
             }
@@ -504,7 +532,7 @@ async fn run_execution(
     shared
         .emit(Event::Execution {
             status: ExecutionStatus::Running,
-            at: SystemTime::now(),
+            at: shared.now(),
         })
         .await;
     let timer = deadline.map(|seconds| {
@@ -564,196 +592,14 @@ fn describe(interruption: Interruption) -> String {
     }
 }
 
-/// How a parallel worker starts: the files it gets and gives, and its
-/// block's start barrier.
-#[derive(Default)]
-pub(crate) struct WorkerStart {
-    pub(crate) files: WorkerFiles,
-    pub(crate) barrier: Option<Arc<StartBarrier>>,
-    /// The worker's own pod settings (a parallel block's), over the plan's.
-    pub(crate) pod: Option<crate::model::PodConfig>,
-}
-
-/// Runs one worker to its end and returns its root's status. Interrupts
-/// it when `stop` fires, and when this future is dropped.
-pub(crate) async fn run_worker(
-    shared: &Arc<Shared>,
-    worker: WorkerId,
-    root: PlanStep,
-    variables: BTreeMap<String, Value>,
-    description: Option<String>,
-    start: WorkerStart,
-    mut stop: watch::Receiver<Option<Interruption>>,
-) -> StepStatus {
-    let steps = step_index(&root);
-    shared
-        .emit(Event::Worker {
-            worker: worker.clone(),
-            status: StepStatus::Running,
-            description: description.clone(),
-        })
-        .await;
-    let finish = |status: StepStatus| Event::Worker {
-        worker: worker.clone(),
-        status,
-        description: description.clone(),
-    };
-    let already = *stop.borrow();
-    if let Some(interruption) = already {
-        let status = interruption.step_status(StepStatus::Running);
-        shared.emit(finish(status)).await;
-        return status;
-    }
-    let spec = WorkerSpec {
-        execution: shared.execution.clone(),
-        worker: worker.clone(),
-        root,
-        env: shared.global_env.clone(),
-        variables,
-        orchestrator: Arc::new(WorkerOrchestrator {
-            shared: Arc::clone(shared),
-            worker: worker.clone(),
-            stop: stop.clone(),
-            barrier: start.barrier.clone(),
-        }),
-        files: start.files,
-        barrier: start.barrier.is_some(),
-        pod: start.pod.or_else(|| shared.pod.clone()),
-        job: shared.job.clone(),
-    };
-    let initialization =
-        |status: StepStatus, at: SystemTime, message: Option<String>| Event::Initialization {
-            worker: worker.clone(),
-            status,
-            at,
-            message,
-        };
-    // Initialization spans preparing the workspace (the executor's start)
-    // and the root's own `content` (the worker's, before its first step).
-    shared
-        .emit(initialization(StepStatus::Running, SystemTime::now(), None))
-        .await;
-    let handle = match shared.executor.start(spec).await {
-        Ok(handle) => handle,
-        Err(err) => {
-            let message = err.to_string();
-            shared
-                .emit(Event::Notice {
-                    worker: Some(worker.clone()),
-                    message: message.clone(),
-                })
-                .await;
-            shared
-                .emit(initialization(
-                    StepStatus::Failed,
-                    SystemTime::now(),
-                    Some(message),
-                ))
-                .await;
-            shared.emit(finish(StepStatus::Failed)).await;
-            return StepStatus::Failed;
-        }
-    };
-    let mut initialized = false;
-    let mut guard = InterruptOnDrop {
-        control: Some(Arc::clone(&handle.control)),
-    };
-    let mut events = handle.events;
-    let mut interrupted = false;
-    let status = loop {
-        let next = if interrupted {
-            tokio_stream::StreamExt::next(&mut events).await
-        } else {
-            tokio::select! {
-                next = tokio_stream::StreamExt::next(&mut events) => next,
-                interruption = stopped(&mut stop) => {
-                    interrupted = true;
-                    if let Some(interruption) = interruption {
-                        handle.control.interrupt(interruption).await;
-                    }
-                    continue;
-                }
-            }
-        };
-        let Some(event) = next else {
-            shared
-                .emit(Event::Notice {
-                    worker: Some(worker.clone()),
-                    message: "the worker stopped reporting before it finished".to_owned(),
-                })
-                .await;
-            break StepStatus::Aborted;
-        };
-        match &event {
-            WorkerEvent::Initialized { .. } => initialized = true,
-            WorkerEvent::Step { at, .. } if !initialized => {
-                initialized = true;
-                shared
-                    .emit(initialization(StepStatus::Passed, *at, None))
-                    .await;
-            }
-            WorkerEvent::Finished { status } => {
-                if !initialized {
-                    let message = (!status.is_success())
-                        .then(|| "the worker ended before its first step".to_owned());
-                    let status = if message.is_some() {
-                        StepStatus::Failed
-                    } else {
-                        StepStatus::Passed
-                    };
-                    shared
-                        .emit(initialization(status, SystemTime::now(), message))
-                        .await;
-                }
-                break *status;
-            }
-            _ => {}
-        }
-        shared.emit(translate(&worker, &steps, event)).await;
-    };
-    guard.control = None;
-    shared.emit(finish(status)).await;
-    status
-}
-
-/// Waits until `stop` fires and returns why (`None` when its sender is
-/// gone, which never happens while the execution runs).
-pub(crate) async fn stopped(
-    stop: &mut watch::Receiver<Option<Interruption>>,
-) -> Option<Interruption> {
-    let fired = stop
-        .wait_for(Option::is_some)
-        .await
-        .ok()
-        .map(|value| *value);
-    match fired {
-        Some(interruption) => interruption,
-        None => std::future::pending().await,
-    }
-}
-
-/// Interrupts a worker whose task is dropped before it finished (its
-/// parallel block was stopped by the parent step's timeout).
-struct InterruptOnDrop {
-    control: Option<Arc<dyn WorkerControl>>,
-}
-
-impl Drop for InterruptOnDrop {
-    fn drop(&mut self) {
-        if let Some(control) = self.control.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move { control.interrupt(Interruption::Timeout).await });
-        }
-    }
-}
-
 /// `execution.*` and `workflow.*` plus `config.*`.
 fn base_variables(
     execution: &ExecutionInfo,
     request: &ExecutionRequest,
+    now: SystemTime,
 ) -> BTreeMap<String, Value> {
-    let scheduled_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let scheduled_at = chrono::DateTime::<chrono::Utc>::from(now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     BTreeMap::from([
         (
             "config".to_owned(),
@@ -774,39 +620,4 @@ fn base_variables(
             json!({"name": execution.workflow, "labels": request.labels}),
         ),
     ])
-}
-
-/// The engine's side of one worker: runs its parallel blocks and child
-/// executions, holds its paused steps and its block's start barrier.
-struct WorkerOrchestrator {
-    shared: Arc<Shared>,
-    worker: WorkerId,
-    stop: watch::Receiver<Option<Interruption>>,
-    barrier: Option<Arc<StartBarrier>>,
-}
-
-#[async_trait::async_trait]
-impl Orchestrator for WorkerOrchestrator {
-    async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome {
-        fanout::run_parallel(&self.shared, &self.worker, request, self.stop.clone()).await
-    }
-
-    async fn execute(&self, request: ExecuteRequest) -> ExecuteOutcome {
-        children::run_execute(&self.shared, &self.worker, request, self.stop.clone()).await
-    }
-
-    async fn paused(&self, _step: &str) -> Option<Interruption> {
-        self.shared.pause(self.stop.clone()).await
-    }
-
-    async fn ready(&self) -> Option<Interruption> {
-        match &self.barrier {
-            Some(barrier) => {
-                barrier
-                    .arrive(&self.shared, &self.worker, self.stop.clone())
-                    .await
-            }
-            None => None,
-        }
-    }
 }

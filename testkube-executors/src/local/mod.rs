@@ -51,7 +51,10 @@ pub(crate) mod host;
 mod limits;
 mod namespace;
 mod sandbox;
+mod secrets;
 mod watchdog;
+
+pub use secrets::{LocalSecrets, SecretsFileError};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -22,6 +22,7 @@ pub async fn run_all(store: Arc<dyn ResultStore>) {
     numbering_per_workflow(store.as_ref()).await;
     status_updates_and_lookup(store.as_ref()).await;
     initialization_recorded(store.as_ref()).await;
+    shard_durations_kept(store.as_ref()).await;
     list_order_and_filters(store.as_ref()).await;
     steps_upserted(store.as_ref()).await;
     logs_appended_in_order(store.as_ref()).await;
@@ -47,7 +48,57 @@ pub fn new_execution(id: &str, workflow: &str) -> NewExecution {
         snapshot: serde_json::json!({"kind": "TestWorkflow", "metadata": {"name": workflow}}),
         config: BTreeMap::from([("browser".to_owned(), serde_json::json!("chrome"))]),
         tags: BTreeMap::from([("team".to_owned(), "qa".to_owned())]),
+        shard_durations: BTreeMap::new(),
     }
+}
+
+/// The durations a run's shards were split with read back as given, by every lookup, apart
+/// from the snapshot; an execution without them reads back an empty map.
+pub async fn shard_durations_kept(store: &dyn ResultStore) {
+    let durations = BTreeMap::from([
+        ("tests/a.py".to_owned(), 2.5),
+        ("tests/b.py".to_owned(), 0.125),
+    ]);
+    let new = NewExecution {
+        shard_durations: durations.clone(),
+        ..new_execution("durations-1", "durations")
+    };
+    let snapshot = new.snapshot.clone();
+    let created = store
+        .create_execution(new)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(created.shard_durations, durations);
+    for read in [
+        store.get_execution("durations-1").await,
+        store.find_execution("durations-1").await,
+        store.find_execution(&created.name).await,
+    ] {
+        let read = read.unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(read.shard_durations, durations);
+        assert_eq!(
+            read.snapshot, snapshot,
+            "the durations are not in the snapshot"
+        );
+    }
+    let listed = store
+        .list_executions(&ExecutionFilter {
+            workflow: Some("durations".to_owned()),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        listed.first().map(|record| &record.shard_durations),
+        Some(&durations)
+    );
+    let plain = create(store, "durations-2", "durations").await;
+    assert!(plain.shard_durations.is_empty());
+    let read = store
+        .get_execution("durations-2")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(read.shard_durations.is_empty(), "{read:?}");
 }
 
 async fn create(store: &dyn ResultStore, id: &str, workflow: &str) -> ExecutionRecord {

@@ -5,7 +5,7 @@
 //! refused rather than misread. Never edit a released migration: add the next one.
 
 /// `(version, SQL)`, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Executions, steps, logs, outputs and test cases, with the indexes history queries need.
 const V1: &str = r"
@@ -104,3 +104,15 @@ CREATE INDEX test_cases_by_case ON test_cases (workflow, suite, class, name, id)
 const V3: &str = r"
 ALTER TABLE executions ADD COLUMN initialization TEXT;
 ";
+
+/// The item durations a run's shards were split with, as a column of their own (JSON object
+/// item → seconds). Earlier versions kept them in the snapshot under `x-testkube-durations`;
+/// those rows move over here, and the key leaves the snapshot (which is the workflow again).
+const V4: &str = r#"
+ALTER TABLE executions ADD COLUMN shard_durations TEXT;
+UPDATE executions
+    SET shard_durations = json_extract(snapshot, '$."x-testkube-durations"'),
+        snapshot = json_remove(snapshot, '$."x-testkube-durations"')
+    WHERE json_valid(snapshot)
+        AND json_type(snapshot, '$."x-testkube-durations"') = 'object';
+"#;

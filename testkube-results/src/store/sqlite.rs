@@ -226,8 +226,8 @@ impl ResultStore for SqliteStore {
             .unwrap_or_else(|| format!("{}-{number}", new.workflow));
         sqlx::query(
             "INSERT INTO executions (id, workflow, number, name, status, scheduled_at, snapshot,
-                 config, tags, owner_pid)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 config, tags, owner_pid, shard_durations)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&new.id)
         .bind(&new.workflow)
@@ -239,6 +239,11 @@ impl ResultStore for SqliteStore {
         .bind(json(&new.config)?)
         .bind(json(&new.tags)?)
         .bind(i64::from(std::process::id()))
+        .bind(
+            (!new.shard_durations.is_empty())
+                .then(|| json(&new.shard_durations))
+                .transpose()?,
+        )
         .execute(&mut *tx)
         .await
         .map_err(|err| match &err {
@@ -261,6 +266,7 @@ impl ResultStore for SqliteStore {
             snapshot: new.snapshot,
             config: new.config,
             tags: new.tags,
+            shard_durations: new.shard_durations,
             result: ExecutionResult::default(),
         })
     }
@@ -699,7 +705,8 @@ fn another_live_process(_pid: i64) -> bool {
 }
 
 const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message, scheduled_at,
-    started_at, finished_at, snapshot, config, tags, initialization FROM executions";
+    started_at, finished_at, snapshot, config, tags, initialization, shard_durations
+    FROM executions";
 
 fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
     let number: i64 = column(row, "number")?;
@@ -717,6 +724,7 @@ fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
         snapshot: from_json(row, "snapshot")?,
         config: from_json::<BTreeMap<_, _>>(row, "config")?,
         tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
+        shard_durations: optional_json(row, "shard_durations")?.unwrap_or_default(),
         result: ExecutionResult {
             initialization: optional_json(row, "initialization")?,
         },

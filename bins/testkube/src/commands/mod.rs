@@ -2,7 +2,6 @@
 //! calls and prints the result.
 
 mod artifacts;
-mod children;
 mod get;
 mod logs;
 mod manifests;

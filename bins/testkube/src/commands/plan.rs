@@ -18,11 +18,11 @@ use testkube_core::plan::{
 
 use super::get;
 use super::render::{Sensitive, plural, resolve};
-use super::run::visit_parallel;
 use super::{CliError, print_json, print_yaml};
 use crate::cli::{Output, PlanArgs};
 use crate::style::{self, paint};
-use crate::timings::{History, ItemTimings, PLAN_KEYS, history_key};
+use crate::timings::{ItemTimings, PLAN_KEYS, history_from_home, history_key};
+use testkube_core::service::visit_parallel;
 
 pub(crate) fn run(args: PlanArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Masked)?;
@@ -78,7 +78,7 @@ fn durations(
             format!("shards balanced by --timings {}", files.join(" ")),
         ));
     }
-    let history = get::block_on(async { Ok(History::from_home(&history_key(workflow)).await) })?;
+    let history = get::block_on(async { Ok(history_from_home(&history_key(workflow)).await) })?;
     let source = history.source();
     Ok((history.plan_options(&Arc::default()), source))
 }

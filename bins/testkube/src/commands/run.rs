@@ -1,69 +1,65 @@
-//! `testkube run`: runs a workflow on this machine with the engine and the
-//! local executor, records it in the result store, shows its progress
+//! `testkube run`: runs a workflow on this machine with the local executor
+//! through the library's run service ([`RunService`]), shows its progress
 //! ([`crate::live`]) and ends with a summary (or the summary as JSON with
 //! `-o json`) and the exit code: 0 passed, 1 failed or aborted, 2 invalid
 //! input or unsupported. Ctrl-C aborts the run.
 //!
-//! Also home of what `run` and `rerun` share ([`Launch`]): `rerun` only
-//! finds the workflow, config and tags in the store instead of a file.
-//!
-//! Before anything is recorded the run is checked (`Engine::check`), so a
-//! refused workflow uses no execution number. The planner gets the
-//! durations the store recorded for the workflow's test items, so
-//! `balance: {by: duration}` blocks split by history. `secret(name, key)`
-//! is answered from the environment or a secrets file (see
-//! [`crate::input::SecretSource`]) and every value is masked.
+//! The run itself (numbering, shard durations from the store's history,
+//! `secret()` values and their masking, `execute` children, recording every
+//! event) is the service's; this module parses the flags into a
+//! [`RunRequest`], wires the local parts (the executor, the SQLite store,
+//! [`LocalSecrets`], the workflow files `execute` may run) and renders the
+//! event stream. It is also home of what `run` and `rerun` share
+//! ([`Launch`]): `rerun` only gets its request from the service instead of
+//! a file.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::Value;
-use testkube_core::engine::mask::SecretMasker;
-use testkube_core::engine::{Engine, EngineError, Event, ExecutionRequest, ExecutionSummary};
-use testkube_core::model::TestWorkflow;
-use testkube_core::plan::{Operation, PlanOptions, PlanStep, plan_workflow};
+use testkube_core::TemplateSet;
+use testkube_core::engine::{
+    ChildError, ChildRequest, ChildTarget, EngineError, Event, ExecutionSummary, PreparedChild,
+    WorkflowSet,
+};
+use testkube_core::model::Document;
+use testkube_core::service::{RunRequest, RunService, RunWarning, ServiceError, WorkflowCatalog};
 use testkube_core::status::ExecutionStatus;
-use testkube_core::store::{NewExecution, ResultStore, StoreError, TestCaseRecord};
-use testkube_results::store::{EventRecorder, SqliteStore};
+use testkube_core::store::{ResultStore, StoreError, TestCaseRecord};
+use testkube_executors::local::{LocalSecrets, SecretsFileError};
+use testkube_results::store::SqliteStore;
 
-use super::children::StoredChildren;
-use super::render::{Sensitive, plural, resolve};
-use super::rerun::FailedOnly;
+use super::render::{Sensitive, add_templates, load, plural, resolve, template_set};
 use super::{CliError, print_json};
 use crate::cli::{RunArgs, RunOptions, TextOutput};
-use crate::input::{self, SecretSource};
+use crate::input;
 use crate::live::View;
 use crate::style::{self, paint};
-use crate::timings::{History, history_key};
 
-mod secrets;
+pub(crate) mod control;
 mod summary;
 
-use secrets::inline_secrets;
 use summary::print_summary;
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let resolved = resolve(&args.workflow, Sensitive::Used)?;
     let passed = input::key_values(&args.workflow.config, "--config")?;
     let workflow = resolved.workflow().clone();
+    // The real values of sensitive parameters: masked in every event.
+    let sensitive =
+        testkube_core::engine::mask::sensitive_config_values(&workflow.spec.config, passed);
+    let config = resolved
+        .config()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let request = RunRequest::new(workflow)
+        .with_config(config)
+        .with_sensitive(sensitive)
+        .with_source(args.workflow.file.display().to_string());
     let launch = Launch {
-        // The real values of sensitive parameters: masked in every event.
-        secrets: testkube_core::engine::mask::sensitive_config_values(
-            &workflow.spec.config,
-            passed,
-        ),
-        config: resolved
-            .config()
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect(),
-        tags: BTreeMap::new(),
-        source: args.workflow.file.display().to_string(),
-        workflow,
-        failed_only: None,
+        request,
         catalog: Catalog {
             files: vec![args.workflow.file.clone()],
             templates: args.workflow.templates.clone(),
@@ -75,18 +71,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
 /// A resolved workflow about to run, from a file (`run`) or from a stored
 /// execution (`rerun`).
 pub(crate) struct Launch {
-    /// The resolved workflow; `secret()` calls are still in it.
-    pub(crate) workflow: TestWorkflow,
-    /// Where it came from, for messages (a file, or `execution X`).
-    pub(crate) source: String,
-    /// The resolved config values (`config.*`).
-    pub(crate) config: BTreeMap<String, Value>,
-    /// Values to mask (sensitive config values).
-    pub(crate) secrets: Vec<String>,
-    /// Tags; `--tag` adds to them.
-    pub(crate) tags: BTreeMap<String, String>,
-    /// Leave out the parallel workers that passed before (`rerun --failed-only`).
-    pub(crate) failed_only: Option<FailedOnly>,
+    /// What to run; `--tag` adds to its tags.
+    pub(crate) request: RunRequest,
     /// Where `execute` steps find workflows (besides `--workflows`).
     pub(crate) catalog: Catalog,
 }
@@ -103,22 +89,18 @@ impl Launch {
     /// Runs it to the end: record, progress, summary, `--junit`, exit code.
     pub(crate) fn run(mut self, options: &RunOptions) -> Result<ExitCode, CliError> {
         for (key, value) in input::key_values(&options.tags, "--tag")? {
-            self.tags.insert(key, value);
+            self.request.tags.insert(key, value);
         }
         if let Some(path) = &options.junit {
             crate::junit_out::prepare(path)?;
         }
-        let source = SecretSource::load(
-            options.secrets.as_deref(),
-            &crate::home::dir().join("secrets.yaml"),
-        )?;
-        let (runnable, secret_values) = inline_secrets(&self.workflow, &source)?;
-        self.secrets.extend(secret_values);
+        let secrets = LocalSecrets::load(options.secrets.as_deref(), &default_secrets_file())
+            .map_err(secrets_file_error)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?;
-        let outcome = runtime.block_on(self.execute(runnable, options))?;
+        let outcome = runtime.block_on(self.execute(secrets, options))?;
         let summary = &outcome.summary;
         let junit = options.junit.as_ref().map(|path| {
             let duration = Duration::from_millis(summary.duration_ms);
@@ -153,131 +135,73 @@ impl Launch {
 
     async fn execute(
         self,
-        runnable: TestWorkflow,
+        secrets: LocalSecrets,
         options: &RunOptions,
     ) -> Result<Outcome, CliError> {
         // Refused first when no sandbox can work here: nothing planned or read.
         let executor = crate::sandbox::local_executor()?;
-        let workflow_name = history_key(&runnable);
-        let store = open_store().await;
-        // `--failed-only` plans with the durations its first run used.
-        let history = match (&store, &self.failed_only) {
-            (Some(store), None) => History::load(store.as_ref(), &workflow_name).await,
-            _ => History::empty(),
-        };
-        let recorded = history.recorded();
-        // The durations the split uses are kept with the run, so that
-        // `rerun --failed-only` plans the same shards.
-        let used: Arc<Mutex<BTreeMap<String, f64>>> = Arc::default();
-        let plan_options = match &self.failed_only {
-            Some(failed_only) if !failed_only.durations().is_empty() => {
-                *lock(&used) = failed_only.durations().clone();
-                PlanOptions::new().with_duration_map(failed_only.durations().clone())
-            }
-            Some(_) => PlanOptions::new(),
-            None => history.plan_options(&used),
-        };
-        let mut plan = plan_workflow(&runnable, &plan_options).map_err(|err| {
-            for diagnostic in &err.diagnostics {
-                let diagnostic = diagnostic.clone().with_file(self.source.clone());
-                anstream::eprintln!("{}", diagnostic.render(None));
-            }
-            CliError::usage(format!("cannot plan workflow `{workflow_name}`"))
-                .with_hint("fix the problems above")
-        })?;
-        let notes = match &self.failed_only {
-            Some(failed_only) => failed_only.apply(&mut plan),
-            None => balance_notes(&plan.root, recorded),
-        };
-        drop(plan_options);
-        let used = std::mem::take(&mut *lock(&used));
-
-        let mut engine = Engine::new(Arc::new(executor.clone()));
+        let secrets = Arc::new(secrets);
+        let mut service = RunService::new(Arc::new(executor.clone()))
+            .with_secrets(Arc::clone(&secrets) as _)
+            .with_warnings(print_warning);
+        if let Some(store) = open_store().await {
+            service = service.with_store(store);
+            recover_abandoned(&service).await;
+        }
+        let source = self.request.source.clone();
+        let mut prepared = service
+            .prepare(self.request)
+            .await
+            .map_err(|err| service_error(err, &source, &secrets))?;
         // Child workflows are only looked for (files read and parsed again)
         // when a step runs `execute`.
-        if plan
-            .root
-            .any_operation(&|operation| matches!(operation, Operation::Execute(_)))
-        {
+        if prepared.uses_execute() {
             let mut files = self.catalog.files.clone();
             files.extend(options.workflows.iter().cloned());
-            let children = StoredChildren::load(&files, &self.catalog.templates, store.clone())?;
-            engine = engine.with_children(Arc::new(children));
+            let catalog = load_catalog(&files, &self.catalog.templates)?;
+            prepared = prepared.with_catalog(Arc::new(FileCatalog(catalog)));
         }
+        let plan = prepared.plan().clone();
+        let notes = prepared.notes().to_vec();
         // Refused before anything is recorded: no number used, no record left.
-        engine.check(&plan).map_err(engine_error)?;
+        let mut run = service
+            .launch(prepared)
+            .await
+            .map_err(|err| service_error(err, &source, &secrets))?;
 
-        let mut request = ExecutionRequest {
-            id: execution_id(&plan.workflow),
-            config: self.config.clone(),
-            tags: self.tags.clone(),
-            labels: runnable.metadata.labels.clone().unwrap_or_default(),
-            secrets: self.secrets.clone(),
-            ..ExecutionRequest::new("")
-        };
-        let mut recorder = match store {
-            Some(store) => self.record(store, &plan.workflow, &mut request, used).await,
-            None => None,
-        };
         let live = options.output != TextOutput::Json && std::io::stdout().is_terminal();
         let mut view = if live {
             View::live(options.logs, &plan)
         } else {
             View::lines(options.logs, options.output == TextOutput::Json)
         };
+        drop(plan);
         for note in &notes {
             view.note(&format!("{} {note}", paint(style::DIM, "note:")));
         }
-        let execution_id = request.id.clone();
-        let execution_name = if request.name.is_empty() {
-            execution_id.clone()
-        } else {
-            request.name.clone()
-        };
-        let mut running = match engine.start(plan, request) {
-            Ok(running) => running,
-            Err(err) => {
-                if let Some(recorder) = &recorder
-                    && let Err(store_err) = recorder
-                        .finish(ExecutionStatus::Failed, Some(err.to_string()))
-                        .await
-                {
-                    store_warning(&store_err, "this run is not recorded");
-                }
-                return Err(engine_error(err));
-            }
-        };
-        let canceller = running.canceller();
-        let mut resumer = Resumer::default();
+        let control = run.control();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 anstream::eprintln!("{}", paint(style::WARN, "aborting (Ctrl-C)..."));
-                canceller.abort();
+                control.abort();
             }
         });
+        // `testkube resume` (and abort) from another terminal reach the run here.
+        let socket = control::listen(run.id(), run.control());
+        let mut resumer = Resumer::default();
         let mut cases = Vec::new();
         let mut artifacts = 0usize;
-        while let Some(event) = running.next_event().await {
-            if let Some(active) = recorder.as_mut()
-                && let Err(err) = active.record(&event).await
-            {
-                store_warning(&err, "the rest of this run is not recorded");
-                recorder = None;
-            }
+        while let Some(event) = run.next_event().await {
             match event {
                 Event::Finished(summary) => {
                     view.finish();
-                    if let Some(recorder) = &recorder
-                        && let Err(err) = recorder.flush().await
-                    {
-                        store_warning(&err, "some logs of this run are not recorded");
-                    }
+                    drop(socket);
                     return Ok(Outcome {
                         artifacts_dir: executor.artifacts_location(&summary.id).into(),
                         summary: *summary,
                         cases,
                         artifacts,
-                        recorded: recorder.is_some(),
+                        recorded: run.recorded(),
                     });
                 }
                 Event::TestCases {
@@ -295,7 +219,13 @@ impl Launch {
                     ..
                 } => {
                     view.show(&event);
-                    resumer.start(running.canceller(), &execution_id);
+                    resumer.start(&run);
+                    if let Err(err) = &socket {
+                        view.note(&format!(
+                            "{} `testkube resume` cannot reach this run: {err}",
+                            paint(style::WARN, "warning:"),
+                        ));
+                    }
                     view.note(&format!(
                         "{} a step waits (`paused: true`): {}`{}` resumes it",
                         paint(style::WARN, "paused:"),
@@ -304,7 +234,7 @@ impl Launch {
                         } else {
                             ""
                         },
-                        crate::home::command(&format!("resume {execution_name}")),
+                        crate::home::command(&format!("resume {}", run.name())),
                     ));
                 }
                 event => view.show(&event),
@@ -313,74 +243,9 @@ impl Launch {
         view.finish();
         Err(CliError::input("the run ended without a result"))
     }
-
-    /// Records the execution (numbering it) with what a rerun needs: the
-    /// resolved workflow and config, secrets masked (the store is a plain
-    /// file). A store that fails is a warning: the run itself still happens.
-    async fn record(
-        &self,
-        store: Arc<dyn ResultStore>,
-        workflow: &str,
-        request: &mut ExecutionRequest,
-        durations: BTreeMap<String, f64>,
-    ) -> Option<EventRecorder> {
-        let mut snapshot = serde_json::to_value(&self.workflow).unwrap_or_default();
-        if !durations.is_empty()
-            && let Some(map) = snapshot.as_object_mut()
-        {
-            map.insert(DURATIONS_KEY.to_owned(), serde_json::json!(durations));
-        }
-        let mut config = Value::Object(
-            request
-                .config
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-        );
-        if let Ok(masker) = SecretMasker::new(&request.secrets) {
-            mask_strings(&mut snapshot, &masker);
-            mask_strings(&mut config, &masker);
-        }
-        let config = match config {
-            Value::Object(map) => map.into_iter().collect(),
-            _ => BTreeMap::new(),
-        };
-        let new = NewExecution {
-            id: request.id.clone(),
-            workflow: workflow.to_owned(),
-            name: None,
-            status: ExecutionStatus::Queued,
-            scheduled_at: SystemTime::now().into(),
-            snapshot,
-            config,
-            tags: request.tags.clone(),
-        };
-        match store.create_execution(new).await {
-            Ok(record) => {
-                request.number = record.number;
-                request.name = record.name;
-                Some(EventRecorder::new(store, record.id))
-            }
-            Err(err) => {
-                store_warning(&err, "this run is not recorded");
-                None
-            }
-        }
-    }
 }
 
-/// The key of the stored snapshot that holds the item durations the run's
-/// shards were split with (item → seconds); not part of the workflow.
-pub(crate) const DURATIONS_KEY: &str = "x-testkube-durations";
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Resumes paused steps on request: Enter in the terminal, or
-/// `testkube resume ID` from elsewhere (it leaves a file this watches).
+/// Resumes paused steps when Enter is pressed in the terminal.
 #[derive(Default)]
 struct Resumer {
     started: bool,
@@ -389,28 +254,19 @@ struct Resumer {
 
 impl Resumer {
     /// Starts listening (once per run).
-    fn start(&mut self, canceller: testkube_core::engine::Canceller, execution_id: &str) {
+    fn start(&mut self, run: &testkube_core::service::RunHandle) {
         if self.started {
             return;
         }
         self.started = true;
         self.interactive = std::io::stdin().is_terminal();
-        let file = super::resume::resume_file(execution_id);
-        let by_file = canceller.clone();
-        tokio::spawn(async move {
-            loop {
-                if std::fs::remove_file(&file).is_ok() {
-                    by_file.resume();
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
         if self.interactive {
+            let control = run.control();
             // A blocking read of the terminal; it ends with the process.
             std::thread::spawn(move || {
                 let mut line = String::new();
                 while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                    canceller.resume();
+                    control.resume();
                     line.clear();
                 }
             });
@@ -431,17 +287,25 @@ pub(super) struct Outcome {
     recorded: bool,
 }
 
-/// Opens the store and marks runs a killed process left unfinished as
-/// aborted; `None` (with a warning) when it cannot be used.
+/// The secrets file read when `--secrets` is not given (if it exists).
+fn default_secrets_file() -> std::path::PathBuf {
+    crate::home::dir().join("secrets.yaml")
+}
+
+/// Opens the store; `None` (with a warning) when it cannot be used.
 pub(crate) async fn open_store() -> Option<Arc<dyn ResultStore>> {
-    let store: Arc<dyn ResultStore> = match SqliteStore::open(&crate::home::database()).await {
-        Ok(store) => Arc::new(store),
+    match SqliteStore::open(&crate::home::database()).await {
+        Ok(store) => Some(Arc::new(store)),
         Err(err) => {
             store_warning(&err, "this run is not recorded");
-            return None;
+            None
         }
-    };
-    match store.recover_abandoned().await {
+    }
+}
+
+/// Marks runs a killed process left unfinished as aborted, saying which.
+pub(crate) async fn recover_abandoned(service: &RunService) {
+    match service.recover_abandoned().await {
         Ok(ids) if !ids.is_empty() => anstream::eprintln!(
             "{} marked {} abandoned execution(s) as aborted: {}",
             paint(style::DIM, "note:"),
@@ -451,37 +315,25 @@ pub(crate) async fn open_store() -> Option<Arc<dyn ResultStore>> {
         Ok(_) => {}
         Err(err) => store_warning(&err, "abandoned runs were not checked"),
     }
-    Some(store)
 }
 
-fn engine_error(err: EngineError) -> CliError {
-    match err {
-        EngineError::Unsupported(features) => {
-            let list: Vec<String> = features.iter().map(ToString::to_string).collect();
-            CliError::usage(list.join("\n"))
-                .with_hint("this feature does not run locally yet; see `testkube plan FILE`")
+/// The service's warnings as the CLI has always said them.
+fn print_warning(warning: RunWarning) {
+    match warning {
+        RunWarning::HistoryUnreadable(err) => anstream::eprintln!(
+            "{} cannot read recorded durations from {}: {err}; shards are split without \
+             them (repair or remove that file, or give --timings)",
+            paint(style::WARN, "warning:"),
+            crate::home::database().display()
+        ),
+        RunWarning::NotRecorded(err) => store_warning(&err, "this run is not recorded"),
+        RunWarning::RecordingStopped(err) => {
+            store_warning(&err, "the rest of this run is not recorded");
         }
-        other => CliError::input(format!("cannot start the run: {other}")),
-    }
-}
-
-/// A unique, sortable id: `<workflow>-<unix millis>-<pid>`.
-pub(crate) fn execution_id(workflow: &str) -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    let name = if workflow.is_empty() { "run" } else { workflow };
-    format!("{name}-{millis}-{}", std::process::id())
-}
-
-/// Replaces secrets in every string of `value`.
-fn mask_strings(value: &mut Value, masker: &SecretMasker) {
-    match value {
-        Value::String(text) => *text = masker.mask_string(std::mem::take(text)),
-        Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, masker)),
-        Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, masker)),
-        _ => {}
+        RunWarning::LogsNotRecorded(err) => {
+            store_warning(&err, "some logs of this run are not recorded");
+        }
+        other => anstream::eprintln!("{} {other}", paint(style::WARN, "warning:")),
     }
 }
 
@@ -489,56 +341,104 @@ fn store_warning(err: &StoreError, consequence: &str) {
     anstream::eprintln!("{} {err}; {consequence}", paint(style::WARN, "warning:"));
 }
 
-/// One line per `balance: {by: duration}` block: how its shards were split.
-fn balance_notes(step: &PlanStep, recorded: usize) -> Vec<String> {
-    let mut notes = Vec::new();
-    visit_parallel(step, &mut |step, block| {
-        let Some(balance) = &block.balance else {
-            return;
-        };
-        let label = step.name.as_deref().unwrap_or(&step.id);
-        if balance.method == "balanced" {
-            notes.push(format!(
-                "`{label}`: shards split by {} recorded {} ({} {} without history; {} in the store)",
-                balance.known_items,
-                plural(balance.known_items, "duration", "durations"),
-                balance.defaulted_items,
-                plural(balance.defaulted_items, "item", "items"),
-                recorded
-            ));
-        } else if recorded == 0 {
-            notes.push(format!(
-                "`{label}`: no recorded durations yet, shards split evenly; the next run balances on this run's test reports"
-            ));
-        } else {
-            notes.push(format!(
-                "`{label}`: none of the {recorded} recorded durations matches a `{}` item, shards split evenly",
-                balance.key
-            ));
+/// The service's refusals with the flags and files that fix them.
+pub(crate) fn service_error(err: ServiceError, source: &str, secrets: &LocalSecrets) -> CliError {
+    match err {
+        ServiceError::MissingSecret { ref name, ref key } => {
+            let file = secrets
+                .file()
+                .map_or_else(default_secrets_file, std::path::Path::to_path_buf);
+            CliError::usage(err.to_string()).with_hint(format!(
+                "set the environment variable {} or add `{name}: {{{key}: VALUE}}` to {} (or pass --secrets FILE)",
+                LocalSecrets::env_var(name, key),
+                file.display()
+            ))
         }
-    });
-    notes
+        ServiceError::MissingEnvFromSecret { ref name } => CliError::usage(err.to_string())
+            .with_hint(format!(
+                "set variables {}KEY=VALUE or add `{name}: {{KEY: VALUE}}` to the secrets file (--secrets FILE)",
+                LocalSecrets::env_var(name, "")
+            )),
+        ServiceError::SecretCall { .. } => CliError::usage(err.to_string())
+            .with_hint("secret() takes two texts: secret(\"name\", \"key\")"),
+        ServiceError::Plan {
+            workflow,
+            diagnostics,
+        } => {
+            for diagnostic in diagnostics {
+                let diagnostic = diagnostic.with_file(source.to_owned());
+                anstream::eprintln!("{}", diagnostic.render(None));
+            }
+            CliError::usage(format!("cannot plan workflow `{workflow}`"))
+                .with_hint("fix the problems above")
+        }
+        ServiceError::Engine(EngineError::Unsupported(features)) => {
+            let list: Vec<String> = features.iter().map(ToString::to_string).collect();
+            CliError::usage(list.join("\n"))
+                .with_hint("this feature does not run locally yet; see `testkube plan FILE`")
+        }
+        ServiceError::Engine(other) => CliError::input(format!("cannot start the run: {other}")),
+        other => CliError::input(other.to_string()),
+    }
 }
 
-/// Calls `f` for every parallel block under `step` (workers included).
-pub(crate) fn visit_parallel(
-    step: &PlanStep,
-    f: &mut dyn FnMut(&PlanStep, &testkube_core::plan::PlanParallel),
-) {
-    for operation in &step.operations {
-        match operation {
-            Operation::Setup { steps } | Operation::Steps { steps } => {
-                for child in steps {
-                    visit_parallel(child, f);
-                }
+fn secrets_file_error(err: SecretsFileError) -> CliError {
+    let hint = match err {
+        SecretsFileError::Unreadable { .. } => "pass an existing file with --secrets FILE",
+        _ => "write it as YAML: `secret-name: {key: value}`, one entry per secret",
+    };
+    CliError::usage(err.to_string()).with_hint(hint)
+}
+
+/// The workflows of the run's files and `--workflows`, whose errors say
+/// where they come from.
+struct FileCatalog(WorkflowSet);
+
+impl WorkflowCatalog for FileCatalog {
+    fn find(&self, target: ChildTarget<'_>) -> Result<Vec<String>, ChildError> {
+        WorkflowCatalog::find(&self.0, target).map_err(|err| {
+            ChildError::new(format!(
+                "{err} (workflows known to this run come from its file and --workflows PATH)"
+            ))
+        })
+    }
+
+    fn prepare(&self, child: &ChildRequest) -> Result<PreparedChild, ChildError> {
+        WorkflowCatalog::prepare(&self.0, child)
+    }
+}
+
+/// Every TestWorkflow of `files` (files or folders, searched for YAML),
+/// resolved with `templates` (the built-ins, the files' own templates and
+/// `--templates`): the workflows `execute` may run. Invalid files are
+/// refused, as `run` refuses its own.
+fn load_catalog(
+    files: &[std::path::PathBuf],
+    templates: &[std::path::PathBuf],
+) -> Result<WorkflowSet, CliError> {
+    let mut template_set: TemplateSet = template_set(templates)?;
+    let mut workflows = Vec::new();
+    for path in input::workflow_files(files)? {
+        let file = load(&path)?;
+        add_templates(&mut template_set, &file);
+        for document in file.documents {
+            if let Some(Document::TestWorkflow(workflow)) = document.document {
+                workflows.push((path.clone(), *workflow));
             }
-            Operation::Parallel(block) => {
-                f(step, block);
-                for worker in &block.workers {
-                    visit_parallel(&worker.root, f);
-                }
-            }
-            _ => {}
         }
     }
+    let mut set = WorkflowSet::new(template_set);
+    for (path, workflow) in workflows {
+        let name = workflow.metadata.name.clone().unwrap_or_default();
+        // The same workflow found twice (its file given again, or in a
+        // folder given too) is one workflow.
+        if set.names().any(|known| known == name) {
+            continue;
+        }
+        set.insert(workflow).map_err(|err| {
+            CliError::usage(format!("{}: {err}", path.display()))
+                .with_hint("every workflow `execute` may run needs a unique metadata.name")
+        })?;
+    }
+    Ok(set)
 }

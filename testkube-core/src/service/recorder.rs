@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use testkube_core::engine::Event;
-use testkube_core::model::StepResult;
-use testkube_core::status::ExecutionStatus;
-use testkube_core::store::{
+use crate::engine::Event;
+use crate::model::StepResult;
+use crate::status::ExecutionStatus;
+use crate::store::{
     ArtifactRecord, LogChunk, MAX_LOG_CHUNK, OutputRecord, ResultStore, StatusUpdate, StepRecord,
     StoreError,
 };
+use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, oneshot};
 
 /// Writes the events of one execution (already created in the store) to a [`ResultStore`]:
@@ -111,7 +111,7 @@ impl EventRecorder {
             } => {
                 let at = DateTime::<Utc>::from(*at);
                 let key = (worker.path.clone(), step.id.clone());
-                let started_at = if *status == testkube_core::status::StepStatus::Running {
+                let started_at = if *status == crate::status::StepStatus::Running {
                     Some(*self.started.entry(key).or_insert(at))
                 } else {
                     self.started.get(&key).copied()

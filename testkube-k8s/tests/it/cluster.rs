@@ -1,0 +1,131 @@
+//! A kube-sim cluster for one test, whose init image is this build's
+//! `testkube-init`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::{Client, Config};
+use kube_sim::{KubeSim, KubeSimHandle};
+use testkube_core::engine::{Engine, Event, ExecutionRequest, ExecutionSummary};
+use testkube_core::{Document, LoadOptions, Plan, PlanOptions, ResolveOptions, TemplateSet};
+use testkube_k8s::{KubernetesExecutor, ManifestOptions};
+
+pub(crate) struct Cluster {
+    /// Kept running for the test.
+    #[allow(dead_code)]
+    pub(crate) sim: KubeSimHandle,
+    pub(crate) client: Client,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// `testkube-init` of this build: next to the test binary's folder
+/// (`cargo test --workspace` builds it).
+fn init_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let binary = dir.join("testkube-init");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p testkube-init`, or run `cargo test --workspace`)",
+        binary.display()
+    );
+    binary
+}
+
+/// Whether bubblewrap can run pods here.
+pub(crate) fn has_bwrap() -> bool {
+    let ok = std::process::Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "--", "true"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !ok {
+        eprintln!("skipped: bubblewrap (bwrap) is not usable on this machine; kube-sim runs pods with it");
+    }
+    ok
+}
+
+pub(crate) async fn start() -> Cluster {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = dir.path().join("init-image");
+    std::fs::create_dir_all(&image).expect("image folder");
+    std::fs::copy(init_binary(), image.join("testkube-init")).expect("copy testkube-init");
+    let sim = KubeSim::new()
+        .state_dir(dir.path().join("state"))
+        .audit_log(dir.path().join("audit.log"))
+        .image(ManifestOptions::default().init_image, &image)
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let config = Config::new(sim.url().parse().expect("url"));
+    let client = Client::try_from(config).expect("client");
+    Cluster { sim, client, dir }
+}
+
+impl Cluster {
+    pub(crate) fn engine(&self) -> Engine {
+        Engine::new(Arc::new(KubernetesExecutor::new(
+            self.client.clone(),
+            ManifestOptions::default(),
+        )))
+    }
+
+    /// Runs `plan` to its end; returns the summary and every event.
+    pub(crate) async fn run(&self, plan: Plan, id: &str) -> (ExecutionSummary, Vec<Event>) {
+        let mut running = self
+            .engine()
+            .start(plan, ExecutionRequest::new(id))
+            .expect("the plan starts");
+        let mut events = Vec::new();
+        let collect = async {
+            while let Some(event) = running.next_event().await {
+                events.push(event);
+            }
+        };
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(60), collect).await;
+        assert!(ended.is_ok(), "the run ends within a minute; events so far: {events:#?}");
+        let summary = events
+            .iter()
+            .find_map(|event| match event {
+                Event::Finished(summary) => Some((**summary).clone()),
+                _ => None,
+            })
+            .expect("a summary");
+        (summary, events)
+    }
+
+    /// The audit log's lines as JSON.
+    pub(crate) fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+pub(crate) fn plan(yaml: &str) -> Plan {
+    let file = testkube_core::load_file("wf.yaml", yaml.as_bytes(), &LoadOptions::default());
+    assert!(!file.has_errors(), "{:?}", file.diagnostics);
+    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
+        panic!("not a workflow")
+    };
+    let templates = TemplateSet::with_builtins().unwrap();
+    let resolved =
+        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+            .unwrap();
+    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
+}
+
+/// The output of step `step` (by name or id) over all workers.
+pub(crate) fn logs(events: &[Event], step_id: &str) -> String {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Log { step, chunk, .. } if step == step_id => {
+                Some(String::from_utf8_lossy(chunk).into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
