@@ -8,6 +8,8 @@
 //!   [`Executor`](testkube_core::engine::Executor) that runs each worker on
 //!   this machine in its own workspace, in a bubblewrap sandbox where
 //!   available.
+//! - [`upload`]: sends a file to a presigned URL (how artifacts leave a pod
+//!   without credentials), streaming, with retries.
 //!
 //! ```no_run
 //! # async fn demo(plan: testkube_core::Plan) {
@@ -24,5 +26,6 @@
 pub mod local;
 pub mod pod;
 pub mod runner;
+pub mod upload;
 
 pub use local::{LocalExecutor, LocalSecrets, Sandbox};

@@ -17,6 +17,8 @@ use testkube_core::store::TestCaseStatus;
 use testkube_executors::LocalExecutor;
 
 mod common;
+#[path = "content_artifacts/s3.rs"]
+mod s3;
 use common::{executors, plan, plan_with, step, workflow};
 
 /// Runs `yaml` to its end: the summary and every event.

@@ -74,6 +74,8 @@
 //! Durations for test splitting come from [`read_timings`], keyed by [`TimingKey`].
 #![warn(missing_docs)]
 
+#[cfg(feature = "artifacts")]
+pub mod artifacts;
 mod builder;
 mod case_name;
 mod dotnet;

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // rustls on aws-lc-rs for every client this process makes (S3 artifacts).
+    testkube_results::artifacts::install_tls_provider();
     let cli = cli::Cli::try_parse().unwrap_or_else(|err| cli::explain(err).exit());
     style::init(cli.color);
     home::init(cli.home);

@@ -7,8 +7,13 @@
 //! whose scripts never touch `/data`, `/tmp` or `/testkube` (steps that
 //! do would fail halfway through the run, which is why it is not a
 //! silent fallback).
+//!
+//! Artifacts go where `TESTKUBE_ARTIFACTS_URL` says: unset, the run's folder
+//! (`<home>/runs/<execution>/artifacts/`); a folder path, there; `s3://BUCKET[/PREFIX]`,
+//! S3-compatible storage set up by the `AWS_*` variables.
 
 use testkube_executors::{LocalExecutor, Sandbox};
+use testkube_results::artifacts::{ARTIFACTS_URL_VARIABLE, ArtifactStore, ArtifactsUrl};
 
 use crate::commands::CliError;
 
@@ -29,6 +34,7 @@ pub(crate) fn local_executor() -> Result<LocalExecutor, CliError> {
         }
     };
     let executor = LocalExecutor::new(crate::home::runs()).with_sandbox(sandbox);
+    let executor = with_artifacts(executor)?;
     executor.ready().map_err(|why| {
         CliError::usage(why).with_hint(format!(
             "if the workflow's scripts never write /data, /tmp or /testkube themselves, \
@@ -36,4 +42,23 @@ pub(crate) fn local_executor() -> Result<LocalExecutor, CliError> {
         ))
     })?;
     Ok(executor)
+}
+
+/// `executor` keeping artifacts where `TESTKUBE_ARTIFACTS_URL` says (unset: the runs folder).
+fn with_artifacts(executor: LocalExecutor) -> Result<LocalExecutor, CliError> {
+    let hint = format!(
+        "{ARTIFACTS_URL_VARIABLE} takes a folder or s3://BUCKET[/PREFIX]; unset it to keep \
+         artifacts under the home folder"
+    );
+    let url = ArtifactsUrl::from_env()
+        .map_err(|err| CliError::usage(err.to_string()).with_hint(&hint))?;
+    Ok(match url {
+        None => executor,
+        Some(ArtifactsUrl::Folder(dir)) => executor.with_artifacts_dir(dir),
+        Some(url) => {
+            let store = ArtifactStore::open(&url)
+                .map_err(|err| CliError::usage(err.to_string()).with_hint(&hint))?;
+            executor.with_artifact_store(store.object_store(), store.location_base())
+        }
+    })
 }

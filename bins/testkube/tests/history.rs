@@ -1,7 +1,7 @@
 //! The history commands end to end, on executions real `testkube run` processes recorded:
 //! `get executions` (order, filters, limit), `get execution`, `logs` (steps, workers, `-f`, a
 //! multi-megabyte log byte for byte),
-//! `artifacts` (list, download), and crash safety: a run killed with SIGKILL shows `aborted`,
+//! `artifacts` (list, download; kept in a folder or in S3), and crash safety: a run killed with SIGKILL shows `aborted`,
 //! keeps its logs, and leaves no step process behind.
 
 use std::path::{Path, PathBuf};
@@ -9,6 +9,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "history/artifacts_s3.rs"]
+mod artifacts_s3;
 
 fn command(home: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_testkube"));

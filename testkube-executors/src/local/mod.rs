@@ -13,7 +13,9 @@
 //! <execution id>/transfer/...           parallel transfer/fetch archives
 //! ```
 //!
-//! ([`LocalExecutor::with_artifacts_dir`] moves the artifacts elsewhere.)
+//! ([`LocalExecutor::with_artifacts_dir`] moves the artifacts elsewhere;
+//! [`LocalExecutor::with_artifact_store`] keeps them in an object store, e.g.
+//! S3, under `<execution id>/<n>/...`.)
 //!
 //! Each worker gets one sandbox where those folders are mounted at
 //! `/data`, `/tmp` and `/testkube` and the rest of the machine is
@@ -58,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use object_store::ObjectStore;
 use testkube_core::engine::{
     Executor, ExecutorError, Unsupported, WorkerControl, WorkerEvent, WorkerHandle, WorkerSpec,
 };
@@ -112,6 +115,20 @@ pub struct LocalExecutor {
     sandbox: Sandbox,
     pdeathsig: Vec<String>,
     artifacts_dir: Option<PathBuf>,
+    artifact_store: Option<ObjectStoreTarget>,
+}
+
+/// An object store for artifacts, and what its keys' locations start with.
+#[derive(Clone)]
+struct ObjectStoreTarget {
+    store: Arc<dyn ObjectStore>,
+    location_base: String,
+}
+
+impl std::fmt::Debug for ObjectStoreTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.location_base)
+    }
 }
 
 impl LocalExecutor {
@@ -134,6 +151,7 @@ impl LocalExecutor {
                 })
                 .unwrap_or_default(),
             artifacts_dir: None,
+            artifact_store: None,
         }
     }
 
@@ -174,6 +192,33 @@ impl LocalExecutor {
     pub fn with_artifacts_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.artifacts_dir = Some(dir.into());
         self
+    }
+
+    /// Keeps artifacts in `store` (e.g. S3) under `<execution id>/<worker>/...`;
+    /// events and records say `location_base` + the key as where each one is
+    /// (e.g. `s3://bucket/prefix/`). Wins over [`LocalExecutor::with_artifacts_dir`].
+    #[must_use]
+    pub fn with_artifact_store(
+        mut self,
+        store: Arc<dyn ObjectStore>,
+        location_base: impl Into<String>,
+    ) -> Self {
+        self.artifact_store = Some(ObjectStoreTarget {
+            store,
+            location_base: location_base.into(),
+        });
+        self
+    }
+
+    /// Where the artifacts of execution `execution_id` are, for people: the
+    /// folder ([`LocalExecutor::artifacts_dir`]), or the object store's
+    /// location of the execution's prefix.
+    #[must_use]
+    pub fn artifacts_location(&self, execution_id: &str) -> String {
+        match &self.artifact_store {
+            Some(target) => format!("{}{execution_id}/", target.location_base),
+            None => self.artifacts_dir(execution_id).display().to_string(),
+        }
     }
 
     /// The folder holding the artifacts of execution `execution_id`, one
@@ -298,11 +343,22 @@ impl Executor for LocalExecutor {
                 Arc::new(HostLauncher::new(self.pdeathsig.clone()))
             }
         };
-        let artifacts = ArtifactStorage::local(
-            &self.artifacts_dir(&spec.execution.id),
-            format!("{}/", worker_folder(&spec.worker.path)),
-        )
-        .map_err(|message| ExecutorError::new(&spec.worker, message))?;
+        let artifacts = match &self.artifact_store {
+            Some(target) => ArtifactStorage::new(
+                Arc::clone(&target.store),
+                format!(
+                    "{}/{}/",
+                    spec.execution.id,
+                    worker_folder(&spec.worker.path)
+                ),
+                target.location_base.clone(),
+            ),
+            None => ArtifactStorage::local(
+                &self.artifacts_dir(&spec.execution.id),
+                format!("{}/", worker_folder(&spec.worker.path)),
+            )
+            .map_err(|message| ExecutorError::new(&spec.worker, message))?,
+        };
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let (interrupt, interrupted) = watch::channel(None);
         let mut notices: Vec<String> = (spec.worker.number == 0)

@@ -3,12 +3,18 @@
 //! Downloads land at `DIR/<worker path>/<path>` so that workers' files with the same name never
 //! overwrite each other. Paths come from the store, which any process can write: a worker or
 //! path that would leave `DIR` (absolute, or with `..`) is refused, not followed.
+//!
+//! Each artifact is read from where its record says it is, whatever the store of the run that
+//! kept it: a local file is copied; an `s3://bucket/key` location is streamed from S3 with the
+//! `AWS_*` settings of this shell (`testkube_results::artifacts::ArtifactReader`), so
+//! `TESTKUBE_ARTIFACTS_URL` need not match the one the run had.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
 use testkube_core::store::{ArtifactRecord, ResultStore};
+use testkube_results::artifacts::ArtifactReader;
 
 use super::get::{block_on, find, format_size, open_store, store_error};
 use super::{CliError, print_json};
@@ -35,8 +41,9 @@ pub(crate) fn run(args: ArtifactsArgs) -> Result<ExitCode, CliError> {
     };
     let mut saved = Vec::new();
     let mut failures = Vec::new();
+    let mut remote = Remote::default();
     for artifact in &artifacts {
-        match download(artifact, dir) {
+        match download(artifact, dir, &mut remote) {
             Ok(path) => {
                 if args.output == TextOutput::Pretty {
                     outln!(
@@ -126,8 +133,38 @@ fn print_table(artifacts: &[ArtifactRecord]) {
     }
 }
 
+/// Reads artifacts kept in object storage: a runtime and a reader, made on first use.
+#[derive(Default)]
+struct Remote {
+    reader: Option<(tokio::runtime::Runtime, ArtifactReader)>,
+}
+
+impl Remote {
+    /// Streams the object at `location` to `target`.
+    fn download(&mut self, location: &str, target: &Path) -> Result<(), CliError> {
+        let (runtime, reader) = match &mut self.reader {
+            Some(pair) => pair,
+            empty => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?;
+                empty.insert((runtime, ArtifactReader::from_env()))
+            }
+        };
+        runtime
+            .block_on(reader.download(location, target))
+            .map(drop)
+            .map_err(|err| CliError::input(err.to_string()))
+    }
+}
+
 /// Copies `artifact` to `dir/<worker>/<path>`; returns where.
-fn download(artifact: &ArtifactRecord, dir: &Path) -> Result<PathBuf, CliError> {
+fn download(
+    artifact: &ArtifactRecord,
+    dir: &Path,
+    remote: &mut Remote,
+) -> Result<PathBuf, CliError> {
     let relative = inside(&artifact.worker)
         .and_then(|worker| Some(worker.join(inside(&artifact.path)?)))
         .ok_or_else(|| {
@@ -138,18 +175,31 @@ fn download(artifact: &ArtifactRecord, dir: &Path) -> Result<PathBuf, CliError> 
                 dir.display()
             ))
         })?;
-    let source = local_file(&artifact.location).ok_or_else(|| {
-        CliError::input(format!(
-            "cannot download `{}`: it is kept at {}, which is not a local file",
-            artifact.path, artifact.location
-        ))
-        .with_hint("fetch it from there with a tool that reaches that storage")
-    })?;
     let target = dir.join(relative);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|err| CliError::input(format!("cannot create {}: {err}", parent.display())))?;
     }
+    let Some(source) = local_file(&artifact.location) else {
+        if !ArtifactReader::can_read(&artifact.location) {
+            return Err(CliError::input(format!(
+                "cannot download `{}`: it is kept at {}, which is neither a local file nor an \
+                 s3:// object",
+                artifact.path, artifact.location
+            ))
+            .with_hint("fetch it from there with a tool that reaches that storage"));
+        }
+        remote
+            .download(&artifact.location, &target)
+            .map_err(|err| {
+                CliError::input(format!(
+                    "cannot download `{}`: {}",
+                    artifact.path,
+                    err.message()
+                ))
+            })?;
+        return Ok(target);
+    };
     std::fs::copy(&source, &target).map_err(|err| {
         CliError::input(format!(
             "cannot copy {} to {}: {err}",

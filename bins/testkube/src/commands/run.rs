@@ -295,7 +295,7 @@ enum ArtifactsDir {
 impl ArtifactsDir {
     fn of(&self, execution: &str) -> std::path::PathBuf {
         match self {
-            ArtifactsDir::Local(executor) => executor.artifacts_dir(execution),
+            ArtifactsDir::Local(executor) => executor.artifacts_location(execution).into(),
             ArtifactsDir::None => crate::home::runs().join(execution),
         }
     }
