@@ -314,7 +314,10 @@ impl ReplyOrchestrator {
                     tokio::time::sleep(REPLY_POLL).await;
                 }
                 Err(err) => {
-                    return Err(format!("cannot read the engine's reply {}: {err}", file.display()));
+                    return Err(format!(
+                        "cannot read the engine's reply {}: {err}",
+                        file.display()
+                    ));
                 }
             }
         }

@@ -70,7 +70,11 @@ async fn sim() -> Sim {
         .filter(|path| path.exists())
         .or_else(|| {
             // `cargo bench` builds into target/release; a debug build will do.
-            let debug = exe.parent()?.parent()?.parent()?.join("debug/testkube-init");
+            let debug = exe
+                .parent()?
+                .parent()?
+                .parent()?
+                .join("debug/testkube-init");
             debug.exists().then_some(debug)
         })
         .expect("testkube-init is built (cargo build -p testkube-init)");
@@ -102,7 +106,10 @@ impl Sim {
 
     async fn run(&self, plan: Plan, id: &str) -> (ExecutionStatus, Duration, u64) {
         let started = Instant::now();
-        let mut running = self.engine().start(plan, ExecutionRequest::new(id)).expect("starts");
+        let mut running = self
+            .engine()
+            .start(plan, ExecutionRequest::new(id))
+            .expect("starts");
         let mut log_bytes = 0u64;
         while let Some(event) = running.next_event().await {
             match event {
@@ -129,8 +136,9 @@ fn plan(yaml: &str) -> Plan {
         panic!("not a workflow: {:?}", file.diagnostics)
     };
     let templates = TemplateSet::with_builtins().expect("templates");
-    let resolved = testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-        .expect("resolves");
+    let resolved =
+        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+            .expect("resolves");
     testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).expect("plans")
 }
 
@@ -177,7 +185,11 @@ async fn requests(workers: usize) {
     row(
         &format!("API requests per worker lifecycle ({lifecycles} workers)"),
         format!("{:.2}", audit.len() as f64 / lifecycles as f64),
-        format!("{} requests in {:.2}s: {by_kind:?}", audit.len(), took.as_secs_f64()),
+        format!(
+            "{} requests in {:.2}s: {by_kind:?}",
+            audit.len(),
+            took.as_secs_f64()
+        ),
     );
 }
 
@@ -196,7 +208,8 @@ async fn first_job() {
                 line["verb"] == "create"
                     && line["objectRef"]["resource"] == "jobs"
                     && line["requestURI"].as_str().is_some()
-                    && line["requestObject"]["metadata"]["labels"]["testkube.io/execution"] == id.as_str()
+                    && line["requestObject"]["metadata"]["labels"]["testkube.io/execution"]
+                        == id.as_str()
             })
             .filter_map(|line| {
                 line["requestReceivedTimestamp"]
@@ -205,7 +218,9 @@ async fn first_job() {
             })
             .min()
             .expect("a Job was created");
-        let took = SystemTime::from(created).duration_since(asked).unwrap_or_default();
+        let took = SystemTime::from(created)
+            .duration_since(asked)
+            .unwrap_or_default();
         best = best.min(took);
     }
     row(
@@ -222,7 +237,10 @@ async fn fanout(workers: usize) {
     row(
         &format!("fan-out of {workers} workers (parallelism {workers})"),
         format!("{:.2} s", took.as_secs_f64()),
-        format!("{:.1} ms per worker", took.as_secs_f64() * 1e3 / workers as f64),
+        format!(
+            "{:.1} ms per worker",
+            took.as_secs_f64() * 1e3 / workers as f64
+        ),
     );
 }
 
@@ -244,6 +262,9 @@ spec:
     row(
         &format!("log throughput through pods/log ({LOG_MB} MB)"),
         format!("{:.0} MB/s", bytes as f64 / 1e6 / took.as_secs_f64()),
-        format!("{bytes} bytes in {:.2}s, lines of 100 bytes", took.as_secs_f64()),
+        format!(
+            "{bytes} bytes in {:.2}s, lines of 100 bytes",
+            took.as_secs_f64()
+        ),
     );
 }

@@ -5,7 +5,9 @@
 //! executions of their own) is named in [`ExecutionObjects::notes`].
 
 use testkube_core::engine::protocol::{PROTOCOL_VERSION, WorkerTask};
-use testkube_core::engine::{ExecutionInfo, ExecutionRequest, WorkerFiles, WorkerId, worker_variables};
+use testkube_core::engine::{
+    ExecutionInfo, ExecutionRequest, WorkerFiles, WorkerId, worker_variables,
+};
 use testkube_core::plan::{Operation, Plan, PlanStep};
 
 use crate::manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};

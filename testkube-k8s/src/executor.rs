@@ -181,7 +181,11 @@ impl WorkerControl for Control {
 
 /// The names of the containers that run steps, in the order they run.
 fn step_containers(job: &Job) -> Vec<String> {
-    let Some(spec) = job.spec.as_ref().and_then(|spec| spec.template.spec.as_ref()) else {
+    let Some(spec) = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+    else {
         return Vec::new();
     };
     spec.init_containers
@@ -295,10 +299,11 @@ impl WorkerRun {
                 // Removes exactly ours, whatever else changed in the pod
                 // meanwhile (a merge patch would race the kubelet's status).
                 let path = format!("/metadata/finalizers/{index}");
-                let patch: Result<json_patch::Patch, _> = serde_json::from_value(serde_json::json!([
-                    {"op": "test", "path": path, "value": labels::FINALIZER},
-                    {"op": "remove", "path": path},
-                ]));
+                let patch: Result<json_patch::Patch, _> =
+                    serde_json::from_value(serde_json::json!([
+                        {"op": "test", "path": path, "value": labels::FINALIZER},
+                        {"op": "remove", "path": path},
+                    ]));
                 let Ok(patch) = patch else { break };
                 match self
                     .pods
@@ -441,7 +446,9 @@ impl Translator {
                 }
             }
             Decoded::Frame(frame) => {
-                let Some(event) = frame.into_event() else { return };
+                let Some(event) = frame.into_event() else {
+                    return;
+                };
                 match &event {
                     WorkerEvent::Step { step, status, .. } => {
                         if *status == StepStatus::Running {
@@ -499,7 +506,11 @@ impl Translator {
     /// The worker's status when its pod ended without saying: its
     /// termination message's, else why Kubernetes ended it. Open steps end
     /// with it.
-    async fn close(&mut self, view: &watch::Receiver<PodView>, problem: Option<&str>) -> StepStatus {
+    async fn close(
+        &mut self,
+        view: &watch::Receiver<PodView>,
+        problem: Option<&str>,
+    ) -> StepStatus {
         let (status, message) = verdict_of(&view.borrow(), problem);
         for step in std::mem::take(&mut self.open).into_iter().rev() {
             self.send(WorkerEvent::Step {
@@ -532,7 +543,9 @@ fn verdict_of(view: &PodView, problem: Option<&str>) -> (StepStatus, String) {
     let Some(pod) = &view.pod else {
         return (
             StepStatus::Aborted,
-            problem.unwrap_or("the worker's pod never started").to_owned(),
+            problem
+                .unwrap_or("the worker's pod never started")
+                .to_owned(),
         );
     };
     let statuses = pod.status.as_ref();

@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn label_values_are_kept_or_made_valid_and_stay_distinct() {
-        assert_eq!(label_value("sharded-pytest-1765-42"), "sharded-pytest-1765-42");
+        assert_eq!(
+            label_value("sharded-pytest-1765-42"),
+            "sharded-pytest-1765-42"
+        );
         let long = "a".repeat(100);
         let other = format!("{}b", "a".repeat(99));
         assert!(label_value(&long).len() <= MAX_LABEL);

@@ -27,6 +27,6 @@ pub mod labels;
 pub mod manifest;
 mod pods;
 
-pub use executor::KubernetesExecutor;
 pub use execution::{ExecutionObjects, execution_objects};
+pub use executor::KubernetesExecutor;
 pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};

@@ -30,8 +30,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar as KubeEnvVar, EnvVarSource, KeyToPath,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Secret,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -141,9 +141,15 @@ pub fn worker_objects(
         .filter(|namespace| !namespace.is_empty())
         .unwrap_or_else(|| options.namespace.clone());
     let ours = BTreeMap::from([
-        (labels::EXECUTION.to_owned(), labels::label_value(&task.execution.id)),
+        (
+            labels::EXECUTION.to_owned(),
+            labels::label_value(&task.execution.id),
+        ),
         (labels::WORKER.to_owned(), task.worker.number.to_string()),
-        (labels::WORKFLOW.to_owned(), labels::label_value(&task.execution.workflow)),
+        (
+            labels::WORKFLOW.to_owned(),
+            labels::label_value(&task.execution.workflow),
+        ),
         (labels::RESOURCE.to_owned(), "worker".to_owned()),
         (labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned()),
     ]);
@@ -177,7 +183,9 @@ pub fn worker_objects(
     }
     spec.enable_service_links = Some(false);
     if pod.is_none_or(|pod| pod.disable_fs_group_defaulting != Some(true)) {
-        let context = spec.security_context.get_or_insert_with(PodSecurityContext::default);
+        let context = spec
+            .security_context
+            .get_or_insert_with(PodSecurityContext::default);
         context.fs_group.get_or_insert(DEFAULT_FS_GROUP);
     }
     let mut volumes = vec![
@@ -294,7 +302,10 @@ fn worker_containers(
         }
     }
     if groups.is_empty() {
-        groups.push((Settings::of(&ContainerConfig::default(), options), Vec::new()));
+        groups.push((
+            Settings::of(&ContainerConfig::default(), options),
+            Vec::new(),
+        ));
     }
     let mut assignment = std::collections::BTreeMap::new();
     if groups.len() > 1 {
@@ -512,7 +523,10 @@ fn pod_spec(pod: &PodConfig) -> Result<PodSpec, String> {
         for key in ["labels", "annotations", "disableFsGroupDefaulting"] {
             map.remove(key);
         }
-        map.insert("containers".to_owned(), serde_json::Value::Array(Vec::new()));
+        map.insert(
+            "containers".to_owned(),
+            serde_json::Value::Array(Vec::new()),
+        );
     }
     serde_json::from_value(value).map_err(|err| format!("not a valid pod spec: {err}"))
 }

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 
 use crate::labels;
@@ -110,8 +110,8 @@ fn key_of(pod: &Pod) -> Option<Key> {
 
 async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
     let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGER);
-    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
-        .default_backoff();
+    let stream =
+        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     futures_util::pin_mut!(stream);
     let mut relisted: Option<BTreeSet<Key>> = None;
     while let Some(event) = stream.next().await {

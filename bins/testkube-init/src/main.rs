@@ -20,7 +20,11 @@ use testkube_core::status::Interruption;
 use testkube_executors::pod::{self, PodLayout};
 
 #[derive(Parser)]
-#[command(name = "testkube-init", version, about = "Runs a testkube worker's steps inside a pod")]
+#[command(
+    name = "testkube-init",
+    version,
+    about = "Runs a testkube worker's steps inside a pod"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,9 +123,15 @@ fn run(task_file: &Path, container: usize, root: PathBuf) -> Result<ExitCode, St
                 let _ = interrupt.send(Some(Interruption::Abort));
             }
         });
-        pod::run_task(task, container, &layout, Box::new(std::io::stdout()), interrupted)
-            .await
-            .map_err(|err| err.to_string())
+        pod::run_task(
+            task,
+            container,
+            &layout,
+            Box::new(std::io::stdout()),
+            interrupted,
+        )
+        .await
+        .map_err(|err| err.to_string())
     })?;
     // The verdict travels in the log; a failed step is not a failed container
     // (later containers of the pod still run the steps that follow).

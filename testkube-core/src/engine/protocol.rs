@@ -673,7 +673,10 @@ mod tests {
         decoded
             .iter()
             .filter_map(|d| match d {
-                Decoded::Log { step: Some(s), chunk } if s == step => Some(chunk.to_vec()),
+                Decoded::Log {
+                    step: Some(s),
+                    chunk,
+                } if s == step => Some(chunk.to_vec()),
                 _ => None,
             })
             .flatten()

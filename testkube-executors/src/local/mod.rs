@@ -474,13 +474,17 @@ fn container_features(container: &ContainerConfig, add: &mut impl FnMut(&str)) {
 /// The first image a command step of the worker names (not those of its
 /// parallel workers: each is told on its own).
 fn first_image(step: &PlanStep) -> Option<String> {
-    step.operations.iter().find_map(|operation| match operation {
-        Operation::Run { container, .. } | Operation::Shell { container, .. } => {
-            container.image.clone().filter(|image| !image.is_empty())
-        }
-        Operation::Setup { steps } | Operation::Steps { steps } => steps.iter().find_map(first_image),
-        _ => None,
-    })
+    step.operations
+        .iter()
+        .find_map(|operation| match operation {
+            Operation::Run { container, .. } | Operation::Shell { container, .. } => {
+                container.image.clone().filter(|image| !image.is_empty())
+            }
+            Operation::Setup { steps } | Operation::Steps { steps } => {
+                steps.iter().find_map(first_image)
+            }
+            _ => None,
+        })
 }
 
 /// The first `name` on `PATH` that is a file.

@@ -230,11 +230,14 @@ impl StepRunner {
             if self.handing_off() {
                 return StepStatus::Skipped;
             }
-            if let Some((done, attempt)) = self.relay.as_ref().and_then(|relay| relay.done(&step.id)) {
+            if let Some((done, attempt)) =
+                self.relay.as_ref().and_then(|relay| relay.done(&step.id))
+            {
                 // Finished by an earlier container of the pod: restored, not run.
                 self.status
                     .record_attempt(step.id.clone(), attempt.exit_code, attempt.outputs);
-                self.status.finish(step.id.clone(), done.status, step.optional);
+                self.status
+                    .finish(step.id.clone(), done.status, step.optional);
                 return done.status;
             }
             if let Some(stop) = self.stop_signal().check() {

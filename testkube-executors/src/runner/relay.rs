@@ -104,11 +104,13 @@ impl Relay {
     /// A message when the file exists but cannot be read.
     pub fn load_state(path: &Path) -> Result<RelayState, String> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                format!("the runner state {} is not valid: {err}", path.display())
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|err| format!("the runner state {} is not valid: {err}", path.display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(RelayState::default()),
-            Err(err) => Err(format!("cannot read the runner state {}: {err}", path.display())),
+            Err(err) => Err(format!(
+                "cannot read the runner state {}: {err}",
+                path.display()
+            )),
         }
     }
 

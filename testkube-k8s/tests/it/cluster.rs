@@ -22,7 +22,10 @@ pub(crate) struct Cluster {
 /// (`cargo test --workspace` builds it).
 fn init_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     let binary = dir.join("testkube-init");
     assert!(
         binary.exists(),
@@ -39,7 +42,9 @@ pub(crate) fn has_bwrap() -> bool {
         .status()
         .is_ok_and(|status| status.success());
     if !ok {
-        eprintln!("skipped: bubblewrap (bwrap) is not usable on this machine; kube-sim runs pods with it");
+        eprintln!(
+            "skipped: bubblewrap (bwrap) is not usable on this machine; kube-sim runs pods with it"
+        );
     }
     ok
 }
@@ -83,7 +88,10 @@ impl Cluster {
             }
         };
         let ended = tokio::time::timeout(std::time::Duration::from_secs(60), collect).await;
-        assert!(ended.is_ok(), "the run ends within a minute; events so far: {events:#?}");
+        assert!(
+            ended.is_ok(),
+            "the run ends within a minute; events so far: {events:#?}"
+        );
         let summary = events
             .iter()
             .find_map(|event| match event {
@@ -176,7 +184,11 @@ impl Watching {
             }
         };
         let ended = tokio::time::timeout(std::time::Duration::from_secs(60), rest).await;
-        assert!(ended.is_ok(), "the run ends within a minute: {:#?}", self.events);
+        assert!(
+            ended.is_ok(),
+            "the run ends within a minute: {:#?}",
+            self.events
+        );
         self.events
             .iter()
             .find_map(|event| match event {
@@ -188,10 +200,7 @@ impl Watching {
 }
 
 /// The last finished status reported for step `id`.
-pub(crate) fn step_status(
-    events: &[Event],
-    id: &str,
-) -> Option<testkube_core::status::StepStatus> {
+pub(crate) fn step_status(events: &[Event], id: &str) -> Option<testkube_core::status::StepStatus> {
     events.iter().rev().find_map(|event| match event {
         Event::Step { step, status, .. } if step.id == id && status.is_finished() => Some(*status),
         _ => None,

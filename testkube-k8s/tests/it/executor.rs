@@ -37,7 +37,10 @@ spec:
         )
         .await;
     assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:?}");
-    assert!(logs(&events, "greet").starts_with("hello from "), "{events:#?}");
+    assert!(
+        logs(&events, "greet").starts_with("hello from "),
+        "{events:#?}"
+    );
     assert_eq!(logs(&events, "check"), "checked\n");
     assert_eq!(logs(&events, "fail"), "failing\n");
     assert_eq!(step_status(&events, "greet"), Some(StepStatus::Passed));
@@ -91,9 +94,17 @@ spec:
             "mixed-1",
         )
         .await;
-    assert_eq!(summary.status, ExecutionStatus::Passed, "{summary:?}\n{events:#?}");
+    assert_eq!(
+        summary.status,
+        ExecutionStatus::Passed,
+        "{summary:?}\n{events:#?}"
+    );
     assert_eq!(logs(&events, "second"), "one\n");
-    assert_eq!(logs(&events, "third"), "one\ntwo\n", "/data is shared by the containers");
+    assert_eq!(
+        logs(&events, "third"),
+        "one\ntwo\n",
+        "/data is shared by the containers"
+    );
     let mut workers = std::collections::BTreeMap::<String, String>::new();
     for event in &events {
         if let Event::Log { worker, chunk, .. } = event
@@ -124,5 +135,8 @@ spec:
         .into_iter()
         .filter(|line| line["verb"] == "create" && line["objectRef"]["resource"] == "jobs")
         .count();
-    assert_eq!(creates, 3, "the root worker's Job and two parallel workers' Jobs");
+    assert_eq!(
+        creates, 3,
+        "the root worker's Job and two parallel workers' Jobs"
+    );
 }

@@ -62,7 +62,11 @@ async fn a_pod_deleted_mid_run_keeps_its_log_until_it_is_read() {
     // Everything written before the deletion was read.
     assert_eq!(logs(&run.events, "work"), "started\n");
     assert_eq!(step_status(&run.events, "work"), Some(StepStatus::Aborted));
-    assert_eq!(pods_left(&cluster, "deleted-1").await, 0, "the finalizer was removed");
+    assert_eq!(
+        pods_left(&cluster, "deleted-1").await,
+        0,
+        "the finalizer was removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

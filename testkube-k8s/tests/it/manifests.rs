@@ -85,7 +85,10 @@ spec:
     assert_eq!(spec.active_deadline_seconds, Some(900));
     let template = spec.template.metadata.as_ref().unwrap();
     assert_eq!(template.labels.as_ref().unwrap()["team"], "qa");
-    assert_eq!(template.labels.as_ref().unwrap()[labels::EXECUTION], "wf-123");
+    assert_eq!(
+        template.labels.as_ref().unwrap()[labels::EXECUTION],
+        "wf-123"
+    );
     assert_eq!(template.annotations.as_ref().unwrap()["note"], "hi");
     assert_eq!(
         template.finalizers.as_deref(),
@@ -95,7 +98,10 @@ spec:
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     assert_eq!(pod.automount_service_account_token, Some(false));
     assert_eq!(pod.node_selector.as_ref().unwrap()["disk"], "ssd");
-    assert_eq!(pod.tolerations.as_ref().unwrap()[0].key.as_deref(), Some("dedicated"));
+    assert_eq!(
+        pod.tolerations.as_ref().unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
     assert!(pod.affinity.as_ref().unwrap().node_affinity.is_some());
     assert_eq!(pod.image_pull_secrets.as_ref().unwrap()[0].name, "registry");
     assert_eq!(pod.active_deadline_seconds, Some(600));
@@ -110,7 +116,10 @@ spec:
         .iter()
         .map(|v| v.name.as_str())
         .collect();
-    assert!(volumes.contains(&"certs") && volumes.contains(&"testkube-data"), "{volumes:?}");
+    assert!(
+        volumes.contains(&"certs") && volumes.contains(&"testkube-data"),
+        "{volumes:?}"
+    );
 
     let init = &pod.init_containers.as_ref().unwrap()[0];
     assert_eq!(init.command.as_ref().unwrap()[2], INIT_BINARY);
@@ -137,7 +146,11 @@ spec:
     let env = worker.env.as_ref().unwrap();
     assert_eq!(env[0].name, "TOKEN");
     assert!(env[0].value_from.as_ref().unwrap().secret_key_ref.is_some());
-    assert!(worker.env_from.as_ref().unwrap()[0].config_map_ref.is_some());
+    assert!(
+        worker.env_from.as_ref().unwrap()[0]
+            .config_map_ref
+            .is_some()
+    );
 }
 
 #[test]
@@ -223,9 +236,15 @@ spec:
     )
     .unwrap();
     assert_eq!(task.variables["matrix"]["browser"], "firefox");
-    assert_eq!(objects.workers[2].job.metadata.name.as_deref(), Some("wf-123-w2"));
+    assert_eq!(
+        objects.workers[2].job.metadata.name.as_deref(),
+        Some("wf-123-w2")
+    );
     assert!(
-        objects.notes.iter().any(|n| n.contains("`later`") && n.contains("run time")),
+        objects
+            .notes
+            .iter()
+            .any(|n| n.contains("`later`") && n.contains("run time")),
         "{:?}",
         objects.notes
     );
@@ -268,15 +287,17 @@ spec:
         ]
     );
     let main = &pod.containers[0];
-    assert_eq!((main.name.as_str(), main.image.as_deref()), ("worker-3", Some("alpine:3")));
+    assert_eq!(
+        (main.name.as_str(), main.image.as_deref()),
+        ("worker-3", Some("alpine:3"))
+    );
     assert_eq!(
         main.command.as_ref().unwrap()[1..],
         ["run".to_owned(), "--container".to_owned(), "2".to_owned()]
     );
-    let task = WorkerTask::from_json(
-        worker.secret.string_data.as_ref().unwrap()[TASK_KEY].as_bytes(),
-    )
-    .unwrap();
+    let task =
+        WorkerTask::from_json(worker.secret.string_data.as_ref().unwrap()[TASK_KEY].as_bytes())
+            .unwrap();
     let containers: Vec<usize> = task.containers.values().copied().collect();
     assert_eq!(task.containers.len(), 4);
     assert_eq!(containers.iter().filter(|c| **c == 0).count(), 2);
@@ -305,7 +326,10 @@ spec:
     .unwrap_err();
     assert!(matches!(err, ManifestError::RetryAcrossContainers { .. }));
     let text = err.to_string();
-    assert!(text.contains("`flaky`") && text.contains("alpine:3"), "{text}");
+    assert!(
+        text.contains("`flaky`") && text.contains("alpine:3"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -321,9 +345,12 @@ spec:
   - shell: echo hi
 "
     ));
-    let objects =
-        execution_objects(&plan, &ExecutionRequest::new(&id), &ManifestOptions::default())
-            .unwrap();
+    let objects = execution_objects(
+        &plan,
+        &ExecutionRequest::new(&id),
+        &ManifestOptions::default(),
+    )
+    .unwrap();
     let job = &objects.workers[0].job;
     let job_name = job.metadata.name.as_deref().unwrap();
     assert!(job_name.len() <= 52, "{job_name}");
@@ -337,5 +364,8 @@ spec:
         &ManifestOptions::default(),
     )
     .unwrap();
-    assert_ne!(other.workers[0].job.metadata.name.as_deref(), Some(job_name));
+    assert_ne!(
+        other.workers[0].job.metadata.name.as_deref(),
+        Some(job_name)
+    );
 }

@@ -31,8 +31,11 @@ fn samples() -> (Vec<TestWorkflow>, TemplateSet) {
         let name = path.display().to_string();
         let file = testkube_core::load_file(&name, &text, &LoadOptions::default());
         assert!(!file.has_errors(), "{name}: {:?}", file.diagnostics);
-        let documents: Vec<Document> =
-            file.documents.into_iter().filter_map(|d| d.document).collect();
+        let documents: Vec<Document> = file
+            .documents
+            .into_iter()
+            .filter_map(|d| d.document)
+            .collect();
         templates.insert_documents(&documents, &TemplateOrigin::File(name));
         for document in documents {
             if let Document::TestWorkflow(workflow) = document {
@@ -78,7 +81,10 @@ async fn run_on(
                     ..
                 } if status.is_finished() => {
                     // A child refused by the executor counts as the parent's.
-                    if let Some(message) = detail.message.filter(|m| m.contains("with --on kubernetes")) {
+                    if let Some(message) = detail
+                        .message
+                        .filter(|m| m.contains("with --on kubernetes"))
+                    {
                         return Err(message);
                     }
                     steps.insert((worker.path, step.id), status);
@@ -106,14 +112,20 @@ async fn sample_workflows_end_the_same_on_kubernetes_as_locally() {
         cluster.client.clone(),
         ManifestOptions::default(),
     ));
-    let local: Arc<dyn Executor> = Arc::new(
-        LocalExecutor::new(cluster.dir.path().join("local")).with_sandbox(Sandbox::Auto),
-    );
+    let local: Arc<dyn Executor> =
+        Arc::new(LocalExecutor::new(cluster.dir.path().join("local")).with_sandbox(Sandbox::Auto));
     let mut compared = Vec::new();
     for workflow in &workflows {
         let name = workflow.metadata.name.clone().unwrap_or_default();
         let id = format!("{name}-sample");
-        let on_cluster = run_on(Arc::clone(&kubernetes), workflow, &templates, &workflows, &id).await;
+        let on_cluster = run_on(
+            Arc::clone(&kubernetes),
+            workflow,
+            &templates,
+            &workflows,
+            &id,
+        )
+        .await;
         let on_cluster = match on_cluster {
             Ok(outcome) => outcome,
             // What the Kubernetes executor does not run yet is refused

@@ -106,7 +106,11 @@ spec:
         .arg(&root)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let (logs, frames) = decode(&output.stdout);
     assert_eq!(logs["greet"], b"hello\nno newline");
     assert_eq!(logs["fail"], b"broken\n");
@@ -132,9 +136,10 @@ spec:
             status: StepStatus::Failed
         })
     );
-    let message =
-        TerminationMessage::decode(&std::fs::read_to_string(root.join("termination-log-0")).unwrap())
-            .unwrap();
+    let message = TerminationMessage::decode(
+        &std::fs::read_to_string(root.join("termination-log-0")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(message.finished, Some(StepStatus::Failed));
     assert_eq!(message.steps.get("fail"), Some(&StepStatus::Failed));
 }
@@ -172,7 +177,10 @@ spec:
     // Read until the request shows up; the worker waits for the reply.
     let (id, step) = loop {
         let mut line = Vec::new();
-        assert!(stdout.read_until(b'\n', &mut line).unwrap() > 0, "no request");
+        assert!(
+            stdout.read_until(b'\n', &mut line).unwrap() > 0,
+            "no request"
+        );
         all.extend_from_slice(&line);
         let found = decoder.line(&line).into_iter().find_map(|d| match d {
             Decoded::Frame(Frame::Request {
@@ -240,13 +248,15 @@ fn id_of(step: &testkube_core::plan::PlanStep, name: &str) -> Option<String> {
     if step.name.as_deref() == Some(name) {
         return Some(step.id.clone());
     }
-    step.operations.iter().find_map(|operation| match operation {
-        testkube_core::plan::Operation::Steps { steps }
-        | testkube_core::plan::Operation::Setup { steps } => {
-            steps.iter().find_map(|child| id_of(child, name))
-        }
-        _ => None,
-    })
+    step.operations
+        .iter()
+        .find_map(|operation| match operation {
+            testkube_core::plan::Operation::Steps { steps }
+            | testkube_core::plan::Operation::Setup { steps } => {
+                steps.iter().find_map(|child| id_of(child, name))
+            }
+            _ => None,
+        })
 }
 
 #[test]
@@ -297,26 +307,41 @@ spec:
             .arg(&root)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         stdout.extend_from_slice(&output.stdout);
         let text = std::fs::read_to_string(root.join(format!("termination-log-{container}")));
         messages.push(TerminationMessage::decode(&text.unwrap()).unwrap());
     }
     let (logs, frames) = decode(&stdout);
     assert_eq!(logs[&ids[0]], b"produced\n");
-    assert_eq!(logs[&ids[5]], b"n=7\n", "outputs of container 0 seen in container 2");
-    assert!(!logs.contains_key(&ids[4]), "`never` does not run after a failure");
+    assert_eq!(
+        logs[&ids[5]], b"n=7\n",
+        "outputs of container 0 seen in container 2"
+    );
+    assert!(
+        !logs.contains_key(&ids[4]),
+        "`never` does not run after a failure"
+    );
     // Every step is reported running at most once and finished exactly once.
     for step in &ids {
         let reports: Vec<StepStatus> = frames
             .iter()
             .filter_map(|frame| match frame {
-                Frame::Step { step: s, status, .. } if s == step => Some(*status),
+                Frame::Step {
+                    step: s, status, ..
+                } if s == step => Some(*status),
                 _ => None,
             })
             .collect();
         let finished = reports.iter().filter(|s| s.is_finished()).count();
-        let running = reports.iter().filter(|s| **s == StepStatus::Running).count();
+        let running = reports
+            .iter()
+            .filter(|s| **s == StepStatus::Running)
+            .count();
         assert_eq!(finished, 1, "{step}: {reports:?}");
         assert!(running <= 1, "{step}: {reports:?}");
     }
@@ -327,7 +352,12 @@ spec:
         .iter()
         .filter(|frame| matches!(frame, Frame::Finished { .. }))
         .collect();
-    assert_eq!(finished, [&Frame::Finished { status: StepStatus::Failed }]);
+    assert_eq!(
+        finished,
+        [&Frame::Finished {
+            status: StepStatus::Failed
+        }]
+    );
     assert_eq!(messages[0].finished, None, "container 0 handed off");
     assert_eq!(messages[0].steps.get(&ids[0]), Some(&StepStatus::Passed));
     assert_eq!(messages[2].finished, Some(StepStatus::Failed));

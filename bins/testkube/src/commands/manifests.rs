@@ -25,7 +25,8 @@ pub(crate) fn run(args: ManifestsArgs) -> Result<ExitCode, CliError> {
                 .with_file(args.workflow.file.display().to_string());
             anstream::eprintln!("{}", diagnostic.render(None));
         }
-        CliError::usage(format!("cannot plan workflow `{name}`")).with_hint("fix the problems above")
+        CliError::usage(format!("cannot plan workflow `{name}`"))
+            .with_hint("fix the problems above")
     })?;
     let mut request = ExecutionRequest::new(format!("{name}-execution"));
     request.config = resolved
@@ -33,14 +34,21 @@ pub(crate) fn run(args: ManifestsArgs) -> Result<ExitCode, CliError> {
         .iter()
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    request.labels = workflow.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    request.labels = workflow
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut options = ManifestOptions::default();
     if let Some(namespace) = &args.namespace {
         options.namespace.clone_from(namespace);
     }
     let objects = execution_objects(&plan, &request, &options).map_err(|err| {
-        CliError::usage(err.to_string())
-            .with_hint("`testkube run FILE` runs it on this machine, where this limit does not apply")
+        CliError::usage(err.to_string()).with_hint(
+            "`testkube run FILE` runs it on this machine, where this limit does not apply",
+        )
     })?;
     let mut text = String::new();
     for note in &objects.notes {

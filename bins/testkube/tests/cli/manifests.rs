@@ -15,7 +15,10 @@ fn documents(stdout: &[u8]) -> Vec<(String, String)> {
 
 #[test]
 fn manifests_print_a_secret_and_a_job_per_worker_with_config_and_namespace() {
-    let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workflows/sharded-pytest.yaml");
+    let workflow = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/workflows/sharded-pytest.yaml"
+    );
     let output = testkube(&[
         "manifests",
         workflow,
@@ -24,10 +27,19 @@ fn manifests_print_a_secret_and_a_job_per_worker_with_config_and_namespace() {
         "--namespace",
         "tests",
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let docs = documents(&output.stdout);
     let kinds: Vec<&str> = docs.iter().map(|(kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["Secret", "Job", "Secret", "Job", "Secret", "Job", "Secret", "Job"]);
+    assert_eq!(
+        kinds,
+        [
+            "Secret", "Job", "Secret", "Job", "Secret", "Job", "Secret", "Job"
+        ]
+    );
     for (_, doc) in &docs {
         assert!(doc.contains("\n  namespace: tests\n"), "{doc}");
         assert!(
@@ -36,7 +48,14 @@ fn manifests_print_a_secret_and_a_job_per_worker_with_config_and_namespace() {
         );
     }
     // Deterministic: the same input prints the same objects.
-    let again = testkube(&["manifests", workflow, "--config", "workers=3", "--namespace", "tests"]);
+    let again = testkube(&[
+        "manifests",
+        workflow,
+        "--config",
+        "workers=3",
+        "--namespace",
+        "tests",
+    ]);
     assert_eq!(again.stdout, output.stdout);
 }
 
