@@ -47,7 +47,12 @@ fn main() {
         runtime.block_on(first_job());
     }
     if runs("fanout") {
-        runtime.block_on(fanout(200));
+        // `FANOUT_WORKERS=N` measures another size.
+        let workers = std::env::var("FANOUT_WORKERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200);
+        runtime.block_on(fanout(workers));
     }
     if runs("logs") {
         runtime.block_on(logs());

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
@@ -50,6 +51,9 @@ use crate::follow::{FollowError, Line, container_state, follow_container};
 use crate::labels;
 use crate::manifest::{INIT_BINARY, ManifestOptions, worker_objects};
 use crate::pods::{PodView, PodWatches};
+
+/// The most output bytes one log event carries (the store's chunk size).
+const MAX_LOG_EVENT: usize = testkube_core::store::MAX_LOG_CHUNK;
 
 /// Waiting reasons after which a container never starts on its own.
 const STUCK: [&str; 6] = [
@@ -382,6 +386,9 @@ struct Translator {
     finished: Option<StepStatus>,
     requests: HashMap<u64, JoinHandle<()>>,
     pod: Option<String>,
+    /// Output not sent yet, and its step.
+    pending: Vec<u8>,
+    pending_step: Option<String>,
 }
 
 impl Translator {
@@ -399,39 +406,73 @@ impl Translator {
             finished: None,
             requests: HashMap::new(),
             pod: None,
+            pending: Vec::new(),
+            pending_step: None,
         }
     }
 
     async fn consume(&mut self, mut lines: mpsc::Receiver<Line>) {
         let mut container = String::new();
-        while let Some(line) = lines.recv().await {
-            if *line.container != *container {
-                // A container's last line may lack its newline.
-                for decoded in self.decoder.finish() {
+        while let Some(first) = lines.recv().await {
+            // Whatever else has arrived is taken at once, so that output
+            // lines become a few large log events rather than one each.
+            let mut next = Some(first);
+            while let Some(line) = next {
+                if *line.container != *container {
+                    // A container's last line may lack its newline.
+                    for decoded in self.decoder.finish() {
+                        self.handle(decoded, &container).await;
+                    }
+                    container = line.container.to_string();
+                }
+                if self.pod.as_deref() != Some(&*line.pod) {
+                    self.pod = Some(line.pod.to_string());
+                }
+                for decoded in self.decoder.line(&line.text) {
                     self.handle(decoded, &container).await;
                 }
-                container = line.container.to_string();
+                next = if self.pending.len() < MAX_LOG_EVENT {
+                    lines.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            if self.pod.as_deref() != Some(&*line.pod) {
-                self.pod = Some(line.pod.to_string());
-            }
-            for decoded in self.decoder.line(&line.text) {
-                self.handle(decoded, &container).await;
-            }
+            self.flush().await;
         }
         for decoded in self.decoder.finish() {
             self.handle(decoded, &container).await;
         }
+        self.flush().await;
         for (_, request) in self.requests.drain() {
             request.abort();
         }
     }
 
+    /// Sends the output gathered so far as one log event.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        let step = self
+            .pending_step
+            .take()
+            .unwrap_or_else(|| "root".to_owned());
+        let _ = self.events.send(WorkerEvent::Log { step, chunk }).await;
+    }
+
     async fn handle(&mut self, decoded: Decoded, container: &str) {
+        if !matches!(decoded, Decoded::Log { .. }) {
+            self.flush().await;
+        }
         match decoded {
             Decoded::Log { step, chunk } => {
                 let step = step.unwrap_or_else(|| "root".to_owned());
-                self.send(WorkerEvent::Log { step, chunk }).await;
+                if self.pending_step.as_deref() != Some(step.as_str()) {
+                    self.flush().await;
+                    self.pending_step = Some(step);
+                }
+                self.pending.extend_from_slice(&chunk);
             }
             Decoded::Invalid { error, .. } => {
                 self.send(WorkerEvent::Notice {

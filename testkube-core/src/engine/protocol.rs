@@ -47,6 +47,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 const MARKER: &[u8] = b"\x1b]4242;tk1;";
 /// What starts a frame line whose preceding newline the encoder added.
 const MARKER_NEWLINE: &[u8] = b"\x1b]4242;tk1n;";
+/// What starts a piece of a long frame that more pieces follow; the last
+/// piece has an ordinary marker.
+const MARKER_PIECE: &[u8] = b"\x1b]4242;tk1+;";
+/// The first piece of a long frame, after a newline the encoder added.
+const MARKER_PIECE_NEWLINE: &[u8] = b"\x1b]4242;tk1n+;";
+/// The most JSON bytes on one line: the kubelet splits lines longer than
+/// 16 KiB (and stamps each part), so a long frame (test results, a
+/// `parallel` request) goes as several lines well below that.
+const MAX_PIECE: usize = 8 * 1024;
 /// What ends a frame line, before its newline.
 const TERMINATOR: u8 = 0x07;
 
@@ -468,21 +477,29 @@ impl LineEncoder {
         self.mid_line = chunk.last() != Some(&b'\n');
     }
 
-    /// Appends a frame line.
+    /// Appends a frame: one line, or pieces of at most 8 KiB on lines of
+    /// their own for a long one.
     pub fn frame(&mut self, frame: &Frame, out: &mut Vec<u8>) {
-        if self.mid_line {
-            out.push(b'\n');
-            out.extend_from_slice(MARKER_NEWLINE);
-        } else {
-            out.extend_from_slice(MARKER);
-        }
         // JSON escapes every control character, so the terminator and the
         // newline never occur inside.
-        if serde_json::to_writer(&mut *out, frame).is_err() {
-            out.extend_from_slice(b"{}");
+        let json = serde_json::to_vec(frame).unwrap_or_else(|_| b"{}".to_vec());
+        let pieces: Vec<&[u8]> = json.chunks(MAX_PIECE).collect();
+        let last = pieces.len().saturating_sub(1);
+        for (index, piece) in pieces.into_iter().enumerate() {
+            let newline = index == 0 && self.mid_line;
+            if newline {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(match (newline, index < last) {
+                (false, false) => MARKER,
+                (true, false) => MARKER_NEWLINE,
+                (false, true) => MARKER_PIECE,
+                (true, true) => MARKER_PIECE_NEWLINE,
+            });
+            out.extend_from_slice(piece);
+            out.push(TERMINATOR);
+            out.push(b'\n');
         }
-        out.push(TERMINATOR);
-        out.push(b'\n');
         self.mid_line = false;
     }
 }
@@ -518,6 +535,8 @@ pub enum Decoded {
 pub struct LineDecoder {
     step: Option<String>,
     held_newline: bool,
+    /// The pieces of a long frame read so far.
+    pieces: Vec<u8>,
 }
 
 impl LineDecoder {
@@ -531,12 +550,33 @@ impl LineDecoder {
     pub fn line(&mut self, line: &[u8]) -> Vec<Decoded> {
         let mut decoded = Vec::new();
         let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let piece = [(MARKER_PIECE, false), (MARKER_PIECE_NEWLINE, true)]
+            .into_iter()
+            .find_map(|(marker, newline)| Some((newline, body.strip_prefix(marker)?)));
+        if let Some((marker_newline, rest)) = piece
+            && let Some(json) = rest.strip_suffix(&[TERMINATOR])
+        {
+            if self.pieces.is_empty() && !marker_newline {
+                self.release(&mut decoded);
+            }
+            self.held_newline = false;
+            self.pieces.extend_from_slice(json);
+            return decoded;
+        }
         let (marker_newline, rest) = if let Some(rest) = body.strip_prefix(MARKER_NEWLINE) {
             (true, Some(rest))
         } else {
             (false, body.strip_prefix(MARKER))
         };
-        if let Some(json) = rest.and_then(|rest| rest.strip_suffix(&[TERMINATOR])) {
+        if let Some(last) = rest.and_then(|rest| rest.strip_suffix(&[TERMINATOR])) {
+            let whole;
+            let json = if self.pieces.is_empty() {
+                last
+            } else {
+                self.pieces.extend_from_slice(last);
+                whole = std::mem::take(&mut self.pieces);
+                &whole[..]
+            };
             match serde_json::from_slice::<Frame>(json) {
                 Ok(frame) => {
                     if !marker_newline {
@@ -766,6 +806,40 @@ mod tests {
             .filter_map(Frame::into_event)
             .collect();
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn long_frames_travel_in_pieces_shorter_than_the_kubelet_splits() {
+        let cases: Vec<TestCaseRecord> = (0..2000)
+            .map(|index| TestCaseRecord {
+                worker: "root".into(),
+                suite: "suite".into(),
+                class: Some("tests.Class".into()),
+                name: format!("test_{index}"),
+                file: None,
+                status: crate::store::TestCaseStatus::Passed,
+                duration_secs: Some(0.5),
+                message: None,
+            })
+            .collect();
+        let frame = Frame::TestCases {
+            step: "s1".into(),
+            report: "junit.xml".into(),
+            cases,
+        };
+        let mut encoder = LineEncoder::new();
+        let mut stream = Vec::new();
+        encoder.log("s1", b"partial", &mut stream);
+        encoder.frame(&frame, &mut stream);
+        encoder.log("s1", b"after\n", &mut stream);
+        assert!(
+            stream
+                .split(|b| *b == b'\n')
+                .all(|line| line.len() < 16 * 1024)
+        );
+        let decoded = decode_all(&stream);
+        assert_eq!(logs_of(&decoded, "s1"), b"partialafter\n");
+        assert!(frames(&decoded).contains(&frame));
     }
 
     #[test]
