@@ -23,37 +23,28 @@
 //! termination message gives, else `aborted` (or `failed` when Kubernetes
 //! says why, e.g. `OOMKilled`), and its open steps with it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{AttachParams, DeleteParams, Patch, PatchParams, PostParams};
-use testkube_core::engine::protocol::{
-    Decoded, Frame, LineDecoder, Reply, Request, TerminationMessage, WorkerTask,
-};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use testkube_core::engine::protocol::WorkerTask;
 use testkube_core::engine::{
-    Executor, ExecutorError, Orchestrator, StepDetail, Unsupported, WorkerControl, WorkerEvent,
-    WorkerHandle, WorkerSpec,
+    Executor, ExecutorError, Orchestrator, Unsupported, WorkerControl, WorkerEvent, WorkerHandle,
+    WorkerSpec,
 };
 use testkube_core::plan::{Operation, PlanStep};
-use testkube_core::status::{Interruption, StepStatus};
-use tokio::io::AsyncWriteExt;
+use testkube_core::status::Interruption;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::follow::{FollowError, Line, container_state, follow_container};
 use crate::labels;
-use crate::manifest::{INIT_BINARY, ManifestOptions, worker_objects};
+use crate::manifest::{ManifestOptions, worker_objects};
 use crate::pods::{PodView, PodWatches};
-
-/// The most output bytes one log event carries (the store's chunk size).
-const MAX_LOG_EVENT: usize = testkube_core::store::MAX_LOG_CHUNK;
+use crate::translate::Translator;
 
 /// Waiting reasons after which a container never starts on its own.
 const STUCK: [&str; 6] = [
@@ -373,307 +364,6 @@ async fn started(
             return Err(Some("the pod watch ended".to_owned()));
         }
     }
-}
-
-/// Turns log lines into worker events and answers the worker's requests.
-struct Translator {
-    decoder: LineDecoder,
-    pods: Api<Pod>,
-    orchestrator: Arc<dyn Orchestrator>,
-    events: mpsc::Sender<WorkerEvent>,
-    /// Steps reported running and not finished, in the order they started.
-    open: Vec<String>,
-    finished: Option<StepStatus>,
-    requests: HashMap<u64, JoinHandle<()>>,
-    pod: Option<String>,
-    /// Output not sent yet, and its step.
-    pending: Vec<u8>,
-    pending_step: Option<String>,
-}
-
-impl Translator {
-    fn new(
-        pods: Api<Pod>,
-        orchestrator: Arc<dyn Orchestrator>,
-        events: mpsc::Sender<WorkerEvent>,
-    ) -> Self {
-        Translator {
-            decoder: LineDecoder::new(),
-            pods,
-            orchestrator,
-            events,
-            open: Vec::new(),
-            finished: None,
-            requests: HashMap::new(),
-            pod: None,
-            pending: Vec::new(),
-            pending_step: None,
-        }
-    }
-
-    async fn consume(&mut self, mut lines: mpsc::Receiver<Line>) {
-        let mut container = String::new();
-        while let Some(first) = lines.recv().await {
-            // Whatever else has arrived is taken at once, so that output
-            // lines become a few large log events rather than one each.
-            let mut next = Some(first);
-            while let Some(line) = next {
-                if *line.container != *container {
-                    // A container's last line may lack its newline.
-                    for decoded in self.decoder.finish() {
-                        self.handle(decoded, &container).await;
-                    }
-                    container = line.container.to_string();
-                }
-                if self.pod.as_deref() != Some(&*line.pod) {
-                    self.pod = Some(line.pod.to_string());
-                }
-                for decoded in self.decoder.line(&line.text) {
-                    self.handle(decoded, &container).await;
-                }
-                next = if self.pending.len() < MAX_LOG_EVENT {
-                    lines.try_recv().ok()
-                } else {
-                    None
-                };
-            }
-            self.flush().await;
-        }
-        for decoded in self.decoder.finish() {
-            self.handle(decoded, &container).await;
-        }
-        self.flush().await;
-        for (_, request) in self.requests.drain() {
-            request.abort();
-        }
-    }
-
-    /// Sends the output gathered so far as one log event.
-    async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.pending));
-        let step = self
-            .pending_step
-            .take()
-            .unwrap_or_else(|| "root".to_owned());
-        let _ = self.events.send(WorkerEvent::Log { step, chunk }).await;
-    }
-
-    async fn handle(&mut self, decoded: Decoded, container: &str) {
-        if !matches!(decoded, Decoded::Log { .. }) {
-            self.flush().await;
-        }
-        match decoded {
-            Decoded::Log { step, chunk } => {
-                let step = step.unwrap_or_else(|| "root".to_owned());
-                if self.pending_step.as_deref() != Some(step.as_str()) {
-                    self.flush().await;
-                    self.pending_step = Some(step);
-                }
-                self.pending.extend_from_slice(&chunk);
-            }
-            Decoded::Invalid { error, .. } => {
-                self.send(WorkerEvent::Notice {
-                    message: format!("a line of the worker's log was not understood: {error}"),
-                })
-                .await;
-            }
-            Decoded::Frame(Frame::Request { id, request }) => self.ask(id, request, container),
-            Decoded::Frame(Frame::Cancel { id }) => {
-                if let Some(request) = self.requests.remove(&id) {
-                    request.abort();
-                }
-            }
-            Decoded::Frame(frame) => {
-                let Some(event) = frame.into_event() else {
-                    return;
-                };
-                match &event {
-                    WorkerEvent::Step { step, status, .. } => {
-                        if *status == StepStatus::Running {
-                            if !self.open.contains(step) {
-                                self.open.push(step.clone());
-                            }
-                        } else if status.is_finished() {
-                            self.open.retain(|open| open != step);
-                        }
-                    }
-                    WorkerEvent::Finished { status } => {
-                        // Sent by the executor once the pod is cleaned up.
-                        self.finished = Some(*status);
-                        return;
-                    }
-                    _ => {}
-                }
-                self.send(event).await;
-            }
-        }
-    }
-
-    /// Runs a request on the engine and delivers the reply into the pod.
-    fn ask(&mut self, id: u64, request: Request, container: &str) {
-        let orchestrator = Arc::clone(&self.orchestrator);
-        let pods = self.pods.clone();
-        let container = container.to_owned();
-        let pod = self.pod.clone();
-        let events = self.events.clone();
-        let handle = tokio::spawn(async move {
-            let reply = match request {
-                Request::Parallel(request) => {
-                    Reply::Parallel(orchestrator.run_parallel(*request).await)
-                }
-                Request::Execute(request) => Reply::Execute(orchestrator.execute(*request).await),
-                Request::Paused { step } => Reply::Released {
-                    interruption: orchestrator.paused(&step).await,
-                },
-                Request::Ready => Reply::Released {
-                    interruption: orchestrator.ready().await,
-                },
-            };
-            let Some(pod) = pod else { return };
-            if let Err(message) = deliver(&pods, &pod, &container, id, &reply).await {
-                let _ = events
-                    .send(WorkerEvent::Notice {
-                        message: format!("cannot answer the worker's request {id}: {message}"),
-                    })
-                    .await;
-            }
-        });
-        self.requests.insert(id, handle);
-    }
-
-    /// The worker's status when its pod ended without saying: its
-    /// termination message's, else why Kubernetes ended it. Open steps end
-    /// with it.
-    async fn close(
-        &mut self,
-        view: &watch::Receiver<PodView>,
-        problem: Option<&str>,
-    ) -> StepStatus {
-        let (status, message) = verdict_of(&view.borrow(), problem);
-        for step in std::mem::take(&mut self.open).into_iter().rev() {
-            self.send(WorkerEvent::Step {
-                step,
-                status,
-                at: SystemTime::now(),
-                detail: StepDetail {
-                    message: Some(message.clone()),
-                    ..StepDetail::default()
-                },
-            })
-            .await;
-        }
-        if let Some(problem) = problem {
-            self.send(WorkerEvent::Notice {
-                message: problem.to_owned(),
-            })
-            .await;
-        }
-        status
-    }
-
-    async fn send(&self, event: WorkerEvent) {
-        let _ = self.events.send(event).await;
-    }
-}
-
-/// What Kubernetes says about a pod that ended without reporting its end.
-fn verdict_of(view: &PodView, problem: Option<&str>) -> (StepStatus, String) {
-    let Some(pod) = &view.pod else {
-        return (
-            StepStatus::Aborted,
-            problem
-                .unwrap_or("the worker's pod never started")
-                .to_owned(),
-        );
-    };
-    let statuses = pod.status.as_ref();
-    let terminated: Vec<_> = statuses
-        .into_iter()
-        .flat_map(|s| {
-            s.init_container_statuses
-                .iter()
-                .flatten()
-                .chain(s.container_statuses.iter().flatten())
-        })
-        .filter_map(|c| Some((c.name.clone(), c.state.as_ref()?.terminated.clone()?)))
-        .collect();
-    if let Some(status) = terminated.iter().rev().find_map(|(_, state)| {
-        TerminationMessage::decode(state.message.as_deref()?)
-            .ok()?
-            .finished
-    }) {
-        return (status, "reported in the termination message".to_owned());
-    }
-    if let Some((name, state)) = terminated
-        .iter()
-        .find(|(_, state)| state.reason.as_deref() == Some("OOMKilled"))
-    {
-        return (
-            StepStatus::Failed,
-            format!(
-                "container `{name}` ran out of memory (OOMKilled, exit code {})",
-                state.exit_code
-            ),
-        );
-    }
-    let reason = statuses
-        .and_then(|s| s.reason.clone().or_else(|| s.message.clone()))
-        .or_else(|| problem.map(str::to_owned))
-        .unwrap_or_else(|| {
-            if view.gone || pod.metadata.deletion_timestamp.is_some() {
-                "the worker's pod was deleted".to_owned()
-            } else {
-                "the worker's pod ended without reporting".to_owned()
-            }
-        });
-    (StepStatus::Aborted, reason)
-}
-
-/// Writes `reply` into the pod with `testkube-init reply ID`.
-async fn deliver(
-    pods: &Api<Pod>,
-    pod: &str,
-    container: &str,
-    id: u64,
-    reply: &Reply,
-) -> Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..5u32 {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
-        }
-        let params = AttachParams::default()
-            .container(container)
-            .stdin(true)
-            .stdout(false)
-            .stderr(true);
-        let command = [INIT_BINARY.to_owned(), "reply".to_owned(), id.to_string()];
-        let mut process = match pods.exec(pod, command, &params).await {
-            Ok(process) => process,
-            Err(err) => {
-                last = err.to_string();
-                continue;
-            }
-        };
-        if let Some(mut stdin) = process.stdin() {
-            let _ = stdin.write_all(reply.to_json().as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        }
-        let status = match process.take_status() {
-            Some(status) => status.await,
-            None => None,
-        };
-        let _ = process.join().await;
-        match status {
-            Some(status) if status.status.as_deref() == Some("Success") => return Ok(()),
-            Some(status) => last = status.message.unwrap_or_default(),
-            None => last = "no exit status".to_owned(),
-        }
-    }
-    Err(last)
 }
 
 /// What the Kubernetes executor cannot run yet, in `step` and below (not

@@ -26,6 +26,7 @@ mod follow;
 pub mod labels;
 pub mod manifest;
 mod pods;
+mod translate;
 
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
