@@ -221,7 +221,7 @@ impl Drop for Cluster {
             .dir
             .path()
             .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
+            .map(|name| name.to_string_lossy().trim_start_matches('.').to_owned())
             .unwrap_or_default();
         for (index, line) in self.audit().into_iter().enumerate() {
             let full = matches!(line["verb"].as_str(), Some("create" | "update"));
