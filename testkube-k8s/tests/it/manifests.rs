@@ -3,22 +3,10 @@
 use k8s_openapi::api::batch::v1::Job;
 use testkube_core::engine::ExecutionRequest;
 use testkube_core::engine::protocol::WorkerTask;
-use testkube_core::{Document, LoadOptions, Plan, PlanOptions, ResolveOptions, TemplateSet};
 use testkube_k8s::manifest::{INIT_BINARY, TASK_KEY};
 use testkube_k8s::{ManifestError, ManifestOptions, execution_objects, labels};
 
-fn plan(yaml: &str) -> Plan {
-    let file = testkube_core::load_file("wf.yaml", yaml.as_bytes(), &LoadOptions::default());
-    assert!(!file.has_errors(), "{:?}", file.diagnostics);
-    let Some(Document::TestWorkflow(workflow)) = &file.documents[0].document else {
-        panic!("not a workflow")
-    };
-    let templates = TemplateSet::with_builtins().unwrap();
-    let resolved =
-        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-            .unwrap();
-    testkube_core::plan_workflow(resolved.workflow(), &PlanOptions::new()).unwrap()
-}
+use crate::cluster::plan;
 
 fn objects(yaml: &str) -> testkube_k8s::ExecutionObjects {
     execution_objects(
