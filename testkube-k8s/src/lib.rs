@@ -26,8 +26,10 @@ mod follow;
 pub mod labels;
 pub mod manifest;
 mod pods;
+mod secrets;
 mod translate;
 
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
 pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
+pub use secrets::KubernetesSecrets;

@@ -4,13 +4,21 @@
 //! objects are plain Secrets and Jobs, and test pods get no API access.
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use testkube_k8s::{KubernetesExecutor, ManifestOptions};
+use testkube_k8s::{KubernetesExecutor, KubernetesSecrets, ManifestOptions};
 
 use crate::cli::RunOptions;
 use crate::commands::CliError;
 
-/// The executor for `--on kubernetes`, or why the cluster cannot be used.
-pub(crate) async fn executor(options: &RunOptions) -> Result<KubernetesExecutor, CliError> {
+/// What `--on kubernetes` runs with: the executor, and the namespace's
+/// Secrets for `secret()` and `secretKeyRef` (after this machine's own).
+pub(crate) struct Cluster {
+    pub(crate) executor: KubernetesExecutor,
+    pub(crate) secrets: KubernetesSecrets,
+    pub(crate) namespace: String,
+}
+
+/// The cluster for `--on kubernetes`, or why it cannot be used.
+pub(crate) async fn cluster(options: &RunOptions) -> Result<Cluster, CliError> {
     // rustls on aws-lc-rs for the API client (a second install is a no-op).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = match &options.kubeconfig {
@@ -43,5 +51,9 @@ pub(crate) async fn executor(options: &RunOptions) -> Result<KubernetesExecutor,
     }
     let client = kube::Client::try_from(config)
         .map_err(|err| CliError::usage(format!("cannot make a Kubernetes client: {err}")))?;
-    Ok(KubernetesExecutor::new(client, manifest))
+    Ok(Cluster {
+        secrets: KubernetesSecrets::new(client.clone(), &manifest.namespace),
+        namespace: manifest.namespace.clone(),
+        executor: KubernetesExecutor::new(client, manifest),
+    })
 }

@@ -68,7 +68,7 @@ pub use ids::{Clock, SystemClock};
 pub use recorder::EventRecorder;
 pub use request::{PreparedRun, RunRequest};
 pub use rerun::{FailedOnly, RerunOptions, rerun_request};
-pub use secrets::{NoSecrets, SecretError, SecretSource};
+pub use secrets::{FirstOf, NoSecrets, SecretError, SecretSource};
 pub use util::visit_parallel;
 
 use crate::engine::{Engine, Event, ExecutionRequest, Executor, SecretMasker};

@@ -40,6 +40,31 @@ pub trait SecretSource: Send + Sync {
     async fn keys(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, SecretError>;
 }
 
+/// Several sources asked in order: the first that has a secret answers
+/// (e.g. a laptop's own values before the cluster's Secrets).
+pub struct FirstOf(pub Vec<std::sync::Arc<dyn SecretSource>>);
+
+#[async_trait]
+impl SecretSource for FirstOf {
+    async fn get(&self, name: &str, key: &str) -> Result<Option<String>, SecretError> {
+        for source in &self.0 {
+            if let Some(value) = source.get(name, key).await? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn keys(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, SecretError> {
+        for source in &self.0 {
+            if let Some(values) = source.keys(name).await? {
+                return Ok(Some(values));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// A source that has no secrets: every reference is missing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoSecrets;

@@ -6,3 +6,4 @@ mod executor;
 mod faults;
 mod manifests;
 mod samples;
+mod secrets;

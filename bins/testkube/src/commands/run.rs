@@ -24,7 +24,9 @@ use testkube_core::engine::{
     PreparedChild, WorkflowSet,
 };
 use testkube_core::model::Document;
-use testkube_core::service::{RunRequest, RunService, RunWarning, ServiceError, WorkflowCatalog};
+use testkube_core::service::{
+    FirstOf, RunRequest, RunService, RunWarning, SecretSource, ServiceError, WorkflowCatalog,
+};
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{ResultStore, StoreError, TestCaseRecord};
 use testkube_executors::local::{LocalSecrets, SecretsFileError};
@@ -140,29 +142,44 @@ impl Launch {
     ) -> Result<Outcome, CliError> {
         // Refused first when no sandbox (or no cluster) can work: nothing
         // planned or read.
-        let (executor, artifacts_dir): (Arc<dyn Executor>, ArtifactsDir) = match options.on {
+        let secrets = Arc::new(secrets);
+        let mut namespace = None;
+        let (executor, artifacts_dir, source): (
+            Arc<dyn Executor>,
+            ArtifactsDir,
+            Arc<dyn SecretSource>,
+        ) = match options.on {
             Target::Local => {
                 let local = crate::sandbox::local_executor()?;
-                (Arc::new(local.clone()), ArtifactsDir::Local(local))
+                let source = Arc::clone(&secrets) as Arc<dyn SecretSource>;
+                (Arc::new(local.clone()), ArtifactsDir::Local(local), source)
             }
-            Target::Kubernetes => (
-                Arc::new(crate::kubernetes::executor(options).await?),
-                ArtifactsDir::None,
-            ),
+            Target::Kubernetes => {
+                let cluster = crate::kubernetes::cluster(options).await?;
+                namespace = Some(cluster.namespace);
+                // This machine's values first, then the namespace's Secrets.
+                let source = FirstOf(vec![
+                    Arc::clone(&secrets) as Arc<dyn SecretSource>,
+                    Arc::new(cluster.secrets),
+                ]);
+                (
+                    Arc::new(cluster.executor),
+                    ArtifactsDir::None,
+                    Arc::new(source),
+                )
+            }
         };
-        let secrets = Arc::new(secrets);
         let mut service = RunService::new(executor)
-            .with_secrets(Arc::clone(&secrets) as _)
+            .with_secrets(source)
             .with_warnings(print_warning);
         if let Some(store) = open_store().await {
             service = service.with_store(store);
             recover_abandoned(&service).await;
         }
         let source = self.request.source.clone();
-        let mut prepared = service
-            .prepare(self.request)
-            .await
-            .map_err(|err| service_error(err, &source, &secrets))?;
+        let mut prepared = service.prepare(self.request).await.map_err(|err| {
+            in_cluster(service_error(err, &source, &secrets), namespace.as_deref())
+        })?;
         // Child workflows are only looked for (files read and parsed again)
         // when a step runs `execute`.
         if prepared.uses_execute() {
@@ -174,10 +191,9 @@ impl Launch {
         let plan = prepared.plan().clone();
         let notes = prepared.notes().to_vec();
         // Refused before anything is recorded: no number used, no record left.
-        let mut run = service
-            .launch(prepared)
-            .await
-            .map_err(|err| service_error(err, &source, &secrets))?;
+        let mut run = service.launch(prepared).await.map_err(|err| {
+            in_cluster(service_error(err, &source, &secrets), namespace.as_deref())
+        })?;
 
         let live = options.output != TextOutput::Json && std::io::stdout().is_terminal();
         let mut view = if live {
@@ -369,6 +385,20 @@ fn store_warning(err: &StoreError, consequence: &str) {
 }
 
 /// The service's refusals with the flags and files that fix them.
+/// With `--on kubernetes`, a missing secret may also be a Secret of the
+/// namespace: the hint says so.
+fn in_cluster(err: CliError, namespace: Option<&str>) -> CliError {
+    match namespace {
+        Some(namespace) if err.message().contains("secret") => {
+            let hint = err.hint().unwrap_or_default().to_owned();
+            err.with_hint(format!(
+                "{hint}; or create the Secret in namespace `{namespace}` (kubectl create secret generic ...)"
+            ))
+        }
+        _ => err,
+    }
+}
+
 pub(crate) fn service_error(err: ServiceError, source: &str, secrets: &LocalSecrets) -> CliError {
     match err {
         ServiceError::MissingSecret { ref name, ref key } => {
