@@ -63,14 +63,16 @@ pub(crate) struct Line {
 }
 
 /// Where reading a log stopped.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Cursor {
     last: Option<Timestamp>,
     seen_at_last: usize,
 }
 
 impl Cursor {
-    /// Whether the line stamped `at` was delivered before.
+    /// Whether the line stamped `at`, read from a stream opened at this
+    /// cursor, was delivered before (`skipped_at_last` counts the lines of
+    /// the cursor's own timestamp skipped so far in that stream).
     fn seen(&self, at: Timestamp, skipped_at_last: &mut usize) -> bool {
         match self.last {
             Some(last) if at < last => true,
@@ -120,6 +122,9 @@ pub(crate) async fn follow_container(
         match api.log_stream(pod, &params).await {
             Ok(stream) => {
                 failures = 0;
+                // Lines are skipped by where this stream began, not by the
+                // cursor as it moves: lines may share a timestamp.
+                let opened_at = cursor;
                 let mut skipped_at_last = 0;
                 futures_util::pin_mut!(stream);
                 let mut buffer = Vec::new();
@@ -130,7 +135,7 @@ pub(crate) async fn follow_container(
                         Ok(_) => {
                             let (at, text) = split_timestamp(&buffer);
                             if let Some(at) = at {
-                                if cursor.seen(at, &mut skipped_at_last) {
+                                if opened_at.seen(at, &mut skipped_at_last) {
                                     continue;
                                 }
                                 cursor.advance(at);
@@ -252,6 +257,19 @@ mod tests {
         assert!(cursor.seen(t2, &mut skipped));
         assert!(cursor.seen(t2, &mut skipped));
         assert!(!cursor.seen(t2, &mut skipped), "a third line at t2 is new");
+    }
+
+    #[test]
+    fn lines_sharing_a_timestamp_in_one_stream_are_all_delivered() {
+        let t1: Timestamp = "2026-12-06T10:00:00.100Z".parse().unwrap();
+        let opened_at = Cursor::default();
+        let mut cursor = opened_at;
+        let mut skipped = 0;
+        for _ in 0..3 {
+            assert!(!opened_at.seen(t1, &mut skipped));
+            cursor.advance(t1);
+        }
+        assert_eq!(cursor.seen_at_last, 3);
     }
 
     #[test]
