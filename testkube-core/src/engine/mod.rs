@@ -48,10 +48,10 @@ mod run;
 mod support;
 mod translate;
 mod worker;
+mod workflow_set;
 
 pub use children::{
     ChildError, ChildExecutions, ChildRequest, ChildTarget, PreparedChild, StartedChild,
-    WorkflowSet, selector_matches,
 };
 pub use clock::{Clock, SystemClock};
 pub use event::{Event, ExecutionSummary, StepRef, StepSummary, TestTotals, WorkerSummary};
@@ -64,3 +64,4 @@ pub use executor::{
 pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};
+pub use workflow_set::{WorkflowSet, selector_matches};
