@@ -203,13 +203,16 @@ fn summary_text(outcome: &Outcome) -> String {
             let _ = writeln!(out, "    ... and {} more", failed - listed);
         }
     }
+    // Workers that ran elsewhere (`--on kubernetes`) leave no folder here.
     let folder = crate::home::runs().join(&summary.id);
-    let _ = writeln!(
-        out,
-        "  {} {}",
-        paint(style::BOLD, "files:"),
-        folder.display()
-    );
+    if folder.exists() {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            paint(style::BOLD, "files:"),
+            folder.display()
+        );
+    }
     if outcome.artifacts > 0 {
         let _ = writeln!(
             out,
