@@ -93,13 +93,13 @@ pub(crate) fn names() -> impl Iterator<Item = &'static str> {
     FUNCTIONS.iter().map(|f| f.name)
 }
 
-/// Whether a call to `name` always gives a string.
+/// Whether a call to `name` always gives a string. Not `join`: it gives
+/// `null` for `null`, so `string(join(x))` must keep its `string`.
 pub(crate) fn returns_string(name: &str) -> bool {
     matches!(
         name,
         "string"
             | "trim"
-            | "join"
             | "shellquote"
             | "tojson"
             | "toyaml"
