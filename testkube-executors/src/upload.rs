@@ -1,4 +1,6 @@
-//! Uploading a file to a presigned URL: how artifacts leave a pod without credentials.
+//! Uploading a file to a presigned URL, and downloading one: how artifacts and the
+//! archives of `parallel.transfer`/`fetch` move between a pod and the object store without
+//! credentials in the pod.
 //!
 //! The engine signs one PUT URL per artifacts step when it creates the Job (see
 //! `testkube_results::artifacts::ArtifactStore::presign_put`); the runner in the pod packs
@@ -13,6 +15,8 @@
 //! - **Retries.** 5xx answers, `408`, `429` and failed connections are retried with
 //!   exponential backoff ([`UploadPolicy`]); other answers (a `403` from an expired URL, a
 //!   `400`) are final and reported with the server's words.
+//! - **Downloads** ([`download_file`]) stream into a file with the same retries; a `404`
+//!   is [`UploadError::Missing`] (an archive that was never written).
 //! - **No secrets in errors.** A presigned URL is a bearer credential until it expires:
 //!   errors name it without its query string.
 
@@ -123,6 +127,20 @@ pub enum UploadError {
         /// What the last attempt got.
         last: String,
     },
+    /// The object a download URL names does not exist.
+    #[error("there is nothing at {url}")]
+    Missing {
+        /// The URL, without its query.
+        url: String,
+    },
+    /// The downloaded file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// What one attempt came to.
@@ -145,16 +163,7 @@ pub async fn upload_file(
     policy: &UploadPolicy,
 ) -> Result<u64, UploadError> {
     let shown = without_query(url);
-    let parsed = reqwest::Url::parse(url).map_err(|err| UploadError::BadUrl {
-        url: shown.clone(),
-        reason: err.to_string(),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(UploadError::BadUrl {
-            url: shown,
-            reason: "only http:// and https:// URLs can take an upload".to_owned(),
-        });
-    }
+    let parsed = http_url(url, &shown)?;
     let read = |source| UploadError::Read {
         path: path.to_path_buf(),
         source,
@@ -201,6 +210,88 @@ pub async fn upload_file(
         })
     })
     .await
+}
+
+/// Downloads the presigned GET `url` into the file `path` (replaced), streaming, retrying as
+/// `policy` says; returns the bytes received.
+///
+/// # Errors
+/// See [`UploadError`]; [`UploadError::Missing`] when there is no such object.
+pub async fn download_file(
+    client: &reqwest::Client,
+    url: &str,
+    path: &Path,
+    policy: &UploadPolicy,
+) -> Result<u64, UploadError> {
+    let shown = without_query(url);
+    let parsed = http_url(url, &shown)?;
+    with_retries(policy, &shown, |_| async {
+        let response = match client.get(parsed.clone()).send().await {
+            Ok(response) => response,
+            Err(err) => return Attempt::Retry(describe(&err)),
+        };
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Attempt::Fail(UploadError::Missing { url: shown.clone() });
+        }
+        if !status.is_success() {
+            let body = response_text(response).await;
+            if status.is_server_error()
+                || status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                return Attempt::Retry(format!("{status}: {body}"));
+            }
+            return Attempt::Fail(UploadError::Refused {
+                url: shown.clone(),
+                status,
+                body,
+                hint: hint(status),
+            });
+        }
+        let write = |source| UploadError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = match tokio::fs::File::create(path).await {
+            Ok(file) => file,
+            Err(source) => return Attempt::Fail(write(source)),
+        };
+        let mut response = response;
+        let mut size = 0u64;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // A broken transfer starts over.
+                Err(err) => return Attempt::Retry(describe(&err)),
+            };
+            if let Err(source) = tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await {
+                return Attempt::Fail(write(source));
+            }
+            size += chunk.len() as u64;
+        }
+        if let Err(source) = tokio::io::AsyncWriteExt::flush(&mut file).await {
+            return Attempt::Fail(write(source));
+        }
+        Attempt::Done(size)
+    })
+    .await
+}
+
+/// `url` parsed, when it is an `http(s)://` URL.
+fn http_url(url: &str, shown: &str) -> Result<reqwest::Url, UploadError> {
+    let parsed = reqwest::Url::parse(url).map_err(|err| UploadError::BadUrl {
+        url: shown.to_owned(),
+        reason: err.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(UploadError::BadUrl {
+            url: shown.to_owned(),
+            reason: "only http:// and https:// URLs can be used".to_owned(),
+        });
+    }
+    Ok(parsed)
 }
 
 /// Runs `attempt` until it is done or fails for good, waiting `policy`'s backoff between

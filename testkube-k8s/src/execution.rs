@@ -68,6 +68,7 @@ pub fn execution_objects(
             files: WorkerFiles::default(),
             barrier: false,
             containers: Default::default(),
+            links: Default::default(),
         };
         objects.workers.push(worker_objects(
             &task,

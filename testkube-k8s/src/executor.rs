@@ -16,6 +16,13 @@
 //! and its log stay until the executor has read them. Only then does it
 //! remove the finalizer and delete the Job and the Secret.
 //!
+//! With a [`SignedStorage`] ([`KubernetesExecutor::with_storage`]) the
+//! task carries signed URLs ([`crate::links`]): the pod uploads each
+//! artifacts step's files as one archive, which the executor files into
+//! artifacts when the pod says it is there, and `transfer`/`fetch` archives
+//! go through the same store. Without one, workflows with `artifacts`,
+//! `transfer` or `fetch` are refused before anything starts.
+//!
 //! An abort deletes the Job: the pod gets SIGTERM, its runner ends the
 //! running step `aborted` and reports the rest, and the log is read to the
 //! end as always. A worker whose pod ends without reporting its end (its
@@ -32,8 +39,8 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use testkube_core::engine::protocol::WorkerTask;
 use testkube_core::engine::{
-    Executor, ExecutorError, Orchestrator, Unsupported, WorkerControl, WorkerEvent, WorkerHandle,
-    WorkerSpec,
+    Executor, ExecutorError, Orchestrator, SignedStorage, Unsupported, WorkerControl, WorkerEvent,
+    WorkerHandle, WorkerId, WorkerSpec,
 };
 use testkube_core::plan::{Operation, PlanStep};
 use testkube_core::status::Interruption;
@@ -62,12 +69,14 @@ pub struct KubernetesExecutor {
     client: kube::Client,
     options: ManifestOptions,
     watches: PodWatches,
+    storage: Option<Arc<dyn SignedStorage>>,
 }
 
 impl std::fmt::Debug for KubernetesExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubernetesExecutor")
             .field("options", &self.options)
+            .field("storage", &self.storage.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -82,7 +91,16 @@ impl KubernetesExecutor {
             watches: PodWatches::new(client.clone()),
             client,
             options,
+            storage: None,
         }
+    }
+
+    /// Keeps artifacts, and moves `transfer`/`fetch` archives, in `storage`,
+    /// which signs the URLs pods upload to and download from.
+    #[must_use]
+    pub fn with_storage(mut self, storage: Arc<dyn SignedStorage>) -> Self {
+        self.storage = Some(storage);
+        self
     }
 }
 
@@ -94,12 +112,22 @@ impl Executor for KubernetesExecutor {
 
     fn unsupported(&self, step: &PlanStep) -> Vec<Unsupported> {
         let mut found = Vec::new();
-        unsupported_in(step, &mut found);
+        unsupported_in(step, self.storage.is_some(), &mut found);
         found
     }
 
     async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
-        let task = WorkerTask::from_spec(&spec);
+        let mut task = WorkerTask::from_spec(&spec);
+        if let Some(storage) = &self.storage {
+            task.links = crate::links::worker_links(storage.as_ref(), &spec)
+                .await
+                .map_err(|err| {
+                    ExecutorError::new(
+                        &spec.worker,
+                        format!("cannot sign the URLs its files go through: {err}"),
+                    )
+                })?;
+        }
         let objects = worker_objects(&task, spec.pod.as_ref(), spec.job.as_ref(), &self.options)
             .map_err(|err| ExecutorError::new(&spec.worker, err.to_string()))?;
         let namespace = objects
@@ -147,6 +175,9 @@ impl Executor for KubernetesExecutor {
             containers,
             orchestrator: Arc::clone(&spec.orchestrator),
             events,
+            storage: self.storage.clone(),
+            execution_id: spec.execution.id.clone(),
+            worker_id: spec.worker.clone(),
         };
         tokio::spawn(run.run(view, interrupted));
         Ok(WorkerHandle {
@@ -206,6 +237,10 @@ struct WorkerRun {
     containers: Vec<String>,
     orchestrator: Arc<dyn Orchestrator>,
     events: mpsc::Sender<WorkerEvent>,
+    storage: Option<Arc<dyn SignedStorage>>,
+    /// The execution's id (`execution` is its label value).
+    execution_id: String,
+    worker_id: WorkerId,
 }
 
 /// How following the pod ended.
@@ -239,6 +274,13 @@ impl WorkerRun {
             Arc::clone(&self.orchestrator),
             self.events.clone(),
         );
+        if let Some(storage) = &self.storage {
+            translator = translator.with_storage(
+                Arc::clone(storage),
+                self.execution_id.clone(),
+                self.worker_id.clone(),
+            );
+        }
         let follow = self.follow_all(view.clone(), lines);
         let translate = translator.consume(received);
         let (followed, ()) = tokio::join!(follow, translate);
@@ -250,6 +292,18 @@ impl WorkerRun {
         self.clean_up(&view, followed.pod.as_deref()).await;
         self.watches
             .unsubscribe(&self.namespace, &self.execution, &self.worker);
+        // The root worker ends last: no worker reads an archive any more.
+        if self.worker_id.number == 0
+            && let Some(storage) = &self.storage
+            && let Err(err) = storage.remove_archives(&self.execution_id).await
+        {
+            let _ = self
+                .events
+                .send(WorkerEvent::Notice {
+                    message: format!("the run's transfer archives were not removed: {err}"),
+                })
+                .await;
+        }
         let _ = self.events.send(WorkerEvent::Finished { status }).await;
     }
 
@@ -367,29 +421,40 @@ async fn started(
 }
 
 /// What the Kubernetes executor cannot run yet, in `step` and below (not
-/// in parallel workers: the engine asks about each).
-fn unsupported_in(step: &PlanStep, found: &mut Vec<Unsupported>) {
+/// in parallel workers: the engine asks about each). Files leave pods only
+/// through signed URLs: without a store that signs them (`signs`),
+/// `artifacts`, `transfer` and `fetch` cannot run.
+fn unsupported_in(step: &PlanStep, signs: bool, found: &mut Vec<Unsupported>) {
     let add = |found: &mut Vec<Unsupported>, feature: &str| {
         found.push(Unsupported {
             feature: format!("{feature} (with --on kubernetes)"),
             step: step.id.clone(),
         });
     };
+    let needs_store = |found: &mut Vec<Unsupported>, feature: &str| {
+        found.push(Unsupported {
+            feature: format!(
+                "{feature} (with --on kubernetes, files leave pods only through an \
+                 S3-compatible artifact store: set TESTKUBE_ARTIFACTS_URL=s3://BUCKET)"
+            ),
+            step: step.id.clone(),
+        });
+    };
     for operation in &step.operations {
         match operation {
             Operation::StartServices { .. } => add(found, "services"),
-            Operation::Artifacts { .. } => add(found, "artifacts"),
-            Operation::Parallel(block) => {
+            Operation::Artifacts { .. } if !signs => needs_store(found, "artifacts"),
+            Operation::Parallel(block) if !signs => {
                 if !block.transfer.is_empty() {
-                    add(found, "parallel.transfer");
+                    needs_store(found, "parallel.transfer");
                 }
                 if !block.fetch.is_empty() {
-                    add(found, "parallel.fetch");
+                    needs_store(found, "parallel.fetch");
                 }
             }
             Operation::Setup { steps } | Operation::Steps { steps } => {
                 for child in steps {
-                    unsupported_in(child, found);
+                    unsupported_in(child, signs, found);
                 }
             }
             _ => {}

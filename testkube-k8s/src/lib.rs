@@ -24,6 +24,7 @@ pub mod execution;
 mod executor;
 mod follow;
 pub mod labels;
+mod links;
 pub mod manifest;
 mod pods;
 mod secrets;

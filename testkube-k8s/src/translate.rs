@@ -2,7 +2,9 @@
 //! few large log events, frames into step events, and the worker's
 //! requests run on the engine and answered in the pod (`pods/exec`). When
 //! the pod ended without reporting its end, [`Translator::close`] decides
-//! from what Kubernetes says.
+//! from what Kubernetes says. An uploaded artifacts archive
+//! ([`Frame::Uploaded`]) is filed in the [`SignedStorage`] while the log
+//! goes on, and its artifacts reported before the worker's end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,15 +15,16 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::AttachParams;
 use testkube_core::engine::protocol::{
-    Decoded, Frame, LineDecoder, Reply, Request, TerminationMessage,
+    Decoded, Frame, LineDecoder, ObjectLinks, Reply, Request, TerminationMessage,
 };
-use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
+use testkube_core::engine::{Orchestrator, SignedStorage, StepDetail, WorkerEvent, WorkerId};
 use testkube_core::status::StepStatus;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::follow::Line;
+use crate::links::fetch_links;
 use crate::manifest::INIT_BINARY;
 use crate::pods::PodView;
 
@@ -42,6 +45,17 @@ pub(crate) struct Translator {
     /// Output not sent yet, and its step.
     pending: Vec<u8>,
     pending_step: Option<String>,
+    storage: Option<Storage>,
+    /// Artifacts being filed; waited for before the worker ends.
+    filing: Vec<JoinHandle<()>>,
+}
+
+/// Where the worker's uploads are filed.
+#[derive(Clone)]
+struct Storage {
+    signed: Arc<dyn SignedStorage>,
+    execution: String,
+    worker: WorkerId,
 }
 
 impl Translator {
@@ -61,7 +75,25 @@ impl Translator {
             pod: None,
             pending: Vec::new(),
             pending_step: None,
+            storage: None,
+            filing: Vec::new(),
         }
+    }
+
+    /// Files uploaded artifacts of worker `worker` of `execution` in
+    /// `storage`, and signs the URLs of fetched archives there.
+    pub(crate) fn with_storage(
+        mut self,
+        storage: Arc<dyn SignedStorage>,
+        execution: String,
+        worker: WorkerId,
+    ) -> Self {
+        self.storage = Some(Storage {
+            signed: storage,
+            execution,
+            worker,
+        });
+        self
     }
 
     pub(crate) async fn consume(&mut self, mut lines: mpsc::Receiver<Line>) {
@@ -99,6 +131,9 @@ impl Translator {
         for (_, request) in self.requests.drain() {
             request.abort();
         }
+        for filing in std::mem::take(&mut self.filing) {
+            let _ = filing.await;
+        }
     }
 
     /// Sends the output gathered so far as one log event.
@@ -134,6 +169,11 @@ impl Translator {
                 .await;
             }
             Decoded::Frame(Frame::Request { id, request }) => self.ask(id, request, container),
+            Decoded::Frame(Frame::Uploaded {
+                step,
+                files,
+                compress,
+            }) => self.file(step, files, compress),
             Decoded::Frame(Frame::Cancel { id }) => {
                 if let Some(request) = self.requests.remove(&id) {
                     request.abort();
@@ -172,10 +212,34 @@ impl Translator {
         let container = container.to_owned();
         let pod = self.pod.clone();
         let events = self.events.clone();
+        let storage = self.storage.clone();
         let handle = tokio::spawn(async move {
             let reply = match request {
                 Request::Parallel(request) => {
-                    Reply::Parallel(orchestrator.run_parallel(*request).await)
+                    let block = request.parallel.clone();
+                    let outcome = orchestrator.run_parallel(*request).await;
+                    let mut links = ObjectLinks::default();
+                    if let Some(storage) = storage
+                        && !block.fetch.is_empty()
+                    {
+                        let workers: Vec<WorkerId> =
+                            outcome.workers.iter().map(|(id, _)| id.clone()).collect();
+                        match fetch_links(&storage.signed, &storage.execution, &block, &workers)
+                            .await
+                        {
+                            Ok(signed) => links = signed,
+                            Err(err) => {
+                                let _ = events
+                                    .send(WorkerEvent::Notice {
+                                        message: format!(
+                                            "the fetched files cannot be read back: {err}"
+                                        ),
+                                    })
+                                    .await;
+                            }
+                        }
+                    }
+                    Reply::Parallel { outcome, links }
                 }
                 Request::Execute(request) => Reply::Execute(orchestrator.execute(*request).await),
                 Request::Paused { step } => Reply::Released {
@@ -195,6 +259,50 @@ impl Translator {
             }
         });
         self.requests.insert(id, handle);
+    }
+
+    /// Files the archive the worker uploaded for step `step` and reports
+    /// its artifacts, while the log goes on.
+    fn file(&mut self, step: String, files: u64, compress: Option<String>) {
+        let Some(storage) = self.storage.clone() else {
+            return;
+        };
+        let events = self.events.clone();
+        self.filing.push(tokio::spawn(async move {
+            let filed = storage
+                .signed
+                .file_artifacts(
+                    &storage.execution,
+                    &storage.worker,
+                    &step,
+                    compress.as_deref(),
+                )
+                .await;
+            match filed {
+                Ok(artifacts) => {
+                    for artifact in artifacts {
+                        let _ = events
+                            .send(WorkerEvent::Artifact {
+                                step: step.clone(),
+                                path: artifact.path,
+                                location: artifact.location,
+                                size: artifact.size,
+                            })
+                            .await;
+                    }
+                }
+                Err(err) => {
+                    let _ = events
+                        .send(WorkerEvent::Notice {
+                            message: format!(
+                                "step `{step}`: the {files} uploaded artifact file(s) were not \
+                                 kept: {err}"
+                            ),
+                        })
+                        .await;
+                }
+            }
+        }));
     }
 
     /// The worker's status when its pod ended without saying: its

@@ -2,9 +2,15 @@
 //! kubeconfig names, while the engine, the live view and the results stay
 //! on this machine. Nothing needs to be installed in the cluster: the
 //! objects are plain Secrets and Jobs, and test pods get no API access.
+//! Artifacts and `transfer`/`fetch` archives need S3-compatible storage
+//! (`TESTKUBE_ARTIFACTS_URL=s3://...`): pods upload to URLs this machine
+//! signs, since they cannot reach its disk.
+
+use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use testkube_k8s::{KubernetesExecutor, KubernetesSecrets, ManifestOptions};
+use testkube_results::artifacts::{ARTIFACTS_URL_VARIABLE, ArtifactStore, ArtifactsUrl};
 
 use crate::cli::RunOptions;
 use crate::commands::CliError;
@@ -51,9 +57,30 @@ pub(crate) async fn cluster(options: &RunOptions) -> Result<Cluster, CliError> {
     }
     let client = kube::Client::try_from(config)
         .map_err(|err| CliError::usage(format!("cannot make a Kubernetes client: {err}")))?;
+    let mut executor = KubernetesExecutor::new(client.clone(), manifest.clone());
+    if let Some(store) = signing_store()? {
+        executor = executor.with_storage(Arc::new(store));
+    }
     Ok(Cluster {
-        secrets: KubernetesSecrets::new(client.clone(), &manifest.namespace),
-        namespace: manifest.namespace.clone(),
-        executor: KubernetesExecutor::new(client, manifest),
+        secrets: KubernetesSecrets::new(client, &manifest.namespace),
+        namespace: manifest.namespace,
+        executor,
     })
+}
+
+/// The S3-compatible store `TESTKUBE_ARTIFACTS_URL` names, which signs the
+/// URLs pods upload artifacts to; `None` without one (a folder cannot take
+/// uploads from pods: the run refuses workflows that need it).
+fn signing_store() -> Result<Option<ArtifactStore>, CliError> {
+    let hint = format!(
+        "{ARTIFACTS_URL_VARIABLE} takes s3://BUCKET[/PREFIX] for runs in Kubernetes (with the \
+         AWS_* variables of its endpoint and credentials)"
+    );
+    match ArtifactsUrl::from_env() {
+        Ok(Some(url @ ArtifactsUrl::S3 { .. })) => ArtifactStore::open(&url)
+            .map(Some)
+            .map_err(|err| CliError::usage(err.to_string()).with_hint(&hint)),
+        Ok(_) => Ok(None),
+        Err(err) => Err(CliError::usage(err.to_string()).with_hint(&hint)),
+    }
 }

@@ -176,6 +176,22 @@ pub struct WorkerId {
     pub number: usize,
 }
 
+impl WorkerId {
+    /// The worker's folder name: its path with `-` for `/` (`root-tests-2`);
+    /// step ids hold no `-`, so the name is unique within the execution.
+    /// Artifacts and workspaces are kept under it.
+    #[must_use]
+    pub fn folder(&self) -> String {
+        Self::folder_of(&self.path)
+    }
+
+    /// The folder name of the worker with path `path` (see [`Self::folder`]).
+    #[must_use]
+    pub fn folder_of(path: &str) -> String {
+        path.replace('/', "-")
+    }
+}
+
 impl fmt::Display for WorkerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.path)

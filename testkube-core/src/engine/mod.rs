@@ -45,6 +45,7 @@ pub mod mask;
 mod mask_events;
 pub mod protocol;
 mod run;
+pub mod signed;
 mod support;
 mod translate;
 mod worker;
@@ -64,4 +65,5 @@ pub use executor::{
 pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};
+pub use signed::{Access, DEFAULT_URL_TTL, SignedStorage, SignedStorageError, StoredArtifact};
 pub use workflow_set::{WorkflowSet, selector_matches};

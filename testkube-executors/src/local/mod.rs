@@ -62,7 +62,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use object_store::ObjectStore;
 use testkube_core::engine::{
-    Executor, ExecutorError, Unsupported, WorkerControl, WorkerEvent, WorkerHandle, WorkerSpec,
+    Executor, ExecutorError, Unsupported, WorkerControl, WorkerEvent, WorkerHandle, WorkerId,
+    WorkerSpec,
 };
 use testkube_core::model::ContainerConfig;
 use testkube_core::plan::{Operation, PlanStep};
@@ -275,7 +276,7 @@ impl LocalExecutor {
         self.runs_dir
             .join(execution_id)
             .join("workers")
-            .join(worker_folder(worker))
+            .join(WorkerId::folder_of(worker))
     }
 
     /// The folder of execution `execution_id`'s `transfer`/`fetch` archives.
@@ -346,16 +347,12 @@ impl Executor for LocalExecutor {
         let artifacts = match &self.artifact_store {
             Some(target) => ArtifactStorage::new(
                 Arc::clone(&target.store),
-                format!(
-                    "{}/{}/",
-                    spec.execution.id,
-                    worker_folder(&spec.worker.path)
-                ),
+                format!("{}/{}/", spec.execution.id, spec.worker.folder()),
                 target.location_base.clone(),
             ),
             None => ArtifactStorage::local(
                 &self.artifacts_dir(&spec.execution.id),
-                format!("{}/", worker_folder(&spec.worker.path)),
+                format!("{}/", spec.worker.folder()),
             )
             .map_err(|message| ExecutorError::new(&spec.worker, message))?,
         };
@@ -499,10 +496,4 @@ fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-/// A worker's folder name: its path with `-` for `/` (`root-tests-2`); step
-/// ids hold no `-`, so the name is unique.
-fn worker_folder(path: &str) -> String {
-    path.replace('/', "-")
 }

@@ -3,10 +3,12 @@
 //!
 //! The runner collects them itself, after the step's commands (also when
 //! they failed: the operation's condition defaults to `always`), so that
-//! the same code keeps artifacts of local workers and of pods. They go to
-//! an [`object_store`] given by the executor ([`ArtifactStorage`]): a local
-//! folder here, S3 or the like for a cluster; files are streamed, never
-//! read whole.
+//! the same code keeps artifacts of local workers and of pods. Where they
+//! go is the executor's choice ([`ArtifactStorage`]): a local worker writes
+//! each file to an [`object_store`] (a folder, or S3 and the like), files
+//! streamed, never read whole; a pod, which holds no credentials, packs the
+//! step's files into one archive and hands it to [`ArtifactUploads`] (a URL
+//! the engine signed), and the engine files and reports the artifacts.
 //!
 //! `paths` are globs (`*` within a folder, `**` across folders) relative
 //! to `workingDir` (default `/data`); a pattern naming a folder takes all
@@ -47,21 +49,55 @@ const SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024;
 /// How many parts of one file may be in flight at once.
 const UPLOAD_CONCURRENCY: usize = 4;
 
-/// Where a worker's artifacts are kept: an object store and the key prefix
-/// of the worker in it (e.g. `2/` for worker 2 of an execution).
+/// Where a worker's artifacts go: an object store the runner writes to
+/// (local workers), or signed upload URLs (pods, which hold no
+/// credentials: see [`ArtifactUploads`]).
 #[derive(Clone)]
 pub struct ArtifactStorage {
-    store: Arc<dyn ObjectStore>,
-    prefix: String,
-    locate: Arc<dyn Fn(&ObjectPath) -> String + Send + Sync>,
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    /// Each file (or the `compress` archive) written under `prefix`.
+    Store {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+        locate: Arc<dyn Fn(&ObjectPath) -> String + Send + Sync>,
+    },
+    /// One archive per step, sent through `uploads`.
+    Uploads(Arc<dyn ArtifactUploads>),
+}
+
+/// Sends the archive of an artifacts step somewhere the runner cannot write
+/// to directly; whoever receives it files the artifacts and reports them.
+#[async_trait::async_trait]
+pub trait ArtifactUploads: Send + Sync {
+    /// Sends `archive` (a `.tar.gz` of `files` files, named by their
+    /// artifact paths) collected by step `step`; with `compress`, the
+    /// artifact is that archive under this name.
+    ///
+    /// # Errors
+    /// Why the archive did not arrive, for the step's failure message.
+    async fn upload(
+        &self,
+        step: &str,
+        archive: &Path,
+        files: u64,
+        compress: Option<&str>,
+    ) -> Result<(), String>;
 }
 
 impl fmt::Debug for ArtifactStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArtifactStorage")
-            .field("store", &self.store.to_string())
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        match &self.target {
+            Target::Store { store, prefix, .. } => f
+                .debug_struct("ArtifactStorage")
+                .field("store", &store.to_string())
+                .field("prefix", prefix)
+                .finish_non_exhaustive(),
+            Target::Uploads(_) => f.write_str("ArtifactStorage(uploads)"),
+        }
     }
 }
 
@@ -76,9 +112,11 @@ impl ArtifactStorage {
     ) -> Self {
         let base = location_base.into();
         ArtifactStorage {
-            store,
-            prefix: prefix.into(),
-            locate: Arc::new(move |key: &ObjectPath| format!("{base}{key}")),
+            target: Target::Store {
+                store,
+                prefix: prefix.into(),
+                locate: Arc::new(move |key: &ObjectPath| format!("{base}{key}")),
+            },
         }
     }
 
@@ -101,39 +139,38 @@ impl ArtifactStorage {
         );
         let local = Arc::clone(&store);
         Ok(ArtifactStorage {
-            store,
-            prefix: prefix.into(),
-            locate: Arc::new(move |key: &ObjectPath| {
-                local
-                    .path_to_filesystem(key)
-                    .map_or_else(|_| key.to_string(), |path| path.display().to_string())
-            }),
+            target: Target::Store {
+                store,
+                prefix: prefix.into(),
+                locate: Arc::new(move |key: &ObjectPath| {
+                    local
+                        .path_to_filesystem(key)
+                        .map_or_else(|_| key.to_string(), |path| path.display().to_string())
+                }),
+            },
         })
     }
 
-    /// The object store.
+    /// Artifacts sent as one archive per step through `uploads`, which
+    /// reports them (no [`WorkerEvent::Artifact`] comes from the runner).
     #[must_use]
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    pub fn uploads(uploads: Arc<dyn ArtifactUploads>) -> Self {
+        ArtifactStorage {
+            target: Target::Uploads(uploads),
+        }
     }
+}
 
-    /// The worker's key prefix.
-    #[must_use]
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The key of artifact `name` (a relative `/`-separated path).
-    fn key(&self, name: &str) -> Result<ObjectPath, String> {
-        let full = format!("{}{name}", self.prefix);
-        ObjectPath::parse(&full).or_else(|_| {
-            let parts: Vec<&str> = full.split('/').filter(|p| !p.is_empty()).collect();
-            if parts.iter().any(|p| *p == "." || *p == "..") {
-                return Err(format!("`{name}` is not a valid artifact name"));
-            }
-            Ok(ObjectPath::from_iter(parts))
-        })
-    }
+/// The key of artifact `name` (a relative `/`-separated path) under `prefix`.
+fn key(prefix: &str, name: &str) -> Result<ObjectPath, String> {
+    let full = format!("{prefix}{name}");
+    ObjectPath::parse(&full).or_else(|_| {
+        let parts: Vec<&str> = full.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.iter().any(|p| *p == "." || *p == "..") {
+            return Err(format!("`{name}` is not a valid artifact name"));
+        }
+        Ok(ObjectPath::from_iter(parts))
+    })
 }
 
 /// One file to collect.
@@ -191,12 +228,28 @@ impl StepRunner {
             .await;
             return OperationEnd::passed();
         }
-        let stored = match &artifacts.compress {
+        let compress = match &artifacts.compress {
             Some(compress) => match self.render(&compress.name) {
-                Ok(name) => self.store_archive(step, &name, &found).await,
-                Err(message) => Err(format!("compress.name: {message}")),
+                Ok(name) => Some(name.trim_start_matches('/').to_owned()),
+                Err(message) => {
+                    return OperationEnd::failed(format!("artifacts: compress.name: {message}"));
+                }
             },
-            None => self.store_files(step, &found).await,
+            None => None,
+        };
+        let stored = match (&self.artifact_storage, compress) {
+            (None, _) => Err(NO_STORAGE.to_owned()),
+            (Some(storage), compress) => match &storage.target {
+                Target::Uploads(uploads) => {
+                    let uploads = Arc::clone(uploads);
+                    self.upload_archive(step, &*uploads, compress.as_deref(), &found)
+                        .await
+                }
+                Target::Store { .. } => match compress {
+                    Some(name) => self.store_archive(step, storage, &name, &found).await,
+                    None => self.store_files(step, storage, &found).await,
+                },
+            },
         };
         if let Err(message) = stored {
             return OperationEnd::failed(format!("artifacts: {message}"));
@@ -281,16 +334,21 @@ impl StepRunner {
     }
 
     /// Stores each file as its own artifact.
-    async fn store_files(&self, step: &PlanStep, found: &[Found]) -> Result<(), String> {
-        let Some(storage) = self.artifact_storage.clone() else {
+    async fn store_files(
+        &self,
+        step: &PlanStep,
+        storage: &ArtifactStorage,
+        found: &[Found],
+    ) -> Result<(), String> {
+        let Target::Store { store, prefix, .. } = &storage.target else {
             return Err(NO_STORAGE.to_owned());
         };
         for file in found {
-            let key = storage.key(&file.name)?;
-            let size = upload(&storage, &key, &file.host)
+            let key = key(prefix, &file.name)?;
+            let size = upload(store, &key, &file.host)
                 .await
                 .map_err(|err| format!("cannot store `{}`: {err}", file.name))?;
-            self.emit_artifact(step, &storage, &file.name, &key, size)
+            self.emit_artifact(step, storage, &file.name, &key, size)
                 .await;
         }
         self.log(
@@ -305,14 +363,52 @@ impl StepRunner {
     async fn store_archive(
         &self,
         step: &PlanStep,
+        storage: &ArtifactStorage,
         name: &str,
         found: &[Found],
     ) -> Result<(), String> {
-        let Some(storage) = self.artifact_storage.clone() else {
+        let Target::Store { store, prefix, .. } = &storage.target else {
             return Err(NO_STORAGE.to_owned());
         };
-        let name = name.trim_start_matches('/');
-        let key = storage.key(name)?;
+        let key = key(prefix, name)?;
+        let archive = self.pack_found(name, found).await?;
+        let size = upload(store, &key, &archive.0)
+            .await
+            .map_err(|err| format!("cannot store `{name}`: {err}"))?;
+        self.emit_artifact(step, storage, name, &key, size).await;
+        self.log(
+            &step.id,
+            format!("artifacts: packed {} file(s) into {name}\n", found.len()),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Packs the files into one archive and sends it through `uploads`.
+    async fn upload_archive(
+        &self,
+        step: &PlanStep,
+        uploads: &dyn ArtifactUploads,
+        compress: Option<&str>,
+        found: &[Found],
+    ) -> Result<(), String> {
+        let archive = self
+            .pack_found(compress.unwrap_or("artifacts.tar.gz"), found)
+            .await?;
+        uploads
+            .upload(&step.id, &archive.0, found.len() as u64, compress)
+            .await?;
+        let what = match compress {
+            Some(name) => format!("packed {} file(s) into {name}, uploaded", found.len()),
+            None => format!("uploaded {} file(s)", found.len()),
+        };
+        self.log(&step.id, format!("artifacts: {what}\n")).await;
+        Ok(())
+    }
+
+    /// Packs `found` into a scratch `.tar.gz` in the worker's `/tmp`
+    /// (removed when the result is dropped); `name` is for messages.
+    async fn pack_found(&self, name: &str, found: &[Found]) -> Result<Scratch, String> {
         let scratch = self
             .paths
             .host("/tmp")
@@ -331,16 +427,7 @@ impl StepRunner {
             .await
             .map_err(|err| format!("packing failed: {err}"))?
             .map_err(|err| format!("cannot pack `{name}`: {err}"))?;
-        let size = upload(&storage, &key, &archive.0)
-            .await
-            .map_err(|err| format!("cannot store `{name}`: {err}"))?;
-        self.emit_artifact(step, &storage, name, &key, size).await;
-        self.log(
-            &step.id,
-            format!("artifacts: packed {} file(s) into {name}\n", found.len()),
-        )
-        .await;
-        Ok(())
+        Ok(archive)
     }
 
     async fn emit_artifact(
@@ -351,12 +438,15 @@ impl StepRunner {
         key: &ObjectPath,
         size: u64,
     ) {
+        let Target::Store { locate, .. } = &storage.target else {
+            return;
+        };
         let _ = self
             .events
             .send(WorkerEvent::Artifact {
                 step: step.id.clone(),
                 path: name.to_owned(),
-                location: (storage.locate)(key),
+                location: locate(key),
                 size,
             })
             .await;
@@ -441,7 +531,11 @@ fn parse_junit(
 
 /// Stores the file `host` under `key`, streaming large files; returns its
 /// size.
-async fn upload(storage: &ArtifactStorage, key: &ObjectPath, host: &Path) -> Result<u64, String> {
+async fn upload(
+    store: &Arc<dyn ObjectStore>,
+    key: &ObjectPath,
+    host: &Path,
+) -> Result<u64, String> {
     let mut file = tokio::fs::File::open(host)
         .await
         .map_err(|err| err.to_string())?;
@@ -452,15 +546,13 @@ async fn upload(storage: &ArtifactStorage, key: &ObjectPath, host: &Path) -> Res
             .await
             .map_err(|err| err.to_string())?;
         let size = bytes.len() as u64;
-        storage
-            .store
+        store
             .put(key, PutPayload::from(bytes))
             .await
             .map_err(|err| err.to_string())?;
         return Ok(size);
     }
-    let upload = storage
-        .store
+    let upload = store
         .put_multipart(key)
         .await
         .map_err(|err| err.to_string())?;

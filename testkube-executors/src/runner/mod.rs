@@ -53,7 +53,7 @@ use testkube_core::status::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use artifacts::ArtifactStorage;
+pub use artifacts::{ArtifactStorage, ArtifactUploads};
 pub use launch::{
     Background, GroupSignal, Launcher, Limits, OutOfMemory, Process, ProcessEnd, QuantityValue,
     StepOutput, Stop, StopSignal, format_bytes, parse_quantity,

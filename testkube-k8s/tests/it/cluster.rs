@@ -68,17 +68,27 @@ pub(crate) async fn start() -> Cluster {
 }
 
 impl Cluster {
+    pub(crate) fn executor(&self) -> KubernetesExecutor {
+        KubernetesExecutor::new(self.client.clone(), ManifestOptions::default())
+    }
+
     pub(crate) fn engine(&self) -> Engine {
-        Engine::new(Arc::new(KubernetesExecutor::new(
-            self.client.clone(),
-            ManifestOptions::default(),
-        )))
+        Engine::new(Arc::new(self.executor()))
     }
 
     /// Runs `plan` to its end; returns the summary and every event.
     pub(crate) async fn run(&self, plan: Plan, id: &str) -> (ExecutionSummary, Vec<Event>) {
-        let mut running = self
-            .engine()
+        self.run_on(self.executor(), plan, id).await
+    }
+
+    /// Runs `plan` to its end with `executor`.
+    pub(crate) async fn run_on(
+        &self,
+        executor: KubernetesExecutor,
+        plan: Plan,
+        id: &str,
+    ) -> (ExecutionSummary, Vec<Event>) {
+        let mut running = Engine::new(Arc::new(executor))
             .start(plan, ExecutionRequest::new(id))
             .expect("the plan starts");
         let mut events = Vec::new();
@@ -110,6 +120,22 @@ impl Cluster {
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
     }
+}
+
+/// An S3-compatible artifact store of its own for test `test` (a bucket
+/// in moto), or `None` (printed) when no S3-compatible server is here.
+pub(crate) fn s3_store(test: &str) -> Option<testkube_results::artifacts::ArtifactStore> {
+    testkube_results::artifacts::install_tls_provider();
+    let server = crate::s3server::server(test)?;
+    let builder = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(server.endpoint())
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing");
+    Some(
+        testkube_results::artifacts::ArtifactStore::s3(&server.bucket(), "runs", builder)
+            .expect("an S3 store"),
+    )
 }
 
 pub(crate) fn plan(yaml: &str) -> Plan {

@@ -1,9 +1,12 @@
 //! testkube-k8s against real parts: workflow YAML in, and a Kubernetes API
 //! (kube-sim, with its bubblewrap kubelet) running `testkube-init` in pods.
 
+mod artifacts;
 mod cluster;
 mod executor;
 mod faults;
 mod manifests;
+#[path = "../../../testkube-results/tests/support/s3.rs"]
+mod s3server;
 mod samples;
 mod secrets;

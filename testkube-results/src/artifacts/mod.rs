@@ -15,6 +15,9 @@
 //! - **presigned uploads** ([`ArtifactStore::presign_put`]): test pods get no cloud
 //!   credentials. The engine signs one short-lived PUT URL per artifacts step when it creates
 //!   the Job; the pod uploads one archive of the step's files to it, nothing else;
+//! - **for executors** (`impl SignedStorage for ArtifactStore`): signs the URLs of a worker's
+//!   artifacts uploads and of the run's `transfer`/`fetch` archives ([`exchange_key`]), and
+//!   files what pods uploaded;
 //! - **filing** ([`ArtifactStore::file_archive`]): the engine unpacks that archive server-side,
 //!   streaming, into one object per file under the worker's prefix (what
 //!   [`WorkerEvent::Artifact`](testkube_core::engine::WorkerEvent::Artifact) reports), refusing
@@ -26,6 +29,7 @@
 mod archive;
 mod error;
 mod reader;
+mod signed;
 mod url;
 
 use std::fmt;
@@ -67,6 +71,17 @@ pub fn upload_key(execution_id: &str, worker_folder: &str, step_id: &str) -> Obj
         worker_folder,
         &format!("{step_id}.tar.gz"),
     ])
+}
+
+/// Where the execution's `transfer`/`fetch` archive `name` (`0/step/transfer-0.tar.gz`) is
+/// kept while the run lasts: `<execution id>/.transfer/<name>`, outside every worker's prefix.
+#[must_use]
+pub fn exchange_key(execution_id: &str, name: &str) -> ObjectPath {
+    ObjectPath::from_iter(
+        [execution_id, ".transfer"]
+            .into_iter()
+            .chain(name.split('/').filter(|part| !part.is_empty())),
+    )
 }
 
 /// Makes rustls use aws-lc-rs for this process, unless a provider is installed already.
@@ -213,6 +228,23 @@ impl ArtifactStore {
     /// [`PresignError::Ttl`] for a zero TTL or one past [`MAX_PRESIGN_TTL`], and
     /// [`PresignError::Sign`] when signing fails (for example without credentials).
     pub async fn presign_put(&self, key: &ObjectPath, ttl: Duration) -> Result<Url, PresignError> {
+        self.presign(Method::PUT, key, ttl).await
+    }
+
+    /// A URL that lets its holder GET the object at `key` for `ttl`, and nothing else.
+    ///
+    /// # Errors
+    /// As [`ArtifactStore::presign_put`].
+    pub async fn presign_get(&self, key: &ObjectPath, ttl: Duration) -> Result<Url, PresignError> {
+        self.presign(Method::GET, key, ttl).await
+    }
+
+    async fn presign(
+        &self,
+        method: Method,
+        key: &ObjectPath,
+        ttl: Duration,
+    ) -> Result<Url, PresignError> {
         let Backend::S3 { client, prefix, .. } = &self.backend else {
             return Err(PresignError::NeedsS3 {
                 location: self.location_base(),
@@ -230,7 +262,7 @@ impl ArtifactStore {
                 .collect()
         };
         client
-            .signed_url(Method::PUT, &full, ttl)
+            .signed_url(method, &full, ttl)
             .await
             .map_err(|source| PresignError::Sign {
                 location: self.location(key),

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use testkube_core::engine::protocol::{
-    Decoded, Frame, LineDecoder, PROTOCOL_VERSION, Reply, Request, TerminationMessage, WorkerTask,
+    Decoded, Frame, LineDecoder, ObjectLinks, PROTOCOL_VERSION, Reply, Request, TerminationMessage,
+    WorkerTask,
 };
 use testkube_core::engine::{ExecutionInfo, ParallelOutcome, WorkerFiles, WorkerId};
 use testkube_core::status::StepStatus;
@@ -40,6 +41,7 @@ fn task(yaml: &str) -> WorkerTask {
         files: WorkerFiles::default(),
         barrier: false,
         containers: Default::default(),
+        links: ObjectLinks::default(),
     }
 }
 
@@ -194,11 +196,14 @@ spec:
         }
     };
     assert_eq!(step, "fan");
-    let reply = Reply::Parallel(ParallelOutcome {
-        status: StepStatus::Failed,
-        workers: Vec::new(),
-        message: Some("worker 1 failed".into()),
-    });
+    let reply = Reply::Parallel {
+        outcome: ParallelOutcome {
+            status: StepStatus::Failed,
+            workers: Vec::new(),
+            message: Some("worker 1 failed".into()),
+        },
+        links: ObjectLinks::default(),
+    };
     let mut answer = Command::new(INIT)
         .args(["reply", &id.to_string(), "--control-dir"])
         .arg(root.join("testkube/.control"))

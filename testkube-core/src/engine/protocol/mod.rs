@@ -39,8 +39,10 @@ use crate::status::{Interruption, StepStatus};
 use crate::store::TestCaseRecord;
 
 mod lines;
+mod links;
 
 pub use lines::{Decoded, LineDecoder, LineEncoder};
+pub use links::ObjectLinks;
 
 /// The protocol version this build speaks; a task or frame of another
 /// version is refused with a message naming both.
@@ -78,6 +80,10 @@ pub struct WorkerTask {
     /// step id (0 first); empty when one container runs them all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub containers: BTreeMap<String, usize>,
+    /// Signed URLs for its artifacts and exchange archives (set by the
+    /// executor when it has a [`SignedStorage`](crate::engine::SignedStorage)).
+    #[serde(default, skip_serializing_if = "ObjectLinks::is_empty")]
+    pub links: ObjectLinks,
 }
 
 impl WorkerTask {
@@ -94,6 +100,7 @@ impl WorkerTask {
             files: spec.files.clone(),
             barrier: spec.barrier,
             containers: BTreeMap::new(),
+            links: ObjectLinks::default(),
         }
     }
 
@@ -199,6 +206,18 @@ pub enum Frame {
         /// Its size in bytes.
         size: u64,
     },
+    /// The archive of an artifacts step was uploaded to the step's signed
+    /// URL ([`ObjectLinks::artifacts`]): the engine files it and reports
+    /// each artifact ([`WorkerEvent::Artifact`]).
+    Uploaded {
+        /// The step id.
+        step: String,
+        /// How many files the archive holds.
+        files: u64,
+        /// With `compress`: the artifact's name, kept as one archive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compress: Option<String>,
+    },
     /// Test results of a report ([`WorkerEvent::TestCases`]).
     TestCases {
         /// The step id.
@@ -267,8 +286,16 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Reply {
-    /// How the `parallel` block ended.
-    Parallel(ParallelOutcome),
+    /// How the `parallel` block ended, and the URLs to read what its
+    /// workers left for `fetch`.
+    Parallel {
+        /// The block's outcome.
+        #[serde(flatten)]
+        outcome: ParallelOutcome,
+        /// URLs of the workers' fetch archives ([`ObjectLinks::get`]).
+        #[serde(default, skip_serializing_if = "ObjectLinks::is_empty")]
+        links: ObjectLinks,
+    },
     /// How the `execute` step's children ended.
     Execute(ExecuteOutcome),
     /// Go on (`None`), or why the run was stopped meanwhile.
@@ -358,11 +385,15 @@ impl Frame {
     }
 
     /// The worker event of this frame; `None` for [`Frame::Log`],
-    /// [`Frame::Request`] and [`Frame::Cancel`], which are the protocol's own.
+    /// [`Frame::Request`], [`Frame::Cancel`] and [`Frame::Uploaded`], which
+    /// are the protocol's own.
     #[must_use]
     pub fn into_event(self) -> Option<WorkerEvent> {
         Some(match self {
-            Frame::Log { .. } | Frame::Request { .. } | Frame::Cancel { .. } => return None,
+            Frame::Log { .. }
+            | Frame::Request { .. }
+            | Frame::Cancel { .. }
+            | Frame::Uploaded { .. } => return None,
             Frame::Step {
                 step,
                 status,
@@ -509,17 +540,26 @@ mod tests {
             interruption: Some(Interruption::Abort),
         };
         assert_eq!(Reply::from_json(reply.to_json().as_bytes()).unwrap(), reply);
-        let reply = Reply::Parallel(ParallelOutcome {
-            status: StepStatus::Passed,
-            workers: vec![(
-                WorkerId {
-                    path: "root/p/0".into(),
-                    number: 1,
-                },
-                StepStatus::Passed,
-            )],
-            message: None,
-        });
+        let mut links = ObjectLinks::default();
+        links
+            .get
+            .insert("1/fetch-0.tar.gz".into(), "https://s3/x?sig".into());
+        let reply = Reply::Parallel {
+            outcome: ParallelOutcome {
+                status: StepStatus::Passed,
+                workers: vec![(
+                    WorkerId {
+                        path: "root/p/0".into(),
+                        number: 1,
+                    },
+                    StepStatus::Passed,
+                )],
+                message: None,
+            },
+            links,
+        };
         assert_eq!(Reply::from_json(reply.to_json().as_bytes()).unwrap(), reply);
+        // Signed URLs are credentials: debug output names them only.
+        assert!(!format!("{reply:?}").contains("sig"));
     }
 }

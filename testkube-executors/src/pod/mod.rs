@@ -16,6 +16,9 @@
 //!   container's termination message ([`TerminationMessage`]), which
 //!   Kubernetes keeps even when the log cannot be read.
 //!
+//! - Artifacts and `transfer`/`fetch` archives go to the object store
+//!   through the signed URLs of the task ([`storage`]).
+//!
 //! The folders are the pod's own: `/data`, `/tmp` and `/testkube` are
 //! emptyDir volumes shared by the pod's containers, so paths mean what
 //! they say and steps run as plain processes (the container is the
@@ -39,7 +42,11 @@ use testkube_core::status::{Interruption, StepStatus};
 use tokio::sync::{mpsc, watch};
 
 use crate::local::host::HostLauncher;
-use crate::runner::{Relay, RunnerConfig, StepRunner, WorkerPaths};
+use crate::runner::{ArtifactStorage, Relay, RunnerConfig, StepRunner, WorkerPaths};
+
+mod storage;
+
+use storage::{Links, SignedArchives, SignedUploads};
 
 /// How often a waiting call looks for its reply file. Local file system
 /// only: no API request is made while waiting.
@@ -159,11 +166,24 @@ pub async fn run_task(
             }
         })
     };
+    let links = Links::new(task.links.clone());
+    let client = storage::client();
     let orchestrator = Arc::new(ReplyOrchestrator {
         writer: Arc::clone(&writer),
         control_dir: layout.control_dir.clone(),
         next: AtomicU64::new(1),
+        links: links.clone(),
     });
+    let uploads = SignedUploads {
+        links: links.clone(),
+        client: client.clone(),
+        writer: Arc::clone(&writer),
+    };
+    let archives = SignedArchives {
+        links,
+        client,
+        scratch: layout.root.join("tmp/.testkube-archives"),
+    };
     let mut runner = StepRunner::new(RunnerConfig {
         launcher: Arc::new(HostLauncher::new(Vec::new())),
         paths,
@@ -171,13 +191,13 @@ pub async fn run_task(
         orchestrator,
         interrupt,
         variables: task.variables.clone(),
-        artifacts: None,
+        artifacts: Some(ArtifactStorage::uploads(Arc::new(uploads))),
     })
     .with_link(crate::runner::transfer::WorkerLink {
         worker: Some(task.worker.clone()),
         files: task.files.clone(),
         barrier: task.barrier,
-        archives: None,
+        archives: Some(Arc::new(archives)),
     });
     if let Some(relay) = &relay {
         runner = runner.with_relay(relay.clone());
@@ -291,6 +311,8 @@ struct ReplyOrchestrator {
     writer: Arc<ProtocolWriter>,
     control_dir: PathBuf,
     next: AtomicU64,
+    /// Where the URLs of a block's fetch archives go.
+    links: Links,
 }
 
 impl ReplyOrchestrator {
@@ -344,7 +366,10 @@ impl Orchestrator for ReplyOrchestrator {
     async fn run_parallel(&self, request: ParallelRequest) -> ParallelOutcome {
         let step = request.step.clone();
         match self.ask(Request::Parallel(Box::new(request))).await {
-            Ok(Reply::Parallel(outcome)) => outcome,
+            Ok(Reply::Parallel { outcome, links }) => {
+                self.links.add(links);
+                outcome
+            }
             Ok(other) => ParallelOutcome {
                 status: StepStatus::Failed,
                 workers: Vec::new(),
