@@ -21,6 +21,8 @@ pub(crate) struct Cluster {
     pub(crate) executor: KubernetesExecutor,
     pub(crate) secrets: KubernetesSecrets,
     pub(crate) namespace: String,
+    /// Where pods' artifacts go (`s3://bucket/prefix/`), if anywhere.
+    pub(crate) artifacts: Option<String>,
 }
 
 /// The cluster for `--on kubernetes`, or why it cannot be used.
@@ -58,13 +60,16 @@ pub(crate) async fn cluster(options: &RunOptions) -> Result<Cluster, CliError> {
     let client = kube::Client::try_from(config)
         .map_err(|err| CliError::usage(format!("cannot make a Kubernetes client: {err}")))?;
     let mut executor = KubernetesExecutor::new(client.clone(), manifest.clone());
-    if let Some(store) = signing_store()? {
+    let store = signing_store()?;
+    let artifacts = store.as_ref().map(ArtifactStore::location_base);
+    if let Some(store) = store {
         executor = executor.with_storage(Arc::new(store));
     }
     Ok(Cluster {
         secrets: KubernetesSecrets::new(client, &manifest.namespace),
         namespace: manifest.namespace,
         executor,
+        artifacts,
     })
 }
 

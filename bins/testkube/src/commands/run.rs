@@ -164,7 +164,7 @@ impl Launch {
                 ]);
                 (
                     Arc::new(cluster.executor),
-                    ArtifactsDir::None,
+                    ArtifactsDir::Store(cluster.artifacts),
                     Arc::new(source),
                 )
             }
@@ -302,17 +302,18 @@ impl Resumer {
 
 /// Where a run's artifacts are kept, for the summary.
 enum ArtifactsDir {
-    /// The local executor's folder.
+    /// The local executor's folder (or store).
     Local(testkube_executors::LocalExecutor),
-    /// None here (workers in a cluster keep none yet).
-    None,
+    /// The store pods upload to (`s3://bucket/prefix/`), if any.
+    Store(Option<String>),
 }
 
 impl ArtifactsDir {
-    fn of(&self, execution: &str) -> std::path::PathBuf {
+    fn of(&self, execution: &str) -> String {
         match self {
-            ArtifactsDir::Local(executor) => executor.artifacts_location(execution).into(),
-            ArtifactsDir::None => crate::home::runs().join(execution),
+            ArtifactsDir::Local(executor) => executor.artifacts_location(execution),
+            ArtifactsDir::Store(Some(base)) => format!("{base}{execution}/"),
+            ArtifactsDir::Store(None) => "nowhere (no artifact store)".to_owned(),
         }
     }
 }
@@ -324,8 +325,8 @@ pub(super) struct Outcome {
     cases: Vec<TestCaseRecord>,
     /// How many files were kept as artifacts.
     artifacts: usize,
-    /// Where the executor keeps them.
-    artifacts_dir: std::path::PathBuf,
+    /// Where the executor keeps them (a folder, `s3://...`).
+    artifacts_dir: String,
     /// Whether the store has the run.
     recorded: bool,
 }
@@ -389,6 +390,9 @@ fn store_warning(err: &StoreError, consequence: &str) {
 /// namespace: the hint says so.
 fn in_cluster(err: CliError, namespace: Option<&str>) -> CliError {
     match namespace {
+        Some(_) if err.message().contains("(with --on kubernetes") => err.with_hint(
+            "without --on kubernetes it runs on this machine; `testkube plan FILE` shows the plan",
+        ),
         Some(namespace) if err.message().contains("secret") => {
             let hint = err.hint().unwrap_or_default().to_owned();
             err.with_hint(format!(

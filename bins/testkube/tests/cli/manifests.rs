@@ -83,3 +83,36 @@ spec:
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("step `flaky` has `retry`"), "{stderr}");
 }
+
+#[test]
+fn run_on_kubernetes_without_an_s3_store_refuses_files_leaving_pods_and_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cluster that is never reached: the refusal comes before any request.
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u, namespace: default}\n\
+         current-context: c\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .unwrap();
+    let workflow = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/workflows/sharded-pytest.yaml"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_testkube"))
+        .args(["--color=never", "run", workflow, "--on", "kubernetes"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env("TESTKUBE_HOME", dir.path().join("home"))
+        .env_remove("TESTKUBE_ARTIFACTS_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for feature in ["parallel.transfer", "parallel.fetch", "artifacts"] {
+        assert!(stderr.contains(feature), "{stderr}");
+    }
+    assert!(stderr.contains("TESTKUBE_ARTIFACTS_URL=s3://"), "{stderr}");
+    assert!(stderr.contains("without --on kubernetes"), "{stderr}");
+}

@@ -203,9 +203,10 @@ fn summary_text(outcome: &Outcome) -> String {
             let _ = writeln!(out, "    ... and {} more", failed - listed);
         }
     }
-    // Workers that ran elsewhere (`--on kubernetes`) leave no folder here.
+    // Workers that ran elsewhere (`--on kubernetes`) leave no files here
+    // (at most the emptied folder of the run's control socket).
     let folder = crate::home::runs().join(&summary.id);
-    if folder.exists() {
+    if std::fs::read_dir(&folder).is_ok_and(|mut entries| entries.next().is_some()) {
         let _ = writeln!(
             out,
             "  {} {}",
@@ -220,7 +221,7 @@ fn summary_text(outcome: &Outcome) -> String {
             paint(style::BOLD, "artifacts:"),
             outcome.artifacts,
             plural(outcome.artifacts, "file", "files"),
-            outcome.artifacts_dir.display(),
+            outcome.artifacts_dir,
             crate::home::command(&format!("artifacts {}", summary.name))
         );
     }
