@@ -191,25 +191,31 @@ pub async fn upload_file(
             Ok(response) => response,
             Err(err) => return Attempt::Retry(describe(&err)),
         };
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Attempt::Done(size);
         }
-        let body = response_text(response).await;
-        if status.is_server_error()
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-        {
-            return Attempt::Retry(format!("{status}: {body}"));
-        }
-        Attempt::Fail(UploadError::Refused {
-            url: shown.clone(),
-            status,
-            body,
-            hint: hint(status),
-        })
+        unsuccessful(response, &shown).await
     })
     .await
+}
+
+/// What a response that is not a success comes to: another try for server errors, timeouts
+/// and throttling, else a refusal with the server's words.
+async fn unsuccessful<T>(response: reqwest::Response, shown: &str) -> Attempt<T> {
+    let status = response.status();
+    let body = response_text(response).await;
+    if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        return Attempt::Retry(format!("{status}: {body}"));
+    }
+    Attempt::Fail(UploadError::Refused {
+        url: shown.to_owned(),
+        status,
+        body,
+        hint: hint(status),
+    })
 }
 
 /// Downloads the presigned GET `url` into the file `path` (replaced), streaming, retrying as
@@ -235,19 +241,7 @@ pub async fn download_file(
             return Attempt::Fail(UploadError::Missing { url: shown.clone() });
         }
         if !status.is_success() {
-            let body = response_text(response).await;
-            if status.is_server_error()
-                || status == StatusCode::REQUEST_TIMEOUT
-                || status == StatusCode::TOO_MANY_REQUESTS
-            {
-                return Attempt::Retry(format!("{status}: {body}"));
-            }
-            return Attempt::Fail(UploadError::Refused {
-                url: shown.clone(),
-                status,
-                body,
-                hint: hint(status),
-            });
+            return unsuccessful(response, &shown).await;
         }
         let write = |source| UploadError::Write {
             path: path.to_path_buf(),
