@@ -163,6 +163,9 @@ impl ArtifactStorage {
 
 /// The key of artifact `name` (a relative `/`-separated path) under `prefix`.
 fn key(prefix: &str, name: &str) -> Result<ObjectPath, String> {
+    if name.split('/').all(str::is_empty) {
+        return Err("an artifact needs a name (`compress.name` is empty)".to_owned());
+    }
     let full = format!("{prefix}{name}");
     ObjectPath::parse(&full).or_else(|_| {
         let parts: Vec<&str> = full.split('/').filter(|p| !p.is_empty()).collect();
@@ -392,6 +395,10 @@ impl StepRunner {
         compress: Option<&str>,
         found: &[Found],
     ) -> Result<(), String> {
+        if let Some(name) = compress {
+            // Refused here, where the step can still fail, not when filed.
+            key("", name)?;
+        }
         let archive = self
             .pack_found(compress.unwrap_or("artifacts.tar.gz"), found)
             .await?;
@@ -682,6 +689,17 @@ fn unique() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifact_names_stay_inside_the_prefix() {
+        assert_eq!(
+            key("run/root/", "a/b.tar.gz").unwrap().as_ref(),
+            "run/root/a/b.tar.gz"
+        );
+        assert!(key("", "../x.tar.gz").unwrap_err().contains("not a valid"));
+        assert!(key("", "a/./b").unwrap_err().contains("not a valid"));
+        assert!(key("", "/").unwrap_err().contains("needs a name"));
+    }
 
     #[test]
     fn names_are_relative_to_the_working_directory() {
