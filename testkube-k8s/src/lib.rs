@@ -27,6 +27,7 @@ pub mod labels;
 pub mod manifest;
 mod pods;
 mod secrets;
+mod services;
 mod translate;
 
 pub use execution::{ExecutionObjects, execution_objects};

@@ -1,6 +1,7 @@
 //! A worker's log, line by line, into worker events: output gathered into
 //! few large log events, frames into step events, and the worker's
-//! requests run on the engine and answered in the pod (`pods/exec`). When
+//! requests run on the engine (its services by [`ServicePods`]) and
+//! answered in the pod (`pods/exec`). When
 //! the pod ended without reporting its end, [`Translator::close`] decides
 //! from what Kubernetes says.
 
@@ -13,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::AttachParams;
 use testkube_core::engine::protocol::{
-    Decoded, Frame, LineDecoder, Reply, Request, TerminationMessage,
+    Decoded, Frame, LineDecoder, Reply, Request, ServicesOutcome, TerminationMessage,
 };
 use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
 use testkube_core::status::StepStatus;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::follow::Line;
 use crate::manifest::INIT_BINARY;
 use crate::pods::PodView;
+use crate::services::ServicePods;
 
 /// The most output bytes one log event carries (the store's chunk size).
 const MAX_LOG_EVENT: usize = testkube_core::store::MAX_LOG_CHUNK;
@@ -42,6 +44,8 @@ pub(crate) struct Translator {
     /// Output not sent yet, and its step.
     pending: Vec<u8>,
     pending_step: Option<String>,
+    /// Runs the worker's services.
+    services: Option<Arc<ServicePods>>,
 }
 
 impl Translator {
@@ -61,7 +65,14 @@ impl Translator {
             pod: None,
             pending: Vec::new(),
             pending_step: None,
+            services: None,
         }
+    }
+
+    /// Answers the worker's service requests with `services`.
+    pub(crate) fn with_services(mut self, services: Arc<ServicePods>) -> Self {
+        self.services = Some(services);
+        self
     }
 
     pub(crate) async fn consume(&mut self, mut lines: mpsc::Receiver<Line>) {
@@ -172,6 +183,7 @@ impl Translator {
         let container = container.to_owned();
         let pod = self.pod.clone();
         let events = self.events.clone();
+        let services = self.services.clone();
         let handle = tokio::spawn(async move {
             let reply = match request {
                 Request::Parallel(request) => {
@@ -184,6 +196,14 @@ impl Translator {
                 Request::Ready => Reply::Released {
                     interruption: orchestrator.ready().await,
                 },
+                Request::StartServices(request) => Reply::Services(match &services {
+                    Some(services) => services.start(*request).await,
+                    None => ServicesOutcome::failed("this executor cannot run services"),
+                }),
+                Request::StopServices(request) => Reply::Services(match &services {
+                    Some(services) => services.stop(request).await,
+                    None => ServicesOutcome::default(),
+                }),
             };
             let Some(pod) = pod else { return };
             if let Err(message) = deliver(&pods, &pod, &container, id, &reply).await {
