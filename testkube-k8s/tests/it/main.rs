@@ -7,3 +7,4 @@ mod faults;
 mod manifests;
 mod samples;
 mod secrets;
+mod services;
