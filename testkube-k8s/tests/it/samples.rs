@@ -143,7 +143,7 @@ async fn sample_workflows_end_the_same_on_kubernetes_as_locally() {
         assert!(!here.1.is_empty(), "{name}: steps ran");
         compared.push(name);
     }
-    for required in ["local-smoke", "templates"] {
+    for required in ["local-smoke", "templates", "service-with-probe"] {
         assert!(
             compared.iter().any(|name| name == required),
             "{required} was compared: {compared:?}"
