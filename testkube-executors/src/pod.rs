@@ -401,7 +401,10 @@ impl Orchestrator for ReplyOrchestrator {
 impl ServicePods for ReplyOrchestrator {
     async fn start(&self, request: ServicesRequest) -> ServicesOutcome {
         let step = request.step.clone();
-        services_reply(&step, self.ask(Request::StartServices(Box::new(request))).await)
+        services_reply(
+            &step,
+            self.ask(Request::StartServices(Box::new(request))).await,
+        )
     }
 
     async fn stop(&self, request: StopServicesRequest) -> ServicesOutcome {

@@ -192,7 +192,10 @@ impl ServicePods {
             }
         }
         // The step fails: what this start made goes at once.
-        let ours: Vec<_> = started.iter().map(|(service, _)| service.pod.clone()).collect();
+        let ours: Vec<_> = started
+            .iter()
+            .map(|(service, _)| service.pod.clone())
+            .collect();
         let stopping = self.take(|service| ours.contains(&service.pod));
         let _ = self.stop_all(stopping).await;
         ServicesOutcome::failed(failure.unwrap_or_default())
@@ -527,10 +530,7 @@ fn not_running(pod: &Pod) -> Option<String> {
 
 /// Why a pod is not ready, when the wait for it ends.
 fn not_ready(view: &PodView, spec: &ServiceInstanceSpec) -> String {
-    let within = format!(
-        "was not ready within {}s",
-        spec.timeout().as_secs_f64()
-    );
+    let within = format!("was not ready within {}s", spec.timeout().as_secs_f64());
     let probe = spec
         .readiness_probe
         .as_ref()
@@ -560,9 +560,10 @@ fn not_ready(view: &PodView, spec: &ServiceInstanceSpec) -> String {
     let phase = status
         .and_then(|s| s.phase.clone())
         .unwrap_or_else(|| "Pending".to_owned());
-    let said = condition
-        .or(waiting)
-        .map_or_else(|| format!("phase {phase}"), |why| format!("phase {phase}, {why}"));
+    let said = condition.or(waiting).map_or_else(
+        || format!("phase {phase}"),
+        |why| format!("phase {phase}, {why}"),
+    );
     format!("{within}{probe} (Kubernetes: {said})")
 }
 
@@ -581,7 +582,10 @@ fn describe_probe(probe: &k8s_openapi::api::core::v1::Probe) -> String {
     } else if let Some(tcp) = &probe.tcp_socket {
         format!("tcpSocket :{}", port(&tcp.port))
     } else if let Some(exec) = &probe.exec {
-        format!("exec `{}`", exec.command.clone().unwrap_or_default().join(" "))
+        format!(
+            "exec `{}`",
+            exec.command.clone().unwrap_or_default().join(" ")
+        )
     } else if let Some(grpc) = &probe.grpc {
         format!("grpc :{}", grpc.port)
     } else {

@@ -53,7 +53,12 @@ pub(crate) struct Owner {
 /// The pod's name: the worker's Job, the step, the service and the
 /// instance, and `start` (a number unique in the worker) so that a step
 /// that runs again never meets a pod of its last attempt still stopping.
-pub(crate) fn pod_name(owner: &Owner, step: &str, spec: &ServiceInstanceSpec, start: usize) -> String {
+pub(crate) fn pod_name(
+    owner: &Owner,
+    step: &str,
+    spec: &ServiceInstanceSpec,
+    start: usize,
+) -> String {
     let suffix = format!("-{}-s{start}", spec.index);
     let base = labels::dns_label(
         &format!("{}-{step}-{}", owner.job_name, spec.name),

@@ -118,10 +118,11 @@ async fn a_step_reaches_its_service_pod_at_its_ip_and_the_service_log_is_stored(
         panic!("not a workflow: {:?}", file.diagnostics)
     };
     let templates = TemplateSet::with_builtins().unwrap();
-    let workflow = testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
-        .unwrap()
-        .workflow()
-        .clone();
+    let workflow =
+        testkube_core::resolve_workflow(workflow, &templates, &ResolveOptions::new(), None)
+            .unwrap()
+            .workflow()
+            .clone();
     let store = Arc::new(
         SqliteStore::open(&cluster.dir.path().join("results.db"))
             .await
@@ -161,8 +162,7 @@ async fn a_step_reaches_its_service_pod_at_its_ip_and_the_service_log_is_stored(
     assert_eq!(pod["metadata"]["labels"]["testkube.io/service-index"], "0");
     assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
     assert_eq!(
-        pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"],
-        port,
+        pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"], port,
         "the probe's template is rendered and its port a number"
     );
     let check = logs(&events, "check");

@@ -50,7 +50,11 @@ pub(super) struct InstanceContext<'a> {
 }
 
 impl<'a> InstanceContext<'a> {
-    pub(super) fn new(service: &PlanService, instance: &PlanServiceInstance, base: &'a dyn Context) -> Self {
+    pub(super) fn new(
+        service: &PlanService,
+        instance: &PlanServiceInstance,
+        base: &'a dyn Context,
+    ) -> Self {
         let mut variables = MapContext::new()
             .with("index", json!(instance.index))
             .with("shardIndex", json!(instance.shard_index))

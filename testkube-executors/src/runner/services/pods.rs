@@ -128,7 +128,8 @@ impl StepRunner {
         for instance in &service.instances {
             let label = format!("service `{name}` instance {}", instance.index);
             let env = self.env_of(&instance.container.env);
-            let container = pod_container(&env, instance).map_err(|err| format!("{label}: {err}"))?;
+            let container =
+                pod_container(&env, instance).map_err(|err| format!("{label}: {err}"))?;
             let readiness_probe = match &settings.probe {
                 None => None,
                 Some(probe) => {
