@@ -343,3 +343,95 @@ spec:
     );
     assert!(cluster.audit().iter().all(|line| line["verb"] != "create"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_pods_with_addresses_of_their_own() {
+    if !cluster::has_bwrap() {
+        return;
+    }
+    let cluster = cluster::start().await;
+    let port = free_port();
+    let (summary, events) = cluster
+        .run(
+            plan(&format!(
+                r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {{name: twins}}
+spec:
+  steps:
+  - name: api
+    services:
+      web:
+        count: 2
+        env:
+        - name: POD_IP
+          valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}
+        shell: exec python3 -m http.server {port} --bind "$POD_IP"
+        readinessProbe:
+          tcpSocket: {{port: {port}}}
+          periodSeconds: 1
+    shell: |
+      test "{{{{ services.web.0.ip }}}}" != "{{{{ services.web.1.ip }}}}"
+      for ip in {{{{ join(services.web.*.ip, " ") }}}}; do
+        python3 -c "import socket; socket.create_connection(('$ip', {port}), 5)"
+        echo "reached $ip"
+      done
+"#
+            )),
+            "twins-1",
+        )
+        .await;
+    assert_eq!(summary.status, ExecutionStatus::Passed, "{events:#?}");
+    let reached = logs(&events, "api");
+    assert_eq!(reached.matches("reached 127.0.0.").count(), 2, "{reached}");
+    assert_nothing_left(&cluster, "twins-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_timeout_while_waiting_for_a_service_stops_its_pod() {
+    if !cluster::has_bwrap() {
+        return;
+    }
+    let cluster = cluster::start().await;
+    let port = free_port();
+    let mut run = cluster.start_run(
+        plan(&format!(
+            r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {{name: waiting}}
+spec:
+  steps:
+  - name: api
+    timeout: 3s
+    services:
+      slow:
+        shell: sleep 300
+        readinessProbe:
+          tcpSocket: {{port: {port}}}
+          periodSeconds: 1
+        timeout: 5m
+    shell: echo unreachable
+  - name: after
+    condition: always
+    shell: echo waiting; sleep 5; echo after
+"#
+        )),
+        "waiting-1",
+    );
+    run.until_log("after", "waiting").await;
+    // Stopped with its step, not only when the worker ends.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    let services = ListParams::default().labels("testkube.io/resource=service");
+    for pod in pods.list(&services).await.unwrap().items {
+        assert!(
+            pod.metadata.deletion_timestamp.is_some(),
+            "{:?} is still running",
+            pod.metadata.name
+        );
+    }
+    let summary = run.finish().await;
+    assert_eq!(summary.status, ExecutionStatus::Failed, "{summary:#?}");
+    assert_eq!(step_status(&run.events, "api"), Some(StepStatus::Timeout));
+    assert_eq!(logs(&run.events, "after"), "waiting\nafter\n");
+    assert_nothing_left(&cluster, "waiting-1").await;
+}
