@@ -47,7 +47,7 @@
 //! [`Launcher`]; a runner given [`ServicePods`] (the in-pod runner) renders
 //! each instance the same way, then asks the engine to run it as a pod of
 //! its own and answers `services.<name>.<index>.ip` with the pod's IP (see
-//! [`pods`]). Readiness, logs, restarts and stopping are then the engine's.
+//! `pods.rs`). Readiness, logs, restarts and stopping are then the engine's.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};

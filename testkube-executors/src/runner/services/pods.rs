@@ -25,7 +25,9 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs service instances somewhere else than the worker: the in-pod
 /// runner asks the engine (over the worker protocol), which runs each as a
-/// pod. See the [module documentation](self).
+/// pod. The runner renders every instance first, in the worker's scope
+/// (env, command, working directory, resources, probe), exactly as it does
+/// for a local process; the engine only runs what it is sent.
 #[async_trait]
 pub trait ServicePods: Send + Sync {
     /// Starts the instances and answers once all are ready (their
