@@ -2,7 +2,8 @@
 //! the root worker's and those of each `parallel` block whose workers are
 //! decided by the plan (recursively). What only the run decides (workers
 //! from expressions over step outputs, `execute` children, which are
-//! executions of their own) is named in [`ExecutionObjects::notes`].
+//! executions of their own, and service pods, whose templates the worker
+//! renders) is named in [`ExecutionObjects::notes`].
 
 use testkube_core::engine::protocol::{PROTOCOL_VERSION, WorkerTask};
 use testkube_core::engine::{
@@ -127,6 +128,15 @@ fn collect_notes(step: &PlanStep, notes: &mut Vec<String>) {
                 "step `{}` starts child executions: each creates objects of its own",
                 step.id
             )),
+            Operation::StartServices { services } => {
+                let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+                notes.push(format!(
+                    "step `{}` starts services ({}): each instance is a pod the engine creates \
+                     when the step starts, with its templates rendered by the worker",
+                    step.id,
+                    names.join(", ")
+                ));
+            }
             Operation::Setup { steps } | Operation::Steps { steps } => {
                 for child in steps {
                     collect_notes(child, notes);

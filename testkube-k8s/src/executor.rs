@@ -8,8 +8,9 @@
 //! decoding the [worker protocol](testkube_core::engine::protocol) into
 //! worker events as the lines arrive. A worker's requests (`parallel`,
 //! `execute`, `paused`, the start barrier) go to the engine's
-//! [`Orchestrator`]; the reply goes back into the pod through `pods/exec`
-//! (`testkube-init reply ID`).
+//! [`Orchestrator`], its `services` to [`ServicePods`] (a pod per
+//! instance, deleted at the latest when the worker ends); the reply goes
+//! back into the pod through `pods/exec` (`testkube-init reply ID`).
 //!
 //! The pod carries the finalizer `testkube.io/results`: whatever ends it
 //! (the run's end, an abort, an eviction, `activeDeadlineSeconds`), the pod
@@ -36,7 +37,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use testkube_core::engine::protocol::WorkerTask;
 use testkube_core::engine::{
     Executor, ExecutorError, Orchestrator, SignedStorage, Unsupported, WorkerControl, WorkerEvent,
@@ -50,7 +51,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::follow::{FollowError, Line, container_state, follow_container};
 use crate::labels;
 use crate::manifest::{ManifestOptions, worker_objects};
-use crate::pods::{PodView, PodWatches};
+use crate::pods::{PodView, PodWatches, remove_finalizer};
+use crate::services::{Owner as ServiceOwner, ServicePods};
 use crate::translate::Translator;
 
 /// Waiting reasons after which a container never starts on its own.
@@ -161,6 +163,20 @@ impl Executor for KubernetesExecutor {
         }
         let containers = step_containers(&objects.job);
         let (events, receiver) = mpsc::channel(256);
+        let services = ServicePods::new(
+            Api::namespaced(self.client.clone(), &namespace),
+            self.watches.clone(),
+            ServiceOwner {
+                namespace: namespace.clone(),
+                execution: spec.execution.id.clone(),
+                workflow: spec.execution.workflow.clone(),
+                worker: spec.worker.number,
+                worker_path: spec.worker.path.clone(),
+                job_name: job_name.clone(),
+            },
+            self.options.clone(),
+            events.clone(),
+        );
         let (interrupt, interrupted) = watch::channel(None);
         let run = WorkerRun {
             pods: Api::namespaced(self.client.clone(), &namespace),
@@ -178,6 +194,7 @@ impl Executor for KubernetesExecutor {
             storage: self.storage.clone(),
             execution_id: spec.execution.id.clone(),
             worker_id: spec.worker.clone(),
+            services: Arc::new(services),
         };
         tokio::spawn(run.run(view, interrupted));
         Ok(WorkerHandle {
@@ -241,6 +258,8 @@ struct WorkerRun {
     /// The execution's id (`execution` is its label value).
     execution_id: String,
     worker_id: WorkerId,
+    /// The pods of the worker's services.
+    services: Arc<ServicePods>,
 }
 
 /// How following the pod ended.
@@ -273,7 +292,8 @@ impl WorkerRun {
             self.pods.clone(),
             Arc::clone(&self.orchestrator),
             self.events.clone(),
-        );
+        )
+        .with_services(Arc::clone(&self.services));
         if let Some(storage) = &self.storage {
             translator = translator.with_storage(
                 Arc::clone(storage),
@@ -289,6 +309,8 @@ impl WorkerRun {
             Some(status) => status,
             None => translator.close(&view, followed.problem.as_deref()).await,
         };
+        // Whatever ended the worker, its services go with it.
+        self.services.shutdown().await;
         self.clean_up(&view, followed.pod.as_deref()).await;
         self.watches
             .unsubscribe(&self.namespace, &self.execution, &self.worker);
@@ -338,32 +360,8 @@ impl WorkerRun {
     /// the Secret.
     async fn clean_up(&self, view: &watch::Receiver<PodView>, pod: Option<&str>) {
         if let Some(pod) = pod {
-            let mut latest = view.borrow().pod.clone();
-            for _ in 0..5 {
-                let Some(current) = latest.take() else { break };
-                let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
-                let Some(index) = finalizers.iter().position(|f| f == labels::FINALIZER) else {
-                    break;
-                };
-                // Removes exactly ours, whatever else changed in the pod
-                // meanwhile (a merge patch would race the kubelet's status).
-                let path = format!("/metadata/finalizers/{index}");
-                let patch: Result<json_patch::Patch, _> =
-                    serde_json::from_value(serde_json::json!([
-                        {"op": "test", "path": path, "value": labels::FINALIZER},
-                        {"op": "remove", "path": path},
-                    ]));
-                let Ok(patch) = patch else { break };
-                match self
-                    .pods
-                    .patch(pod, &PatchParams::default(), &Patch::Json::<()>(patch))
-                    .await
-                {
-                    Ok(_) => break,
-                    Err(kube::Error::Api(status)) if status.code == 404 => break,
-                    Err(_) => latest = self.pods.get(pod).await.ok(),
-                }
-            }
+            let latest = view.borrow().pod.clone();
+            remove_finalizer(&self.pods, pod, latest).await;
         }
         let _ = self
             .jobs
@@ -442,7 +440,13 @@ fn unsupported_in(step: &PlanStep, signs: bool, found: &mut Vec<Unsupported>) {
     };
     for operation in &step.operations {
         match operation {
-            Operation::StartServices { .. } => add(found, "services"),
+            Operation::StartServices { services } => {
+                for service in services {
+                    for feature in crate::services::unsupported(service) {
+                        add(found, &feature);
+                    }
+                }
+            }
             Operation::Artifacts { .. } if !signs => needs_store(found, "artifacts"),
             Operation::Parallel(block) if !signs => {
                 if !block.transfer.is_empty() {

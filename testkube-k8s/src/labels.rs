@@ -9,8 +9,16 @@ pub const EXECUTION: &str = "testkube.io/execution";
 pub const WORKER: &str = "testkube.io/worker";
 /// The workflow's name.
 pub const WORKFLOW: &str = "testkube.io/workflow";
-/// What the object is for: `worker`.
+/// What the object is for: `worker`, or [`SERVICE_RESOURCE`].
 pub const RESOURCE: &str = "testkube.io/resource";
+/// The [`RESOURCE`] of a service instance's pod.
+pub const SERVICE_RESOURCE: &str = "service";
+/// The service's name, on a service instance's pod.
+pub const SERVICE: &str = "testkube.io/service";
+/// The instance's index, on a service instance's pod.
+pub const SERVICE_INDEX: &str = "testkube.io/service-index";
+/// The annotation with the id of the step that started a service.
+pub const SERVICE_STEP: &str = "testkube.io/service-step";
 /// Who manages the object.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY`].

@@ -28,6 +28,7 @@ mod links;
 pub mod manifest;
 mod pods;
 mod secrets;
+mod services;
 mod translate;
 
 pub use execution::{ExecutionObjects, execution_objects};

@@ -54,7 +54,7 @@ const TASK_DIR: &str = "/.testkube/task";
 pub const TASK_KEY: &str = "task.json";
 /// The group owning the pod's volumes unless the workflow says otherwise
 /// (Testkube's default, so that non-root images can write `/data`).
-const DEFAULT_FS_GROUP: i64 = 1001;
+pub(crate) const DEFAULT_FS_GROUP: i64 = 1001;
 /// The longest Job name: its pods add a suffix, and `job-name` labels
 /// must stay within 63 characters.
 const MAX_JOB_NAME: usize = 52;
@@ -517,7 +517,7 @@ fn collect_commands<'a>(step: &'a PlanStep, found: &mut Vec<(&'a str, &'a Contai
 /// The workflow's `pod` settings as a pod spec: its fields are the pod
 /// spec's, except labels and annotations (metadata) and Testkube's own
 /// `disableFsGroupDefaulting`.
-fn pod_spec(pod: &PodConfig) -> Result<PodSpec, String> {
+pub(crate) fn pod_spec(pod: &PodConfig) -> Result<PodSpec, String> {
     let mut value = serde_json::to_value(pod).map_err(|err| err.to_string())?;
     if let Some(map) = value.as_object_mut() {
         for key in ["labels", "annotations", "disableFsGroupDefaulting"] {
@@ -533,7 +533,7 @@ fn pod_spec(pod: &PodConfig) -> Result<PodSpec, String> {
 
 /// A workflow setting as the Kubernetes type of the same shape; fails when
 /// an expression is left where Kubernetes needs a number.
-fn convert<T: Serialize, K: DeserializeOwned>(value: &T) -> Result<K, String> {
+pub(crate) fn convert<T: Serialize, K: DeserializeOwned>(value: &T) -> Result<K, String> {
     let json = serde_json::to_value(value).map_err(|err| err.to_string())?;
     serde_json::from_value(json).map_err(|err| {
         format!("{err} (an expression must be decided before the run, e.g. from config)")

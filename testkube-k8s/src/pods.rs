@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
@@ -51,9 +52,9 @@ impl PodWatches {
         }
     }
 
-    /// Follows the pod of worker `worker` (its number) of execution
-    /// `execution` (label values) in `namespace`. Starts the namespace's
-    /// watch on first use.
+    /// Follows the pod of worker `worker` (its number; a service pod's
+    /// name) of execution `execution` (label values) in `namespace`.
+    /// Starts the namespace's watch on first use.
     pub(crate) fn subscribe(
         &self,
         namespace: &str,
@@ -100,12 +101,15 @@ impl PodWatches {
     }
 }
 
+/// A worker's pod is followed by its worker's number; a service
+/// instance's pod (several per worker, each created by name) by its name.
 fn key_of(pod: &Pod) -> Option<Key> {
     let labels = pod.metadata.labels.as_ref()?;
-    Some((
-        labels.get(labels::EXECUTION)?.clone(),
-        labels.get(labels::WORKER)?.clone(),
-    ))
+    let execution = labels.get(labels::EXECUTION)?.clone();
+    if labels.get(labels::RESOURCE).map(String::as_str) == Some(labels::SERVICE_RESOURCE) {
+        return Some((execution, pod.metadata.name.clone()?));
+    }
+    Some((execution, labels.get(labels::WORKER)?.clone()))
 }
 
 async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
@@ -162,6 +166,34 @@ async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Removes the finalizer `testkube.io/results` from pod `name` (`latest`:
+/// the pod as last seen, if known), once what it kept has been read.
+pub(crate) async fn remove_finalizer(api: &Api<Pod>, name: &str, mut latest: Option<Pod>) {
+    for _ in 0..5 {
+        let Some(current) = latest.take() else { break };
+        let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
+        let Some(index) = finalizers.iter().position(|f| f == labels::FINALIZER) else {
+            break;
+        };
+        // Removes exactly ours, whatever else changed in the pod
+        // meanwhile (a merge patch would race the kubelet's status).
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: Result<json_patch::Patch, _> = serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": path, "value": labels::FINALIZER},
+            {"op": "remove", "path": path},
+        ]));
+        let Ok(patch) = patch else { break };
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 404 => break,
+            Err(_) => latest = api.get(name).await.ok(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A worker's log, line by line, into worker events: output gathered into
 //! few large log events, frames into step events, and the worker's
-//! requests run on the engine and answered in the pod (`pods/exec`). When
+//! requests run on the engine (its services by [`ServicePods`]) and
+//! answered in the pod (`pods/exec`). When
 //! the pod ended without reporting its end, [`Translator::close`] decides
 //! from what Kubernetes says. An uploaded artifacts archive
 //! ([`Frame::Uploaded`]) is filed in the [`SignedStorage`] while the log
@@ -15,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::AttachParams;
 use testkube_core::engine::protocol::{
-    Decoded, Frame, LineDecoder, ObjectLinks, Reply, Request, TerminationMessage,
+    Decoded, Frame, LineDecoder, ObjectLinks, Reply, Request, ServicesOutcome, TerminationMessage,
 };
 use testkube_core::engine::{Orchestrator, SignedStorage, StepDetail, WorkerEvent, WorkerId};
 use testkube_core::status::StepStatus;
@@ -27,6 +28,7 @@ use crate::follow::Line;
 use crate::links::fetch_links;
 use crate::manifest::INIT_BINARY;
 use crate::pods::PodView;
+use crate::services::ServicePods;
 
 /// The most output bytes one log event carries (the store's chunk size).
 const MAX_LOG_EVENT: usize = testkube_core::store::MAX_LOG_CHUNK;
@@ -45,6 +47,8 @@ pub(crate) struct Translator {
     /// Output not sent yet, and its step.
     pending: Vec<u8>,
     pending_step: Option<String>,
+    /// Runs the worker's services.
+    services: Option<Arc<ServicePods>>,
     storage: Option<Storage>,
     /// Artifacts being filed; waited for before the worker ends.
     filing: Vec<JoinHandle<()>>,
@@ -75,6 +79,7 @@ impl Translator {
             pod: None,
             pending: Vec::new(),
             pending_step: None,
+            services: None,
             storage: None,
             filing: Vec::new(),
         }
@@ -93,6 +98,12 @@ impl Translator {
             execution,
             worker,
         });
+        self
+    }
+
+    /// Answers the worker's service requests with `services`.
+    pub(crate) fn with_services(mut self, services: Arc<ServicePods>) -> Self {
+        self.services = Some(services);
         self
     }
 
@@ -213,6 +224,7 @@ impl Translator {
         let pod = self.pod.clone();
         let events = self.events.clone();
         let storage = self.storage.clone();
+        let services = self.services.clone();
         let handle = tokio::spawn(async move {
             let reply = match request {
                 Request::Parallel(request) => {
@@ -248,6 +260,14 @@ impl Translator {
                 Request::Ready => Reply::Released {
                     interruption: orchestrator.ready().await,
                 },
+                Request::StartServices(request) => Reply::Services(match &services {
+                    Some(services) => services.start(*request).await,
+                    None => ServicesOutcome::failed("this executor cannot run services"),
+                }),
+                Request::StopServices(request) => Reply::Services(match &services {
+                    Some(services) => services.stop(request).await,
+                    None => ServicesOutcome::default(),
+                }),
             };
             let Some(pod) = pod else { return };
             if let Err(message) = deliver(&pods, &pod, &container, id, &reply).await {

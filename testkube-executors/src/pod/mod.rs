@@ -7,7 +7,9 @@
 //! - Events become the protocol's byte stream ([`LineEncoder`]): each
 //!   step's output as written, frames on lines of their own.
 //! - The [`Orchestrator`] calls a worker makes (`parallel`, `execute`,
-//!   `paused`, the start barrier) become [`Frame::Request`]s; the engine
+//!   `paused`, the start barrier), and starting and stopping a step's
+//!   `services` ([`ServicePods`]: each instance is a pod the engine
+//!   creates), become [`Frame::Request`]s; the engine
 //!   answers by writing the [`Reply`] into `<control dir>/<id>.json`
 //!   (`testkube-init reply ID`, run through the API's `pods/exec`), which
 //!   the waiting call picks up. When a waiting call is dropped (its step
@@ -33,7 +35,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use testkube_core::engine::protocol::{
-    Frame, LineEncoder, PROTOCOL_VERSION, Reply, Request, TerminationMessage, WorkerTask,
+    Frame, LineEncoder, PROTOCOL_VERSION, Reply, Request, ServicesOutcome, ServicesRequest,
+    StopServicesRequest, TerminationMessage, WorkerTask,
 };
 use testkube_core::engine::{
     ExecuteOutcome, ExecuteRequest, Orchestrator, ParallelOutcome, ParallelRequest, WorkerEvent,
@@ -42,6 +45,7 @@ use testkube_core::status::{Interruption, StepStatus};
 use tokio::sync::{mpsc, watch};
 
 use crate::local::host::HostLauncher;
+use crate::runner::services::ServicePods;
 use crate::runner::{ArtifactStorage, Relay, RunnerConfig, StepRunner, WorkerPaths};
 
 mod storage;
@@ -184,6 +188,8 @@ pub async fn run_task(
         client,
         scratch: layout.root.join("tmp/.testkube-archives"),
     };
+    // Services are pods the engine creates: a test pod may create none.
+    let service_pods: Arc<dyn ServicePods> = orchestrator.clone();
     let mut runner = StepRunner::new(RunnerConfig {
         launcher: Arc::new(HostLauncher::new(Vec::new())),
         paths,
@@ -202,6 +208,7 @@ pub async fn run_task(
     if let Some(relay) = &relay {
         runner = runner.with_relay(relay.clone());
     }
+    runner = runner.with_service_pods(service_pods);
     // The plan already holds the worker-wide (`global`) env in each step.
     let status = runner.run(&task.root).await;
     let end = match &relay {
@@ -411,6 +418,31 @@ impl Orchestrator for ReplyOrchestrator {
 
     async fn ready(&self) -> Option<Interruption> {
         released(self.ask(Request::Ready).await)
+    }
+}
+
+/// A step's `services`: each instance is a pod the engine creates.
+#[async_trait]
+impl ServicePods for ReplyOrchestrator {
+    async fn start(&self, request: ServicesRequest) -> ServicesOutcome {
+        let step = request.step.clone();
+        services_reply(
+            &step,
+            self.ask(Request::StartServices(Box::new(request))).await,
+        )
+    }
+
+    async fn stop(&self, request: StopServicesRequest) -> ServicesOutcome {
+        let step = request.step.clone();
+        services_reply(&step, self.ask(Request::StopServices(request)).await)
+    }
+}
+
+fn services_reply(step: &str, reply: Result<Reply, String>) -> ServicesOutcome {
+    match reply {
+        Ok(Reply::Services(outcome)) => outcome,
+        Ok(other) => ServicesOutcome::failed(format!("step `{step}`: unexpected reply {other:?}")),
+        Err(message) => ServicesOutcome::failed(format!("step `{step}`: {message}")),
     }
 }
 

@@ -10,3 +10,4 @@ mod manifests;
 mod s3server;
 mod samples;
 mod secrets;
+mod services;

@@ -239,6 +239,32 @@ spec:
 }
 
 #[test]
+fn service_pods_are_named_in_the_notes_not_printed() {
+    let objects = objects(
+        r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  steps:
+  - name: api
+    services:
+      db: {shell: sleep 60}
+      cache: {shell: sleep 60}
+    shell: echo hi
+"#,
+    );
+    assert_eq!(objects.workers.len(), 1);
+    assert!(
+        objects
+            .notes
+            .iter()
+            .any(|n| n.contains("`api` starts services (db, cache)") && n.contains("pod")),
+        "{:?}",
+        objects.notes
+    );
+}
+
+#[test]
 fn steps_with_other_images_run_in_ordered_containers_of_one_pod() {
     let objects = objects(
         "apiVersion: testworkflows.testkube.io/v1

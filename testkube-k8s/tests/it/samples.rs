@@ -111,7 +111,7 @@ async fn sample_workflows_end_the_same_on_kubernetes_as_locally() {
     let mut kubernetes =
         KubernetesExecutor::new(cluster.client.clone(), ManifestOptions::default());
     // Artifacts and transfer/fetch leave pods through an S3-compatible store.
-    let mut required = vec!["local-smoke", "templates"];
+    let mut required = vec!["local-smoke", "templates", "service-with-probe"];
     if let Some(store) = cluster::s3_store("sample_workflows_end_the_same_on_kubernetes_as_locally")
     {
         kubernetes = kubernetes.with_storage(Arc::new(store));

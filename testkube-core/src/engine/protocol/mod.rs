@@ -16,8 +16,9 @@
 //! so the decoder drops it again: logs come back byte for byte.
 //!
 //! The engine answers a worker's [`Request`]s (a `parallel` block, an
-//! `execute` step, a `paused` step, a start barrier) with a [`Reply`] it
-//! delivers into the worker's file system (see the Kubernetes executor).
+//! `execute` step, a `paused` step, a start barrier, starting and stopping
+//! a step's `services`) with a [`Reply`] it delivers into the worker's file
+//! system (see the Kubernetes executor).
 //!
 //! Everything here is sans-IO: encoders write into buffers, decoders take
 //! lines.
@@ -40,9 +41,13 @@ use crate::store::TestCaseRecord;
 
 mod lines;
 mod links;
+mod services;
 
 pub use lines::{Decoded, LineDecoder, LineEncoder};
 pub use links::ObjectLinks;
+pub use services::{
+    ServiceAddress, ServiceInstanceSpec, ServicesOutcome, ServicesRequest, StopServicesRequest,
+};
 
 /// The protocol version this build speaks; a task or frame of another
 /// version is refused with a message naming both.
@@ -280,6 +285,12 @@ pub enum Request {
     },
     /// The worker is at its start barrier ([`Reply::Released`]).
     Ready,
+    /// Start a step's service instances as pods and answer once they are
+    /// ready ([`Reply::Services`]). Added to version 1: engines that
+    /// cannot run services refuse such plans before anything starts.
+    StartServices(Box<ServicesRequest>),
+    /// Stop services a step started ([`Reply::Services`]).
+    StopServices(StopServicesRequest),
 }
 
 /// The engine's answer to a [`Request`].
@@ -298,6 +309,8 @@ pub enum Reply {
     },
     /// How the `execute` step's children ended.
     Execute(ExecuteOutcome),
+    /// How starting or stopping services went.
+    Services(ServicesOutcome),
     /// Go on (`None`), or why the run was stopped meanwhile.
     Released {
         /// The interruption, if any.
@@ -561,5 +574,41 @@ mod tests {
         assert_eq!(Reply::from_json(reply.to_json().as_bytes()).unwrap(), reply);
         // Signed URLs are credentials: debug output names them only.
         assert!(!format!("{reply:?}").contains("sig"));
+    }
+
+    #[test]
+    fn service_requests_and_replies_round_trip() {
+        let request = Frame::Request {
+            id: 3,
+            request: Request::StartServices(Box::new(ServicesRequest {
+                step: "api".into(),
+                instances: vec![ServiceInstanceSpec {
+                    name: "db".into(),
+                    index: 0,
+                    container: crate::model::ContainerConfig {
+                        command: Some(vec!["/bin/sh".into(), "-c".into(), "serve".into()]),
+                        ..Default::default()
+                    },
+                    readiness_probe: None,
+                    restart_policy: None,
+                    pod: None,
+                    timeout_ms: 5000,
+                    logs: true,
+                }],
+            })),
+        };
+        let json = serde_json::to_string(&request).unwrap();
+        assert!(json.contains(r#""kind":"startServices""#), "{json}");
+        assert_eq!(serde_json::from_str::<Frame>(&json).unwrap(), request);
+        let reply = Reply::Services(ServicesOutcome {
+            addresses: vec![ServiceAddress {
+                name: "db".into(),
+                index: 0,
+                ip: "10.0.0.7".into(),
+            }],
+            error: None,
+            notes: vec!["ready".into()],
+        });
+        assert_eq!(Reply::from_json(reply.to_json().as_bytes()).unwrap(), reply);
     }
 }

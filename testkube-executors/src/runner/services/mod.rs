@@ -41,6 +41,13 @@
 //!   instance's process group gets `SIGTERM`, then `SIGKILL` after
 //!   [`STOP_GRACE`]; a service never outlives its step, and dropping the
 //!   runner kills whatever is left.
+//!
+//! Where instances run is the one thing that differs between a local worker
+//! and a worker in a pod: locally they are processes of the worker's
+//! [`Launcher`]; a runner given [`ServicePods`] (the in-pod runner) renders
+//! each instance the same way, then asks the engine to run it as a pod of
+//! its own and answers `services.<name>.<index>.ip` with the pod's IP (see
+//! `pods.rs`). Readiness, logs, restarts and stopping are then the engine's.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -57,9 +64,15 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+mod context;
 mod instance;
+mod pods;
+
+pub(crate) use context::WithServices;
+use context::{InstanceContext, render_with, truthy};
 
 use instance::{KeptOutput, ReadyCheck, Supervised, log_pipe, supervise, wait_ready};
+pub use pods::ServicePods;
 
 use super::probes::{Probe, ProbeAction, SERVICE_HOST, http_check, tcp_check};
 use super::{
@@ -130,6 +143,8 @@ pub fn unsupported(service: &PlanService) -> Vec<String> {
 pub(crate) struct Services {
     running: Vec<Instance>,
     variables: Variables,
+    /// Runs instances as pods of the engine's; `None`: local processes.
+    pods: Option<Arc<dyn ServicePods>>,
 }
 
 /// The `services` variable, shared with the expression context.
@@ -145,11 +160,31 @@ struct Instance {
     address: Value,
     /// Whether it counts in `services` (its start operation is done).
     ready: bool,
-    process: Background,
-    /// Forwards its output; done once the output is closed.
-    forwarder: JoinHandle<()>,
-    /// Its last output.
-    tail: KeptOutput,
+    running: Running,
+}
+
+/// Where a service instance runs.
+enum Running {
+    /// A process of the worker's launcher.
+    Process {
+        process: Background,
+        /// Forwards its output; done once the output is closed.
+        forwarder: JoinHandle<()>,
+        /// Its last output.
+        tail: KeptOutput,
+    },
+    /// A pod the engine runs (asked through [`ServicePods`]).
+    Pod,
+}
+
+/// What a service's instances share, decided when its step starts it.
+struct ServiceSettings {
+    /// Whether its output is logged (`logs`).
+    logs: bool,
+    /// How long it may take to be ready.
+    timeout: Duration,
+    /// Its readiness probe, as written (instances render it).
+    probe: Option<Value>,
 }
 
 impl Services {
@@ -163,48 +198,31 @@ impl Services {
     }
 
     /// Stops the instances `matches` selects, all at once; notes for the
-    /// step's log about those that had exited on their own.
-    async fn stop_where(&mut self, matches: impl Fn(&Instance) -> bool) -> Vec<(String, String)> {
+    /// step's log about those that had exited on their own. `interrupted`:
+    /// the worker is being stopped, so pods are left to the engine, which
+    /// deletes them when the worker ends.
+    async fn stop_where(
+        &mut self,
+        matches: impl Fn(&Instance) -> bool,
+        interrupted: bool,
+    ) -> Vec<(String, String)> {
         let (stopping, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running)
             .into_iter()
             .partition(|i| matches(i));
         self.running = kept;
         self.refresh_variables();
-        let exited: Vec<_> = stopping
-            .iter()
-            .filter_map(|instance| {
-                let code = instance.process.exit_code()?;
-                Some((
-                    instance.step.clone(),
-                    instance.name.clone(),
-                    instance.index,
-                    code,
-                    instance.tail.clone(),
-                ))
-            })
-            .collect();
-        let mut tasks = JoinSet::new();
-        for mut instance in stopping {
-            tasks.spawn(async move {
-                instance.process.stop(STOP_GRACE).await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), instance.forwarder).await;
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        let mut notes = Vec::new();
-        for (step, name, index, code, tail) in exited {
-            let lines = tail.final_lines().await;
-            notes.push((
-                step,
-                format!(
-                    "service `{name}` instance {index} had exited with code {code} before it \
-                     was stopped{lines}\n"
-                ),
-            ));
-        }
+        let (processes, in_pods): (Vec<_>, Vec<_>) = stopping
+            .into_iter()
+            .partition(|i| matches!(i.running, Running::Process { .. }));
+        let mut notes = match &self.pods {
+            Some(service_pods) if !in_pods.is_empty() && !interrupted => {
+                pods::stop(service_pods.as_ref(), &in_pods).await
+            }
+            _ => Vec::new(),
+        };
+        notes.extend(stop_processes(processes).await);
         notes
     }
-
     /// Recomputes `services` from the ready instances: a service started by
     /// an inner step hides an outer one of the same name until it stops.
     fn refresh_variables(&self) {
@@ -227,42 +245,41 @@ impl Services {
     }
 }
 
-/// A context with the `services` variable on top of another.
-pub(crate) struct WithServices<C> {
-    inner: C,
-    services: Variables,
-}
-
-impl<C: Context> Context for WithServices<C> {
-    fn variable(&self, name: &str) -> Option<Value> {
-        if name == "services" {
-            let services = self.services.read().ok()?;
-            if !services.is_empty() {
-                return Some(Value::Object(services.clone()));
-            }
+/// Stops local service processes, all at once; notes about those that had
+/// exited on their own.
+async fn stop_processes(stopping: Vec<Instance>) -> Vec<(String, String)> {
+    let mut exited = Vec::new();
+    let mut tasks = JoinSet::new();
+    for instance in stopping {
+        let Running::Process {
+            mut process,
+            forwarder,
+            tail,
+        } = instance.running
+        else {
+            continue;
+        };
+        if let Some(code) = process.exit_code() {
+            exited.push((instance.step, instance.name, instance.index, code, tail));
         }
-        self.inner.variable(name)
+        tasks.spawn(async move {
+            process.stop(STOP_GRACE).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), forwarder).await;
+        });
     }
-
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.inner.file(path)
+    while tasks.join_next().await.is_some() {}
+    let mut notes = Vec::new();
+    for (step, name, index, code, tail) in exited {
+        let lines = tail.final_lines().await;
+        notes.push((
+            step,
+            format!(
+                "service `{name}` instance {index} had exited with code {code} before it \
+                 was stopped{lines}\n"
+            ),
+        ));
     }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.inner.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.inner.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.inner.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.inner.working_dir()
-    }
+    notes
 }
 
 impl StepRunner {
@@ -272,6 +289,9 @@ impl StepRunner {
         step: &PlanStep,
         services: &[PlanService],
     ) -> OperationEnd {
+        if let Some(service_pods) = self.services.pods.clone() {
+            return self.start_service_pods(step, services, service_pods).await;
+        }
         let mut checks = Vec::new();
         let first = self.services.running.len();
         for service in services {
@@ -312,25 +332,11 @@ impl StepRunner {
         checks: &mut Vec<ReadyCheck>,
     ) -> Result<(), String> {
         let name = &service.name;
-        let logs = match &service.logs {
-            None => false,
-            Some(expression) => self
-                .decide(expression)
-                .map_err(|err| format!("services.{name}.logs: {err}"))?,
-        };
-        let timeout = match &service.timeout {
-            None => DEFAULT_READY_TIMEOUT,
-            Some(text) => FormatDuration(text.clone())
-                .parse()
-                .map_err(|err| format!("services.{name}.timeout `{text}`: {err}"))?,
-        };
-        let probe = match &service.readiness_probe {
-            None => None,
-            Some(probe) => Some(
-                serde_json::to_value(probe)
-                    .map_err(|err| format!("services.{name}.readinessProbe: {err}"))?,
-            ),
-        };
+        let ServiceSettings {
+            logs,
+            timeout,
+            probe,
+        } = self.service_settings(service)?;
         if let Some(content) = &service.content {
             // The service shares the worker's workspace: its content is
             // fetched into it as a step's would be.
@@ -403,17 +409,46 @@ impl StepRunner {
                 step: step.id.clone(),
                 name: name.clone(),
                 index: instance.index,
-                address: json!({
-                    "ip": SERVICE_HOST,
-                    "description": instance.description.clone().unwrap_or_default(),
-                }),
+                address: address(SERVICE_HOST, instance),
                 ready: false,
-                process: background,
-                forwarder,
-                tail,
+                running: Running::Process {
+                    process: background,
+                    forwarder,
+                    tail,
+                },
             });
         }
         Ok(())
+    }
+
+    /// What the instances of `service` share: `logs`, `timeout` and the
+    /// probe as written.
+    fn service_settings(&self, service: &PlanService) -> Result<ServiceSettings, String> {
+        let name = &service.name;
+        let logs = match &service.logs {
+            None => false,
+            Some(expression) => self
+                .decide(expression)
+                .map_err(|err| format!("services.{name}.logs: {err}"))?,
+        };
+        let timeout = match &service.timeout {
+            None => DEFAULT_READY_TIMEOUT,
+            Some(text) => FormatDuration(text.clone())
+                .parse()
+                .map_err(|err| format!("services.{name}.timeout `{text}`: {err}"))?,
+        };
+        let probe = match &service.readiness_probe {
+            None => None,
+            Some(probe) => Some(
+                serde_json::to_value(probe)
+                    .map_err(|err| format!("services.{name}.readinessProbe: {err}"))?,
+            ),
+        };
+        Ok(ServiceSettings {
+            logs,
+            timeout,
+            probe,
+        })
     }
 
     /// `StopServices`: stops the named services of `step`.
@@ -422,9 +457,13 @@ impl StepRunner {
         step: &PlanStep,
         names: &[String],
     ) -> OperationEnd {
+        let interrupted = self.interrupted();
         let notes = self
             .services
-            .stop_where(|i| i.step == step.id && names.contains(&i.name))
+            .stop_where(
+                |i| i.step == step.id && names.contains(&i.name),
+                interrupted,
+            )
             .await;
         self.log_notes(notes).await;
         OperationEnd::passed()
@@ -433,15 +472,25 @@ impl StepRunner {
     /// Stops every service that `step` started (at the end of its attempt).
     pub(super) async fn stop_step_services(&mut self, step: &str) {
         if self.services.running.iter().any(|i| i.step == step) {
-            let notes = self.services.stop_where(|i| i.step == step).await;
+            let interrupted = self.interrupted();
+            let notes = self
+                .services
+                .stop_where(|i| i.step == step, interrupted)
+                .await;
             self.log_notes(notes).await;
         }
     }
 
     /// Stops every service (when the worker ends).
     pub(super) async fn stop_all_services(&mut self) {
-        let notes = self.services.stop_where(|_| true).await;
+        let interrupted = self.interrupted();
+        let notes = self.services.stop_where(|_| true, interrupted).await;
         self.log_notes(notes).await;
+    }
+
+    /// Whether the worker is being stopped from outside.
+    fn interrupted(&self) -> bool {
+        self.interrupt.borrow().is_some()
     }
 
     async fn log_notes(&self, notes: Vec<(String, String)>) {
@@ -460,6 +509,14 @@ impl StepRunner {
     }
 }
 
+/// The `services.<name>[index]` value of an instance reached at `ip`.
+fn address(ip: &str, instance: &PlanServiceInstance) -> Value {
+    json!({
+        "ip": ip,
+        "description": instance.description.clone().unwrap_or_default(),
+    })
+}
+
 /// The command of a service instance.
 fn instance_argv(instance: &PlanServiceInstance) -> Result<Vec<String>, String> {
     if let Some(script) = &instance.shell {
@@ -474,84 +531,6 @@ fn instance_argv(instance: &PlanServiceInstance) -> Result<Vec<String>, String> 
             .to_owned());
     }
     Ok(argv)
-}
-
-/// The variables of one service instance on top of the runner's (and the
-/// instance's env).
-struct InstanceContext<'a> {
-    variables: MapContext,
-    base: &'a dyn Context,
-}
-
-impl<'a> InstanceContext<'a> {
-    fn new(service: &PlanService, instance: &PlanServiceInstance, base: &'a dyn Context) -> Self {
-        let mut variables = MapContext::new()
-            .with("index", json!(instance.index))
-            .with("shardIndex", json!(instance.shard_index))
-            .with("matrixIndex", json!(instance.matrix_index))
-            .with("matrix", json!(instance.matrix))
-            .with("shard", json!(instance.shard));
-        if let Some(counts) = &service.counts {
-            variables.insert("count", json!(counts.count));
-            variables.insert("shardCount", json!(counts.shard_count));
-            variables.insert("matrixCount", json!(counts.matrix_count));
-        }
-        InstanceContext { variables, base }
-    }
-}
-
-impl Context for InstanceContext<'_> {
-    fn variable(&self, name: &str) -> Option<Value> {
-        // An instance variable hides the worker's of the same root (a
-        // parallel worker's `matrix.x` must not answer for the service's).
-        let root = name.split('.').next().unwrap_or(name);
-        if self.variables.variable(root).is_some() {
-            return self.variables.variable(name);
-        }
-        self.base.variable(name)
-    }
-
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.base.file(path)
-    }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.base.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.base.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.base.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.base.working_dir()
-    }
-}
-
-/// Renders a `{{ }}` template with `context`.
-fn render_with(text: &str, context: &dyn Context) -> Result<String, String> {
-    if !text.contains("{{") {
-        return Ok(text.to_owned());
-    }
-    Template::parse(text)
-        .and_then(|template| template.render(context))
-        .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
-}
-
-/// The expression language's truth.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !matches!(s.as_str(), "" | "false" | "0" | "off"),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
-    }
 }
 
 #[cfg(test)]
