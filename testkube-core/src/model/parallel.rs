@@ -20,6 +20,7 @@ use super::workflow::{
 /// `parallel`: every workflow-spec field (what each worker runs) plus the
 /// worker strategy, and step controls/operations written on the block itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Parallel {
     /// How many workers run at once (default 1000).
@@ -212,6 +213,7 @@ pub struct WorkerStrategy<'a> {
 ///     default: 30s      # assumed duration of items with no history (default: mean of known)
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     /// What to balance by.
@@ -226,6 +228,7 @@ pub struct Balance {
 
 /// `parallel.balance.by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BalanceBy {
     /// Balance by each item's duration in previous runs.
@@ -235,6 +238,7 @@ pub enum BalanceBy {
 
 /// `transfer[]`: files packed in the parent and unpacked in each worker.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Transfer {
     /// Directory in the parent to pack from.
@@ -252,6 +256,7 @@ pub struct Transfer {
 
 /// `fetch[]`: files packed in each worker and unpacked in the parent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Fetch {
     /// Directory in the worker to pack from.
