@@ -102,12 +102,11 @@ fn crd(kind: DocumentKind) -> CustomResourceDefinition {
     // Only the execution's status is written by a controller of ours; the
     // subresource keeps users' `apply` from overwriting it (and the
     // controller's status writes from bumping `generation`).
-    let subresources = (kind == DocumentKind::TestWorkflowExecution).then(|| {
-        CustomResourceSubresources {
+    let subresources =
+        (kind == DocumentKind::TestWorkflowExecution).then(|| CustomResourceSubresources {
             status: Some(CustomResourceSubresourceStatus(json!({}))),
             ..CustomResourceSubresources::default()
-        }
-    });
+        });
     CustomResourceDefinition {
         metadata: ObjectMeta {
             name: Some(format!("{plural}.{group}")),
@@ -354,7 +353,9 @@ mod tests {
             found.push(format!("{path}: type is not a single string"));
         }
         if object.contains_key("properties") && object.contains_key("additionalProperties") {
-            found.push(format!("{path}: properties and additionalProperties together"));
+            found.push(format!(
+                "{path}: properties and additionalProperties together"
+            ));
         }
         let int_or_string = object.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
         for junctor in ["allOf", "anyOf", "oneOf", "not"] {

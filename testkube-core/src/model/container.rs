@@ -222,6 +222,7 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub annotations: IndexMap<String, String>,
     /// Extra volumes (mount them with `container.volumeMounts`).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<core::Volume>,
     /// Seconds the pod may be active before it is terminated.
@@ -246,6 +247,10 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
     /// Scheduling affinity.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<core::Affinity>,
     /// Tolerations of node taints.
@@ -267,6 +272,7 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<String>,
     /// How pods spread across topology domains.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<core::TopologySpreadConstraint>,
     /// Gates that block scheduling until removed.

@@ -97,3 +97,24 @@ impl JsonSchema for DynamicList {
         any_value("a list, or an expression that yields a list")
     }
 }
+
+/// Any object, for a field whose schema the CRDs leave out: the fields of
+/// the workflow spec inside `parallel` (a whole workflow again), and the
+/// largest Kubernetes types of `pod` (`affinity`). Testkube's CRDs stop
+/// describing at the same places; without the cut one workflow CRD is
+/// several MB, past the 1.5 MB etcd keeps per object. The loader still
+/// reads these fields fully when a workflow runs.
+pub(crate) fn any_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// Any list of objects; see [`any_object`].
+pub(crate) fn any_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+    })
+}
