@@ -18,8 +18,11 @@
 //!   workflow's `pod` and `job` settings, without touching a cluster
 //!   (`testkube manifests` prints them); [`execution`]: those of a whole
 //!   execution.
+//! - [`crds`]: the CustomResourceDefinitions of the six kinds, generated
+//!   from the model (`testkube crds` prints them).
 #![warn(missing_docs)]
 
+mod crds;
 pub mod execution;
 mod executor;
 mod follow;
@@ -31,6 +34,7 @@ mod secrets;
 mod services;
 mod translate;
 
+pub use crds::crds;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
 pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};

@@ -98,6 +98,17 @@ Examples:
     )]
     Manifests(ManifestsArgs),
 
+    /// Print the CustomResourceDefinitions of every kind (TestWorkflow, ..., WebhookTemplate).
+    #[command(
+        after_help = "Multi-document YAML, one CRD per document, generated from the same model the YAML
+loader reads. A workflow CRD is several hundred KB, past what client-side apply can keep in its
+annotation: install them with server-side apply.
+
+Examples:
+  testkube crds | kubectl apply --server-side -f -"
+    )]
+    Crds,
+
     /// Split test items into shards by recorded duration (CI-agnostic test splitting).
     #[command(
         after_help = "Items come after `--`, or from standard input one per line.

@@ -14,6 +14,7 @@ use super::values::{IntOrExpr, Quantity};
 /// Container configuration: `spec.container`, `step.container`, `step.run`
 /// (plus `run.shell`), services and parallel workers.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerConfig {
     /// Working directory inside the container (empty string: the image's WORKDIR).
@@ -50,6 +51,7 @@ pub struct ContainerConfig {
 
 /// Image pull policy, as in Kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ImagePullPolicy {
     /// Always pull the image.
     Always,
@@ -61,6 +63,7 @@ pub enum ImagePullPolicy {
 
 /// An environment variable: the Kubernetes `EnvVar` fields plus `global`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     /// Variable name.
@@ -79,6 +82,7 @@ pub struct EnvVar {
 /// `resources {limits, requests}`; keys are resource names (`cpu`, `memory`),
 /// values quantities or templates.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     /// Upper bounds.
@@ -91,6 +95,7 @@ pub struct Resources {
 
 /// Container security context; ids may be templates.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityContext {
     /// Linux capabilities to add or drop.
@@ -133,6 +138,7 @@ pub struct SecurityContext {
 
 /// Pod security context; ids may be templates.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PodSecurityContext {
     /// SELinux context.
@@ -178,6 +184,7 @@ pub struct PodSecurityContext {
 
 /// `spec.job`: settings of the Kubernetes Job running the workflow.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobConfig {
     /// Labels added to the Job.
@@ -196,6 +203,7 @@ pub struct JobConfig {
 
 /// `spec.pod`: scheduling and identity settings of the pod(s).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PodConfig {
     /// Service account to run as.
@@ -214,6 +222,7 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub annotations: IndexMap<String, String>,
     /// Extra volumes (mount them with `container.volumeMounts`).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<core::Volume>,
     /// Seconds the pod may be active before it is terminated.
@@ -238,6 +247,10 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
     /// Scheduling affinity.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<core::Affinity>,
     /// Tolerations of node taints.
@@ -259,6 +272,7 @@ pub struct PodConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<String>,
     /// How pods spread across topology domains.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<core::TopologySpreadConstraint>,
     /// Gates that block scheduling until removed.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// `content {git, files, tarball, oci}`, on the workflow, a step or a service.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Content {
     /// A Git repository to check out.
@@ -24,6 +25,7 @@ pub struct Content {
 
 /// `content.git`: a (sparse, shallow) checkout.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GitContent {
     /// Repository URL (https or ssh).
@@ -66,6 +68,7 @@ pub struct GitContent {
 
 /// `content.git.authType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GitAuthType {
     /// User name and token as basic auth (default).
@@ -80,6 +83,7 @@ pub enum GitAuthType {
 
 /// `content.files[]`: a file to write before the step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ContentFile {
     /// Absolute or workspace-relative path.
@@ -97,6 +101,7 @@ pub struct ContentFile {
 
 /// `content.tarball[]`: a tarball to download and unpack.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ContentTarball {
     /// Where to download from.
@@ -110,6 +115,7 @@ pub struct ContentTarball {
 
 /// `content.oci`: an OCI artifact to pull.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OciContent {
     /// Image reference, e.g. `registry.example.com/org/repo:tag`.

@@ -10,6 +10,7 @@ use super::workflow::Target;
 
 /// `execute {parallelism, async, workflows}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Execute {
     /// How many children run at once (default 100).
@@ -26,6 +27,7 @@ pub struct Execute {
 /// `execute.workflows[]`: a workflow (by name or label selector) to run,
 /// optionally fanned out by matrix/shards.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecuteWorkflow {
     /// Workflow name.
@@ -80,6 +82,7 @@ impl ExecuteWorkflow {
 
 /// `execute.workflows[].tarball.<name>`: files packed for a child execution.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TarballRequest {
     /// Directory to pack from.

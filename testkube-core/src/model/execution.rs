@@ -7,10 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use super::workflow::Target;
-use crate::status::StepStatus;
+use crate::status::{ExecutionStatus, StepStatus};
 
 /// A `TestWorkflowExecution` document: "run this workflow with these values".
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestWorkflowExecution {
     /// `testworkflows.testkube.io/v1`.
@@ -23,13 +24,105 @@ pub struct TestWorkflowExecution {
     /// Which workflow to run and how.
     #[serde(default)]
     pub spec: ExecutionSpec,
-    /// Observed state written by a controller; kept as-is, never read here.
+    /// Observed state, written by the controller that runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_json::Value>,
+    pub status: Option<ExecutionDocumentStatus>,
+}
+
+/// `TestWorkflowExecution.status`, in Testkube's shape: the run the
+/// document started last, the `metadata.generation` it was started for (a
+/// controller starts one run per generation), and why it could not start.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDocumentStatus {
+    /// The run started last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_execution: Option<LatestExecution>,
+    /// The `metadata.generation` the latest run was started for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Why the run could not be started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `status.latestExecution`: the summary of one run, as Testkube writes it
+/// (the fields its tools read; the resolved workflow and step signatures
+/// stay in the result store).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LatestExecution {
+    /// Execution id.
+    pub id: String,
+    /// Execution name (`<workflow>-<number>`).
+    pub name: String,
+    /// Namespace the run happened in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Sequence number of the run within its workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
+    /// When the run was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// When its status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<DateTime<Utc>>,
+    /// How it went so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<LatestExecutionResult>,
+    /// Tags of the run.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub tags: IndexMap<String, String>,
+    /// Whether webhooks were skipped for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_webhooks: Option<bool>,
+    /// The execution document that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_workflow_execution_name: Option<String>,
+}
+
+/// `status.latestExecution.result`: the run's status and times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LatestExecutionResult {
+    /// The run's status.
+    pub status: ExecutionStatus,
+    /// The status it is expected to end with, as far as known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_status: Option<ExecutionStatus>,
+    /// When it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Time spent running, e.g. `1m2.5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Time from queued to finished, e.g. `1m4s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_duration: Option<String>,
+    /// `duration` in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// `totalDuration` in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_duration_ms: Option<i64>,
+    /// Time spent paused, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_ms: Option<i64>,
 }
 
 /// `TestWorkflowExecution.spec`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionSpec {
     /// The workflow to run (`{name}`).
@@ -42,6 +135,7 @@ pub struct ExecutionSpec {
 
 /// `spec.executionRequest`: per-run values.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionRequest {
     /// Custom execution name.
@@ -71,6 +165,7 @@ pub struct ExecutionRequest {
 /// Testkube's shape (JSON `result`). Only `initialization` is kept here;
 /// steps, outputs and test results have records of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionResult {
     /// Preparing the workspace and the workflow's own `content` (a git
@@ -83,6 +178,7 @@ pub struct ExecutionResult {
 
 /// `TestWorkflowStepResult`: how one phase of an execution went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepResult {
     /// `running` while it runs, then `passed` or `failed`.

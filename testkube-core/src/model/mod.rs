@@ -24,6 +24,8 @@ mod execute;
 mod execution;
 mod parallel;
 mod params;
+#[cfg(feature = "schema")]
+mod schema;
 mod service;
 mod step;
 mod trigger;
@@ -44,7 +46,8 @@ pub use container::{
 pub use content::{Content, ContentFile, ContentTarball, GitAuthType, GitContent, OciContent};
 pub use execute::{Execute, ExecuteWorkflow, TarballRequest};
 pub use execution::{
-    ExecutionRequest, ExecutionResult, ExecutionSpec, StepResult, TestWorkflowExecution,
+    ExecutionDocumentStatus, ExecutionRequest, ExecutionResult, ExecutionSpec, LatestExecution,
+    LatestExecutionResult, StepResult, TestWorkflowExecution,
 };
 pub use parallel::{Balance, BalanceBy, Fetch, Parallel, Transfer, WorkerStrategy};
 pub use params::{ParameterSchema, ParameterType};

@@ -20,6 +20,7 @@ use super::workflow::{
 /// `parallel`: every workflow-spec field (what each worker runs) plus the
 /// worker strategy, and step controls/operations written on the block itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Parallel {
     /// How many workers run at once (default 1000).
@@ -96,33 +97,67 @@ pub struct Parallel {
     pub template: Option<TemplateRef>,
 
     /// Worker spec: templates merged in.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(rename = "use", default, skip_serializing_if = "Vec::is_empty")]
     pub use_templates: Vec<TemplateRef>,
     /// Worker spec: events (ignored for workers).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
     /// Worker spec: orchestration behaviour.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemConfig>,
     /// Worker spec: parameters.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub config: IndexMap<String, ParameterSchema>,
     /// Worker spec: content.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
     /// Worker spec: container defaults.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerConfig>,
     /// Worker spec: Job settings.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobConfig>,
     /// Worker spec: pod settings.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodConfig>,
     /// Worker spec: deprecated, ignored.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsConfig>,
     /// Worker spec: execution defaults.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionDefaults>,
     /// Worker spec: concurrency (ignored for workers).
@@ -132,18 +167,29 @@ pub struct Parallel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
     /// Worker spec: services.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub services: IndexMap<String, Service>,
     /// Worker spec: setup steps.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<Step>,
     /// Worker spec: steps.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
     /// Worker spec: after steps.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "super::schema::any_list"))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Step>,
     /// Worker spec: persistent volume claims.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "super::schema::any_object")
+    )]
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub pvcs: IndexMap<String, PersistentVolumeClaimSpec>,
 }
@@ -212,6 +258,7 @@ pub struct WorkerStrategy<'a> {
 ///     default: 30s      # assumed duration of items with no history (default: mean of known)
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     /// What to balance by.
@@ -226,6 +273,7 @@ pub struct Balance {
 
 /// `parallel.balance.by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BalanceBy {
     /// Balance by each item's duration in previous runs.
@@ -235,6 +283,7 @@ pub enum BalanceBy {
 
 /// `transfer[]`: files packed in the parent and unpacked in each worker.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Transfer {
     /// Directory in the parent to pack from.
@@ -252,6 +301,7 @@ pub struct Transfer {
 
 /// `fetch[]`: files packed in each worker and unpacked in the parent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Fetch {
     /// Directory in the worker to pack from.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// comes back as written (`minimum: 1` stays `1`, not `1.0`); use
 /// [`ParameterSchema::bound`] to compare against them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterSchema {
     /// What the parameter is for.
@@ -77,6 +78,7 @@ impl ParameterSchema {
 
 /// `config.<name>.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ParameterType {
     /// Text (the default).

@@ -16,6 +16,7 @@ use super::workflow::TemplateRef;
 /// One entry of `services {name: Service}`. Instances are exposed as
 /// `services.<name>` = `[{ip, description}]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
     /// Templates merged into the service.
@@ -125,6 +126,7 @@ impl Service {
 
 /// `services.<name>.restartPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ServiceRestartPolicy {
     /// Restart the container when it fails.
     OnFailure,

@@ -17,6 +17,7 @@ use super::workflow::TemplateRef;
 /// services start, setup, run, shell, execute, parallel, steps, services
 /// stop, artifacts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     /// Stable id for expressions (`step.<id>.outputs`): lower-case letters,
@@ -96,6 +97,7 @@ pub struct Step {
 
 /// `retry {count, until}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Retry {
     /// Maximum number of retries (at least 1).
@@ -109,6 +111,7 @@ pub struct Retry {
 /// `run`: a container to run, plus an optional `shell` script that replaces
 /// `command`/`args`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepRun {
     /// Working directory inside the container.
@@ -166,6 +169,7 @@ impl StepRun {
 
 /// `artifacts {workingDir, paths, compress}`: files to keep after the step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Artifacts {
     /// Base directory the paths are relative to.
@@ -181,6 +185,7 @@ pub struct Artifacts {
 
 /// `artifacts.compress`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Compression {
     /// Archive file name; must end in `.tar.gz` or `.tgz`.
@@ -189,6 +194,7 @@ pub struct Compression {
 
 /// `cache`: directories restored before and saved after the step.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepCache {
     /// Entry key, usually derived from a lock file.
@@ -212,6 +218,7 @@ pub struct StepCache {
 
 /// `cache.scope`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CacheScope {
     /// Shared by executions of the same workflow (default).

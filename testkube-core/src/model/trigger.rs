@@ -19,6 +19,7 @@ use super::workflow::Target;
 /// A `TestTrigger` document (`tests.testkube.io/v1`). A triggered run gets
 /// config `WATCHER_EVENT_RESOURCE`, `..._NAME`, `..._NAMESPACE`, `..._EVENT_TYPE`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestTrigger {
     /// `tests.testkube.io/v1`.
@@ -38,6 +39,7 @@ pub struct TestTrigger {
 
 /// `TestTrigger.spec`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerSpec {
     /// Labels over the event (`testkube.io/resource-kind|name|namespace`,
@@ -113,6 +115,7 @@ impl TriggerSpec {
 
 /// `spec.resource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TriggerResource {
     /// Pods.
@@ -137,6 +140,7 @@ pub enum TriggerResource {
 
 /// `spec.resourceRef`: a resource by group/version/kind.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
     /// API group (empty for core resources).
@@ -151,6 +155,7 @@ pub struct ResourceRef {
 
 /// `resourceSelector` / `testSelector`: objects by name, regex, namespace or labels.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerSelector {
     /// Exact name.
@@ -172,6 +177,7 @@ pub struct TriggerSelector {
 
 /// `spec.event`: which change fires the trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum TriggerEvent {
     /// The resource was created.
@@ -253,6 +259,7 @@ impl TriggerEvent {
 
 /// `spec.match[]`: a condition on a field of the changed object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FieldMatch {
     /// Dot path into the object, e.g. `.spec.template.spec.containers.0.image`.
@@ -267,6 +274,7 @@ pub struct FieldMatch {
 
 /// `spec.match[].operator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MatchOperator {
     /// The field equals `value`.
@@ -310,6 +318,7 @@ impl MatchOperator {
 
 /// `spec.conditionSpec`: wait for resource conditions.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionSpec {
     /// Conditions that must all hold.
@@ -325,6 +334,7 @@ pub struct ConditionSpec {
 
 /// `conditionSpec.conditions[]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceCondition {
     /// Expected status.
@@ -342,6 +352,7 @@ pub struct ResourceCondition {
 
 /// `conditions[].status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ConditionStatus {
     /// The condition holds.
     #[default]
@@ -354,6 +365,7 @@ pub enum ConditionStatus {
 
 /// `spec.probeSpec`: wait for HTTP probes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeSpec {
     /// Probes that must all succeed.
@@ -369,6 +381,7 @@ pub struct ProbeSpec {
 
 /// `probeSpec.probes[]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpProbe {
     /// `http` (default) or `https`.
@@ -390,6 +403,7 @@ pub struct HttpProbe {
 
 /// `spec.contentSelector`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ContentSelector {
     /// A Git repository to watch.
@@ -399,6 +413,7 @@ pub struct ContentSelector {
 
 /// `contentSelector.git`: which pushes, tags and paths fire the trigger.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GitWatch {
     /// Repository URL.
@@ -450,6 +465,7 @@ pub struct GitWatch {
 /// `contentSelector.git.pullRequest`: which pull request activity fires the
 /// trigger (Testkube polls the GitHub API for it).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GitPullRequest {
     /// Activity to watch: `opened`, `synchronize`, `reopened`, `closed`
@@ -471,6 +487,7 @@ impl GitPullRequest {
 
 /// `spec.action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TriggerAction {
     /// Start an execution.
@@ -481,6 +498,7 @@ pub enum TriggerAction {
 /// here; `test` and `testsuite` (legacy Testkube resources) are accepted so
 /// old files load, and reported by the validator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TriggerExecution {
     /// A TestWorkflow.
@@ -493,6 +511,7 @@ pub enum TriggerExecution {
 
 /// `spec.actionParameters`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ActionParameters {
     /// Config values of the started run.
@@ -508,6 +527,7 @@ pub struct ActionParameters {
 
 /// `spec.concurrencyPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ConcurrencyPolicy {
     /// Start another run alongside the running one (default).

@@ -206,6 +206,7 @@ impl<'de> Deserialize<'de> for Expression {
 /// can be reported at once by the validator; call [`Duration::parse`] to get
 /// the value.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Duration(pub String);
 

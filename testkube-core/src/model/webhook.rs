@@ -9,6 +9,7 @@ use super::workflow::Target;
 
 /// A `Webhook` document (`executor.testkube.io/v1`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// `executor.testkube.io/v1`.
@@ -29,6 +30,7 @@ pub struct Webhook {
 /// A `WebhookTemplate` document: defaults a `Webhook` refers to with
 /// `webhookTemplateRef`. Same spec as a webhook, without `webhookTemplateRef`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookTemplate {
     /// `executor.testkube.io/v1`.
@@ -48,6 +50,7 @@ pub struct WebhookTemplate {
 
 /// The spec of a `Webhook` or `WebhookTemplate`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
     /// URL to POST to (may contain templates).
@@ -95,6 +98,7 @@ pub struct WebhookSpec {
 /// differs from the previous finished run's. Legacy `*-test` and
 /// `*-testsuite` events load but never fire here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum WebhookEvent {
     /// An execution was queued.
@@ -189,6 +193,7 @@ impl WebhookEvent {
 
 /// `spec.config.<name>`: a public value or a secret reference.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookConfigValue {
     /// Public value.
@@ -201,6 +206,7 @@ pub struct WebhookConfigValue {
 
 /// A key of a Kubernetes secret.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Namespace (default: the webhook's).
@@ -214,6 +220,7 @@ pub struct SecretRef {
 
 /// `spec.parameters[]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookParameter {
     /// Parameter name.
@@ -237,6 +244,7 @@ pub struct WebhookParameter {
 
 /// `spec.webhookTemplateRef`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookTemplateRef {
     /// Name of the `WebhookTemplate`.

@@ -15,6 +15,7 @@ use super::{API_VERSION_WORKFLOWS, ParameterSchema};
 
 /// A `TestWorkflow` document: the definition of a test run.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestWorkflow {
     /// `testworkflows.testkube.io/v1`.
@@ -55,6 +56,7 @@ impl TestWorkflow {
 /// A `TestWorkflowTemplate` document: a reusable piece of workflow spec,
 /// included with `use` or `template`. A name `a/b` is stored as `a--b`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestWorkflowTemplate {
     /// `testworkflows.testkube.io/v1`.
@@ -78,6 +80,7 @@ pub struct TestWorkflowTemplate {
 /// The spec of a workflow or template (`spec:`). Setup, steps and after run
 /// in that order as one group.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSpec {
     /// Templates merged into this workflow.
@@ -135,6 +138,7 @@ pub struct WorkflowSpec {
 
 /// A reference to a template, with configuration (`use[]`, `template`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRef {
     /// Template name; `a/b` and `a--b` are the same template.
@@ -146,6 +150,7 @@ pub struct TemplateRef {
 
 /// `events[]`: something that starts the workflow.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// A cron schedule.
@@ -155,6 +160,7 @@ pub struct Event {
 
 /// `events[].cronjob`: run on a schedule.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CronJob {
     /// Cron line: 5 fields, 6 with seconds, or `@daily`-style nicknames.
@@ -178,6 +184,7 @@ pub struct CronJob {
 
 /// Runner targeting (`target {match, not, replicate}`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     /// `OnlyWhenMatches`: create the execution only when a runner matches.
@@ -196,6 +203,7 @@ pub struct Target {
 
 /// `target.schedulerPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum SchedulerPolicy {
     /// Skip the execution when no runner matches the target.
     OnlyWhenMatches,
@@ -203,6 +211,7 @@ pub enum SchedulerPolicy {
 
 /// `spec.execution`: defaults for every execution of the workflow.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionDefaults {
     /// Tags attached to executions.
@@ -218,6 +227,7 @@ pub struct ExecutionDefaults {
 
 /// `spec.concurrency`: how many executions may run at once.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Concurrency {
     /// Group counted together instead of the workflow name.
@@ -233,6 +243,7 @@ pub struct Concurrency {
 
 /// `spec.timeouts`: limits outside the steps.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Timeouts {
     /// How long an execution may wait in the queue before it is aborted.
@@ -245,6 +256,7 @@ pub struct Timeouts {
 
 /// `spec.system`: orchestration behaviour.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SystemConfig {
     /// Treat steps as pure (mergeable into one container) unless they say otherwise.
@@ -257,6 +269,7 @@ pub struct SystemConfig {
 
 /// `spec.notifications` (deprecated upstream, ignored).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationsConfig {
     /// Disable webhooks for the executions.

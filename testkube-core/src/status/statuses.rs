@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The status of a whole execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Waiting to be picked up.
@@ -126,6 +127,7 @@ impl ExecutionStatus {
 
 /// The status of one step (a leaf or a group, a worker or a service).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
     /// Not started yet.

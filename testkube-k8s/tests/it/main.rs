@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod cluster;
+mod crds;
 mod executor;
 mod faults;
 mod manifests;

@@ -2,6 +2,7 @@
 //! calls and prints the result.
 
 mod artifacts;
+mod crds;
 mod get;
 mod logs;
 mod manifests;
@@ -25,6 +26,7 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Render(args) => render::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Manifests(args) => manifests::run(args),
+        Command::Crds => crds::run(),
         Command::Split(args) => split::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
