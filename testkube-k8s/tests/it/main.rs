@@ -4,6 +4,8 @@
 mod cluster;
 mod executor;
 mod faults;
+mod git;
 mod manifests;
+mod parallel;
 mod samples;
 mod secrets;
