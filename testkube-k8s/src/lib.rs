@@ -20,6 +20,7 @@
 //!   execution.
 #![warn(missing_docs)]
 
+mod containers;
 pub mod execution;
 mod executor;
 mod follow;
@@ -31,5 +32,7 @@ mod translate;
 
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
-pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
+pub use manifest::{
+    DEFAULT_GIT_IMAGE, ManifestError, ManifestOptions, WorkerObjects, worker_objects,
+};
 pub use secrets::KubernetesSecrets;
