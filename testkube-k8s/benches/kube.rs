@@ -303,6 +303,7 @@ spec:
 "
     );
     let mut spreads = Vec::new();
+    let mut replies = Vec::new();
     for round in 0..3 {
         let mut running = sim
             .engine()
@@ -338,18 +339,41 @@ spec:
         let first = starts.values().min().copied().expect("starts");
         let last = starts.values().max().copied().expect("starts");
         spreads.push(last.duration_since(first).unwrap_or_default());
+        // When the replies (one `pods/exec` per worker) reached the API server.
+        let received: Vec<chrono::DateTime<chrono::Utc>> = sim
+            .audit()
+            .into_iter()
+            .filter(|line| {
+                line["objectRef"]["subresource"] == "exec"
+                    && line["requestURI"].as_str().is_some_and(|uri| {
+                        // The workers' pods, not the root's (w0).
+                        uri.contains(&format!("barrier-{round}-w"))
+                            && !uri.contains(&format!("barrier-{round}-w0-"))
+                    })
+            })
+            .filter_map(|line| {
+                line["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|text| text.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            })
+            .collect();
+        if let (Some(first), Some(last)) = (received.iter().min(), received.iter().max()) {
+            replies.push(format!("{} ms", (*last - *first).num_milliseconds()));
+        }
     }
     spreads.sort();
     row(
         &format!("paused barrier release spread ({workers} workers)"),
         format!("{:.0} ms", spreads[spreads.len() / 2].as_secs_f64() * 1e3),
         format!(
-            "median of 3 runs (all: {}), first to last worker's first step start",
+            "median of 3 runs (all: {}), first to last worker's first step start; \
+             the replies (`pods/exec`) reached the API server within {} of each other",
             spreads
                 .iter()
                 .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            replies.join(", ")
         ),
     );
 }
