@@ -91,7 +91,9 @@ async fn a_paused_block_starts_no_worker_before_all_are_ready_then_releases_them
     std::fs::create_dir_all(&shared).unwrap();
     // Each worker writes its marker while it initializes (its `content`),
     // before it reports ready; its first step finds every marker only if
-    // no worker was released before all were ready.
+    // no worker was released before all were ready. The checkout makes the
+    // git container the one that waits (and gets the reply).
+    let repo = BareRepo::new(&[("README", "checked out\n")]);
     let yaml = format!(
         r#"apiVersion: testworkflows.testkube.io/v1
 kind: TestWorkflow
@@ -110,6 +112,7 @@ spec:
         files:
         - path: '/data/shared/ready-{{{{ index }}}}'
           content: ready
+        git: {{uri: '{repo}'}}
       steps:
       - name: first
         shell: |
@@ -118,7 +121,8 @@ spec:
           done
           echo "released {{{{ index }}}}"
 "#,
-        shared = shared.display()
+        shared = shared.display(),
+        repo = repo.url()
     );
     let (summary, events) = cluster.run(plan(&yaml), "barrier-1").await;
     assert_eq!(
@@ -142,8 +146,14 @@ spec:
     // All were released and ran their step.
     let mut released = std::collections::BTreeMap::<String, String>::new();
     for event in &events {
-        if let Event::Log { worker, chunk, .. } = event
+        if let Event::Log {
+            worker,
+            chunk,
+            step,
+            ..
+        } = event
             && worker.path.starts_with("root/fan/")
+            && step == "first"
         {
             released
                 .entry(worker.path.clone())
