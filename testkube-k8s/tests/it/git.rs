@@ -7,9 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use testkube_core::engine::Event;
+use testkube_core::engine::protocol::WorkerTask;
+use testkube_core::engine::{Event, ExecutionRequest};
 use testkube_core::status::{ExecutionStatus, StepStatus};
-use testkube_k8s::ManifestOptions;
+use testkube_k8s::manifest::TASK_KEY;
+use testkube_k8s::{ManifestOptions, execution_objects};
 
 use crate::cluster::{self, Cluster, logs, plan, step_status};
 
@@ -303,5 +305,89 @@ spec:
         logs(&events, "flaky").matches("try\n").count(),
         2,
         "the command ran in both attempts"
+    );
+}
+
+#[test]
+fn a_checkout_container_has_the_settings_of_the_step_it_prepares_for_but_the_git_image() {
+    let options = ManifestOptions {
+        git_image: "registry.local/git:2".to_owned(),
+        ..ManifestOptions::default()
+    };
+    let objects = execution_objects(
+        &plan(
+            r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: wf}
+spec:
+  content:
+    git:
+      uri: 'https://example.com/{{ env.REPO }}.git'
+      token: '{{ env.GIT_TOKEN }}'
+  container:
+    image: python:3.13-slim
+    securityContext: {runAsUser: 1000, runAsNonRoot: true}
+    volumeMounts: [{name: certs, mountPath: /certs}]
+    env:
+    - name: GIT_TOKEN
+      valueFrom: {secretKeyRef: {name: creds, key: token}}
+    - {name: REPO, value: app}
+  pod:
+    volumes: [{name: certs, secret: {secretName: certs}}]
+  steps:
+  - name: test
+    shell: pytest
+  - name: same
+    shell: echo same container
+"#,
+        ),
+        &ExecutionRequest::new("wf-1"),
+        &options,
+    )
+    .unwrap();
+    let worker = &objects.workers[0];
+    let spec = worker
+        .job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let init = spec.init_containers.as_ref().unwrap();
+    assert_eq!(init.len(), 2, "testkube-init and git");
+    let (git, step) = (&init[1], &spec.containers[0]);
+    assert_eq!(git.name, "git");
+    assert_eq!(git.image.as_deref(), Some("registry.local/git:2"));
+    assert_eq!(step.name, "worker");
+    assert_eq!(step.image.as_deref(), Some("python:3.13-slim"));
+    // Kubernetes resolves the token for both; the mounts and user are the step's.
+    assert_eq!(git.env, step.env);
+    assert!(
+        git.env
+            .iter()
+            .flatten()
+            .any(|var| var.name == "GIT_TOKEN" && var.value_from.is_some())
+    );
+    assert_eq!(git.security_context, step.security_context);
+    assert_eq!(git.volume_mounts, step.volume_mounts);
+    assert!(
+        git.command
+            .iter()
+            .flatten()
+            .all(|arg| !arg.contains("GIT_TOKEN"))
+    );
+    // The task says which container runs the checkout and each command.
+    let task =
+        WorkerTask::from_json(worker.secret.string_data.as_ref().unwrap()[TASK_KEY].as_bytes())
+            .unwrap();
+    assert_eq!(
+        task.containers,
+        std::collections::BTreeMap::from([
+            (WorkerTask::git_key("root"), 0),
+            ("test".to_owned(), 1),
+            ("same".to_owned(), 1),
+        ])
     );
 }
