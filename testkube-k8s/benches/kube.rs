@@ -10,7 +10,10 @@
 //! - `first-job`: from `Engine::start` to the first Job created (the audit
 //!   log's receive time);
 //! - `fanout`: a run of 200 parallel workers, wall time;
-//! - `logs`: a step printing 100 MB, through `pods/log` into the engine.
+//! - `logs`: a step printing 100 MB, through `pods/log` into the engine;
+//! - `barrier`: a `paused` block of 20 workers (`BARRIER_WORKERS=N`): the
+//!   release spread, from the first to the last worker's first step start
+//!   (the goal: within 1 s of each other).
 //!
 //! `testkube-init` must be built first (`cargo build -p testkube-init`).
 
@@ -56,6 +59,13 @@ fn main() {
     }
     if runs("logs") {
         runtime.block_on(logs());
+    }
+    if runs("barrier") {
+        let workers = std::env::var("BARRIER_WORKERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20);
+        runtime.block_on(barrier(workers));
     }
 }
 
@@ -270,6 +280,100 @@ spec:
         format!(
             "{bytes} bytes in {:.2}s, lines of 100 bytes",
             took.as_secs_f64()
+        ),
+    );
+}
+
+async fn barrier(workers: usize) {
+    let sim = sim().await;
+    let yaml = format!(
+        "apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {{name: barrier}}
+spec:
+  steps:
+  - name: fan
+    parallel:
+      count: {workers}
+      parallelism: {workers}
+      paused: true
+      steps:
+      - name: go
+        shell: echo go
+"
+    );
+    let mut spreads = Vec::new();
+    let mut replies = Vec::new();
+    for round in 0..3 {
+        let mut running = sim
+            .engine()
+            .start(
+                plan(&yaml),
+                ExecutionRequest::new(format!("barrier-{round}")),
+            )
+            .expect("starts");
+        // Each worker's first step start, as its pod reported it.
+        let mut starts: BTreeMap<String, SystemTime> = BTreeMap::new();
+        while let Some(event) = running.next_event().await {
+            match event {
+                Event::Step {
+                    worker,
+                    step,
+                    status,
+                    at,
+                    ..
+                } if status == testkube_core::status::StepStatus::Running
+                    && step.id != "root"
+                    && worker.path.starts_with("root/fan/") =>
+                {
+                    starts.entry(worker.path).or_insert(at);
+                }
+                Event::Finished(summary) => {
+                    assert_eq!(summary.status, ExecutionStatus::Passed);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(starts.len(), workers, "every worker ran its step");
+        let first = starts.values().min().copied().expect("starts");
+        let last = starts.values().max().copied().expect("starts");
+        spreads.push(last.duration_since(first).unwrap_or_default());
+        // When the replies (one `pods/exec` per worker) reached the API server.
+        let received: Vec<chrono::DateTime<chrono::Utc>> = sim
+            .audit()
+            .into_iter()
+            .filter(|line| {
+                line["objectRef"]["subresource"] == "exec"
+                    && line["requestURI"].as_str().is_some_and(|uri| {
+                        // The workers' pods, not the root's (w0).
+                        uri.contains(&format!("barrier-{round}-w"))
+                            && !uri.contains(&format!("barrier-{round}-w0-"))
+                    })
+            })
+            .filter_map(|line| {
+                line["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|text| text.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            })
+            .collect();
+        if let (Some(first), Some(last)) = (received.iter().min(), received.iter().max()) {
+            replies.push(format!("{} ms", (*last - *first).num_milliseconds()));
+        }
+    }
+    spreads.sort();
+    row(
+        &format!("paused barrier release spread ({workers} workers)"),
+        format!("{:.0} ms", spreads[spreads.len() / 2].as_secs_f64() * 1e3),
+        format!(
+            "median of 3 runs (all: {}), first to last worker's first step start; \
+             the replies (`pods/exec`) reached the API server within {} of each other",
+            spreads
+                .iter()
+                .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(", "),
+            replies.join(", ")
         ),
     );
 }

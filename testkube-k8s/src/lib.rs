@@ -22,6 +22,7 @@
 //!   from the model (`testkube crds` prints them).
 #![warn(missing_docs)]
 
+mod containers;
 mod crds;
 pub mod execution;
 mod executor;
@@ -37,5 +38,7 @@ mod translate;
 pub use crds::crds;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
-pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
+pub use manifest::{
+    DEFAULT_GIT_IMAGE, ManifestError, ManifestOptions, WorkerObjects, worker_objects,
+};
 pub use secrets::KubernetesSecrets;

@@ -4,12 +4,13 @@
 //! The pod, in order:
 //! 1. init container `testkube-init` (the init image) copies the runner to
 //!    the shared tools volume ([`INIT_BINARY`]);
-//! 2. the worker's steps, with that runner: consecutive steps with the same
-//!    container settings (image, pull policy, resources, security context,
-//!    volume mounts, `envFrom`) share a container; each change of settings
-//!    starts the next one. One group is the container `worker`; several are
-//!    `worker-1`, `worker-2`, ... in order, all but the last as init
-//!    containers, so Kubernetes runs them one after the other (see
+//! 2. the worker's steps, with that runner, in the containers
+//!    [`crate::containers`] decides: consecutive steps with the same
+//!    container settings share one, each change of settings starts the
+//!    next, and a `content.git` checkout runs in the git image
+//!    ([`ManifestOptions::git_image`]). One container is `worker`; several
+//!    run in order, all but the last as init containers, so Kubernetes
+//!    runs them one after the other (see
 //!    `testkube_executors::runner::relay` for how the runner carries on).
 //!    The image is the steps' `container.image`
 //!    ([`ManifestOptions::default_image`] when none is set); the env
@@ -29,17 +30,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvFromSource, EnvVar as KubeEnvVar, EnvVarSource, KeyToPath,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Secret, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use testkube_core::engine::protocol::WorkerTask;
-use testkube_core::model::{ContainerConfig, ImagePullPolicy, JobConfig, PodConfig};
-use testkube_core::plan::{Operation, PlanStep};
+use testkube_core::model::{JobConfig, PodConfig};
 
+use crate::containers::worker_containers;
 use crate::labels;
 
 /// Where `testkube-init` is in the init image.
@@ -47,9 +47,9 @@ pub const INIT_IMAGE_BINARY: &str = "/testkube-init";
 /// Where the init container copies `testkube-init` for the other containers.
 pub const INIT_BINARY: &str = "/.testkube/bin/testkube-init";
 /// The folder of [`INIT_BINARY`] (a shared emptyDir).
-const TOOLS_DIR: &str = "/.testkube/bin";
+pub(crate) const TOOLS_DIR: &str = "/.testkube/bin";
 /// Where the task Secret is mounted.
-const TASK_DIR: &str = "/.testkube/task";
+pub(crate) const TASK_DIR: &str = "/.testkube/task";
 /// The task's file name in the Secret and the mount.
 pub const TASK_KEY: &str = "task.json";
 /// The group owning the pod's volumes unless the workflow says otherwise
@@ -68,7 +68,14 @@ pub struct ManifestOptions {
     pub init_image: String,
     /// The image of steps that name none.
     pub default_image: String,
+    /// The image that runs `content.git` checkouts: it must have `git`
+    /// (and `ssh` for SSH URLs) and run `testkube-init` like every image.
+    pub git_image: String,
 }
+
+/// [`ManifestOptions::git_image`] unless told otherwise: pinned, so runs
+/// repeat.
+pub const DEFAULT_GIT_IMAGE: &str = "alpine/git:v2.47.2";
 
 impl Default for ManifestOptions {
     fn default() -> Self {
@@ -79,6 +86,7 @@ impl Default for ManifestOptions {
                 env!("CARGO_PKG_VERSION")
             ),
             default_image: "busybox:1.37".to_owned(),
+            git_image: DEFAULT_GIT_IMAGE.to_owned(),
         }
     }
 }
@@ -284,236 +292,6 @@ pub fn job_name(execution: &str, number: usize) -> String {
     format!("{base}{suffix}")
 }
 
-/// The containers running the worker's steps, in order; records in the
-/// task which container runs each command step when there are several.
-fn worker_containers(
-    task: &mut WorkerTask,
-    options: &ManifestOptions,
-) -> Result<Vec<Container>, ManifestError> {
-    let worker = task.worker.path.clone();
-    let mut leaves = Vec::new();
-    collect_commands(&task.root, &mut leaves);
-    let mut groups: Vec<(Settings, Vec<(&str, &ContainerConfig)>)> = Vec::new();
-    for (step, config) in &leaves {
-        let settings = Settings::of(config, options);
-        match groups.last_mut() {
-            Some((current, members)) if *current == settings => members.push((step, config)),
-            _ => groups.push((settings, vec![(step, config)])),
-        }
-    }
-    if groups.is_empty() {
-        groups.push((
-            Settings::of(&ContainerConfig::default(), options),
-            Vec::new(),
-        ));
-    }
-    let mut assignment = std::collections::BTreeMap::new();
-    if groups.len() > 1 {
-        for (index, (_, members)) in groups.iter().enumerate() {
-            for (step, _) in members {
-                assignment.insert((*step).to_owned(), index);
-            }
-        }
-        check_retries(&task.root, &assignment, &groups, &worker)?;
-    }
-    let single = groups.len() == 1;
-    let containers = groups
-        .iter()
-        .enumerate()
-        .map(|(index, (settings, members))| {
-            let name = if single {
-                "worker".to_owned()
-            } else {
-                format!("worker-{}", index + 1)
-            };
-            let configs: Vec<&ContainerConfig> = members.iter().map(|(_, c)| *c).collect();
-            container(name, index, settings, &configs, &worker)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    task.containers = assignment;
-    Ok(containers)
-}
-
-/// Refuses a `retry` around steps of different containers.
-fn check_retries(
-    step: &PlanStep,
-    assignment: &std::collections::BTreeMap<String, usize>,
-    groups: &[(Settings, Vec<(&str, &ContainerConfig)>)],
-    worker: &str,
-) -> Result<(), ManifestError> {
-    if step.retry.is_some() {
-        let mut inside = Vec::new();
-        collect_commands(step, &mut inside);
-        let used: std::collections::BTreeSet<usize> = inside
-            .iter()
-            .filter_map(|(id, _)| assignment.get(*id).copied())
-            .collect();
-        if let (Some(first), Some(last)) = (used.first(), used.last())
-            && first != last
-        {
-            return Err(ManifestError::RetryAcrossContainers {
-                worker: worker.to_owned(),
-                step: step.id.clone(),
-                what: groups[*first].0.difference(&groups[*last].0),
-            });
-        }
-    }
-    for operation in &step.operations {
-        if let Operation::Setup { steps } | Operation::Steps { steps } = operation {
-            for child in steps {
-                check_retries(child, assignment, groups, worker)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Container `index` of the pod's step containers.
-fn container(
-    name: String,
-    index: usize,
-    settings: &Settings,
-    members: &[&ContainerConfig],
-    worker: &str,
-) -> Result<Container, ManifestError> {
-    let invalid = |field: &str, message: String| ManifestError::Invalid {
-        worker: worker.to_owned(),
-        field: field.to_owned(),
-        message,
-    };
-    let resources: Option<ResourceRequirements> = settings
-        .resources
-        .as_ref()
-        .map(convert)
-        .transpose()
-        .map_err(|message| invalid("container.resources", message))?;
-    let security_context: Option<SecurityContext> = settings
-        .security_context
-        .as_ref()
-        .map(convert)
-        .transpose()
-        .map_err(|message| invalid("container.securityContext", message))?;
-    // Variables Kubernetes must resolve (a Secret, a ConfigMap, a field of
-    // the pod) go on the container: the runner cannot read them itself.
-    let mut env: Vec<KubeEnvVar> = Vec::new();
-    for config in members {
-        for var in &config.env {
-            let Some(source) = &var.value_from else {
-                continue;
-            };
-            if env.iter().any(|known| known.name == var.name) {
-                continue;
-            }
-            env.push(KubeEnvVar {
-                name: var.name.clone(),
-                value: None,
-                value_from: Some(EnvVarSource::clone(source)),
-            });
-        }
-    }
-    let mut volume_mounts = vec![
-        mount("testkube-data", "/data", false),
-        mount("testkube-tmp", "/tmp", false),
-        mount("testkube-internal", "/testkube", false),
-        mount("testkube-tools", TOOLS_DIR, true),
-        mount("testkube-task", TASK_DIR, true),
-    ];
-    volume_mounts.extend(settings.volume_mounts.iter().cloned());
-    let mut command = vec![INIT_BINARY.to_owned(), "run".to_owned()];
-    if index > 0 {
-        command.extend(["--container".to_owned(), index.to_string()]);
-    }
-    Ok(Container {
-        name,
-        image: Some(settings.image.clone()),
-        image_pull_policy: settings.pull_policy.map(|policy| {
-            match policy {
-                ImagePullPolicy::Always => "Always",
-                ImagePullPolicy::IfNotPresent => "IfNotPresent",
-                ImagePullPolicy::Never => "Never",
-            }
-            .to_owned()
-        }),
-        command: Some(command),
-        env: (!env.is_empty()).then_some(env),
-        env_from: (!settings.env_from.is_empty()).then(|| settings.env_from.clone()),
-        resources,
-        security_context,
-        volume_mounts: Some(volume_mounts),
-        termination_message_policy: Some("File".to_owned()),
-        ..Container::default()
-    })
-}
-
-/// The container settings that decide which container a step runs in.
-#[derive(Debug, Clone, PartialEq)]
-struct Settings {
-    image: String,
-    pull_policy: Option<ImagePullPolicy>,
-    resources: Option<testkube_core::model::Resources>,
-    security_context: Option<testkube_core::model::SecurityContext>,
-    volume_mounts: Vec<VolumeMount>,
-    env_from: Vec<EnvFromSource>,
-}
-
-impl Settings {
-    fn of(config: &ContainerConfig, options: &ManifestOptions) -> Self {
-        Settings {
-            image: config
-                .image
-                .clone()
-                .filter(|image| !image.is_empty())
-                .unwrap_or_else(|| options.default_image.clone()),
-            pull_policy: config.image_pull_policy,
-            resources: config.resources.clone(),
-            security_context: config.security_context.clone(),
-            volume_mounts: config.volume_mounts.clone(),
-            env_from: config.env_from.clone(),
-        }
-    }
-
-    fn difference(&self, other: &Settings) -> String {
-        if self.image != other.image {
-            return format!("image `{}` and `{}`", self.image, other.image);
-        }
-        let fields = [
-            ("imagePullPolicy", self.pull_policy != other.pull_policy),
-            ("resources", self.resources != other.resources),
-            (
-                "securityContext",
-                self.security_context != other.security_context,
-            ),
-            ("volumeMounts", self.volume_mounts != other.volume_mounts),
-            ("envFrom", self.env_from != other.env_from),
-        ];
-        fields
-            .iter()
-            .filter(|(_, differs)| *differs)
-            .map(|(field, _)| *field)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// The steps that run a command in this worker, in order, with their
-/// container settings (not those of parallel workers or services: they
-/// get pods of their own).
-fn collect_commands<'a>(step: &'a PlanStep, found: &mut Vec<(&'a str, &'a ContainerConfig)>) {
-    for operation in &step.operations {
-        match operation {
-            Operation::Run { container, .. } | Operation::Shell { container, .. } => {
-                found.push((&step.id, container));
-            }
-            Operation::Setup { steps } | Operation::Steps { steps } => {
-                for child in steps {
-                    collect_commands(child, found);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 /// The workflow's `pod` settings as a pod spec: its fields are the pod
 /// spec's, except labels and annotations (metadata) and Testkube's own
 /// `disableFsGroupDefaulting`.
@@ -548,7 +326,7 @@ fn empty_dir(name: &str) -> Volume {
     }
 }
 
-fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+pub(crate) fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: volume.to_owned(),
         mount_path: path.to_owned(),

@@ -289,6 +289,10 @@ pub(crate) struct ManifestsArgs {
     /// The namespace of the objects (a workflow's `job.namespace` wins).
     #[arg(long, value_name = "NS")]
     pub(crate) namespace: Option<String>,
+    /// The image that runs `content.git` checkouts (it must have git; default
+    /// alpine/git:v2.47.2).
+    #[arg(long, value_name = "IMAGE", env = "TESTKUBE_GIT_IMAGE")]
+    pub(crate) git_image: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -403,6 +407,10 @@ pub(crate) struct RunOptions {
     /// With --on kubernetes: the image that carries testkube-init.
     #[arg(long, value_name = "IMAGE", env = "TESTKUBE_INIT_IMAGE")]
     pub(crate) init_image: Option<String>,
+    /// With --on kubernetes: the image that runs `content.git` checkouts (it must have git;
+    /// default alpine/git:v2.47.2).
+    #[arg(long, value_name = "IMAGE", env = "TESTKUBE_GIT_IMAGE")]
+    pub(crate) git_image: Option<String>,
 }
 
 /// Where a run's workers run.

@@ -57,6 +57,9 @@ pub(crate) async fn cluster(options: &RunOptions) -> Result<Cluster, CliError> {
     if let Some(image) = &options.init_image {
         manifest.init_image.clone_from(image);
     }
+    if let Some(image) = &options.git_image {
+        manifest.git_image.clone_from(image);
+    }
     let client = kube::Client::try_from(config)
         .map_err(|err| CliError::usage(format!("cannot make a Kubernetes client: {err}")))?;
     let mut executor = KubernetesExecutor::new(client.clone(), manifest.clone());

@@ -33,7 +33,7 @@ impl StepRunner {
         }
         let (status, message) = match &prepared {
             Ok(_) => (StepStatus::Passed, None),
-            Err(message) => (StepStatus::Failed, Some(message.clone())),
+            Err(message) => (self.initialization_failure(), Some(message.clone())),
         };
         let event = WorkerEvent::Initialized {
             status,
@@ -42,6 +42,16 @@ impl StepRunner {
         };
         let _ = self.events.send(event).await;
         prepared
+    }
+
+    /// How a worker whose initialization did not succeed ends: stopped
+    /// from outside (an abort, `failFast`) while it fetched its content, it
+    /// ends as the interruption says, not `failed`.
+    pub(super) fn initialization_failure(&self) -> StepStatus {
+        match *self.interrupt.borrow() {
+            Some(interruption) => interruption.step_status(StepStatus::Running),
+            None => StepStatus::Failed,
+        }
     }
 
     async fn prepare(&mut self, root: &PlanStep) -> Result<PlanStep, String> {

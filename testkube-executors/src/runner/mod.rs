@@ -42,6 +42,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::Value;
+use testkube_core::engine::protocol::WorkerTask;
 use testkube_core::engine::{Orchestrator, StepDetail, WorkerEvent};
 use testkube_core::expr::MapContext;
 use testkube_core::model::{ContainerConfig, Duration as FormatDuration, EnvVar};
@@ -335,6 +336,19 @@ impl StepRunner {
     async fn operation(&mut self, step: &PlanStep, operation: &Operation) -> OperationEnd {
         match operation {
             Operation::Delay { duration } => self.delay(duration).await,
+            Operation::Content { content }
+                if content.git.is_some()
+                    && self.relay.as_ref().is_some_and(|relay| {
+                        relay.belongs_later(&WorkerTask::git_key(&step.id))
+                    }) =>
+            {
+                // The next container of the pod (the git image) checks it
+                // out, and goes on with what follows.
+                if let Some(relay) = &self.relay {
+                    relay.hand_off();
+                }
+                OperationEnd::passed()
+            }
             Operation::Content { content } => self.content(step, content).await,
             Operation::Artifacts {
                 condition,

@@ -16,6 +16,11 @@
 //!   shared `/testkube` volume and the container ends, so the next one
 //!   picks up from there.
 //!
+//! What is restored is what the containers *before* this one did: a step
+//! retried within this container runs its operations and sub-steps again,
+//! except those an earlier container did (a `content.git` checkout the git
+//! container made stays as it is).
+//!
 //! What a relay cannot carry: a step `retry` or `timeout` around steps of
 //! different containers (the Kubernetes executor refuses the first, and a
 //! timeout starts again in each container).
@@ -78,6 +83,9 @@ pub struct Relay {
 struct Inner {
     container: usize,
     containers: BTreeMap<String, usize>,
+    /// What the containers before this one did (never changes).
+    inherited: RelayState,
+    /// That, and what this container did: for the next one.
     state: RelayState,
     handed_off: bool,
 }
@@ -92,6 +100,7 @@ impl Relay {
             inner: Arc::new(Mutex::new(Inner {
                 container,
                 containers,
+                inherited: state.clone(),
                 state,
                 handed_off: false,
             })),
@@ -139,24 +148,33 @@ impl Relay {
         self.lock().handed_off = true;
     }
 
-    /// Whether step `step`'s command runs in a later container.
-    pub(super) fn belongs_later(&self, step: &str) -> bool {
+    /// Whether what `key` names (a step's command by its id, or its
+    /// checkout by [`WorkerTask::git_key`]) runs in a later container.
+    ///
+    /// [`WorkerTask::git_key`]: testkube_core::engine::protocol::WorkerTask::git_key
+    pub(super) fn belongs_later(&self, key: &str) -> bool {
         let inner = self.lock();
         inner
             .containers
-            .get(step)
+            .get(key)
             .is_some_and(|container| *container > inner.container)
     }
 
     pub(super) fn done(&self, step: &str) -> Option<(DoneStep, AttemptRecord)> {
         let inner = self.lock();
-        let done = inner.state.done.get(step)?.clone();
-        let attempt = inner.state.attempts.get(step).cloned().unwrap_or_default();
+        let done = inner.inherited.done.get(step)?.clone();
+        let attempt = inner
+            .inherited
+            .attempts
+            .get(step)
+            .cloned()
+            .unwrap_or_default();
         Some((done, attempt))
     }
 
+    /// Whether an earlier container initialized the worker.
     pub(super) fn initialized(&self) -> bool {
-        self.lock().state.initialized
+        self.lock().inherited.initialized
     }
 
     pub(super) fn mark_initialized(&self) {
@@ -164,7 +182,7 @@ impl Relay {
     }
 
     pub(super) fn started(&self, step: &str) -> bool {
-        self.lock().state.started.contains(step)
+        self.lock().inherited.started.contains(step)
     }
 
     /// Records a status reported for `step`.
@@ -197,7 +215,7 @@ impl Relay {
 
     pub(super) fn operation_done(&self, step: &str, index: usize) -> bool {
         self.lock()
-            .state
+            .inherited
             .operations
             .contains(&format!("{step}#{index}"))
     }

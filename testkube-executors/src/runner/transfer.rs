@@ -173,7 +173,10 @@ impl StepRunner {
         // Only the first container of a pod waits at the barrier.
         let continued = self.relay.as_ref().is_some_and(super::Relay::initialized);
         let status = match self.initialize(root).await {
-            Err(message) => self.not_run(root, StepStatus::Failed, &message).await,
+            Err(message) => {
+                let status = self.initialization_failure();
+                self.not_run(root, status, &message).await
+            }
             Ok(root) if continued => self.run_decided(&root).await,
             Ok(root) => match self.wait_for_siblings().await {
                 Some(stop) => {

@@ -6,7 +6,9 @@ mod cluster;
 mod crds;
 mod executor;
 mod faults;
+mod git;
 mod manifests;
+mod parallel;
 #[path = "../../../testkube-results/tests/support/s3.rs"]
 mod s3server;
 mod samples;

@@ -45,6 +45,9 @@ pub(crate) fn run(args: ManifestsArgs) -> Result<ExitCode, CliError> {
     if let Some(namespace) = &args.namespace {
         options.namespace.clone_from(namespace);
     }
+    if let Some(image) = &args.git_image {
+        options.git_image.clone_from(image);
+    }
     let objects = execution_objects(&plan, &request, &options).map_err(|err| {
         CliError::usage(err.to_string()).with_hint(
             "`testkube run FILE` runs it on this machine, where this limit does not apply",

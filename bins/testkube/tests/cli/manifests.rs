@@ -116,3 +116,52 @@ fn run_on_kubernetes_without_an_s3_store_refuses_files_leaving_pods_and_says_wha
     assert!(stderr.contains("TESTKUBE_ARTIFACTS_URL=s3://"), "{stderr}");
     assert!(stderr.contains("without --on kubernetes"), "{stderr}");
 }
+
+#[test]
+fn manifests_show_the_container_that_checks_out_git_content_with_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("git.yaml");
+    std::fs::write(
+        &workflow,
+        r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: git}
+spec:
+  content:
+    git: {uri: 'https://example.com/app.git', revision: main}
+  container: {image: 'python:3.13-slim'}
+  steps:
+  - shell: pytest
+"#,
+    )
+    .unwrap();
+    let path = workflow.display().to_string();
+    let output = testkube(&["manifests", &path]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Init containers: testkube-init's copy, then the checkout in the git
+    // image; the step's container runs after them.
+    let init_containers = text
+        .split_once("initContainers:")
+        .map(|(_, rest)| {
+            rest.split_once("restartPolicy:")
+                .map_or(rest, |(init, _)| init)
+        })
+        .expect(&text);
+    let init = init_containers.find("name: testkube-init").expect(&text);
+    let git = init_containers
+        .find("image: alpine/git:v2.47.2")
+        .expect(&text);
+    assert!(init < git, "{text}");
+    assert!(init_containers.contains("name: git\n"), "{text}");
+    assert!(!init_containers.contains("python"), "{text}");
+    assert!(text.contains("image: python:3.13-slim\n"), "{text}");
+    let other = testkube(&["manifests", &path, "--git-image", "registry.local/git:2"]);
+    let text = String::from_utf8_lossy(&other.stdout);
+    assert!(text.contains("image: registry.local/git:2\n"), "{text}");
+    assert!(!text.contains("alpine/git"), "{text}");
+}

@@ -82,7 +82,8 @@ pub struct WorkerTask {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub barrier: bool,
     /// Which of the pod's ordered containers runs each step's command, by
-    /// step id (0 first); empty when one container runs them all.
+    /// step id (0 first), and each step's `content.git` checkout, by
+    /// [`WorkerTask::git_key`]; empty when one container runs them all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub containers: BTreeMap<String, usize>,
     /// Signed URLs for its artifacts and exchange archives (set by the
@@ -107,6 +108,14 @@ impl WorkerTask {
             containers: BTreeMap::new(),
             links: ObjectLinks::default(),
         }
+    }
+
+    /// The key of step `step`'s `content.git` checkout in
+    /// [`WorkerTask::containers`]: a checkout may run in a container of its
+    /// own (an image that has `git`), apart from the step's command.
+    #[must_use]
+    pub fn git_key(step: &str) -> String {
+        format!("{step}#git")
     }
 
     /// Reads a task written by [`WorkerTask::to_json`].
