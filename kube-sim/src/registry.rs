@@ -82,6 +82,16 @@ const BUILT_IN: &[BuiltIn] = &[
     ),
     ("", "v1", "Event", "events", &["ev"], true, false),
     ("", "v1", "Node", "nodes", &["no"], false, true),
+    // Stored only (no volumes are provisioned): the agent's install has one.
+    (
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        &["pvc"],
+        true,
+        true,
+    ),
     ("batch", "v1", "Job", "jobs", &[], true, true),
     (
         "coordination.k8s.io",
