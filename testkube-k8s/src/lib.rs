@@ -20,8 +20,12 @@
 //!   execution.
 //! - [`crds`]: the CustomResourceDefinitions of the six kinds, generated
 //!   from the model (`testkube crds` prints them).
+//! - [`controller`]: the TestWorkflowExecution controller the agent runs:
+//!   a created `TestWorkflowExecution` starts a run, whose progress is
+//!   written back to its `status`.
 #![warn(missing_docs)]
 
+pub mod controller;
 mod crds;
 pub mod execution;
 mod executor;
@@ -34,6 +38,7 @@ mod secrets;
 mod services;
 mod translate;
 
+pub use controller::{ControllerError, ExecutionController};
 pub use crds::crds;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;

@@ -1,0 +1,314 @@
+//! The TestWorkflowExecution controller: creating a `TestWorkflowExecution`
+//! in a namespace starts a run of the TestWorkflow it names, once per
+//! `metadata.generation`, and the run's progress is written back to the
+//! document's `status` as Testkube writes it.
+//!
+//! How the parts meet: one watch over the namespace's
+//! TestWorkflowExecutions (kube-runtime's watcher: re-lists after a `410
+//! Gone`, resumes after a broken stream); each document whose
+//! `metadata.generation` differs from `status.generation` is started
+//! through the [`RunService`] the embedder gives (the same path `testkube
+//! run` takes: numbering, history, secrets, recording), with the workflow
+//! and templates read from the namespace ([`catalog`]). A run's events are
+//! followed on a task of their own, and every execution status change and
+//! its end patch `status.latestExecution` ([`status`]).
+//!
+//! Why `status.generation` is written with the first status: a controller
+//! restarted (or a second replica taking over) sees the document as
+//! started and does not start it again. A document that cannot start gets
+//! `status.error` (what is wrong and what to do) and a `Warning` Event,
+//! and is not tried again until it changes (a new generation).
+
+mod catalog;
+mod status;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::StreamExt;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use testkube_core::engine::Event as RunEvent;
+use testkube_core::engine::mask::sensitive_config_values;
+use testkube_core::model::{ExecutionDocumentStatus, TestWorkflowExecution};
+use testkube_core::service::{RunRequest, RunService};
+
+use catalog::ClusterCatalog;
+use status::StatusWriter;
+
+/// Why a TestWorkflowExecution could not be started (written to its
+/// `status.error`), or why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControllerError {
+    /// The document names no workflow.
+    #[error(
+        "spec.testWorkflow.name is not set: name the TestWorkflow to run (spec: {{testWorkflow: {{name: NAME}}}})"
+    )]
+    NoWorkflow,
+    /// The named workflow is not in the namespace.
+    #[error(
+        "TestWorkflow `{name}` does not exist in namespace `{namespace}`: create it (kubectl apply -f WORKFLOW.yaml) or fix spec.testWorkflow.name"
+    )]
+    WorkflowNotFound {
+        /// The name the document gave.
+        name: String,
+        /// Where it was looked for.
+        namespace: String,
+    },
+    /// The workflow cannot be read or resolved.
+    #[error("TestWorkflow `{name}` cannot run: {message}")]
+    InvalidWorkflow {
+        /// The workflow's name.
+        name: String,
+        /// What is wrong, with field paths.
+        message: String,
+    },
+    /// The run service refused to start it (secrets, plan, executor).
+    #[error("TestWorkflow `{name}` cannot start: {source}")]
+    Start {
+        /// The workflow's name.
+        name: String,
+        /// The service's reason.
+        #[source]
+        source: testkube_core::service::ServiceError,
+    },
+    /// A Kubernetes API request failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// What the controller was doing.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The watch of TestWorkflowExecutions ended with an error.
+    #[error("watching TestWorkflowExecutions failed: {0}")]
+    Watch(#[source] watcher::Error),
+    /// A bug (e.g. the built-in templates do not load).
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Runs the TestWorkflowExecutions of one namespace. Cheap to share.
+pub struct ExecutionController {
+    namespace: String,
+    service: Arc<RunService>,
+    catalog: ClusterCatalog,
+    status: StatusWriter,
+    executions: Api<DynamicObject>,
+    /// `(uid, generation)` of the documents started by this process, so a
+    /// watch event that arrives before the status patch does not start
+    /// the same generation twice.
+    started: Mutex<HashSet<(String, i64)>>,
+}
+
+impl std::fmt::Debug for ExecutionController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionController")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecutionController {
+    /// A controller for `namespace` that starts runs with `service` (whose
+    /// executor should run workers in the same cluster, e.g. a
+    /// [`KubernetesExecutor`](crate::KubernetesExecutor) on `client`).
+    #[must_use]
+    pub fn new(client: Client, namespace: &str, service: Arc<RunService>) -> Self {
+        ExecutionController {
+            namespace: namespace.to_owned(),
+            service,
+            catalog: ClusterCatalog::new(client.clone(), namespace),
+            status: StatusWriter::new(client.clone(), namespace),
+            executions: Api::namespaced_with(
+                client,
+                namespace,
+                &catalog::resource("TestWorkflowExecution", "testworkflowexecutions"),
+            ),
+            started: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Watches the namespace's TestWorkflowExecutions and starts each new
+    /// generation, until `shutdown` completes. Runs already started go on
+    /// (their Jobs do not depend on this process; their progress is
+    /// written while the process lives).
+    ///
+    /// # Errors
+    /// [`ControllerError::Watch`] when the watch cannot go on (e.g. the
+    /// CRD is not installed: the error says the resource is unknown).
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ControllerError> {
+        let stream = watcher(self.executions.clone(), watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        let mut stream = std::pin::pin!(stream);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                next = stream.next() => match next {
+                    Some(Ok(document)) => Arc::clone(&self).reconcile(document).await,
+                    Some(Err(err)) => {
+                        // The backoff retries; say so and go on.
+                        tracing::warn!("watching TestWorkflowExecutions: {err}");
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    /// Starts `document`'s run if its generation has not been started;
+    /// a failure to start is written to its status and Events.
+    pub async fn reconcile(self: Arc<Self>, document: DynamicObject) {
+        let name = document.metadata.name.clone().unwrap_or_default();
+        let generation = document.metadata.generation.unwrap_or(1);
+        let uid = document
+            .metadata
+            .uid
+            .clone()
+            .unwrap_or_else(|| name.clone());
+        let parsed: Result<TestWorkflowExecution, String> = catalog::from_object(&document);
+        let observed = parsed
+            .as_ref()
+            .ok()
+            .and_then(|parsed| parsed.status.as_ref())
+            .and_then(|status: &ExecutionDocumentStatus| status.generation);
+        if observed == Some(generation) {
+            return;
+        }
+        {
+            let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+            if !started.insert((uid, generation)) {
+                return;
+            }
+        }
+        let result = match parsed {
+            Ok(parsed) => self.start(&name, generation, parsed).await,
+            Err(message) => Err(ControllerError::InvalidWorkflow {
+                name: name.clone(),
+                message: format!("TestWorkflowExecution `{name}` is invalid: {message}"),
+            }),
+        };
+        match result {
+            Ok(()) => {
+                let message = format!("started a run of generation {generation}");
+                if let Err(err) = self
+                    .status
+                    .event(&document, false, "Started", &message)
+                    .await
+                {
+                    tracing::warn!(execution = %name, "cannot record an Event: {err}");
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                tracing::warn!(execution = %name, "cannot start: {message}");
+                if let Err(err) = self
+                    .status
+                    .write(&name, generation, None, Some(&message))
+                    .await
+                {
+                    tracing::warn!(execution = %name, "cannot write status.error: {err}");
+                }
+                if let Err(err) = self
+                    .status
+                    .event(&document, true, "FailedToStart", &message)
+                    .await
+                {
+                    tracing::warn!(execution = %name, "cannot record an Event: {err}");
+                }
+            }
+        }
+    }
+
+    /// Resolves, starts and follows one run.
+    async fn start(
+        self: &Arc<Self>,
+        name: &str,
+        generation: i64,
+        document: TestWorkflowExecution,
+    ) -> Result<(), ControllerError> {
+        let workflow = document
+            .spec
+            .test_workflow
+            .as_ref()
+            .map(|reference| reference.name.clone())
+            .filter(|workflow| !workflow.is_empty())
+            .ok_or(ControllerError::NoWorkflow)?;
+        let execution_request = document.spec.execution_request.unwrap_or_default();
+        let resolved = self
+            .catalog
+            .resolve(&workflow, &execution_request.config)
+            .await?;
+        let passed = execution_request.config.iter().map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        });
+        let sensitive = sensitive_config_values(&resolved.workflow().spec.config, passed);
+        let mut request = RunRequest::new(resolved.workflow().clone())
+            .with_config(
+                resolved
+                    .config()
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            )
+            .with_sensitive(sensitive)
+            .with_source(format!("TestWorkflowExecution {}/{name}", self.namespace));
+        for (key, value) in &execution_request.tags {
+            request = request.with_tag(key.clone(), value.clone());
+        }
+        let scheduled_at = chrono::Utc::now();
+        let mut run =
+            self.service
+                .start(request)
+                .await
+                .map_err(|source| ControllerError::Start {
+                    name: workflow.clone(),
+                    source,
+                })?;
+        let mut latest = status::started(&run, &self.namespace, name, scheduled_at);
+        latest.tags = execution_request.tags.clone();
+        latest.disable_webhooks = execution_request.disable_webhooks;
+        if let Err(err) = self
+            .status
+            .write(name, generation, Some(&latest), None)
+            .await
+        {
+            tracing::warn!(execution = %name, "cannot write status: {err}");
+        }
+        let status = self.status.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            while let Some(event) = run.next_event().await {
+                match event {
+                    RunEvent::Execution { status: now, at } => {
+                        status::changed(&mut latest, now, chrono::DateTime::from(at));
+                    }
+                    RunEvent::Finished(summary) => {
+                        status::finished(&mut latest, &summary);
+                    }
+                    _ => continue,
+                }
+                if let Err(err) = status.write(&name, generation, Some(&latest), None).await {
+                    tracing::warn!(execution = %name, "cannot write status: {err}");
+                }
+            }
+        });
+        Ok(())
+    }
+}
