@@ -22,7 +22,8 @@
 //!   from the model (`testkube crds` prints them).
 //! - [`controller`]: the TestWorkflowExecution controller the agent runs:
 //!   a created `TestWorkflowExecution` starts a run, whose progress is
-//!   written back to its `status`.
+//!   written back to its `status`; [`LeaderElector`]: a Lease so that of
+//!   several agent replicas only one runs it.
 #![warn(missing_docs)]
 
 pub mod controller;
@@ -31,6 +32,7 @@ pub mod execution;
 mod executor;
 mod follow;
 pub mod labels;
+mod lease;
 mod links;
 pub mod manifest;
 mod pods;
@@ -42,5 +44,6 @@ pub use controller::{ControllerError, ExecutionController};
 pub use crds::crds;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
+pub use lease::{LeaderElector, Leadership};
 pub use manifest::{ManifestError, ManifestOptions, WorkerObjects, worker_objects};
 pub use secrets::KubernetesSecrets;

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use testkube_core::service::{FirstOf, RunService, RunWarning, SecretSource};
-use testkube_k8s::{ExecutionController, KubernetesExecutor, KubernetesSecrets, ManifestOptions};
+use testkube_k8s::{
+    ExecutionController, KubernetesExecutor, KubernetesSecrets, LeaderElector, ManifestOptions,
+};
 use testkube_results::store::{DB_FILE, SqliteStore};
 
 mod admin;
@@ -51,6 +53,22 @@ struct Args {
         default_value = "0.0.0.0:8080"
     )]
     admin_addr: SocketAddr,
+    /// The Lease replicas compete for: only its holder runs executions.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "TESTKUBE_LEASE",
+        default_value = "testkube-agent"
+    )]
+    lease: String,
+    /// Seconds the Lease holds without renewal (a standby takes over a
+    /// replica that vanished after this long).
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_duration: u64,
+    /// This replica's name in the Lease; default: `POD_NAME`, else the
+    /// host name, with the process id.
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    identity: Option<String>,
     /// The image carrying `testkube-init` for worker pods.
     #[arg(long, value_name = "IMAGE", env = "TESTKUBE_INIT_IMAGE")]
     init_image: Option<String>,
@@ -157,15 +175,52 @@ async fn run(args: Args) -> Result<(), String> {
     health.set_ready(true);
     tracing::info!(namespace = %namespace, home = %args.home.display(), "testkube-agent started");
 
+    // Only the Lease holder runs executions; the others wait as standbys
+    // (ready: they are healthy, just not leading).
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let elector = LeaderElector::new(client.clone(), &namespace, &args.lease, &identity)
+        .with_lease_duration(std::time::Duration::from_secs(args.lease_duration));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    tracing::info!(lease = %args.lease, identity = %identity, "waiting for the Lease");
+    let leadership = tokio::select! {
+        leadership = elector.acquire() => leadership,
+        () = &mut shutdown => {
+            tracing::info!("testkube-agent stopped (never led)");
+            return Ok(());
+        }
+    };
+
     let controller = Arc::new(ExecutionController::new(
         client,
         &namespace,
         Arc::new(service),
     ));
-    let result = controller.run(shutdown_signal()).await;
+    let lost = std::sync::atomic::AtomicBool::new(false);
+    let stop = async {
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = leadership.lost() => lost.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
+    };
+    let result = controller.run(stop).await;
     health.set_ready(false);
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        // Another replica may lead now: stop at once rather than run
+        // anything twice; Kubernetes restarts this one as a standby.
+        return Err(format!(
+            "lost the Lease `{}`: stopping so that only the new holder runs executions",
+            args.lease
+        ));
+    }
+    leadership.release().await;
     tracing::info!("testkube-agent stopped");
     result.map_err(|err| err.to_string())
+}
+
+/// `HOSTNAME` (a pod's name) with the process id, or `testkube-agent-PID`.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "testkube-agent".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The kubeconfig `path` names, or the inferred one (`KUBECONFIG`,

@@ -2,7 +2,7 @@
 //! and a home folder, it serves `/live` and `/ready`, runs a
 //! TestWorkflowExecution created with kubectl's API as Jobs, writes its
 //! status, records it where `testkube --home DIR` reads, and stops cleanly
-//! at SIGTERM.
+//! at SIGTERM; of two replicas only the Lease holder runs executions.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::Value;
@@ -73,13 +74,181 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("its address")
 }
 
-struct Agent(Child);
+struct Agent {
+    child: Child,
+    admin: SocketAddr,
+    home: PathBuf,
+}
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// kube-sim with the CRDs and a TestWorkflow `smoke`, its kubeconfig in
+/// the test's folder.
+struct Setup {
+    dir: tempfile::TempDir,
+    #[allow(dead_code)]
+    sim: kube_sim::KubeSimHandle,
+    client: kube::Client,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let image = dir.path().join("init-image");
+        std::fs::create_dir_all(&image).expect("image folder");
+        std::fs::copy(init_binary(), image.join("testkube-init")).expect("copy testkube-init");
+        let sim = kube_sim::KubeSim::new()
+            .state_dir(dir.path().join("state"))
+            .image(testkube_k8s::ManifestOptions::default().init_image, &image)
+            .start()
+            .await
+            .expect("kube-sim starts");
+        sim.write_kubeconfig(dir.path().join("kubeconfig"))
+            .expect("kubeconfig");
+        let client = kube::Client::try_from(kube::Config::new(sim.url().parse().expect("url")))
+            .expect("client");
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in testkube_k8s::crds() {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("CRD");
+        }
+        let setup = Setup { dir, sim, client };
+        setup
+            .create(
+                "TestWorkflow",
+                "testworkflows",
+                "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: smoke}\n\
+                 spec:\n  steps:\n  - name: say\n    shell: echo agent-was-here\n",
+            )
+            .await;
+        setup
+    }
+
+    async fn create(&self, kind: &str, plural: &str, yaml: &str) {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), "default", &resource(kind, plural));
+        let value: Value = serde_saphyr::from_str(yaml).expect("YAML");
+        let object: DynamicObject = serde_json::from_value(value).expect("object");
+        api.create(&PostParams::default(), &object)
+            .await
+            .expect("created");
+    }
+
+    /// Creates a TestWorkflowExecution of `smoke` called `name`.
+    async fn execute(&self, name: &str) {
+        let yaml = format!(
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
+             metadata: {{name: {name}}}\nspec:\n  testWorkflow: {{name: smoke}}\n"
+        );
+        self.create("TestWorkflowExecution", "testworkflowexecutions", &yaml)
+            .await;
+    }
+
+    /// Starts an agent with a home folder and admin port of its own and
+    /// waits until it is ready.
+    async fn agent(&self, identity: &str) -> Agent {
+        let home = self.dir.path().join(format!("home-{identity}"));
+        let admin = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_testkube-agent"))
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--home")
+            .arg(&home)
+            .arg("--admin-addr")
+            .arg(admin.to_string())
+            .args(["--identity", identity, "--lease-duration", "2"])
+            .env_remove("KUBECONFIG")
+            .env_remove("TESTKUBE_NAMESPACE")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the agent starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while http_get(admin, "/ready") != Some(200) {
+            assert!(
+                child.try_wait().expect("status").is_none(),
+                "the agent exited before it was ready"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent is never ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Agent { child, admin, home }
+    }
+
+    /// The status of `name` once its run passed.
+    async fn passed(&self, name: &str) -> Value {
+        let executions: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            "default",
+            &resource("TestWorkflowExecution", "testworkflowexecutions"),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = executions.get(name).await.expect("document").data["status"].clone();
+            if status["latestExecution"]["result"]["status"] == "passed" {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run never passed: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Who holds the agents' Lease.
+    async fn leader(&self) -> Option<String> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), "default");
+        leases
+            .get_opt("testkube-agent")
+            .await
+            .expect("lease")
+            .and_then(|lease| lease.spec?.holder_identity)
+    }
+}
+
+/// SIGTERM, then the exit status.
+async fn stop(agent: &mut Agent) -> std::process::ExitStatus {
+    let pid = agent.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(exit) = agent.child.try_wait().expect("status") {
+            return exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent does not stop at SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn recorded(home: &std::path::Path) -> Vec<String> {
+    if !home.join(DB_FILE).exists() {
+        return Vec::new();
+    }
+    let store = SqliteStore::open(&home.join(DB_FILE)).await.expect("store");
+    store
+        .list_executions(&Default::default())
+        .await
+        .expect("executions")
+        .into_iter()
+        .map(|record| record.name)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,123 +256,21 @@ async fn the_agent_runs_an_execution_document_records_it_and_stops_at_sigterm() 
     if !has_bwrap() {
         return;
     }
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let image = dir.path().join("init-image");
-    std::fs::create_dir_all(&image).expect("image folder");
-    std::fs::copy(init_binary(), image.join("testkube-init")).expect("copy testkube-init");
-    let sim = kube_sim::KubeSim::new()
-        .state_dir(dir.path().join("state"))
-        .image(testkube_k8s::ManifestOptions::default().init_image, &image)
-        .start()
-        .await
-        .expect("kube-sim starts");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let client =
-        kube::Client::try_from(kube::Config::new(sim.url().parse().expect("url"))).expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in testkube_k8s::crds() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD");
-    }
-    let create = |kind: &'static str, plural: &'static str, yaml: &'static str| {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), "default", &resource(kind, plural));
-        async move {
-            let value: Value = serde_saphyr::from_str(yaml).expect("YAML");
-            let object: DynamicObject = serde_json::from_value(value).expect("object");
-            api.create(&PostParams::default(), &object)
-                .await
-                .expect("created");
-        }
-    };
-    create(
-        "TestWorkflow",
-        "testworkflows",
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: smoke}\n\
-         spec:\n  steps:\n  - name: say\n    shell: echo agent-was-here\n",
-    )
-    .await;
+    let setup = Setup::start().await;
+    let mut agent = setup.agent("solo").await;
+    assert_eq!(http_get(agent.admin, "/live"), Some(200));
+    setup.execute("smoke-run").await;
+    let status = setup.passed("smoke-run").await;
 
-    let home = dir.path().join("home");
-    let admin = free_port();
-    let mut agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_testkube-agent"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--home")
-            .arg(&home)
-            .arg("--admin-addr")
-            .arg(admin.to_string())
-            .env_remove("KUBECONFIG")
-            .env_remove("TESTKUBE_NAMESPACE")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("the agent starts"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while http_get(admin, "/ready") != Some(200) {
-        assert!(
-            agent.0.try_wait().expect("status").is_none(),
-            "the agent exited before it was ready"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent is never ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(http_get(admin, "/live"), Some(200));
-
-    create(
-        "TestWorkflowExecution",
-        "testworkflowexecutions",
-        "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
-         metadata: {name: smoke-run}\nspec:\n  testWorkflow: {name: smoke}\n",
-    )
-    .await;
-    let executions: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("TestWorkflowExecution", "testworkflowexecutions"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status = executions.get("smoke-run").await.expect("document").data["status"].clone();
-        if status["latestExecution"]["result"]["status"] == "passed" {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never passed: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-
-    // SIGTERM: not ready any more, then a clean exit.
-    let pid = agent.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = agent.0.try_wait().expect("status") {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent does not stop at SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // SIGTERM: a clean exit, and the Lease is free for a standby.
+    let exit = stop(&mut agent).await;
     assert!(exit.success(), "exit status {exit:?}");
+    assert_eq!(setup.leader().await, None);
 
     // The run is in the home folder's store, as `testkube --home` reads it.
-    let store = SqliteStore::open(&home.join(DB_FILE)).await.expect("store");
+    let store = SqliteStore::open(&agent.home.join(DB_FILE))
+        .await
+        .expect("store");
     let id = status["latestExecution"]["id"].as_str().expect("an id");
     let record = store.get_execution(id).await.expect("recorded");
     assert_eq!(record.name, "smoke-1");
@@ -215,6 +282,48 @@ async fn the_agent_runs_an_execution_document_records_it_and_stops_at_sigterm() 
         .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
         .collect();
     assert_eq!(logs, "agent-was-here\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_replicas_only_the_lease_holder_runs_executions_and_a_standby_takes_over() {
+    if !has_bwrap() {
+        return;
+    }
+    let setup = Setup::start().await;
+    let mut first = setup.agent("first").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while setup.leader().await.as_deref() != Some("first") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first agent never leads"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = setup.agent("second").await;
+    setup.execute("one").await;
+    setup.passed("one").await;
+    assert_eq!(setup.leader().await.as_deref(), Some("first"));
+    assert_eq!(recorded(&first.home).await, ["smoke-1"]);
+    assert!(
+        recorded(&second.home).await.is_empty(),
+        "the standby ran nothing"
+    );
+
+    // The leader stops: the standby takes the Lease and runs what comes.
+    assert!(stop(&mut first).await.success());
+    setup.execute("two").await;
+    let status = setup.passed("two").await;
+    assert_eq!(setup.leader().await.as_deref(), Some("second"));
+    assert_eq!(
+        status["latestExecution"]["name"], "smoke-1",
+        "numbered in its own store"
+    );
+    assert_eq!(recorded(&second.home).await, ["smoke-1"]);
+    assert_eq!(
+        recorded(&first.home).await,
+        ["smoke-1"],
+        "the old leader ran nothing more"
+    );
 }
 
 #[test]
