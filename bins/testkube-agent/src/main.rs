@@ -146,15 +146,6 @@ async fn run(args: Args) -> Result<(), String> {
         .with_store(Arc::new(store))
         .with_secrets(secrets)
         .with_warnings(log_warning);
-    match service.recover_abandoned().await {
-        Ok(ids) if !ids.is_empty() => tracing::warn!(
-            "marked {} execution(s) a previous agent left unfinished as aborted: {}",
-            ids.len(),
-            ids.join(", ")
-        ),
-        Ok(_) => {}
-        Err(err) => tracing::warn!("cannot check for unfinished executions: {err}"),
-    }
 
     let health = admin::Health::default();
     let listener = tokio::net::TcpListener::bind(args.admin_addr)
@@ -190,11 +181,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
 
+    // Runs a previous process of this agent left unfinished (killed, node
+    // lost) are ended `aborted`, in the store and on their documents, and
+    // their objects deleted: only the leader does this, once it leads.
+    let abandoned = match service.recover_abandoned().await {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::warn!("cannot check for unfinished executions: {err}");
+            Vec::new()
+        }
+    };
     let controller = Arc::new(ExecutionController::new(
         client,
         &namespace,
         Arc::new(service),
     ));
+    if !abandoned.is_empty() {
+        tracing::warn!(
+            "ending {} execution(s) a previous agent left unfinished as aborted: {}",
+            abandoned.len(),
+            abandoned.join(", ")
+        );
+        controller.recover(&abandoned).await;
+    }
     let lost = std::sync::atomic::AtomicBool::new(false);
     let stop = async {
         tokio::select! {

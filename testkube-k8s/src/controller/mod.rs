@@ -18,8 +18,13 @@
 //! started and does not start it again. A document that cannot start gets
 //! `status.error` (what is wrong and what to do) and a `Warning` Event,
 //! and is not tried again until it changes (a new generation).
+//!
+//! After a restart, [`ExecutionController::recover`] ends the documents of
+//! runs the previous process left unfinished as `aborted` and deletes
+//! their objects ([`recover`]'s module docs say why not re-attach yet).
 
 mod catalog;
+mod recover;
 mod status;
 
 use std::collections::HashSet;
@@ -97,6 +102,7 @@ pub enum ControllerError {
 
 /// Runs the TestWorkflowExecutions of one namespace. Cheap to share.
 pub struct ExecutionController {
+    client: Client,
     namespace: String,
     service: Arc<RunService>,
     catalog: ClusterCatalog,
@@ -123,6 +129,7 @@ impl ExecutionController {
     #[must_use]
     pub fn new(client: Client, namespace: &str, service: Arc<RunService>) -> Self {
         ExecutionController {
+            client: client.clone(),
             namespace: namespace.to_owned(),
             service,
             catalog: ClusterCatalog::new(client.clone(), namespace),

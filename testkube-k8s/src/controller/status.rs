@@ -176,6 +176,18 @@ pub(super) fn finished(latest: &mut LatestExecution, summary: &ExecutionSummary)
     }
 }
 
+/// Ends a run the agent lost (it stopped while the run went on) as
+/// `aborted` at `at`.
+pub(super) fn aborted(latest: &mut LatestExecution, at: DateTime<Utc>) {
+    let at = at.trunc_subsecs(3);
+    latest.status_at = Some(at);
+    if let Some(result) = &mut latest.result {
+        result.status = ExecutionStatus::Aborted;
+        result.predicted_status = Some(ExecutionStatus::Aborted);
+        result.finished_at = Some(at);
+    }
+}
+
 /// A duration as Go prints it (`1m2.5s`, `350ms`), as Testkube writes them.
 fn go_duration(ms: i64) -> String {
     if ms < 1000 {

@@ -155,6 +155,12 @@ impl Setup {
     /// waits until it is ready.
     async fn agent(&self, identity: &str) -> Agent {
         let home = self.dir.path().join(format!("home-{identity}"));
+        self.agent_at(identity, &home).await
+    }
+
+    /// As [`Setup::agent`], with the home folder `home`.
+    async fn agent_at(&self, identity: &str, home: &std::path::Path) -> Agent {
+        let home = home.to_path_buf();
         let admin = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_testkube-agent"))
             .arg("--kubeconfig")
@@ -324,6 +330,128 @@ async fn of_two_replicas_only_the_lease_holder_runs_executions_and_a_standby_tak
         ["smoke-1"],
         "the old leader ran nothing more"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_run_ends_the_run_aborted_with_its_logs_and_leaves_nothing_behind() {
+    if !has_bwrap() {
+        return;
+    }
+    let setup = Setup::start().await;
+    setup
+        .create(
+            "TestWorkflow",
+            "testworkflows",
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: slow}\n\
+             spec:\n  steps:\n  - name: wait\n    shell: echo before-the-kill; sleep 300\n",
+        )
+        .await;
+    let mut agent = setup.agent("victim").await;
+    setup
+        .create(
+            "TestWorkflowExecution",
+            "testworkflowexecutions",
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
+             metadata: {name: slow-run}\nspec:\n  testWorkflow: {name: slow}\n",
+        )
+        .await;
+    // Killed once the step's first line is in the store.
+    let home = agent.home.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        if let Some(id) = first_log_of(&home, "before-the-kill").await {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    agent.child.kill().expect("SIGKILL");
+    agent.child.wait().expect("reaped");
+
+    // Started again on the same home: the run ends aborted everywhere.
+    let mut again = setup.agent_at("victim", &home).await;
+    let executions: Api<DynamicObject> = Api::namespaced_with(
+        setup.client.clone(),
+        "default",
+        &resource("TestWorkflowExecution", "testworkflowexecutions"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = executions.get("slow-run").await.expect("document").data["status"].clone();
+        if status["latestExecution"]["result"]["status"] == "aborted" {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never aborted: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["latestExecution"]["id"], id.as_str());
+    let store = SqliteStore::open(&home.join(DB_FILE)).await.expect("store");
+    let record = store.get_execution(&id).await.expect("recorded");
+    assert_eq!(
+        record.status,
+        testkube_core::status::ExecutionStatus::Aborted
+    );
+    assert_eq!(
+        first_log_of(&home, "before-the-kill").await.as_deref(),
+        Some(id.as_str()),
+        "what was stored before the kill is kept"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(setup.client.clone(), "default");
+    let events = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items;
+    assert!(
+        events
+            .iter()
+            .any(|event| event.reason.as_deref() == Some("Aborted")
+                && event.involved_object.name.as_deref() == Some("slow-run")),
+        "{events:#?}"
+    );
+    // Nothing of the run is left: no Job, Secret or pod.
+    let selector = kube::api::ListParams::default().labels("testkube.io/workflow=slow");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(setup.client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(setup.client.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(setup.client.clone(), "default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = jobs.list(&selector).await.expect("jobs").items.len()
+            + secrets.list(&selector).await.expect("secrets").items.len()
+            + pods.list(&selector).await.expect("pods").items.len();
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} objects left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stop(&mut again).await.success());
+}
+
+/// The id of the execution whose log holds `text`, once the store at
+/// `home` has it.
+async fn first_log_of(home: &std::path::Path, text: &str) -> Option<String> {
+    if !home.join(DB_FILE).exists() {
+        return None;
+    }
+    let store = SqliteStore::open(&home.join(DB_FILE)).await.ok()?;
+    for record in store.list_executions(&Default::default()).await.ok()? {
+        let logs = store.logs(&record.id, &Default::default()).await.ok()?;
+        if logs
+            .iter()
+            .any(|chunk| String::from_utf8_lossy(&chunk.data).contains(text))
+        {
+            return Some(record.id);
+        }
+    }
+    None
 }
 
 #[test]
