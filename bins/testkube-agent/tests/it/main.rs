@@ -334,6 +334,17 @@ async fn of_two_replicas_only_the_lease_holder_runs_executions_and_a_standby_tak
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_run_ends_the_run_aborted_with_its_logs_and_leaves_nothing_behind() {
+    killed_mid_run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_while_the_agent_was_down_ends_its_run_aborted_with_what_was_stored() {
+    killed_mid_run(true).await;
+}
+
+/// SIGKILLs the agent while a step runs (its first line stored), deletes
+/// the run's Job meanwhile when `delete_job`, and starts it again.
+async fn killed_mid_run(delete_job: bool) {
     if !has_bwrap() {
         return;
     }
@@ -367,6 +378,14 @@ async fn an_agent_killed_mid_run_ends_the_run_aborted_with_its_logs_and_leaves_n
     };
     agent.child.kill().expect("SIGKILL");
     agent.child.wait().expect("reaped");
+    if delete_job {
+        let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+            Api::namespaced(setup.client.clone(), "default");
+        let selector = kube::api::ListParams::default().labels("testkube.io/workflow=slow");
+        jobs.delete_collection(&kube::api::DeleteParams::background(), &selector)
+            .await
+            .expect("Job deleted");
+    }
 
     // Started again on the same home: the run ends aborted everywhere.
     let mut again = setup.agent_at("victim", &home).await;
