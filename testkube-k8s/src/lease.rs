@@ -74,11 +74,8 @@ impl LeaderElector {
     }
 
     /// Waits until this replica holds the Lease, trying again every third
-    /// of the lease duration.
-    ///
-    /// # Errors
-    /// Never for conflicts or a held Lease (those wait); API errors are
-    /// logged and tried again.
+    /// of the lease duration: a Lease held by another replica, a lost
+    /// race (409) and API errors (logged) all wait for the next try.
     pub async fn acquire(&self) -> Leadership {
         loop {
             match self.try_acquire().await {

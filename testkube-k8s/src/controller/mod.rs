@@ -201,7 +201,7 @@ impl ExecutionController {
             }
         }
         let result = match parsed {
-            Ok(parsed) => self.start(&name, generation, parsed).await,
+            Ok(parsed) => self.start(&document, generation, parsed).await,
             Err(message) => Err(ControllerError::InvalidWorkflow {
                 name: name.clone(),
                 message: format!("TestWorkflowExecution `{name}` is invalid: {message}"),
@@ -242,10 +242,11 @@ impl ExecutionController {
     /// Resolves, starts and follows one run.
     async fn start(
         self: &Arc<Self>,
-        name: &str,
+        object: &DynamicObject,
         generation: i64,
         document: TestWorkflowExecution,
     ) -> Result<(), ControllerError> {
+        let name = object.metadata.name.as_deref().unwrap_or_default();
         let workflow = document
             .spec
             .test_workflow
@@ -300,6 +301,7 @@ impl ExecutionController {
         }
         let status = self.status.clone();
         let name = name.to_owned();
+        let object = object.clone();
         tokio::spawn(async move {
             while let Some(event) = run.next_event().await {
                 match event {
@@ -308,6 +310,16 @@ impl ExecutionController {
                     }
                     RunEvent::Finished(summary) => {
                         status::finished(&mut latest, &summary);
+                        // `kubectl describe` and alerting see the verdict.
+                        let passed = summary.status.is_passed();
+                        let mut message = format!("{} {}", summary.name, summary.status);
+                        if let Some(why) = &summary.message {
+                            message = format!("{message}: {why}");
+                        }
+                        if let Err(err) = status.event(&object, !passed, "Finished", &message).await
+                        {
+                            tracing::warn!(execution = %name, "cannot record an Event: {err}");
+                        }
                     }
                     _ => continue,
                 }

@@ -231,6 +231,12 @@ spec:
                 && event.type_.as_deref() == Some("Normal")),
         "{events:#?}"
     );
+    let finished_event = events
+        .iter()
+        .find(|event| event.reason.as_deref() == Some("Finished"))
+        .unwrap_or_else(|| panic!("a Finished Event: {events:#?}"));
+    assert_eq!(finished_event.type_.as_deref(), Some("Normal"));
+    assert_eq!(finished_event.message.as_deref(), Some("greeter-1 passed"));
 
     // A controller started again (as after a restart) does not run the
     // same generation twice...
