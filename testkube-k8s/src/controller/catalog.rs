@@ -3,6 +3,8 @@
 //! TestWorkflowTemplates (and the built-in ones), as `testkube run` resolves
 //! a file with the templates it is given.
 //!
+//! `execute` steps run the namespace's TestWorkflows ([`ClusterCatalog::workflow_set`]).
+//!
 //! Why it reads on demand instead of keeping a watch: a workflow is read
 //! once per run start (one GET and one LIST), the agent keeps no copy that
 //! could be stale, and an edited workflow is used by the next execution.
@@ -10,6 +12,7 @@
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::Value;
+use testkube_core::engine::WorkflowSet;
 use testkube_core::model::{TestWorkflow, TestWorkflowTemplate};
 use testkube_core::resolve::TemplateOrigin;
 use testkube_core::{ResolveOptions, ResolvedWorkflow, TemplateSet, resolve_workflow};
@@ -101,6 +104,35 @@ impl ClusterCatalog {
                     .join("; "),
             }
         })
+    }
+
+    /// Every TestWorkflow of the namespace, for the `execute` steps of a
+    /// run (read when a run has one; a workflow that does not parse is left
+    /// out, so `execute` names it as unknown).
+    pub(super) async fn workflow_set(&self) -> Result<WorkflowSet, ControllerError> {
+        let list = self
+            .workflows
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| ControllerError::Api {
+                what: "cannot list TestWorkflows".to_owned(),
+                source,
+            })?;
+        let mut set = WorkflowSet::new(self.templates().await?);
+        for object in list.items {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            match from_object::<TestWorkflow>(&object) {
+                Ok(workflow) => {
+                    if let Err(err) = set.insert(workflow) {
+                        tracing::warn!(workflow = %name, "left out of `execute`: {err}");
+                    }
+                }
+                Err(message) => {
+                    tracing::warn!(workflow = %name, "left out of `execute`, invalid: {message}");
+                }
+            }
+        }
+        Ok(set)
     }
 
     /// The built-in templates, then the namespace's (which win).

@@ -281,14 +281,18 @@ impl ExecutionController {
             request = request.with_tag(key.clone(), value.clone());
         }
         let scheduled_at = chrono::Utc::now();
-        let mut run =
-            self.service
-                .start(request)
-                .await
-                .map_err(|source| ControllerError::Start {
-                    name: workflow.clone(),
-                    source,
-                })?;
+        let refused = |source| ControllerError::Start {
+            name: workflow.clone(),
+            source,
+        };
+        let mut prepared = self.service.prepare(request).await.map_err(refused)?;
+        // `execute` children are the namespace's workflows, read only when
+        // a step runs some.
+        if prepared.uses_execute() {
+            let set = self.catalog.workflow_set().await?;
+            prepared = prepared.with_catalog(Arc::new(set));
+        }
+        let mut run = self.service.launch(prepared).await.map_err(refused)?;
         let mut latest = status::started(&run, &self.namespace, name, scheduled_at);
         latest.tags = execution_request.tags.clone();
         latest.disable_webhooks = execution_request.disable_webhooks;

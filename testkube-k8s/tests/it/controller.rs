@@ -342,3 +342,69 @@ spec:
         "nothing ran"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_steps_run_the_namespaces_workflows_as_executions_of_their_own() {
+    if !cluster::has_bwrap() {
+        return;
+    }
+    let agent = Agent::start().await;
+    agent
+        .create("TestWorkflowTemplate", "testworkflowtemplates", TEMPLATE)
+        .await;
+    agent
+        .create("TestWorkflow", "testworkflows", WORKFLOW)
+        .await;
+    agent
+        .create(
+            "TestWorkflow",
+            "testworkflows",
+            r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflow
+metadata: {name: suite}
+spec:
+  steps:
+  - name: children
+    execute:
+      workflows:
+      - name: greeter
+        config: {who: child}
+"#,
+        )
+        .await;
+    agent
+        .create(
+            "TestWorkflowExecution",
+            "testworkflowexecutions",
+            r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflowExecution
+metadata: {name: suite-now}
+spec:
+  testWorkflow: {name: suite}
+"#,
+        )
+        .await;
+    let status = agent.status_when("suite-now", finished).await;
+    assert_eq!(
+        status["latestExecution"]["result"]["status"], "passed",
+        "{status:#}"
+    );
+    let runs = agent
+        .store
+        .list_executions(&Default::default())
+        .await
+        .expect("executions");
+    let child = runs
+        .iter()
+        .find(|run| run.name == "greeter-1")
+        .unwrap_or_else(|| panic!("the child is recorded: {runs:#?}"));
+    let logs: String = agent
+        .store
+        .logs(&child.id, &LogFilter::default())
+        .await
+        .expect("logs")
+        .iter()
+        .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
+        .collect();
+    assert!(logs.contains("hello child\n"), "{logs}");
+}
