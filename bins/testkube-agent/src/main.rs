@@ -69,6 +69,10 @@ struct Args {
     /// host name, with the process id.
     #[arg(long, value_name = "NAME", env = "POD_NAME")]
     identity: Option<String>,
+    /// At stop, how long running executions may take to end `aborted`
+    /// (their logs read, their Jobs deleted) before the agent exits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    stop_grace: u64,
     /// The image carrying `testkube-init` for worker pods.
     #[arg(long, value_name = "IMAGE", env = "TESTKUBE_INIT_IMAGE")]
     init_image: Option<String>,
@@ -211,8 +215,14 @@ async fn run(args: Args) -> Result<(), String> {
             () = leadership.lost() => lost.store(true, std::sync::atomic::Ordering::SeqCst),
         }
     };
-    let result = controller.run(stop).await;
+    let result = Arc::clone(&controller).run(stop).await;
     health.set_ready(false);
+    let aborted = controller
+        .abort_runs(std::time::Duration::from_secs(args.stop_grace))
+        .await;
+    if aborted > 0 {
+        tracing::warn!("aborted {aborted} run(s) at stop");
+    }
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
         // Another replica may lead now: stop at once rather than run
         // anything twice; Kubernetes restarts this one as a standby.

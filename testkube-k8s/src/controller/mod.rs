@@ -38,7 +38,7 @@ use kube::runtime::watcher::{self, watcher};
 use testkube_core::engine::Event as RunEvent;
 use testkube_core::engine::mask::sensitive_config_values;
 use testkube_core::model::{ExecutionDocumentStatus, TestWorkflowExecution};
-use testkube_core::service::{RunRequest, RunService};
+use testkube_core::service::{RunControl, RunRequest, RunService};
 
 use catalog::ClusterCatalog;
 use status::StatusWriter;
@@ -108,6 +108,8 @@ pub struct ExecutionController {
     catalog: ClusterCatalog,
     status: StatusWriter,
     executions: Api<DynamicObject>,
+    /// The runs this process follows, to abort them when it stops.
+    runs: Mutex<Vec<(RunControl, tokio::task::JoinHandle<()>)>>,
     /// `(uid, generation)` of the documents started by this process, so a
     /// watch event that arrives before the status patch does not start
     /// the same generation twice.
@@ -139,6 +141,7 @@ impl ExecutionController {
                 namespace,
                 &catalog::resource("TestWorkflowExecution", "testworkflowexecutions"),
             ),
+            runs: Mutex::new(Vec::new()),
             started: Mutex::new(HashSet::new()),
         }
     }
@@ -306,7 +309,8 @@ impl ExecutionController {
         let status = self.status.clone();
         let name = name.to_owned();
         let object = object.clone();
-        tokio::spawn(async move {
+        let control = run.control();
+        let follower = tokio::spawn(async move {
             while let Some(event) = run.next_event().await {
                 match event {
                     RunEvent::Execution { status: now, at } => {
@@ -332,6 +336,31 @@ impl ExecutionController {
                 }
             }
         });
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        runs.retain(|(_, follower)| !follower.is_finished());
+        runs.push((control, follower));
         Ok(())
+    }
+
+    /// Aborts every run this process follows and waits (at most `grace`)
+    /// until each has ended: logs read to the end, Jobs deleted, `status`
+    /// written `aborted`. For a stopping agent: nobody would follow those
+    /// runs after it (re-attaching after a restart is not built), so they
+    /// end now rather than run unobserved. Returns how many were running.
+    pub async fn abort_runs(&self, grace: std::time::Duration) -> usize {
+        let runs = std::mem::take(&mut *self.runs.lock().unwrap_or_else(PoisonError::into_inner));
+        let running: Vec<_> = runs
+            .into_iter()
+            .filter(|(_, follower)| !follower.is_finished())
+            .collect();
+        for (control, _) in &running {
+            control.abort();
+        }
+        let count = running.len();
+        let all = futures_util::future::join_all(running.into_iter().map(|(_, follower)| follower));
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("runs still ending after {grace:?}: stopping anyway");
+        }
+        count
     }
 }

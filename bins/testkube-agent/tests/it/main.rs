@@ -334,17 +334,33 @@ async fn of_two_replicas_only_the_lease_holder_runs_executions_and_a_standby_tak
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_run_ends_the_run_aborted_with_its_logs_and_leaves_nothing_behind() {
-    killed_mid_run(false).await;
+    stopped_mid_run(Stop::Kill).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_deleted_while_the_agent_was_down_ends_its_run_aborted_with_what_was_stored() {
-    killed_mid_run(true).await;
+    stopped_mid_run(Stop::KillAndDeleteJob).await;
 }
 
-/// SIGKILLs the agent while a step runs (its first line stored), deletes
-/// the run's Job meanwhile when `delete_job`, and starts it again.
-async fn killed_mid_run(delete_job: bool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stopped_mid_run_aborts_the_run_before_it_exits() {
+    stopped_mid_run(Stop::Term).await;
+}
+
+/// How the agent stops mid-run.
+#[derive(PartialEq)]
+enum Stop {
+    /// SIGKILL, then started again.
+    Kill,
+    /// SIGKILL, the run's Job deleted while it is down, started again.
+    KillAndDeleteJob,
+    /// SIGTERM, not started again.
+    Term,
+}
+
+/// Stops the agent while a step runs (its first line stored) as `how`
+/// says; the run must end `aborted` everywhere with nothing left.
+async fn stopped_mid_run(how: Stop) {
     if !has_bwrap() {
         return;
     }
@@ -376,9 +392,13 @@ async fn killed_mid_run(delete_job: bool) {
         assert!(std::time::Instant::now() < deadline, "the step never ran");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    agent.child.kill().expect("SIGKILL");
-    agent.child.wait().expect("reaped");
-    if delete_job {
+    if how == Stop::Term {
+        assert!(stop(&mut agent).await.success(), "a clean exit");
+    } else {
+        agent.child.kill().expect("SIGKILL");
+        agent.child.wait().expect("reaped");
+    }
+    if how == Stop::KillAndDeleteJob {
         let jobs: Api<k8s_openapi::api::batch::v1::Job> =
             Api::namespaced(setup.client.clone(), "default");
         let selector = kube::api::ListParams::default().labels("testkube.io/workflow=slow");
@@ -387,8 +407,12 @@ async fn killed_mid_run(delete_job: bool) {
             .expect("Job deleted");
     }
 
-    // Started again on the same home: the run ends aborted everywhere.
-    let mut again = setup.agent_at("victim", &home).await;
+    // Started again on the same home (after a kill): the run ends aborted
+    // everywhere. After SIGTERM it already has.
+    let again = match how {
+        Stop::Term => None,
+        _ => Some(setup.agent_at("victim", &home).await),
+    };
     let executions: Api<DynamicObject> = Api::namespaced_with(
         setup.client.clone(),
         "default",
@@ -426,10 +450,16 @@ async fn killed_mid_run(delete_job: bool) {
         .expect("events")
         .items;
     assert!(
-        events
-            .iter()
-            .any(|event| event.reason.as_deref() == Some("Aborted")
-                && event.involved_object.name.as_deref() == Some("slow-run")),
+        events.iter().any(|event| {
+            let reason = if how == Stop::Term {
+                "Finished"
+            } else {
+                "Aborted"
+            };
+            event.reason.as_deref() == Some(reason)
+                && event.type_.as_deref() == Some("Warning")
+                && event.involved_object.name.as_deref() == Some("slow-run")
+        }),
         "{events:#?}"
     );
     // Nothing of the run is left: no Job, Secret or pod.
@@ -451,7 +481,9 @@ async fn killed_mid_run(delete_job: bool) {
         assert!(std::time::Instant::now() < deadline, "{left} objects left");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(stop(&mut again).await.success());
+    if let Some(mut again) = again {
+        assert!(stop(&mut again).await.success());
+    }
 }
 
 /// The id of the execution whose log holds `text`, once the store at
