@@ -105,6 +105,7 @@ impl Setup {
         std::fs::copy(init_binary(), image.join("testkube-init")).expect("copy testkube-init");
         let sim = kube_sim::KubeSim::new()
             .state_dir(dir.path().join("state"))
+            .audit_log(dir.path().join("audit.log"))
             .image(testkube_k8s::ManifestOptions::default().init_image, &image)
             .start()
             .await
@@ -222,6 +223,39 @@ impl Setup {
     }
 }
 
+/// With `TESTKUBE_AUDIT_OBJECTS_DIR` set (CI sets it), every object the
+/// agents created or replaced (Leases, Events, Jobs, ...) is written there
+/// for `kubernetes-validate --strict`, as testkube-k8s's tests do.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let Some(out) = std::env::var_os("TESTKUBE_AUDIT_OBJECTS_DIR") else {
+            return;
+        };
+        let out = PathBuf::from(out);
+        let _ = std::fs::create_dir_all(&out);
+        let prefix = self
+            .dir
+            .path()
+            .file_name()
+            .map(|name| name.to_string_lossy().trim_start_matches('.').to_owned())
+            .unwrap_or_default();
+        let audit = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        for (index, line) in audit.lines().enumerate() {
+            let Ok(line) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let full = matches!(line["verb"].as_str(), Some("create" | "update"));
+            let object = &line["requestObject"];
+            if full && object.is_object() && line["objectRef"]["subresource"].is_null() {
+                let _ = std::fs::write(
+                    out.join(format!("agent-{prefix}-{index}.json")),
+                    object.to_string(),
+                );
+            }
+        }
+    }
+}
+
 /// SIGTERM, then the exit status.
 async fn stop(agent: &mut Agent) -> std::process::ExitStatus {
     let pid = agent.child.id().to_string();
@@ -330,6 +364,32 @@ async fn of_two_replicas_only_the_lease_holder_runs_executions_and_a_standby_tak
         ["smoke-1"],
         "the old leader ran nothing more"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_the_lease_of_a_killed_leader_once_it_expires() {
+    if !has_bwrap() {
+        return;
+    }
+    let setup = Setup::start().await;
+    let mut first = setup.agent("first").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while setup.leader().await.as_deref() != Some("first") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first agent never leads"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = setup.agent("second").await;
+    // A lost node: the leader neither renews nor frees its Lease.
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    setup.execute("after-the-loss").await;
+    setup.passed("after-the-loss").await;
+    assert_eq!(setup.leader().await.as_deref(), Some("second"));
+    assert_eq!(recorded(&second.home).await, ["smoke-1"]);
+    assert!(recorded(&first.home).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
