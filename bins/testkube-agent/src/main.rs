@@ -206,8 +206,8 @@ async fn run(args: Args) -> Result<(), String> {
             abandoned.len(),
             abandoned.join(", ")
         );
-        controller.recover(&abandoned).await;
     }
+    controller.recover(&abandoned).await;
     let lost = std::sync::atomic::AtomicBool::new(false);
     let stop = async {
         tokio::select! {

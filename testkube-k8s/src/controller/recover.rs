@@ -3,7 +3,9 @@
 //! The run service marks them `aborted` in the store
 //! ([`RunService::recover_abandoned`](testkube_core::service::RunService::recover_abandoned));
 //! here their documents get the same verdict in `status` (with a
-//! `Warning` Event saying why), and the objects they left in the namespace
+//! `Warning` Event saying why), as does any document whose run the store
+//! has as ended while its `status` does not (the process died between
+//! the two writes), and the objects they left in the namespace
 //! (Jobs, task Secrets, pods held by the `testkube.io/results` finalizer,
 //! service pods) are deleted, so nothing keeps running or stays behind.
 //!
@@ -21,17 +23,16 @@ use super::{ExecutionController, catalog, status};
 use crate::labels;
 
 impl ExecutionController {
-    /// Ends the documents and deletes the objects of `abandoned` (ids of
-    /// executions the store marked aborted at startup). Problems are
-    /// logged: recovery never stops the agent.
+    /// At startup: brings the documents whose `status` says a run is
+    /// unfinished in line with the store (a run that ended while no agent
+    /// wrote its status, or one of `abandoned`: ids the store marked
+    /// aborted because the previous process died), and deletes the objects
+    /// of `abandoned`. Problems are logged: recovery never stops the agent.
     pub async fn recover(&self, abandoned: &[String]) {
-        if abandoned.is_empty() {
-            return;
-        }
         match self.executions.list(&ListParams::default()).await {
             Ok(list) => {
                 for object in list.items {
-                    self.abort_document(&object, abandoned).await;
+                    self.settle_document(&object, abandoned).await;
                 }
             }
             Err(err) => tracing::warn!("cannot list TestWorkflowExecutions to recover: {err}"),
@@ -41,7 +42,9 @@ impl ExecutionController {
         }
     }
 
-    async fn abort_document(&self, object: &kube::api::DynamicObject, abandoned: &[String]) {
+    /// Writes the stored end of `object`'s run when its status says it
+    /// still runs.
+    async fn settle_document(&self, object: &kube::api::DynamicObject, abandoned: &[String]) {
         let Ok(document) = catalog::from_object::<TestWorkflowExecution>(object) else {
             return;
         };
@@ -54,11 +57,19 @@ impl ExecutionController {
             .result
             .as_ref()
             .is_some_and(|result| !result.status.is_finished());
-        if !unfinished || !abandoned.contains(&latest.id) {
+        let Some(store) = self.service.store() else {
+            return;
+        };
+        if !unfinished {
             return;
         }
+        let record = match store.get_execution(&latest.id).await {
+            Ok(record) if record.status.is_finished() => record,
+            // Another store's run, or still running elsewhere: not ours.
+            Ok(_) | Err(_) => return,
+        };
         let name = object.metadata.name.clone().unwrap_or_default();
-        status::aborted(&mut latest, chrono::Utc::now());
+        status::from_record(&mut latest, &record);
         if let Err(err) = self
             .status
             .write(&name, generation, Some(&latest), None)
@@ -66,12 +77,21 @@ impl ExecutionController {
         {
             tracing::warn!(execution = %name, "cannot write status: {err}");
         }
-        let message = format!(
-            "execution {} was running when the agent stopped; it is marked aborted with what was \
-             recorded, and its Jobs and pods are deleted",
-            latest.name
-        );
-        if let Err(err) = self.status.event(object, true, "Aborted", &message).await {
+        let event = if abandoned.contains(&latest.id) {
+            let message = format!(
+                "execution {} was running when the agent stopped; it is marked aborted with what \
+                 was recorded, and its Jobs and pods are deleted",
+                latest.name
+            );
+            self.status.event(object, true, "Aborted", &message).await
+        } else {
+            let message = format!("{} {}", record.name, record.status);
+            let warning = !record.status.is_passed();
+            self.status
+                .event(object, warning, "Finished", &message)
+                .await
+        };
+        if let Err(err) = event {
             tracing::warn!(execution = %name, "cannot record an Event: {err}");
         }
     }

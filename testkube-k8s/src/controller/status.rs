@@ -14,6 +14,7 @@ use serde_json::json;
 use testkube_core::engine::ExecutionSummary;
 use testkube_core::model::{LatestExecution, LatestExecutionResult};
 use testkube_core::status::ExecutionStatus;
+use testkube_core::store::ExecutionRecord;
 
 /// The component Events name as their source.
 pub(super) const COMPONENT: &str = "testkube-agent";
@@ -156,35 +157,59 @@ pub(super) fn finished(latest: &mut LatestExecution, summary: &ExecutionSummary)
     let parse = |text: &str| {
         DateTime::parse_from_rfc3339(text)
             .ok()
-            .map(|at| at.with_timezone(&Utc).trunc_subsecs(3))
+            .map(|at| at.with_timezone(&Utc))
     };
-    let finished_at = parse(&summary.finished_at).unwrap_or_else(Utc::now);
+    let duration_ms = i64::try_from(summary.duration_ms).unwrap_or(i64::MAX);
+    ended(
+        latest,
+        summary.status,
+        parse(&summary.started_at),
+        parse(&summary.finished_at).unwrap_or_else(Utc::now),
+        Some(duration_ms),
+    );
+}
+
+/// Records the end of the run as the store has it (after a restart).
+pub(super) fn from_record(latest: &mut LatestExecution, record: &ExecutionRecord) {
+    let finished_at = record.finished_at.unwrap_or_else(Utc::now);
+    let duration_ms = record
+        .started_at
+        .map(|started| (finished_at - started).num_milliseconds().max(0));
+    ended(
+        latest,
+        record.status,
+        record.started_at,
+        finished_at,
+        duration_ms,
+    );
+}
+
+/// One place for what the end of a run sets.
+fn ended(
+    latest: &mut LatestExecution,
+    status: ExecutionStatus,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: DateTime<Utc>,
+    duration_ms: Option<i64>,
+) {
+    let finished_at = finished_at.trunc_subsecs(3);
     latest.status_at = Some(finished_at);
     if let Some(result) = &mut latest.result {
-        result.status = summary.status;
-        result.predicted_status = Some(summary.status);
-        result.started_at = parse(&summary.started_at).or(result.started_at);
+        result.status = status;
+        result.predicted_status = Some(status);
+        result.started_at = started_at
+            .map(|at| at.trunc_subsecs(3))
+            .or(result.started_at);
         result.finished_at = Some(finished_at);
-        let duration_ms = i64::try_from(summary.duration_ms).unwrap_or(i64::MAX);
-        result.duration_ms = Some(duration_ms);
-        result.duration = Some(go_duration(duration_ms));
+        if let Some(duration_ms) = duration_ms {
+            result.duration_ms = Some(duration_ms);
+            result.duration = Some(go_duration(duration_ms));
+        }
         if let Some(queued) = result.queued_at {
             let total = (finished_at - queued).num_milliseconds().max(0);
             result.total_duration_ms = Some(total);
             result.total_duration = Some(go_duration(total));
         }
-    }
-}
-
-/// Ends a run the agent lost (it stopped while the run went on) as
-/// `aborted` at `at`.
-pub(super) fn aborted(latest: &mut LatestExecution, at: DateTime<Utc>) {
-    let at = at.trunc_subsecs(3);
-    latest.status_at = Some(at);
-    if let Some(result) = &mut latest.result {
-        result.status = ExecutionStatus::Aborted;
-        result.predicted_status = Some(ExecutionStatus::Aborted);
-        result.finished_at = Some(at);
     }
 }
 

@@ -86,6 +86,17 @@ impl Agent {
         });
     }
 
+    /// A controller on the same cluster and store that is not watching
+    /// (the running one stopped), as an agent process before it leads.
+    fn idle_controller(&mut self) -> ExecutionController {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let service =
+            RunService::new(Arc::new(self.cluster.executor())).with_store(Arc::clone(&self.store));
+        ExecutionController::new(self.cluster.client.clone(), "default", Arc::new(service))
+    }
+
     fn api(&self, kind: &str, plural: &str) -> Api<DynamicObject> {
         Api::namespaced_with(
             self.cluster.client.clone(),
@@ -407,4 +418,96 @@ spec:
         .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
         .collect();
     assert!(logs.contains("hello child\n"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_startup_a_status_left_behind_the_store_gets_the_stored_verdict() {
+    use testkube_core::status::ExecutionStatus;
+    use testkube_core::store::{NewExecution, StatusUpdate};
+    let mut agent = Agent::start().await;
+    let controller = agent.idle_controller();
+    // The store has the run as passed; the document still says running
+    // (the process died between the two writes).
+    let scheduled = chrono::Utc::now() - chrono::TimeDelta::seconds(10);
+    agent
+        .store
+        .create_execution(NewExecution {
+            id: "greeter-gone".to_owned(),
+            workflow: "greeter".to_owned(),
+            name: None,
+            status: ExecutionStatus::Running,
+            scheduled_at: scheduled,
+            snapshot: json!({}),
+            config: Default::default(),
+            tags: Default::default(),
+            shard_durations: Default::default(),
+        })
+        .await
+        .expect("recorded");
+    for (status, seconds) in [(ExecutionStatus::Running, 3), (ExecutionStatus::Passed, 5)] {
+        agent
+            .store
+            .update_status(
+                "greeter-gone",
+                StatusUpdate {
+                    status,
+                    at: scheduled + chrono::TimeDelta::seconds(seconds),
+                    message: None,
+                },
+            )
+            .await
+            .expect("status");
+    }
+    agent
+        .create(
+            "TestWorkflowExecution",
+            "testworkflowexecutions",
+            r#"apiVersion: testworkflows.testkube.io/v1
+kind: TestWorkflowExecution
+metadata: {name: left-behind}
+spec:
+  testWorkflow: {name: greeter}
+"#,
+        )
+        .await;
+    let executions = agent.api("TestWorkflowExecution", "testworkflowexecutions");
+    executions
+        .patch_status(
+            "left-behind",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "generation": 1,
+                "latestExecution": {
+                    "id": "greeter-gone", "name": "greeter-1",
+                    "result": {"status": "running", "queuedAt": scheduled.to_rfc3339()},
+                },
+            }})),
+        )
+        .await
+        .expect("status set");
+
+    controller.recover(&[]).await;
+    let status = executions.get("left-behind").await.expect("document").data["status"].clone();
+    let result = &status["latestExecution"]["result"];
+    assert_eq!(result["status"], "passed", "{status:#}");
+    assert_eq!(result["durationMs"], 2000, "{status:#}");
+    assert!(result["finishedAt"].is_string(), "{status:#}");
+    let events = agent.events("left-behind").await;
+    assert!(
+        events
+            .iter()
+            .any(|event| event.reason.as_deref() == Some("Finished")
+                && event.type_.as_deref() == Some("Normal")),
+        "{events:#?}"
+    );
+    assert_eq!(
+        agent
+            .store
+            .list_executions(&Default::default())
+            .await
+            .expect("runs")
+            .len(),
+        1,
+        "nothing was started"
+    );
 }
