@@ -9,6 +9,9 @@
 //!   kube-sim's audit log for a run with 50 parallel workers (goal ≤ 6);
 //! - `first-job`: from `Engine::start` to the first Job created (the audit
 //!   log's receive time);
+//! - `execution-start`: from a TestWorkflowExecution created (the
+//!   agent's controller watching) to its first Job created, both receive
+//!   times from the audit log (goal < 50 ms; Testkube polls every 1 s);
 //! - `fanout`: a run of 200 parallel workers, wall time;
 //! - `logs`: a step printing 100 MB, through `pods/log` into the engine;
 //! - `barrier`: a `paused` block of 20 workers (`BARRIER_WORKERS=N`): the
@@ -48,6 +51,9 @@ fn main() {
     }
     if runs("first-job") {
         runtime.block_on(first_job());
+    }
+    if runs("execution-start") {
+        runtime.block_on(execution_first_job());
     }
     if runs("fanout") {
         // `FANOUT_WORKERS=N` measures another size.
@@ -242,6 +248,132 @@ async fn first_job() {
         "run request to first Job created (best of 5)",
         format!("{:.1} ms", best.as_secs_f64() * 1e3),
         "Engine::start to the Job create's receive time".to_owned(),
+    );
+}
+
+async fn execution_first_job() {
+    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+    let sim = sim().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(sim.client.clone());
+    for crd in testkube_k8s::crds() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD");
+    }
+    let resource = |kind: &str, plural: &str| ApiResource {
+        group: "testworkflows.testkube.io".into(),
+        version: "v1".into(),
+        api_version: "testworkflows.testkube.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let workflows: Api<DynamicObject> = Api::namespaced_with(
+        sim.client.clone(),
+        "default",
+        &resource("TestWorkflow", "testworkflows"),
+    );
+    let executions: Api<DynamicObject> = Api::namespaced_with(
+        sim.client.clone(),
+        "default",
+        &resource("TestWorkflowExecution", "testworkflowexecutions"),
+    );
+    let object = |value: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(value).expect("an object")
+    };
+    workflows
+        .create(
+            &PostParams::default(),
+            &object(serde_json::json!({
+                "apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflow",
+                "metadata": {"name": "quick"},
+                "spec": {"steps": [{"name": "say", "shell": "echo hi"}]},
+            })),
+        )
+        .await
+        .expect("workflow");
+    let store = testkube_results::store::SqliteStore::open(&sim.dir.path().join("testkube.db"))
+        .await
+        .expect("store");
+    let service = testkube_core::service::RunService::new(Arc::new(KubernetesExecutor::new(
+        sim.client.clone(),
+        ManifestOptions::default(),
+    )))
+    .with_store(Arc::new(store));
+    let controller = Arc::new(testkube_k8s::ExecutionController::new(
+        sim.client.clone(),
+        "default",
+        Arc::new(service),
+    ));
+    tokio::spawn(controller.run(std::future::pending()));
+
+    let mut took = Vec::new();
+    for round in 0..10 {
+        let name = format!("quick-{round}");
+        executions
+            .create(
+                &PostParams::default(),
+                &object(serde_json::json!({
+                    "apiVersion": "testworkflows.testkube.io/v1", "kind": "TestWorkflowExecution",
+                    "metadata": {"name": name},
+                    "spec": {"testWorkflow": {"name": "quick"}},
+                })),
+            )
+            .await
+            .expect("execution");
+        // Waits for the run to end, so rounds do not overlap.
+        loop {
+            let status = executions.get(&name).await.expect("document").data["status"].clone();
+            let result = status["latestExecution"]["result"]["status"].as_str();
+            if matches!(result, Some("passed" | "failed" | "aborted")) {
+                assert_eq!(result, Some("passed"), "{status:#}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let audit = sim.audit();
+        let received = |line: &serde_json::Value| {
+            line["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|text| text.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        };
+        let asked = audit
+            .iter()
+            .find(|line| {
+                line["verb"] == "create"
+                    && line["objectRef"]["resource"] == "testworkflowexecutions"
+                    && line["objectRef"]["name"] == name.as_str()
+            })
+            .and_then(received)
+            .or_else(|| {
+                audit
+                    .iter()
+                    .filter(|line| {
+                        line["verb"] == "create"
+                            && line["objectRef"]["resource"] == "testworkflowexecutions"
+                    })
+                    .filter(|line| line["requestObject"]["metadata"]["name"] == name.as_str())
+                    .find_map(received)
+            })
+            .expect("the execution's create is audited");
+        let job = audit
+            .iter()
+            .filter(|line| line["verb"] == "create" && line["objectRef"]["resource"] == "jobs")
+            .filter_map(received)
+            .filter(|at| *at >= asked)
+            .min()
+            .expect("a Job was created");
+        took.push((job - asked).to_std().unwrap_or_default());
+    }
+    took.sort();
+    row(
+        "TestWorkflowExecution created to first Job (10 runs)",
+        format!("{:.1} ms", took[took.len() / 2].as_secs_f64() * 1e3),
+        format!(
+            "median; best {:.1} ms, worst {:.1} ms (audit receive times; controller watching)",
+            took[0].as_secs_f64() * 1e3,
+            took[took.len() - 1].as_secs_f64() * 1e3
+        ),
     );
 }
 

@@ -20,14 +20,20 @@
 //!   execution.
 //! - [`crds`]: the CustomResourceDefinitions of the six kinds, generated
 //!   from the model (`testkube crds` prints them).
+//! - [`controller`]: the TestWorkflowExecution controller the agent runs:
+//!   a created `TestWorkflowExecution` starts a run, whose progress is
+//!   written back to its `status`; [`LeaderElector`]: a Lease so that of
+//!   several agent replicas only one runs it.
 #![warn(missing_docs)]
 
 mod containers;
+pub mod controller;
 mod crds;
 pub mod execution;
 mod executor;
 mod follow;
 pub mod labels;
+mod lease;
 mod links;
 pub mod manifest;
 mod pods;
@@ -35,9 +41,11 @@ mod secrets;
 mod services;
 mod translate;
 
+pub use controller::{ControllerError, ExecutionController};
 pub use crds::crds;
 pub use execution::{ExecutionObjects, execution_objects};
 pub use executor::KubernetesExecutor;
+pub use lease::{LeaderElector, Leadership};
 pub use manifest::{
     DEFAULT_GIT_IMAGE, ManifestError, ManifestOptions, WorkerObjects, worker_objects,
 };

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod cluster;
+mod controller;
 mod crds;
 mod executor;
 mod faults;
