@@ -231,8 +231,9 @@ spec:
     services:
       cache:
         shell: echo "cache cannot start"; exit 3
+        # A probe that never passes: the exit decides, whatever the timing.
         readinessProbe:
-          exec: {{command: [/bin/true]}}
+          exec: {{command: [test, -e, /nonexistent]}}
           periodSeconds: 1
     shell: echo unreachable
 "#
