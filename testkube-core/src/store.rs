@@ -135,6 +135,13 @@ pub trait ResultStore: Send + Sync {
     /// stored. Call it at startup, before creating executions. Returns the
     /// ids it marked.
     async fn recover_abandoned(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Takes over the unfinished executions of a process that died, for an
+    /// engine that continues them (see `RunService::resume`): each becomes
+    /// this process's, as if it had created it, and keeps its status.
+    /// Call it at startup instead of [`recover_abandoned`](Self::recover_abandoned).
+    /// Returns their ids, oldest first.
+    async fn claim_abandoned(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// What is known about an execution before it starts.

@@ -36,8 +36,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use testkube_core::engine::protocol::WorkerTask;
 use testkube_core::engine::{
     Executor, ExecutorError, Orchestrator, SignedStorage, Unsupported, WorkerControl, WorkerEvent,
@@ -48,9 +49,9 @@ use testkube_core::status::Interruption;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::follow::{FollowError, Line, container_state, follow_container};
+use crate::follow::{Catch, FollowError, Line, container_state, follow_container};
 use crate::labels;
-use crate::manifest::{ManifestOptions, worker_objects};
+use crate::manifest::{ManifestOptions, job_name, worker_objects};
 use crate::pods::{PodView, PodWatches, remove_finalizer};
 use crate::services::{Owner as ServiceOwner, ServicePods};
 use crate::translate::Translator;
@@ -161,7 +162,136 @@ impl Executor for KubernetesExecutor {
             self.watches.unsubscribe(&namespace, &execution, &worker);
             return Err(ExecutorError::new(&spec.worker, message));
         }
-        let containers = step_containers(&objects.job);
+        let found = Found {
+            containers: step_containers(&objects.job),
+            namespace,
+            worker,
+            job_name,
+            secret_name,
+        };
+        Ok(self.follow(&spec, found, view, false))
+    }
+
+    async fn attach(&self, spec: WorkerSpec) -> Result<Option<WorkerHandle>, ExecutorError> {
+        let task = WorkerTask::from_spec(&spec);
+        let objects = worker_objects(&task, spec.pod.as_ref(), spec.job.as_ref(), &self.options)
+            .map_err(|err| ExecutorError::new(&spec.worker, err.to_string()))?;
+        let namespace = objects
+            .job
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.options.namespace.clone());
+        let Some((worker, job_name)) = self.find(&namespace, &spec).await? else {
+            return Ok(None);
+        };
+        let execution = labels::label_value(&spec.execution.id);
+        let view = self.watches.subscribe(&namespace, &execution, &worker);
+        let found = Found {
+            containers: step_containers(&objects.job),
+            namespace,
+            secret_name: format!("{job_name}-task"),
+            worker,
+            job_name,
+        };
+        Ok(Some(self.follow(&spec, found, view, true)))
+    }
+}
+
+/// Where a worker's objects are.
+struct Found {
+    namespace: String,
+    /// Its number, as its labels give it.
+    worker: String,
+    job_name: String,
+    secret_name: String,
+    containers: Vec<String>,
+}
+
+impl KubernetesExecutor {
+    /// Finds the Job (or, once the Job is deleted, the pod its finalizer
+    /// keeps) of worker `spec.worker` by its execution label and worker
+    /// path: its number and Job name.
+    async fn find(
+        &self,
+        namespace: &str,
+        spec: &WorkerSpec,
+    ) -> Result<Option<(String, String)>, ExecutorError> {
+        let selector = format!(
+            "{}={}",
+            labels::EXECUTION,
+            labels::label_value(&spec.execution.id)
+        );
+        let params = ListParams::default().labels(&selector);
+        let failed = |what: &str, err: kube::Error| {
+            ExecutorError::new(
+                &spec.worker,
+                format!(
+                    "cannot list the {what} of execution {}: {err}",
+                    spec.execution.id
+                ),
+            )
+        };
+        let of_worker = |meta: &ObjectMeta| {
+            let path = meta
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(labels::WORKER_PATH));
+            let resource = meta
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(labels::RESOURCE));
+            path == Some(&spec.worker.path)
+                && resource.is_none_or(|resource| resource != labels::SERVICE_RESOURCE)
+        };
+        let number = |meta: &ObjectMeta| {
+            meta.labels
+                .as_ref()
+                .and_then(|labels| labels.get(labels::WORKER))
+                .cloned()
+        };
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        let list = jobs
+            .list(&params)
+            .await
+            .map_err(|err| failed("Jobs", err))?;
+        if let Some(job) = list.items.iter().find(|job| of_worker(&job.metadata))
+            && let (Some(number), Some(name)) = (number(&job.metadata), job.metadata.name.clone())
+        {
+            return Ok(Some((number, name)));
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = pods
+            .list(&params)
+            .await
+            .map_err(|err| failed("pods", err))?;
+        Ok(list
+            .items
+            .iter()
+            .find(|pod| of_worker(&pod.metadata))
+            .and_then(|pod| {
+                let number = number(&pod.metadata)?;
+                let job = job_name(&spec.execution.id, number.parse().ok()?);
+                Some((number, job))
+            }))
+    }
+
+    /// Follows a created (or found) worker on a task of its own.
+    fn follow(
+        &self,
+        spec: &WorkerSpec,
+        found: Found,
+        view: watch::Receiver<PodView>,
+        replay: bool,
+    ) -> WorkerHandle {
+        let Found {
+            namespace,
+            worker,
+            job_name,
+            secret_name,
+            containers,
+        } = found;
+        let execution = labels::label_value(&spec.execution.id);
         let (events, receiver) = mpsc::channel(256);
         let services = ServicePods::new(
             Api::namespaced(self.client.clone(), &namespace),
@@ -180,8 +310,8 @@ impl Executor for KubernetesExecutor {
         let (interrupt, interrupted) = watch::channel(None);
         let run = WorkerRun {
             pods: Api::namespaced(self.client.clone(), &namespace),
-            jobs,
-            secrets,
+            jobs: Api::namespaced(self.client.clone(), &namespace),
+            secrets: Api::namespaced(self.client.clone(), &namespace),
             watches: self.watches.clone(),
             namespace,
             execution,
@@ -196,11 +326,11 @@ impl Executor for KubernetesExecutor {
             worker_id: spec.worker.clone(),
             services: Arc::new(services),
         };
-        tokio::spawn(run.run(view, interrupted));
-        Ok(WorkerHandle {
+        tokio::spawn(run.run(view, interrupted, replay));
+        WorkerHandle {
             events: Box::pin(ReceiverStream::new(receiver)),
             control: Arc::new(Control { interrupt }),
-        })
+        }
     }
 }
 
@@ -276,6 +406,7 @@ impl WorkerRun {
         self,
         view: watch::Receiver<PodView>,
         mut interrupted: watch::Receiver<Option<Interruption>>,
+        replay: bool,
     ) {
         // An interruption deletes the Job; the pod's log is still read.
         let stopper = {
@@ -294,6 +425,9 @@ impl WorkerRun {
             self.events.clone(),
         )
         .with_services(Arc::clone(&self.services));
+        if replay {
+            translator = translator.replaying();
+        }
         if let Some(storage) = &self.storage {
             translator = translator.with_storage(
                 Arc::clone(storage),
@@ -301,7 +435,7 @@ impl WorkerRun {
                 self.worker_id.clone(),
             );
         }
-        let follow = self.follow_all(view.clone(), lines);
+        let follow = self.follow_all(view.clone(), lines, replay);
         let translate = translator.consume(received);
         let (followed, ()) = tokio::join!(follow, translate);
         stopper.abort();
@@ -329,11 +463,15 @@ impl WorkerRun {
         let _ = self.events.send(WorkerEvent::Finished { status }).await;
     }
 
-    /// Follows each step container's log, in order.
+    /// Follows each step container's log, in order. When the worker is
+    /// taken up after a restart (`replay`), the log is read up to where it
+    /// is before the rest is followed ([`Catch::Current`]): in the first
+    /// container still running, else at the end.
     async fn follow_all(
         &self,
         mut view: watch::Receiver<PodView>,
         lines: mpsc::Sender<Line>,
+        mut replay: bool,
     ) -> Followed {
         let mut followed = Followed::default();
         for container in &self.containers {
@@ -345,13 +483,30 @@ impl WorkerRun {
                 }
             };
             followed.pod = Some(pod.clone());
-            if let Err(err) = follow_container(&self.pods, &pod, container, &mut view, &lines).await
+            let ended = view
+                .borrow()
+                .pod
+                .as_ref()
+                .and_then(|pod| container_state(pod, container))
+                .is_some_and(|state| state.terminated.is_some());
+            let catch = if replay && !ended {
+                replay = false;
+                Catch::Current
+            } else {
+                Catch::Live
+            };
+            if let Err(err) =
+                follow_container(&self.pods, &pod, container, &mut view, &lines, catch).await
             {
                 followed.problem = Some(err.to_string());
                 if matches!(err, FollowError::Gone) {
                     break;
                 }
             }
+        }
+        if replay {
+            let pod = followed.pod.clone().unwrap_or_default();
+            let _ = lines.send(Line::caught_up(&pod, "")).await;
         }
         followed
     }

@@ -60,6 +60,33 @@ pub(crate) struct Line {
     pub(crate) container: Arc<str>,
     /// The text.
     pub(crate) text: Vec<u8>,
+    /// Not a line: the lines before it were in the log when the worker was
+    /// taken up after a restart ([`Catch::Current`]); those after it are new.
+    pub(crate) caught_up: bool,
+}
+
+impl Line {
+    /// The mark sent after the lines a re-attached worker had written.
+    pub(crate) fn caught_up(pod: &str, container: &str) -> Self {
+        Line {
+            pod: Arc::from(pod),
+            container: Arc::from(container),
+            text: Vec::new(),
+            caught_up: true,
+        }
+    }
+}
+
+/// How a container's log is read when a worker is taken up after a
+/// restart: lines it wrote before are told apart from new ones, so that
+/// its requests are asked again only when nobody answered them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Catch {
+    /// Followed as it is written (every container of a new worker).
+    Live,
+    /// The container was running when the worker was taken up: what its
+    /// log holds is read first, then [`Line::caught_up`], then the rest.
+    Current,
 }
 
 /// Where reading a log stopped.
@@ -102,15 +129,19 @@ pub(crate) async fn follow_container(
     container: &str,
     view: &mut watch::Receiver<PodView>,
     lines: &mpsc::Sender<Line>,
+    catch: Catch,
 ) -> Result<(), FollowError> {
     let pod_name: Arc<str> = Arc::from(pod);
     let container_name: Arc<str> = Arc::from(container);
     let mut cursor = Cursor::default();
     let mut failures = 0usize;
+    // Reading what is there without following first ends at the log's end
+    // as it is now.
+    let mut catching_up = catch == Catch::Current;
     loop {
         let params = LogParams {
             container: Some(container.to_owned()),
-            follow: true,
+            follow: !catching_up,
             timestamps: true,
             // Whole seconds, rounded down here: kube rounds to the nearest
             // second, which could skip the lines after the last one read.
@@ -144,6 +175,7 @@ pub(crate) async fn follow_container(
                                 pod: Arc::clone(&pod_name),
                                 container: Arc::clone(&container_name),
                                 text: text.to_vec(),
+                                caught_up: false,
                             };
                             if lines.send(line).await.is_err() {
                                 return Ok(());
@@ -186,6 +218,13 @@ pub(crate) async fn follow_container(
                 tokio::time::sleep(delay).await;
                 continue;
             }
+        }
+        if catching_up {
+            catching_up = false;
+            if lines.send(Line::caught_up(pod, container)).await.is_err() {
+                return Ok(());
+            }
+            continue;
         }
         // The stream ended: done when the container did, else opened again.
         if ended(view, container).await {

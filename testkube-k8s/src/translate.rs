@@ -52,6 +52,12 @@ pub(crate) struct Translator {
     storage: Option<Storage>,
     /// Artifacts being filed; waited for before the worker ends.
     filing: Vec<JoinHandle<()>>,
+    /// The worker was taken up after a restart and its log is being read
+    /// up to where it was ([`Line::caught_up`]).
+    replaying: bool,
+    /// Requests read while replaying that no [`Frame::Answered`] followed
+    /// (yet), by container: asked once the log is caught up.
+    unanswered: Vec<(String, u64, Request)>,
 }
 
 /// Where the worker's uploads are filed.
@@ -82,7 +88,16 @@ impl Translator {
             services: None,
             storage: None,
             filing: Vec::new(),
+            replaying: false,
+            unanswered: Vec::new(),
         }
+    }
+
+    /// For a worker taken up after a restart: its requests are asked once
+    /// the lines it wrote before are read, and only those nobody answered.
+    pub(crate) fn replaying(mut self) -> Self {
+        self.replaying = true;
+        self
     }
 
     /// Files uploaded artifacts of worker `worker` of `execution` in
@@ -114,6 +129,11 @@ impl Translator {
             // lines become a few large log events rather than one each.
             let mut next = Some(first);
             while let Some(line) = next {
+                if line.caught_up {
+                    self.caught_up();
+                    next = lines.try_recv().ok();
+                    continue;
+                }
                 if *line.container != *container {
                     // A container's last line may lack its newline.
                     for decoded in self.decoder.finish() {
@@ -144,6 +164,19 @@ impl Translator {
         }
         for filing in std::mem::take(&mut self.filing) {
             let _ = filing.await;
+        }
+    }
+
+    /// The log is read up to where it was when the worker was taken up: the
+    /// requests nobody answered are asked now (one answered just before the
+    /// restart may be asked twice; the worker ignores a second reply).
+    fn caught_up(&mut self) {
+        if !self.replaying {
+            return;
+        }
+        self.replaying = false;
+        for (container, id, request) in std::mem::take(&mut self.unanswered) {
+            self.ask(id, request, &container);
         }
     }
 
@@ -179,7 +212,15 @@ impl Translator {
                 })
                 .await;
             }
+            Decoded::Frame(Frame::Request { id, request }) if self.replaying => {
+                self.unanswered.push((container.to_owned(), id, request));
+            }
             Decoded::Frame(Frame::Request { id, request }) => self.ask(id, request, container),
+            Decoded::Frame(Frame::Answered { id } | Frame::Cancel { id }) if self.replaying => {
+                self.unanswered
+                    .retain(|(asked_in, asked, _)| !(asked_in == container && *asked == id));
+            }
+            Decoded::Frame(Frame::Answered { .. }) => {}
             Decoded::Frame(Frame::Uploaded {
                 step,
                 files,
@@ -288,6 +329,9 @@ impl Translator {
             return;
         };
         let events = self.events.clone();
+        // An archive read again after a restart was filed (and its upload
+        // removed) by the engine before: nothing is missing.
+        let quiet = self.replaying;
         self.filing.push(tokio::spawn(async move {
             let filed = storage
                 .signed
@@ -311,6 +355,7 @@ impl Translator {
                             .await;
                     }
                 }
+                Err(_) if quiet => {}
                 Err(err) => {
                     let _ = events
                         .send(WorkerEvent::Notice {

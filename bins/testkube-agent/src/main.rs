@@ -185,10 +185,10 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
 
-    // Runs a previous process of this agent left unfinished (killed, node
-    // lost) are ended `aborted`, in the store and on their documents, and
-    // their objects deleted: only the leader does this, once it leads.
-    let abandoned = match service.recover_abandoned().await {
+    // Runs a previous process of this agent left running (it was killed,
+    // its node lost) are taken over where their Jobs are: only the leader
+    // does this, once it leads.
+    let claimed = match service.claim_abandoned().await {
         Ok(ids) => ids,
         Err(err) => {
             tracing::warn!("cannot check for unfinished executions: {err}");
@@ -200,14 +200,14 @@ async fn run(args: Args) -> Result<(), String> {
         &namespace,
         Arc::new(service),
     ));
-    if !abandoned.is_empty() {
-        tracing::warn!(
-            "ending {} execution(s) a previous agent left unfinished as aborted: {}",
-            abandoned.len(),
-            abandoned.join(", ")
+    if !claimed.is_empty() {
+        tracing::info!(
+            "taking over {} execution(s) a previous agent left running: {}",
+            claimed.len(),
+            claimed.join(", ")
         );
     }
-    controller.recover(&abandoned).await;
+    controller.recover(&claimed).await;
     let lost = std::sync::atomic::AtomicBool::new(false);
     let stop = async {
         tokio::select! {

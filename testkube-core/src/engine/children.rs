@@ -416,7 +416,7 @@ impl Scheduler {
             match self
                 .shared
                 .engine()
-                .start_at(prepared.plan, prepared.request, self.depth)
+                .start_at(prepared.plan, prepared.request, self.depth, None)
             {
                 Ok(execution) => execution,
                 Err(err) => {

@@ -86,6 +86,24 @@ pub trait Executor: Send + Sync {
     /// # Errors
     /// [`ExecutorError`] when the worker cannot be started at all.
     async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError>;
+
+    /// Takes up worker `spec.worker` that an earlier engine started for
+    /// the same execution (the engine process was restarted; see
+    /// [`Engine::resume`](super::Engine::resume)), as if [`Executor::start`]
+    /// had just returned it. The stream reports everything the worker
+    /// reported since it started, then goes on as it runs; requests the
+    /// earlier engine answered are not asked again.
+    ///
+    /// `Ok(None)` when the worker is not there (it never started, or it
+    /// is gone). The default (executors whose workers end with the engine,
+    /// like local processes) never finds one.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when it cannot be looked for.
+    async fn attach(&self, spec: WorkerSpec) -> Result<Option<WorkerHandle>, ExecutorError> {
+        let _ = spec;
+        Ok(None)
+    }
 }
 
 /// A feature a plan uses that cannot run (yet).

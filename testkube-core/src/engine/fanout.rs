@@ -84,7 +84,11 @@ pub(crate) async fn run_parallel(
 
     let at_once = parallelism.clamp(1, block.workers.len());
     let semaphore = Arc::new(Semaphore::new(at_once));
-    let barrier = block.barrier.then(|| StartBarrier::new(at_once));
+    // A resumed execution's barriers are open: its workers that passed
+    // one before the restart do not report ready again.
+    let barrier = block
+        .barrier
+        .then(|| StartBarrier::new(at_once, shared.recovered.is_some()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let count = block.workers.len();
     for worker in &block.workers {
@@ -251,11 +255,11 @@ struct BarrierState {
 }
 
 impl StartBarrier {
-    fn new(expected: usize) -> Arc<Self> {
+    fn new(expected: usize, open: bool) -> Arc<Self> {
         Arc::new(StartBarrier {
             expected,
             state: Mutex::new(BarrierState::default()),
-            open: watch::channel(false).0,
+            open: watch::channel(open).0,
         })
     }
 

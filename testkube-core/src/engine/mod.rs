@@ -44,6 +44,7 @@ mod fanout;
 pub mod mask;
 mod mask_events;
 pub mod protocol;
+mod recover;
 mod run;
 pub mod signed;
 mod support;
@@ -64,6 +65,7 @@ pub use executor::{
 };
 pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
+pub use recover::Recovered;
 pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};
 pub use signed::{Access, DEFAULT_URL_TTL, SignedStorage, SignedStorageError, StoredArtifact};
 pub use workflow_set::{WorkflowSet, selector_matches};

@@ -18,6 +18,7 @@ use super::executor::{ExecutionInfo, Executor, Unsupported, WorkerId};
 use super::fanout;
 use super::mask::{MaskerError, SecretMasker};
 use super::mask_events::EventMasker;
+use super::recover::Recovered;
 use super::support::unsupported_features;
 use super::worker::{WorkerStart, run_worker, stopped};
 use crate::model::EnvVar;
@@ -261,7 +262,28 @@ impl Engine {
         plan: Plan,
         request: ExecutionRequest,
     ) -> Result<RunningExecution, EngineError> {
-        self.start_at(plan, request, 0)
+        self.start_at(plan, request, 0, None)
+    }
+
+    /// Continues an execution an earlier engine started and a store
+    /// recorded (`recovered`), e.g. after the agent running it was
+    /// restarted: `plan` and `request` must be those it started with (the
+    /// same id, config and secrets). Workers are taken up again through
+    /// [`Executor::attach`], workers recorded as finished are not run
+    /// again, and workers never started start now; see [`Recovered`].
+    ///
+    /// The events repeat what the workers reported before the restart:
+    /// a frontend that recorded them drops those it holds.
+    ///
+    /// # Errors
+    /// As [`Engine::start`].
+    pub fn resume(
+        &self,
+        plan: Plan,
+        request: ExecutionRequest,
+        recovered: Recovered,
+    ) -> Result<RunningExecution, EngineError> {
+        self.start_at(plan, request, 0, Some(recovered))
     }
 
     /// [`Engine::start`] for an execution nested `depth` levels deep in
@@ -271,6 +293,7 @@ impl Engine {
         plan: Plan,
         request: ExecutionRequest,
         depth: usize,
+        recovered: Option<Recovered>,
     ) -> Result<RunningExecution, EngineError> {
         self.check(&plan)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
@@ -292,8 +315,14 @@ impl Engine {
             id: execution.id.clone(),
             name: execution.name.clone(),
             workflow: execution.workflow.clone(),
-            started: self.clock.now(),
+            started: recovered
+                .as_ref()
+                .and_then(|recovered| recovered.started_at)
+                .unwrap_or_else(|| self.clock.now()),
         };
+        let scheduled_at = recovered
+            .as_ref()
+            .map_or_else(|| self.clock.now(), |recovered| recovered.scheduled_at);
         runtime.spawn(publish(
             internal_rx,
             public_tx,
@@ -304,7 +333,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             engine: self.clone(),
             executor: Arc::clone(&self.executor),
-            variables: base_variables(&execution, &request, self.clock.now()),
+            variables: base_variables(&execution, &request, scheduled_at),
             execution,
             global_env: plan.global_env.clone(),
             pod: plan.pod.clone(),
@@ -318,6 +347,7 @@ impl Engine {
             next_child: AtomicUsize::new(1),
             paused_steps: Mutex::new(0),
             background: Mutex::new(Vec::new()),
+            recovered,
         });
         let deadline = plan
             .job
@@ -364,6 +394,8 @@ pub(crate) struct Shared {
     pub(super) paused_steps: Mutex<usize>,
     /// `async` children: the execution ends after them.
     pub(super) background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// What an earlier engine left of this execution, when it is resumed.
+    pub(super) recovered: Option<Recovered>,
 }
 
 impl Shared {

@@ -13,9 +13,10 @@ use tokio::sync::watch;
 
 use super::children;
 use super::event::Event;
+use super::event::StepRef;
 use super::executor::{
-    ExecuteOutcome, ExecuteRequest, Orchestrator, ParallelOutcome, ParallelRequest, WorkerControl,
-    WorkerEvent, WorkerFiles, WorkerId, WorkerSpec,
+    ExecuteOutcome, ExecuteRequest, Orchestrator, ParallelOutcome, ParallelRequest, StepDetail,
+    WorkerControl, WorkerEvent, WorkerFiles, WorkerHandle, WorkerId, WorkerSpec,
 };
 use super::fanout::{self, StartBarrier};
 use super::run::Shared;
@@ -87,30 +88,40 @@ pub(crate) async fn run_worker(
             at,
             message,
         };
-    // Initialization spans preparing the workspace (the executor's start)
-    // and the root's own `content` (the worker's, before its first step).
-    shared
-        .emit(initialization(StepStatus::Running, shared.now(), None))
-        .await;
-    let handle = match shared.executor.start(spec).await {
-        Ok(handle) => handle,
-        Err(err) => {
-            let message = err.to_string();
+    let handle = match take_up(shared, spec, &steps).await {
+        Begun::Running(handle) => handle,
+        Begun::Ended(status) => {
+            shared.emit(finish(status)).await;
+            return status;
+        }
+        Begun::New(spec) => {
+            // Initialization spans preparing the workspace (the executor's
+            // start) and the root's own `content` (the worker's, before its
+            // first step).
             shared
-                .emit(Event::Notice {
-                    worker: Some(worker.clone()),
-                    message: message.clone(),
-                })
+                .emit(initialization(StepStatus::Running, shared.now(), None))
                 .await;
-            shared
-                .emit(initialization(
-                    StepStatus::Failed,
-                    shared.now(),
-                    Some(message),
-                ))
-                .await;
-            shared.emit(finish(StepStatus::Failed)).await;
-            return StepStatus::Failed;
+            match shared.executor.start(*spec).await {
+                Ok(handle) => handle,
+                Err(err) => {
+                    let message = err.to_string();
+                    shared
+                        .emit(Event::Notice {
+                            worker: Some(worker.clone()),
+                            message: message.clone(),
+                        })
+                        .await;
+                    shared
+                        .emit(initialization(
+                            StepStatus::Failed,
+                            shared.now(),
+                            Some(message),
+                        ))
+                        .await;
+                    shared.emit(finish(StepStatus::Failed)).await;
+                    return StepStatus::Failed;
+                }
+            }
         }
     };
     let mut initialized = false;
@@ -173,6 +184,62 @@ pub(crate) async fn run_worker(
     guard.control = None;
     shared.emit(finish(status)).await;
     status
+}
+
+/// How a worker begins: started anew, or (in a resumed execution) taken
+/// up again or known to have ended.
+enum Begun {
+    /// To be started with this spec.
+    New(Box<WorkerSpec>),
+    /// Taken up again: followed as if just started.
+    Running(WorkerHandle),
+    /// Ended before, or gone: with this status.
+    Ended(StepStatus),
+}
+
+/// In a resumed execution, finds out how worker `spec.worker` stands (see
+/// [`super::recover`]); otherwise it is new.
+async fn take_up(
+    shared: &Arc<Shared>,
+    spec: WorkerSpec,
+    steps: &BTreeMap<String, StepRef>,
+) -> Begun {
+    let Some(recovered) = &shared.recovered else {
+        return Begun::New(Box::new(spec));
+    };
+    let worker = spec.worker.clone();
+    if let Some(status) = recovered.finished(&worker.path) {
+        return Begun::Ended(status);
+    }
+    let why = match shared.executor.attach(spec.clone()).await {
+        Ok(Some(handle)) => return Begun::Running(handle),
+        Ok(None) if !recovered.knows(&worker.path) => return Begun::New(Box::new(spec)),
+        Ok(None) => {
+            "it was gone when the engine was restarted (deleted while nobody watched)".to_owned()
+        }
+        Err(err) => format!("it cannot be taken up again after a restart: {err}"),
+    };
+    shared
+        .emit(Event::Notice {
+            worker: Some(worker.clone()),
+            message: format!("worker {worker} ended aborted: {why}"),
+        })
+        .await;
+    let at = shared.now();
+    for step in recovered.open_steps(&worker.path) {
+        let event = WorkerEvent::Step {
+            step,
+            status: StepStatus::Aborted,
+            at,
+            detail: StepDetail {
+                attempt: 1,
+                message: Some(why.clone()),
+                ..StepDetail::default()
+            },
+        };
+        shared.emit(translate(&worker, steps, event)).await;
+    }
+    Begun::Ended(StepStatus::Aborted)
 }
 
 /// Waits until `stop` fires and returns why (`None` when its sender is

@@ -51,6 +51,7 @@ mod ids;
 mod recorder;
 mod request;
 mod rerun;
+mod resume;
 mod secrets;
 mod util;
 
@@ -259,16 +260,7 @@ impl RunService {
             labels,
             ..
         } = prepared;
-        let mut engine = Engine::new(Arc::clone(&self.executor)).with_clock(self.ids.clock());
-        // Children are only looked for when a step runs `execute`.
-        if let Some(catalog) = catalog.or_else(|| self.catalog.clone()) {
-            engine = engine.with_children(Arc::new(RecordedChildren {
-                catalog,
-                store: self.store.clone(),
-                ids: Arc::clone(&self.ids),
-                numbers: Mutex::default(),
-            }));
-        }
+        let engine = self.engine(catalog);
         engine.check(&plan)?;
         let mut execution = ExecutionRequest {
             id: self.ids.next(&plan.workflow),
@@ -285,7 +277,6 @@ impl RunService {
             }
             None => None,
         };
-        let recorded = Arc::new(AtomicBool::new(recorder.is_some()));
         let id = execution.id.clone();
         let name = if execution.name.is_empty() {
             id.clone()
@@ -306,6 +297,36 @@ impl RunService {
                 return Err(ServiceError::Engine(err));
             }
         };
+        Ok(self.follow(running, recorder, id, name, number, workflow_name))
+    }
+
+    /// An engine on this service's executor and clock, whose `execute`
+    /// steps find workflows in `catalog` (or the service's).
+    fn engine(&self, catalog: Option<Arc<dyn WorkflowCatalog>>) -> Engine {
+        let engine = Engine::new(Arc::clone(&self.executor)).with_clock(self.ids.clock());
+        // Children are only looked for when a step runs `execute`.
+        match catalog.or_else(|| self.catalog.clone()) {
+            Some(catalog) => engine.with_children(Arc::new(RecordedChildren {
+                catalog,
+                store: self.store.clone(),
+                ids: Arc::clone(&self.ids),
+                numbers: Mutex::default(),
+            })),
+            None => engine,
+        }
+    }
+
+    /// Records `running`'s events with `recorder` and hands them on.
+    fn follow(
+        &self,
+        running: crate::engine::RunningExecution,
+        recorder: Option<EventRecorder>,
+        id: String,
+        name: String,
+        number: u64,
+        workflow: String,
+    ) -> RunHandle {
+        let recorded = Arc::new(AtomicBool::new(recorder.is_some()));
         let control = RunControl {
             canceller: running.canceller(),
         };
@@ -317,15 +338,15 @@ impl RunService {
             Arc::clone(&recorded),
             Arc::clone(&self.warnings),
         ));
-        Ok(RunHandle {
+        RunHandle {
             id,
             name,
             number,
-            workflow: workflow_name,
+            workflow,
             events: rx,
             control,
             recorded,
-        })
+        }
     }
 
     /// [`RunService::prepare`] and [`RunService::launch`] in one.

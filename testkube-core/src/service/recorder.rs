@@ -14,8 +14,8 @@ use crate::engine::Event;
 use crate::model::StepResult;
 use crate::status::ExecutionStatus;
 use crate::store::{
-    ArtifactRecord, LogChunk, MAX_LOG_CHUNK, OutputRecord, ResultStore, StatusUpdate, StepRecord,
-    StoreError,
+    ArtifactRecord, LogChunk, LogFilter, MAX_LOG_CHUNK, OutputRecord, ResultStore, StatusUpdate,
+    StepRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, oneshot};
@@ -44,6 +44,19 @@ pub struct EventRecorder {
     pending: Arc<Mutex<Pending>>,
     /// Dropping it tells the background task to write what is left and stop.
     ticker: Option<oneshot::Sender<()>>,
+    /// For a resumed execution: what the store holds already, dropped from
+    /// the events that repeat it.
+    replayed: Replayed,
+}
+
+/// What a resumed execution's events repeat: the log bytes of each
+/// `(worker, step)` and the test cases of each worker that are stored.
+/// Events carry them again in the same order (a worker's reports are read
+/// again from its start), so the first that many are dropped.
+#[derive(Debug, Default)]
+struct Replayed {
+    log: HashMap<(String, String), usize>,
+    cases: HashMap<String, usize>,
 }
 
 /// Log chunks not yet written.
@@ -72,7 +85,47 @@ impl EventRecorder {
             initialization: None,
             pending: Arc::new(Mutex::new(Pending::default())),
             ticker: None,
+            replayed: Replayed::default(),
         }
+    }
+
+    /// A recorder for an execution that goes on after a restart (see
+    /// [`Engine::resume`](crate::engine::Engine::resume)): the log output
+    /// and test cases its events repeat are not stored twice. Status
+    /// changes, steps, outputs and artifacts are stored again as they come
+    /// (the same values).
+    ///
+    /// # Errors
+    ///
+    /// The store's [`StoreError`] reading what it holds.
+    pub async fn resume(
+        store: Arc<dyn ResultStore>,
+        execution: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        const PAGE: u64 = 512;
+        let mut recorder = EventRecorder::new(store, execution);
+        let mut filter = LogFilter {
+            limit: Some(PAGE),
+            ..LogFilter::default()
+        };
+        loop {
+            let page = recorder.store.logs(&recorder.execution, &filter).await?;
+            for chunk in &page {
+                *recorder
+                    .replayed
+                    .log
+                    .entry((chunk.worker.clone(), chunk.step.clone()))
+                    .or_default() += chunk.data.len();
+            }
+            if (page.len() as u64) < PAGE {
+                break;
+            }
+            filter.skip += PAGE;
+        }
+        for case in recorder.store.test_cases(&recorder.execution).await? {
+            *recorder.replayed.cases.entry(case.worker).or_default() += 1;
+        }
+        Ok(recorder)
     }
 
     /// Stores what `event` says; events the store does not keep are ignored.
@@ -88,7 +141,16 @@ impl EventRecorder {
             chunk,
         } = event
         {
-            return self.buffer(&worker.path, step, chunk).await;
+            let key = (worker.path.clone(), step.clone());
+            let stored = self.replayed.log.get_mut(&key).map_or(0, |left| {
+                let stored = (*left).min(chunk.len());
+                *left -= stored;
+                stored
+            });
+            if stored == chunk.len() {
+                return Ok(());
+            }
+            return self.buffer(&worker.path, step, &chunk[stored..]).await;
         }
         // Everything else lands after the output printed before it.
         self.flush().await?;
@@ -159,7 +221,17 @@ impl EventRecorder {
                 };
                 self.store.record_artifacts(id, &[artifact]).await
             }
-            Event::TestCases { cases, .. } => self.store.record_test_cases(id, cases).await,
+            Event::TestCases { worker, cases, .. } => {
+                let stored = self.replayed.cases.get_mut(&worker.path).map_or(0, |left| {
+                    let stored = (*left).min(cases.len());
+                    *left -= stored;
+                    stored
+                });
+                if stored == cases.len() {
+                    return Ok(());
+                }
+                self.store.record_test_cases(id, &cases[stored..]).await
+            }
             Event::Initialization { .. } => {
                 match event.update_initialization(&mut self.initialization) {
                     Some(init) => self.store.record_initialization(id, init).await,

@@ -60,6 +60,16 @@ pub struct FailedOnly {
 }
 
 impl FailedOnly {
+    /// Plans with `durations` and leaves every worker in: the plan an
+    /// execution was started with, for continuing it.
+    pub(super) fn keeping_all(original: &str, durations: BTreeMap<String, f64>) -> Self {
+        FailedOnly {
+            original: original.to_owned(),
+            passed: BTreeSet::new(),
+            durations,
+        }
+    }
+
     /// The durations to plan with so that workers get the shards they had.
     #[must_use]
     pub fn durations(&self) -> &BTreeMap<String, f64> {

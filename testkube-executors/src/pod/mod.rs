@@ -337,6 +337,7 @@ impl ReplyOrchestrator {
                 Ok(bytes) => {
                     pending.answered = true;
                     let _ = tokio::fs::remove_file(&file).await;
+                    self.writer.frame(&Frame::Answered { id });
                     return Reply::from_json(&bytes).map_err(|err| err.to_string());
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

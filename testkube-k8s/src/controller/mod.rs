@@ -19,9 +19,9 @@
 //! `status.error` (what is wrong and what to do) and a `Warning` Event,
 //! and is not tried again until it changes (a new generation).
 //!
-//! After a restart, [`ExecutionController::recover`] ends the documents of
-//! runs the previous process left unfinished as `aborted` and deletes
-//! their objects ([`recover`]'s module docs say why not re-attach yet).
+//! After a restart, [`ExecutionController::recover`] takes over the runs
+//! the previous process left running: their workers are taken up where
+//! they are, and their documents' status written on ([`recover`]).
 
 mod catalog;
 mod recover;
@@ -37,8 +37,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use testkube_core::engine::Event as RunEvent;
 use testkube_core::engine::mask::sensitive_config_values;
-use testkube_core::model::{ExecutionDocumentStatus, TestWorkflowExecution};
-use testkube_core::service::{RunControl, RunRequest, RunService};
+use testkube_core::model::{ExecutionDocumentStatus, LatestExecution, TestWorkflowExecution};
+use testkube_core::service::{RunControl, RunHandle, RunRequest, RunService};
 
 use catalog::ClusterCatalog;
 use status::StatusWriter;
@@ -98,6 +98,13 @@ pub enum ControllerError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// The TestWorkflowExecution a run writes its status to.
+struct Document {
+    object: DynamicObject,
+    name: String,
+    generation: i64,
 }
 
 /// Runs the TestWorkflowExecutions of one namespace. Cheap to share.
@@ -295,7 +302,7 @@ impl ExecutionController {
             let set = self.catalog.workflow_set().await?;
             prepared = prepared.with_catalog(Arc::new(set));
         }
-        let mut run = self.service.launch(prepared).await.map_err(refused)?;
+        let run = self.service.launch(prepared).await.map_err(refused)?;
         let mut latest = status::started(&run, &self.namespace, name, scheduled_at);
         latest.tags = execution_request.tags.clone();
         latest.disable_webhooks = execution_request.disable_webhooks;
@@ -306,12 +313,42 @@ impl ExecutionController {
         {
             tracing::warn!(execution = %name, "cannot write status: {err}");
         }
-        let status = self.status.clone();
-        let name = name.to_owned();
-        let object = object.clone();
         let control = run.control();
-        let follower = tokio::spawn(async move {
+        let document = Document {
+            object: object.clone(),
+            name: name.to_owned(),
+            generation,
+        };
+        let follower = self.follow_run(run, Some(document), latest, false);
+        self.keep(control, follower);
+        Ok(())
+    }
+
+    /// Follows `run` on a task of its own, writing its progress to the
+    /// status of `document` (if it has one). A run taken over after a
+    /// restart (`resumed`) then has whatever objects are left of it
+    /// deleted: an earlier process may have made some (a service's pod)
+    /// that this one never knew.
+    fn follow_run(
+        self: &Arc<Self>,
+        mut run: RunHandle,
+        document: Option<Document>,
+        mut latest: LatestExecution,
+        resumed: bool,
+    ) -> tokio::task::JoinHandle<()> {
+        let controller = Arc::clone(self);
+        tokio::spawn(async move {
+            let id = run.id().to_owned();
             while let Some(event) = run.next_event().await {
+                let Some(Document {
+                    object,
+                    name,
+                    generation,
+                }) = &document
+                else {
+                    continue;
+                };
+                let status = &controller.status;
                 match event {
                     RunEvent::Execution { status: now, at } => {
                         status::changed(&mut latest, now, chrono::DateTime::from(at));
@@ -324,29 +361,38 @@ impl ExecutionController {
                         if let Some(why) = &summary.message {
                             message = format!("{message}: {why}");
                         }
-                        if let Err(err) = status.event(&object, !passed, "Finished", &message).await
+                        if let Err(err) = status.event(object, !passed, "Finished", &message).await
                         {
                             tracing::warn!(execution = %name, "cannot record an Event: {err}");
                         }
                     }
                     _ => continue,
                 }
-                if let Err(err) = status.write(&name, generation, Some(&latest), None).await {
+                if let Err(err) = status.write(name, *generation, Some(&latest), None).await {
                     tracing::warn!(execution = %name, "cannot write status: {err}");
                 }
             }
-        });
+            if resumed {
+                controller.delete_objects(&id).await;
+            }
+        })
+    }
+
+    /// Keeps a followed run, to abort it when the process stops.
+    fn keep(&self, control: RunControl, follower: tokio::task::JoinHandle<()>) {
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         runs.retain(|(_, follower)| !follower.is_finished());
         runs.push((control, follower));
-        Ok(())
     }
 
     /// Aborts every run this process follows and waits (at most `grace`)
     /// until each has ended: logs read to the end, Jobs deleted, `status`
-    /// written `aborted`. For a stopping agent: nobody would follow those
-    /// runs after it (re-attaching after a restart is not built), so they
-    /// end now rather than run unobserved. Returns how many were running.
+    /// written `aborted`. For an agent told to stop (SIGTERM): it may not
+    /// come back (an uninstall), and the pods' finalizers would hold them
+    /// until one does, so its runs end now rather than run unobserved. An
+    /// agent that is killed instead leaves them running, and the next one
+    /// takes them over ([`ExecutionController::recover`]). Returns how many
+    /// were running.
     pub async fn abort_runs(&self, grace: std::time::Duration) -> usize {
         let runs = std::mem::take(&mut *self.runs.lock().unwrap_or_else(PoisonError::into_inner));
         let running: Vec<_> = runs

@@ -1,58 +1,166 @@
-//! After a restart: the runs a previous agent process left unfinished.
+//! After a restart: the runs a previous agent process left running.
 //!
-//! The run service marks them `aborted` in the store
-//! ([`RunService::recover_abandoned`](testkube_core::service::RunService::recover_abandoned));
-//! here their documents get the same verdict in `status` (with a
-//! `Warning` Event saying why), as does any document whose run the store
-//! has as ended while its `status` does not (the process died between
-//! the two writes), and the objects they left in the namespace
-//! (Jobs, task Secrets, pods held by the `testkube.io/results` finalizer,
-//! service pods) are deleted, so nothing keeps running or stays behind.
+//! The agent claims them in the store
+//! ([`RunService::claim_abandoned`](testkube_core::service::RunService::claim_abandoned))
+//! and goes on with each ([`RunService::resume`](testkube_core::service::RunService::resume)):
+//! the same plan, each worker's Job found again by its labels and its log
+//! read again from the start, only what the store does not hold recorded,
+//! and the requests nobody answered asked again. A worker whose Job
+//! vanished while no agent watched ends `aborted` with what was stored.
+//! The TestWorkflowExecution that started the run gets its status written
+//! on as before; once the run ends, whatever objects are left of it are
+//! deleted.
 //!
-//! Why abort rather than re-attach: the engine that followed those
-//! workers (their parallel blocks, requests, logs read so far) lived in the
-//! killed process; continuing them needs the engine to rebuild that state
-//! from the store and the pods, which is not built yet.
+//! Sensitive config values are stored masked: they are read back from the
+//! root worker's task Secret, which holds what the run started with. A run
+//! that cannot go on (its snapshot unreadable, its root task gone while it
+//! needs sensitive values) ends `aborted`, in the store and on its
+//! document, with a `Warning` Event saying why, and its objects are
+//! deleted. Documents whose run the store has as ended while their
+//! `status` does not (the process died between the two writes) get the
+//! stored end.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams};
-use testkube_core::model::TestWorkflowExecution;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use testkube_core::engine::protocol::WorkerTask;
+use testkube_core::model::{LatestExecution, TestWorkflowExecution};
 
-use super::{ExecutionController, catalog, status};
+use super::{Document, ExecutionController, catalog, status};
 use crate::labels;
+use crate::manifest::{TASK_KEY, job_name};
 
 impl ExecutionController {
-    /// At startup: brings the documents whose `status` says a run is
-    /// unfinished in line with the store (a run that ended while no agent
-    /// wrote its status, or one of `abandoned`: ids the store marked
-    /// aborted because the previous process died), and deletes the objects
-    /// of `abandoned`. Problems are logged: recovery never stops the agent.
-    pub async fn recover(&self, abandoned: &[String]) {
-        match self.executions.list(&ListParams::default()).await {
-            Ok(list) => {
-                for object in list.items {
-                    self.settle_document(&object, abandoned).await;
-                }
+    /// At startup, once leading: goes on with the runs of `claimed` (ids
+    /// taken over from a process that died), ends those that cannot go on
+    /// `aborted`, and brings documents whose run ended while no agent wrote
+    /// their status in line with the store. Problems are logged: recovery
+    /// never stops the agent.
+    pub async fn recover(self: &std::sync::Arc<Self>, claimed: &[String]) {
+        let documents = match self.executions.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(err) => {
+                tracing::warn!("cannot list TestWorkflowExecutions to recover: {err}");
+                Vec::new()
             }
-            Err(err) => tracing::warn!("cannot list TestWorkflowExecutions to recover: {err}"),
+        };
+        let mut by_id: BTreeMap<String, (DynamicObject, LatestExecution, i64)> = BTreeMap::new();
+        for object in &documents {
+            if let Ok(document) = catalog::from_object::<TestWorkflowExecution>(object)
+                && let Some(state) = document.status
+                && let (Some(latest), Some(generation)) = (state.latest_execution, state.generation)
+            {
+                by_id.insert(latest.id.clone(), (object.clone(), latest, generation));
+            }
         }
-        for id in abandoned {
-            self.delete_objects(id).await;
+        for id in claimed {
+            let document = by_id.remove(id);
+            if let Err(message) = self.resume(id, document.clone()).await {
+                self.give_up(id, document, &message).await;
+            }
+        }
+        for (object, latest, generation) in by_id.into_values() {
+            self.settle_document(&object, latest, generation).await;
+        }
+    }
+
+    /// Goes on with run `id`, writing its status to `document`'s.
+    async fn resume(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+        document: Option<(DynamicObject, LatestExecution, i64)>,
+    ) -> Result<(), String> {
+        let config = self.started_config(id).await;
+        let run = self
+            .service
+            .resume(id, config)
+            .await
+            .map_err(|err| err.to_string())?;
+        tracing::info!(execution = %run.name(), "taking over a run a previous agent left running");
+        let control = run.control();
+        let (document, latest) = match document {
+            Some((object, latest, generation)) => {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                let message = format!(
+                    "the agent was restarted: it took over execution {} where its Jobs are",
+                    run.name()
+                );
+                if let Err(err) = self.status.event(&object, false, "Resumed", &message).await {
+                    tracing::warn!(execution = %name, "cannot record an Event: {err}");
+                }
+                let document = Document {
+                    object,
+                    name,
+                    generation,
+                };
+                (Some(document), latest)
+            }
+            None => (None, LatestExecution::default()),
+        };
+        let follower = self.follow_run(run, document, latest, true);
+        self.keep(control, follower);
+        Ok(())
+    }
+
+    /// The config values run `id` started with, from its root worker's
+    /// task (sensitive ones are stored masked); `None` when it is gone.
+    async fn started_config(&self, id: &str) -> Option<BTreeMap<String, serde_json::Value>> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let secret = secrets
+            .get_opt(&format!("{}-task", job_name(id, 0)))
+            .await
+            .ok()
+            .flatten()?;
+        let bytes = secret.data?.remove(TASK_KEY)?;
+        let task = WorkerTask::from_json(&bytes.0).ok()?;
+        match task.variables.get("config")? {
+            serde_json::Value::Object(config) => Some(
+                config
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Ends run `id`, which cannot go on, `aborted`: in the store, on its
+    /// document (with a `Warning` Event), and deletes its objects.
+    async fn give_up(
+        &self,
+        id: &str,
+        document: Option<(DynamicObject, LatestExecution, i64)>,
+        why: &str,
+    ) {
+        tracing::warn!(execution = %id, "cannot take over the run: {why}");
+        let message = format!("the agent was restarted and cannot go on with the run: {why}");
+        if let Err(err) = self.service.end_abandoned(id, &message).await {
+            tracing::warn!(execution = %id, "cannot record the run's end: {err}");
+        }
+        self.delete_objects(id).await;
+        if let Some((object, latest, generation)) = document {
+            let event = format!(
+                "execution {} was running when the agent stopped and cannot go on: {why}; it is \
+                 marked aborted with what was recorded, and its Jobs and pods are deleted",
+                latest.name
+            );
+            self.settle_document(&object, latest, generation).await;
+            if let Err(err) = self.status.event(&object, true, "Aborted", &event).await {
+                tracing::warn!(execution = %id, "cannot record an Event: {err}");
+            }
         }
     }
 
     /// Writes the stored end of `object`'s run when its status says it
     /// still runs.
-    async fn settle_document(&self, object: &kube::api::DynamicObject, abandoned: &[String]) {
-        let Ok(document) = catalog::from_object::<TestWorkflowExecution>(object) else {
-            return;
-        };
-        let Some(state) = document.status else { return };
-        let (Some(mut latest), Some(generation)) = (state.latest_execution, state.generation)
-        else {
-            return;
-        };
+    async fn settle_document(
+        &self,
+        object: &DynamicObject,
+        mut latest: LatestExecution,
+        generation: i64,
+    ) {
         let unfinished = latest
             .result
             .as_ref()
@@ -77,27 +185,10 @@ impl ExecutionController {
         {
             tracing::warn!(execution = %name, "cannot write status: {err}");
         }
-        let event = if abandoned.contains(&latest.id) {
-            let message = format!(
-                "execution {} was running when the agent stopped; it is marked aborted with what \
-                 was recorded, and its Jobs and pods are deleted",
-                latest.name
-            );
-            self.status.event(object, true, "Aborted", &message).await
-        } else {
-            let message = format!("{} {}", record.name, record.status);
-            let warning = !record.status.is_passed();
-            self.status
-                .event(object, warning, "Finished", &message)
-                .await
-        };
-        if let Err(err) = event {
-            tracing::warn!(execution = %name, "cannot record an Event: {err}");
-        }
     }
 
     /// Deletes what execution `id` created in the namespace.
-    async fn delete_objects(&self, id: &str) {
+    pub(super) async fn delete_objects(&self, id: &str) {
         let selector = format!("{}={}", labels::EXECUTION, labels::label_value(id));
         let by_label = ListParams::default().labels(&selector);
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -128,6 +219,5 @@ impl ExecutionController {
             }
             Err(err) => tracing::warn!(execution = %id, "cannot list the pods: {err}"),
         }
-        tracing::info!(execution = %id, "deleted the objects of an abandoned execution");
     }
 }

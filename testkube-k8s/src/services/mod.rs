@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::follow::{Line, container_state, follow_container};
+use crate::follow::{Catch, Line, container_state, follow_container};
 use crate::manifest::ManifestOptions;
 use crate::pods::{PodView, PodWatches, remove_finalizer};
 
@@ -428,7 +428,9 @@ async fn follow_log(
     }
     let (lines, mut received) = mpsc::channel::<Line>(256);
     let follow = async move {
-        if let Err(err) = follow_container(&pods, &pod, CONTAINER, &mut view, &lines).await {
+        if let Err(err) =
+            follow_container(&pods, &pod, CONTAINER, &mut view, &lines, Catch::Live).await
+        {
             tracing::debug!("service pod {pod}: {err}");
         }
     };

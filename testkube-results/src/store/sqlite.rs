@@ -677,6 +677,37 @@ impl ResultStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(recovered)
     }
+
+    async fn claim_abandoned(&self) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL
+             ORDER BY scheduled_at, id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut claimed = Vec::new();
+        for row in &rows {
+            let id: String = column(row, "id")?;
+            let status: String = column(row, "status")?;
+            let owner: Option<i64> = column(row, "owner_pid")?;
+            let finished =
+                ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
+            if finished || owner.is_some_and(another_live_process) {
+                continue;
+            }
+            sqlx::query("UPDATE executions SET owner_pid = ? WHERE id = ?")
+                .bind(i64::from(std::process::id()))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            claimed.push(id);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
 }
 
 /// Whether `pid` is a running process other than this one. Another live process may still be

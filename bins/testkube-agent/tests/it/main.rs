@@ -393,8 +393,41 @@ async fn a_standby_takes_over_the_lease_of_a_killed_leader_once_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_killed_mid_run_ends_the_run_aborted_with_its_logs_and_leaves_nothing_behind() {
-    stopped_mid_run(Stop::Kill).await;
+async fn an_agent_killed_mid_step_and_restarted_finishes_the_run_with_every_line_once() {
+    killed_and_restarted(
+        concat!(
+            "  - name: count\n",
+            "    shell: for i in $(seq 1 40); do echo line-$i; sleep 0.1; done\n",
+            "  - name: after\n",
+            "    shell: echo after-the-restart\n",
+        ),
+        "line-5",
+        &[("root", "line-", 40)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_while_a_parallel_block_runs_takes_its_workers_up_again() {
+    killed_and_restarted(
+        concat!(
+            "  - name: before\n",
+            "    shell: echo line-1\n",
+            "  - name: fan\n",
+            "    parallel:\n",
+            "      count: 2\n",
+            "      shell: for i in $(seq 1 30); do echo w{{ index }}-$i; sleep 0.1; done\n",
+            "  - name: after\n",
+            "    shell: echo after-the-restart\n",
+        ),
+        "w1-4",
+        &[
+            ("root", "line-", 1),
+            ("root/fan/0", "w0-", 30),
+            ("root/fan/1", "w1-", 30),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,11 +440,125 @@ async fn an_agent_stopped_mid_run_aborts_the_run_before_it_exits() {
     stopped_mid_run(Stop::Term).await;
 }
 
+/// SIGKILLs the agent running a workflow with `steps` once `marker` is in
+/// the store, starts it again on the same home, and checks that the run
+/// passes with each worker's numbered lines (`(worker, prefix, count)`:
+/// `prefix1` to `prefixN`) stored exactly once, in order.
+async fn killed_and_restarted(steps: &str, marker: &str, expected: &[(&str, &str, usize)]) {
+    if !has_bwrap() {
+        return;
+    }
+    let setup = Setup::start().await;
+    setup
+        .create(
+            "TestWorkflow",
+            "testworkflows",
+            &format!(
+                "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\n\
+                 metadata: {{name: counting}}\nspec:\n  steps:\n{steps}"
+            ),
+        )
+        .await;
+    let mut agent = setup.agent("victim").await;
+    setup
+        .create(
+            "TestWorkflowExecution",
+            "testworkflowexecutions",
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
+             metadata: {name: counting-run}\nspec:\n  testWorkflow: {name: counting}\n",
+        )
+        .await;
+    let home = agent.home.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        if let Some(id) = first_log_of(&home, marker).await {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "{marker} never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    agent.child.kill().expect("SIGKILL");
+    agent.child.wait().expect("reaped");
+    // The Jobs go on without an agent for a moment.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut again = setup.agent_at("victim", &home).await;
+    let status = setup.passed("counting-run").await;
+    assert_eq!(status["latestExecution"]["id"], id.as_str());
+
+    let store = SqliteStore::open(&home.join(DB_FILE)).await.expect("store");
+    let record = store.get_execution(&id).await.expect("recorded");
+    assert_eq!(
+        record.status,
+        testkube_core::status::ExecutionStatus::Passed
+    );
+    let logs = store.logs(&id, &Default::default()).await.expect("logs");
+    for (worker, prefix, count) in expected {
+        let text: String = logs
+            .iter()
+            .filter(|chunk| chunk.worker == *worker)
+            .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
+            .collect();
+        let numbers: Vec<usize> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix(prefix)?.trim().parse().ok())
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=*count).collect::<Vec<_>>(),
+            "worker {worker}: every line once, in order:\n{text}"
+        );
+    }
+    let after: usize = logs
+        .iter()
+        .map(|chunk| {
+            String::from_utf8_lossy(&chunk.data)
+                .matches("after-the-restart")
+                .count()
+        })
+        .sum();
+    assert_eq!(after, 1, "the step after the restart ran once");
+    let steps = store.steps(&id).await.expect("steps");
+    assert!(
+        steps.iter().all(|step| step.status.is_success()),
+        "{steps:#?}"
+    );
+
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(setup.client.clone(), "default");
+    let events = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items;
+    assert!(
+        events
+            .iter()
+            .any(|event| event.reason.as_deref() == Some("Resumed")
+                && event.involved_object.name.as_deref() == Some("counting-run")),
+        "{events:#?}"
+    );
+    // Nothing of the run is left.
+    let selector = kube::api::ListParams::default().labels("testkube.io/workflow=counting");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(setup.client.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(setup.client.clone(), "default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = jobs.list(&selector).await.expect("jobs").items.len()
+            + pods.list(&selector).await.expect("pods").items.len();
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} objects left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stop(&mut again).await.success());
+}
+
 /// How the agent stops mid-run.
 #[derive(PartialEq)]
 enum Stop {
-    /// SIGKILL, then started again.
-    Kill,
     /// SIGKILL, the run's Job deleted while it is down, started again.
     KillAndDeleteJob,
     /// SIGTERM, not started again.
@@ -467,8 +614,8 @@ async fn stopped_mid_run(how: Stop) {
             .expect("Job deleted");
     }
 
-    // Started again on the same home (after a kill): the run ends aborted
-    // everywhere. After SIGTERM it already has.
+    // Started again on the same home (after a kill): the run, whose Job
+    // is gone, ends aborted everywhere. After SIGTERM it already has.
     let again = match how {
         Stop::Term => None,
         _ => Some(setup.agent_at("victim", &home).await),
@@ -502,6 +649,12 @@ async fn stopped_mid_run(how: Stop) {
         Some(id.as_str()),
         "what was stored before the kill is kept"
     );
+    let logs = store.logs(&id, &Default::default()).await.expect("logs");
+    let text: String = logs
+        .iter()
+        .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
+        .collect();
+    assert_eq!(text.matches("before-the-kill").count(), 1, "{text}");
     let events: Api<k8s_openapi::api::core::v1::Event> =
         Api::namespaced(setup.client.clone(), "default");
     let events = events
@@ -511,12 +664,7 @@ async fn stopped_mid_run(how: Stop) {
         .items;
     assert!(
         events.iter().any(|event| {
-            let reason = if how == Stop::Term {
-                "Finished"
-            } else {
-                "Aborted"
-            };
-            event.reason.as_deref() == Some(reason)
+            event.reason.as_deref() == Some("Finished")
                 && event.type_.as_deref() == Some("Warning")
                 && event.involved_object.name.as_deref() == Some("slow-run")
         }),

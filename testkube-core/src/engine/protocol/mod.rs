@@ -273,6 +273,12 @@ pub enum Frame {
         /// The request.
         id: u64,
     },
+    /// The worker read the reply to request `id`. An engine that reads the
+    /// log again after a restart asks again only the requests without one.
+    Answered {
+        /// The request.
+        id: u64,
+    },
 }
 
 impl Frame {
@@ -345,6 +351,7 @@ impl Frame {
             Frame::Log { .. }
             | Frame::Request { .. }
             | Frame::Cancel { .. }
+            | Frame::Answered { .. }
             | Frame::Uploaded { .. } => return None,
             Frame::Step {
                 step,
