@@ -151,6 +151,9 @@ impl<S: ResultStore> ResultStore for WebhookStore<S> {
     async fn recover_abandoned(&self) -> Result<Vec<String>, StoreError> {
         self.inner.recover_abandoned().await
     }
+    async fn claim_abandoned(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.claim_abandoned().await
+    }
 }
 
 /// A one-request HTTP receiver: returns the body of the first POST.

@@ -62,7 +62,8 @@ impl ExecutionController {
             }
         }
         for (object, latest, generation) in by_id.into_values() {
-            self.settle_document(&object, latest, generation).await;
+            self.settle_document(&object, latest, generation, None)
+                .await;
         }
     }
 
@@ -146,20 +147,20 @@ impl ExecutionController {
                  marked aborted with what was recorded, and its Jobs and pods are deleted",
                 latest.name
             );
-            self.settle_document(&object, latest, generation).await;
-            if let Err(err) = self.status.event(&object, true, "Aborted", &event).await {
-                tracing::warn!(execution = %id, "cannot record an Event: {err}");
-            }
+            self.settle_document(&object, latest, generation, Some(event))
+                .await;
         }
     }
 
     /// Writes the stored end of `object`'s run when its status says it
-    /// still runs.
+    /// still runs, with a `Finished` Event (or an `Aborted` warning saying
+    /// `aborted`).
     async fn settle_document(
         &self,
         object: &DynamicObject,
         mut latest: LatestExecution,
         generation: i64,
+        aborted: Option<String>,
     ) {
         let unfinished = latest
             .result
@@ -184,6 +185,19 @@ impl ExecutionController {
             .await
         {
             tracing::warn!(execution = %name, "cannot write status: {err}");
+        }
+        let event = match aborted {
+            Some(message) => self.status.event(object, true, "Aborted", &message).await,
+            None => {
+                let message = format!("{} {}", record.name, record.status);
+                let warning = !record.status.is_passed();
+                self.status
+                    .event(object, warning, "Finished", &message)
+                    .await
+            }
+        };
+        if let Err(err) = event {
+            tracing::warn!(execution = %name, "cannot record an Event: {err}");
         }
     }
 

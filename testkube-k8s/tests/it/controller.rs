@@ -425,7 +425,7 @@ async fn at_startup_a_status_left_behind_the_store_gets_the_stored_verdict() {
     use testkube_core::status::ExecutionStatus;
     use testkube_core::store::{NewExecution, StatusUpdate};
     let mut agent = Agent::start().await;
-    let controller = agent.idle_controller();
+    let controller = Arc::new(agent.idle_controller());
     // The store has the run as passed; the document still says running
     // (the process died between the two writes).
     let scheduled = chrono::Utc::now() - chrono::TimeDelta::seconds(10);
