@@ -558,3 +558,116 @@ async fn durations_kept_in_old_snapshots_become_the_typed_field() {
         Some(4)
     );
 }
+
+/// A resumed execution's events repeat what the workers reported before the restart (their
+/// logs are read again from the start): the recorder of the resumed run stores only what the
+/// first one had not, so every byte and test case is stored once, in order, even when the
+/// first recorder stopped in the middle of a chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_recorder_stores_what_the_events_repeat_once() {
+    use testkube_core::engine::Event;
+    use testkube_core::store::{LogFilter, TestCaseRecord, TestCaseStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path().join("results.db")).await;
+    store
+        .create_execution(conformance::new_execution("again-1", "again"))
+        .await
+        .unwrap();
+    let root = root_worker();
+    let child = testkube_core::engine::WorkerId {
+        path: "root/fan/0".to_owned(),
+        number: 1,
+    };
+    let case = |name: &str| TestCaseRecord {
+        worker: child.path.clone(),
+        suite: "s".to_owned(),
+        class: None,
+        name: name.to_owned(),
+        file: None,
+        status: TestCaseStatus::Passed,
+        duration_secs: None,
+        message: None,
+    };
+    let cases = |names: &[&str]| Event::TestCases {
+        worker: child.clone(),
+        step: "test".to_owned(),
+        report: "junit.xml".to_owned(),
+        cases: names.iter().map(|name| case(name)).collect(),
+    };
+    // Everything the workers report, in order; the first process stored
+    // up to the middle of "two" (a chunk cut short) and the first report.
+    let events = vec![
+        log_event(&root, "a", "one\n"),
+        log_event(&child, "test", "w-one\n"),
+        cases(&["first"]),
+        log_event(&root, "a", "two\n"),
+        log_event(&child, "test", "w-two\n"),
+        cases(&["second", "third"]),
+        log_event(&root, "b", "three\n"),
+    ];
+    let first = EventRecorder::new(Arc::clone(&store), "again-1");
+    store
+        .append_logs(
+            "again-1",
+            &[
+                testkube_core::store::LogChunk {
+                    worker: "root".to_owned(),
+                    step: "a".to_owned(),
+                    data: b"one\ntw".to_vec(),
+                },
+                testkube_core::store::LogChunk {
+                    worker: child.path.clone(),
+                    step: "test".to_owned(),
+                    data: b"w-one\n".to_vec(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .record_test_cases("again-1", &[case("first")])
+        .await
+        .unwrap();
+    drop(first);
+
+    let mut resumed = EventRecorder::resume(Arc::clone(&store), "again-1")
+        .await
+        .unwrap();
+    for event in &events {
+        resumed.record(event).await.unwrap();
+    }
+    resumed.flush().await.unwrap();
+    let text = |worker: &str| {
+        let store = Arc::clone(&store);
+        let worker = worker.to_owned();
+        async move {
+            let filter = LogFilter {
+                worker: Some(worker),
+                ..LogFilter::default()
+            };
+            let chunks = store.logs("again-1", &filter).await.unwrap();
+            chunks
+                .iter()
+                .map(|chunk| String::from_utf8_lossy(&chunk.data).into_owned())
+                .collect::<String>()
+        }
+    };
+    assert_eq!(text("root").await, "one\ntwo\nthree\n");
+    assert_eq!(text("root/fan/0").await, "w-one\nw-two\n");
+    let names: Vec<String> = store
+        .test_cases("again-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|case| case.name)
+        .collect();
+    assert_eq!(names, ["first", "second", "third"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_left_running_by_a_crash_can_be_claimed_to_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.db");
+    conformance::claimed_after_crash(|| open(path.clone())).await;
+}

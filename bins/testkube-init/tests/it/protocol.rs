@@ -221,6 +221,15 @@ spec:
     assert!(child.wait().unwrap().success());
     let (_, frames) = decode(&all);
     assert_eq!(final_status(&frames, "fan"), Some(StepStatus::Failed));
+    // The log says the reply was read, before the step's end: an engine
+    // reading it again after a restart does not ask again.
+    let answered = frames
+        .iter()
+        .position(|frame| *frame == Frame::Answered { id });
+    let fan_ended = frames.iter().position(|frame| {
+        matches!(frame, Frame::Step { step, status, .. } if step == "fan" && status.is_finished())
+    });
+    assert!(answered.is_some() && answered < fan_ended, "{frames:#?}");
     // `next` runs only when the steps before it passed.
     assert_eq!(final_status(&frames, "next"), Some(StepStatus::Skipped));
     assert_eq!(

@@ -453,3 +453,58 @@ where
     let next = create(store.as_ref(), "crash-next", "crash").await;
     assert_eq!(next.number, 4, "numbers continue after a crash");
 }
+
+/// Taking over after a crash (for an engine that goes on with the runs). `open` opens the same
+/// store each time. Creates a running and a queued execution and a finished one, drops the
+/// store without finishing (as a killed process would), reopens and claims: the unfinished
+/// ones are returned with their status, steps and logs as they were; the
+/// finished one is left alone.
+pub async fn claimed_after_crash<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn ResultStore>>,
+{
+    {
+        let store = open().await;
+        create(store.as_ref(), "claim-done", "claim").await;
+        store
+            .update_status("claim-done", update(ExecutionStatus::Passed))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        create(store.as_ref(), "claim-running", "claim").await;
+        create(store.as_ref(), "claim-queued", "claim").await;
+        store
+            .update_status("claim-running", update(ExecutionStatus::Running))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        store
+            .append_log("claim-running", "root", "s1", b"so far")
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let store = open().await;
+    let mut claimed = store
+        .claim_abandoned()
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    claimed.sort();
+    assert_eq!(claimed, ["claim-queued", "claim-running"]);
+    let status = |id: &'static str| {
+        let store = Arc::clone(&store);
+        async move { store.get_execution(id).await.ok().map(|r| r.status) }
+    };
+    assert_eq!(
+        status("claim-running").await,
+        Some(ExecutionStatus::Running)
+    );
+    assert_eq!(status("claim-queued").await, Some(ExecutionStatus::Queued));
+    assert_eq!(status("claim-done").await, Some(ExecutionStatus::Passed));
+    let logs = store
+        .logs("claim-running", &LogFilter::default())
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        logs.first().map(|c| c.data.as_slice()),
+        Some(&b"so far"[..])
+    );
+}
