@@ -201,37 +201,44 @@ impl ExecutionController {
         }
     }
 
-    /// Deletes what execution `id` created in the namespace.
+    /// Deletes what execution `id` created in the namespace: its Jobs,
+    /// their task Secrets (by name: the agent may not list Secrets) and
+    /// its pods, whose finalizers are removed (nobody will read their logs
+    /// any more).
     pub(super) async fn delete_objects(&self, id: &str) {
         let selector = format!("{}={}", labels::EXECUTION, labels::label_value(id));
         let by_label = ListParams::default().labels(&selector);
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-        if let Err(err) = jobs
-            .delete_collection(&DeleteParams::background(), &by_label)
-            .await
-        {
-            tracing::warn!(execution = %id, "cannot delete the Jobs: {err}");
+        let worker = |meta: &kube::api::ObjectMeta| -> Option<usize> {
+            meta.labels.as_ref()?.get(labels::WORKER)?.parse().ok()
+        };
+        let mut workers = std::collections::BTreeSet::new();
+        match jobs.list(&by_label).await {
+            Ok(list) => workers.extend(list.items.iter().filter_map(|job| worker(&job.metadata))),
+            Err(err) => tracing::warn!(execution = %id, "cannot list the Jobs: {err}"),
         }
-        if let Err(err) = secrets
-            .delete_collection(&DeleteParams::default(), &by_label)
-            .await
-        {
-            tracing::warn!(execution = %id, "cannot delete the task Secrets: {err}");
-        }
-        // Worker and service pods: deleted, then let go (nobody will read
-        // their logs any more).
-        match pods.list(&by_label).await {
-            Ok(list) => {
-                for pod in list.items {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    let _ = pods.delete(&name, &DeleteParams::default()).await;
-                    let latest = pods.get_opt(&name).await.ok().flatten();
-                    crate::pods::remove_finalizer(&pods, &name, latest).await;
-                }
+        let pod_list = match pods.list(&by_label).await {
+            Ok(list) => list.items,
+            Err(err) => {
+                tracing::warn!(execution = %id, "cannot list the pods: {err}");
+                Vec::new()
             }
-            Err(err) => tracing::warn!(execution = %id, "cannot list the pods: {err}"),
+        };
+        workers.extend(pod_list.iter().filter_map(|pod| worker(&pod.metadata)));
+        for number in workers {
+            let job = job_name(id, number);
+            let _ = jobs.delete(&job, &DeleteParams::background()).await;
+            let _ = secrets
+                .delete(&format!("{job}-task"), &DeleteParams::default())
+                .await;
+        }
+        for pod in pod_list {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let _ = pods.delete(&name, &DeleteParams::default()).await;
+            let latest = pods.get_opt(&name).await.ok().flatten();
+            crate::pods::remove_finalizer(&pods, &name, latest).await;
         }
     }
 }
