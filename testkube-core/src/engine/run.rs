@@ -323,6 +323,12 @@ impl Engine {
         let scheduled_at = recovered
             .as_ref()
             .map_or_else(|| self.clock.now(), |recovered| recovered.scheduled_at);
+        // A resumed run's deadline counts from when it first started.
+        let elapsed = recovered
+            .as_ref()
+            .and_then(|recovered| recovered.started_at)
+            .and_then(|started| self.clock.now().duration_since(started).ok())
+            .unwrap_or_default();
         runtime.spawn(publish(
             internal_rx,
             public_tx,
@@ -358,6 +364,7 @@ impl Engine {
             shared,
             plan.root,
             deadline,
+            elapsed,
             canceller.clone(),
             stop_rx,
         ));
@@ -558,6 +565,7 @@ async fn run_execution(
     shared: Arc<Shared>,
     root: PlanStep,
     deadline: Option<u64>,
+    elapsed: Duration,
     canceller: Canceller,
     stop: watch::Receiver<Option<Interruption>>,
 ) {
@@ -570,7 +578,7 @@ async fn run_execution(
     let timer = deadline.map(|seconds| {
         let canceller = canceller.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            tokio::time::sleep(Duration::from_secs(seconds).saturating_sub(elapsed)).await;
             canceller.interrupt(Interruption::Deadline);
         })
     });

@@ -125,6 +125,13 @@ impl EventRecorder {
         for case in recorder.store.test_cases(&recorder.execution).await? {
             *recorder.replayed.cases.entry(case.worker).or_default() += 1;
         }
+        // Its start is kept: the events only say how it changed.
+        recorder.initialization = recorder
+            .store
+            .get_execution(&recorder.execution)
+            .await?
+            .result
+            .initialization;
         Ok(recorder)
     }
 
