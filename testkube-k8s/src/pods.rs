@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -135,6 +135,7 @@ async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
         match event {
             Event::Init => relisted = Some(BTreeSet::new()),
             Event::InitApply(pod) | Event::Apply(pod) => {
+                let pod = slim(pod);
                 let Some(key) = key_of(&pod) else { continue };
                 if let Some(seen) = &mut relisted {
                     seen.insert(key.clone());
@@ -147,6 +148,7 @@ async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
                 }
             }
             Event::Delete(pod) => {
+                let pod = slim(pod);
                 let Some(key) = key_of(&pod) else { continue };
                 if let Some(sender) = by_key().get(&key) {
                     sender.send_replace(PodView {
@@ -168,6 +170,18 @@ async fn run_watch(api: Api<Pod>, subscribers: Arc<Subscribers>) {
             }
         }
     }
+}
+
+/// The parts of a pod its followers read (metadata without
+/// `managedFields`, status, the restart policy): a thousand workers keep a
+/// thousand pods, and a pod's spec and field history are most of it.
+fn slim(mut pod: Pod) -> Pod {
+    pod.metadata.managed_fields = None;
+    pod.spec = pod.spec.map(|spec| PodSpec {
+        restart_policy: spec.restart_policy,
+        ..PodSpec::default()
+    });
+    pod
 }
 
 /// Removes the finalizer `testkube.io/results` from pod `name` (`latest`:

@@ -19,43 +19,50 @@ use serde_json::Value;
 
 /// The source of variable values and run-time hooks for evaluation.
 ///
-/// Every method but [`Context::variable`] has a default that knows nothing.
+/// Every method but [`Context::variable`] has a default: the
+/// [`parent`](Context::parent)'s answer, or nothing known without one. A
+/// context that adds variables over another (a step's `env`, a service's
+/// instance) answers `variable` and names the other as its parent; the
+/// hooks then come from it.
 pub trait Context {
     /// The value of a dotted variable name (`"config"`, `"config.x"`,
     /// `"services.db.0.ip"`), or `None` if it is not known yet.
     fn variable(&self, name: &str) -> Option<Value>;
 
+    /// The context this one adds to: the hooks it does not answer itself
+    /// are the parent's. `None` (the default) for a context of its own.
+    fn parent(&self) -> Option<&dyn Context> {
+        None
+    }
+
     /// Contents of a file of the workspace for `file(path)`; `None` keeps the
     /// call for later, `Some(Err(message))` fails the evaluation.
     fn file(&self, path: &str) -> Option<Result<String, String>> {
-        let _ = path;
-        None
+        self.parent()?.file(path)
     }
 
     /// Paths matching glob patterns for `glob(patterns...)` (patterns starting
     /// with `!` exclude); `None` keeps the call for later.
     fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        let _ = patterns;
-        None
+        self.parent()?.glob(patterns)
     }
 
     /// The value of key `key` of secret `name` for `secret(name, key)`;
     /// `None` keeps the call for later.
     fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        let _ = (name, key);
-        None
+        self.parent()?.secret(name, key)
     }
 
-    /// The current time for `date()`; `None` (the default) keeps `date()`
-    /// symbolic so that planning is deterministic.
+    /// The current time for `date()`; `None` (the default without a parent)
+    /// keeps `date()` symbolic so that planning is deterministic.
     fn now(&self) -> Option<DateTime<Utc>> {
-        None
+        self.parent()?.now()
     }
 
     /// The working directory for `abspath`/`relpath` of relative paths;
     /// `None` keeps such calls for run time.
     fn working_dir(&self) -> Option<String> {
-        None
+        self.parent()?.working_dir()
     }
 }
 
@@ -223,24 +230,8 @@ impl Context for ScopedContext<'_> {
         self.parent.variable(name)
     }
 
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.parent.file(path)
-    }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.parent.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.parent.secret(name, key)
-    }
-
-    fn now(&self) -> Option<DateTime<Utc>> {
-        self.parent.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.parent.working_dir()
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(self.parent)
     }
 }
 

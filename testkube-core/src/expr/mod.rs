@@ -48,6 +48,7 @@ pub use check::{Checker, VARIABLES};
 pub use context::{Context, EmptyContext, MapContext};
 pub use error::{ExprError, ExprErrorKind, Span};
 pub use template::{Template, evaluate_template_str};
+pub use value::truthy;
 
 use ast::{Kind, Node};
 use eval::Evaluator;

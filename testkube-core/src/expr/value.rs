@@ -72,8 +72,10 @@ pub(crate) fn float_text(f: f64) -> String {
     }
 }
 
-/// Truthiness.
-pub(crate) fn truthy(value: &Value) -> bool {
+/// The language's truthiness: `null`, `false`, empty lists and maps, and
+/// values whose text is empty, `false`, `0` or `off` are false.
+#[must_use]
+pub fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,

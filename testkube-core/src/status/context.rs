@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::expr::{Context, Expr, ExprError};
+use crate::expr::{Context, Expr, ExprError, truthy};
 
 use super::statuses::StepStatus;
 use super::verdict::{ChildVerdict, group_status};
@@ -327,19 +327,6 @@ fn decide(condition: &str, default: &str, view: &dyn Context) -> Result<bool, Co
                 source,
             })?;
     Ok(truthy(&value))
-}
-
-/// The language's truthiness (`into_condition` already gives a boolean; this
-/// only guards against a context returning something else).
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !matches!(s.as_str(), "" | "false" | "0" | "off"),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
-    }
 }
 
 impl Context for StatusContext {

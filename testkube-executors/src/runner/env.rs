@@ -269,24 +269,8 @@ impl Context for StepEnv<'_> {
         self.base.variable(name)
     }
 
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.base.file(path)
-    }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.base.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.base.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.base.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.base.working_dir()
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(self.base)
     }
 }
 

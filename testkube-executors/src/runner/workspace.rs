@@ -49,16 +49,12 @@ impl<C: Context> Context for WorkspaceFiles<C> {
         Some(glob_files(&self.paths, WORKING_DIR, patterns))
     }
 
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.inner.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.inner.now()
-    }
-
     fn working_dir(&self) -> Option<String> {
         Some(WORKING_DIR.to_owned())
+    }
+
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(&self.inner)
     }
 }
 
@@ -84,16 +80,12 @@ impl Context for InFolder<'_> {
         Some(glob_files(self.paths, &self.working_dir, patterns))
     }
 
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.inner.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.inner.now()
-    }
-
     fn working_dir(&self) -> Option<String> {
         Some(self.working_dir.clone())
+    }
+
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(self.inner)
     }
 }
 

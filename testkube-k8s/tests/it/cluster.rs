@@ -18,36 +18,9 @@ pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
 }
 
-/// `testkube-init` of this build: next to the test binary's folder
-/// (`cargo test --workspace` builds it).
-fn init_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let binary = dir.join("testkube-init");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first (`cargo build -p testkube-init`, or run `cargo test --workspace`)",
-        binary.display()
-    );
-    binary
-}
-
-/// Whether bubblewrap can run pods here.
-pub(crate) fn has_bwrap() -> bool {
-    let ok = std::process::Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "--", "true"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if !ok {
-        eprintln!(
-            "skipped: bubblewrap (bwrap) is not usable on this machine; kube-sim runs pods with it"
-        );
-    }
-    ok
-}
+#[path = "../support/sim.rs"]
+mod sim;
+pub(crate) use sim::{has_bwrap, init_binary};
 
 pub(crate) async fn start() -> Cluster {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

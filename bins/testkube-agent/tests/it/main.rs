@@ -17,32 +17,9 @@ use serde_json::Value;
 use testkube_core::store::ResultStore;
 use testkube_results::store::{DB_FILE, SqliteStore};
 
-/// `testkube-init` of this build, next to the test binary's folder.
-fn init_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let binary = dir.join("testkube-init");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first (`cargo build -p testkube-init`)",
-        binary.display()
-    );
-    binary
-}
-
-fn has_bwrap() -> bool {
-    let ok = Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "--", "true"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if !ok {
-        eprintln!("skipped: bubblewrap (bwrap) is not usable here; kube-sim runs pods with it");
-    }
-    ok
-}
+#[path = "../../../../testkube-k8s/tests/support/sim.rs"]
+mod sim;
+use sim::{has_bwrap, init_binary};
 
 fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource {

@@ -198,6 +198,10 @@ impl Context for HideUnderscore<'_> {
             self.parent.variable(name)
         }
     }
+
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(self.parent)
+    }
 }
 
 /// `any(...)`: the first argument known now (the first item of a spread

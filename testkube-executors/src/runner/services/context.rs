@@ -21,24 +21,8 @@ impl<C: Context> Context for WithServices<C> {
         self.inner.variable(name)
     }
 
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.inner.file(path)
-    }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.inner.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.inner.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.inner.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.inner.working_dir()
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(&self.inner)
     }
 }
 
@@ -81,24 +65,8 @@ impl Context for InstanceContext<'_> {
         self.base.variable(name)
     }
 
-    fn file(&self, path: &str) -> Option<Result<String, String>> {
-        self.base.file(path)
-    }
-
-    fn glob(&self, patterns: &[String]) -> Option<Result<Vec<String>, String>> {
-        self.base.glob(patterns)
-    }
-
-    fn secret(&self, name: &str, key: &str) -> Option<Result<String, String>> {
-        self.base.secret(name, key)
-    }
-
-    fn now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.base.now()
-    }
-
-    fn working_dir(&self) -> Option<String> {
-        self.base.working_dir()
+    fn parent(&self) -> Option<&dyn Context> {
+        Some(self.base)
     }
 }
 
@@ -110,16 +78,4 @@ pub(super) fn render_with(text: &str, context: &dyn Context) -> Result<String, S
     Template::parse(text)
         .and_then(|template| template.render(context))
         .map_err(|err| format!("cannot evaluate `{text}`: {err}"))
-}
-
-/// The expression language's truth.
-pub(super) fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !matches!(s.as_str(), "" | "false" | "0" | "off"),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
-    }
 }

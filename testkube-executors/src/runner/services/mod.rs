@@ -69,7 +69,8 @@ mod instance;
 mod pods;
 
 pub(crate) use context::WithServices;
-use context::{InstanceContext, render_with, truthy};
+use context::{InstanceContext, render_with};
+use testkube_core::expr::truthy;
 
 use instance::{KeptOutput, ReadyCheck, Supervised, log_pipe, supervise, wait_ready};
 pub use pods::ServicePods;
