@@ -66,6 +66,13 @@ const STUCK: [&str; 6] = [
     "RunContainerError",
 ];
 
+/// How many workers' objects are made and created at once. A block of a
+/// thousand workers starts a thousand workers together: unbounded, each
+/// holds its Job, task Secret and a connection of its own at once (the
+/// agent's peak memory) in a burst the API server may throttle; a few
+/// dozen keep creation as fast.
+const CREATING_AT_ONCE: usize = 32;
+
 /// Runs workers as Kubernetes Jobs. Cheap to clone.
 #[derive(Clone)]
 pub struct KubernetesExecutor {
@@ -73,6 +80,7 @@ pub struct KubernetesExecutor {
     options: ManifestOptions,
     watches: PodWatches,
     storage: Option<Arc<dyn SignedStorage>>,
+    creating: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for KubernetesExecutor {
@@ -95,6 +103,7 @@ impl KubernetesExecutor {
             client,
             options,
             storage: None,
+            creating: Arc::new(tokio::sync::Semaphore::new(CREATING_AT_ONCE)),
         }
     }
 
@@ -120,6 +129,8 @@ impl Executor for KubernetesExecutor {
     }
 
     async fn start(&self, spec: WorkerSpec) -> Result<WorkerHandle, ExecutorError> {
+        // Held while the worker's objects exist in memory and are sent.
+        let permit = self.creating.acquire().await;
         let mut task = WorkerTask::from_spec(&spec);
         if let Some(storage) = &self.storage {
             task.links = crate::links::worker_links(storage.as_ref(), &spec)
@@ -158,7 +169,9 @@ impl Executor for KubernetesExecutor {
             }
             Ok(())
         };
-        if let Err(message) = created.await {
+        let created = created.await;
+        drop(permit);
+        if let Err(message) = created {
             self.watches.unsubscribe(&namespace, &execution, &worker);
             return Err(ExecutorError::new(&spec.worker, message));
         }

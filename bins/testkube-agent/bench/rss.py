@@ -73,6 +73,8 @@ spec:
       shell: echo "worker {{{{ index }}}} up"; sleep {sleep_seconds}
 """)
     time.sleep(2)
+    print(f"idle agent (before the execution): RSS {rss_kb(agent.pid, 'VmRSS') / 1024:.1f} MB",
+          flush=True)
     start = time.monotonic()
     kubectl("apply", "-f", "-", stdin="""apiVersion: testworkflows.testkube.io/v1
 kind: TestWorkflowExecution
