@@ -86,7 +86,7 @@ mod junit;
 mod model;
 mod nunit;
 mod records;
-#[cfg(any(feature = "store", feature = "conformance"))]
+#[cfg(any(feature = "store", feature = "postgres", feature = "conformance"))]
 pub mod store;
 mod text;
 mod timings;
