@@ -427,7 +427,7 @@ async fn stores_connecting_at_once_migrate_once() {
     }
     let raw = schema.raw().await;
     let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+        sqlx::query_scalar("SELECT version FROM testkube_migrations ORDER BY version")
             .fetch_all(&raw)
             .await
             .unwrap();
@@ -446,7 +446,7 @@ async fn a_schema_from_a_newer_version_is_refused() {
     let schema = schema_or_skip!(true);
     schema.store().await.close().await;
     let raw = schema.raw().await;
-    sqlx::query("INSERT INTO schema_migrations (version) VALUES (999)")
+    sqlx::query("INSERT INTO testkube_migrations (version) VALUES (999)")
         .execute(&raw)
         .await
         .unwrap();

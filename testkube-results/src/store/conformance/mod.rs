@@ -3,7 +3,8 @@
 //! trait (feature `conformance`): no database driver comes with it.
 //!
 //! Each check panics with a message on a violation (they are test helpers). Crash recovery needs
-//! a store that can be reopened, so it is not in [`run_all`]; see [`abandoned_after_crash`] and [`claimed_after_crash`].
+//! a store that can be reopened, so it is not in [`run_all`]; see [`abandoned_after_crash`] and
+//! [`claimed_after_crash`].
 #![allow(clippy::missing_panics_doc)]
 
 use std::collections::BTreeMap;

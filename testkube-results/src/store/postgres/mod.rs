@@ -373,7 +373,8 @@ impl ResultStore for PostgresStore {
             sqlx::query(
                 "INSERT INTO outputs (execution_id, worker, step, key, value)
                  VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (execution_id, worker, step, key) DO UPDATE SET value = excluded.value",
+                 ON CONFLICT (execution_id, worker, step, key)
+                     DO UPDATE SET value = excluded.value",
             )
             .bind(text(execution))
             .bind(text(&output.worker))

@@ -3,9 +3,11 @@
 //! All pending migrations run in one transaction that first takes a transaction-level advisory
 //! lock on the schema, so two processes connecting at once apply each migration once (the second
 //! waits, then finds the schema current) and a failed migration leaves nothing half-done
-//! (PostgreSQL's DDL is transactional). Each applied version is a row of `schema_migrations`; a
-//! schema written by a newer version (one we do not know) is refused rather than misread. Never
-//! edit a released migration: add the next one.
+//! (PostgreSQL's DDL is transactional). Each applied version is a row of `testkube_migrations`
+//! (not `schema_migrations`, which other tools sharing a database use); a schema written by a
+//! newer version (one we do not know) is refused rather than misread. Never edit a released
+//! migration: add the next one. The schema and the tables are created only when missing, so once
+//! a schema is current, a user allowed only to use its tables can connect.
 //!
 //! The tables are those of the SQLite store (`super::super::schema`), in PostgreSQL's types:
 //! `TIMESTAMPTZ` times (kept to the millisecond by the store), `JSON` documents (the text as
@@ -134,29 +136,41 @@ pub(super) async fn migrate(
     schema: Option<&str>,
 ) -> Result<(), StoreError> {
     let mut tx = connection.begin().await.map_err(backend)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(COALESCE($2::text, current_schema()::text, '')))")
-        .bind(MIGRATION_LOCK)
-        .bind(schema)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1,
+             hashtext(COALESCE($2::text, current_schema()::text, '')))",
+    )
+    .bind(MIGRATION_LOCK)
+    .bind(schema)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
     if let Some(schema) = schema {
-        // The name was checked to be a plain lower-case identifier (see `valid_schema`).
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        // Created only when missing: `CREATE SCHEMA IF NOT EXISTS` would need the right to create
+        // schemas even when this one exists, and a store's user may have no more than the rights
+        // to use it.
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                .bind(schema)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if exists.is_none() {
+            // The name was checked to be a plain lower-case identifier (see `valid_schema`).
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
     }
     let exists: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text")
+        sqlx::query_scalar("SELECT to_regclass('testkube_migrations')::text")
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
     if exists.is_none() {
         sqlx::raw_sql(
-            "CREATE TABLE schema_migrations (
+            "CREATE TABLE testkube_migrations (
                 version    BIGINT PRIMARY KEY,
                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         )
@@ -171,7 +185,7 @@ pub(super) async fn migrate(
             .execute(&mut *tx)
             .await
             .map_err(|err| StoreError::Backend(format!("migration {version}: {err}")))?;
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+        sqlx::query("INSERT INTO testkube_migrations (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)
             .await
@@ -184,7 +198,7 @@ pub(super) async fn migrate(
 /// program's).
 async fn schema_version(tx: &mut Transaction<'_, Postgres>, known: i64) -> Result<i64, StoreError> {
     let current: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM testkube_migrations")
             .fetch_one(&mut **tx)
             .await
             .map_err(backend)?;
