@@ -25,8 +25,10 @@ use testkube_results::store::{PostgresOptions, PostgresStore, conformance};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// The abandon timeout of the stores in the ownership tests: short, so the tests wait little.
-const SHORT: Duration = Duration::from_millis(600);
+/// The abandon timeout of the stores in the ownership tests: short, so the tests wait little,
+/// and long enough that a loaded machine is unlikely to stall a live store past it between two
+/// steps.
+const SHORT: Duration = Duration::from_millis(1500);
 
 fn database_url() -> String {
     std::env::var("TESTKUBE_TEST_DATABASE_URL")
