@@ -2,12 +2,13 @@
 //! test results are kept once the engine has produced them.
 //!
 //! Why a trait in the sans-IO core: the CLI keeps history in an embedded
-//! SQLite file today, a server will keep it in PostgreSQL later, and
-//! embedders may wrap either (e.g. to forward finished executions to a
-//! webhook). Everything that reads history (`get`, `logs`, `rerun`, the
-//! shard planner's recorded durations) talks to [`ResultStore`] only, so it
-//! works the same with every backend. Implementations live elsewhere
-//! (`testkube_results::store`) and must pass the conformance suite there.
+//! SQLite file today, `testkube_results::store::PostgresStore` keeps it in
+//! PostgreSQL for processes sharing one history, and embedders may wrap
+//! either (e.g. to forward finished executions to a webhook). Everything that
+//! reads history (`get`, `logs`, `rerun`, the shard planner's recorded
+//! durations) talks to [`ResultStore`] only, so it works the same with every
+//! backend. Implementations live elsewhere (`testkube_results::store`) and
+//! must pass the conformance suite there.
 //!
 //! Times are UTC [`chrono`] values, kept to the millisecond; statuses are the format's
 //! ([`ExecutionStatus`], [`StepStatus`]).

@@ -86,7 +86,7 @@ mod junit;
 mod model;
 mod nunit;
 mod records;
-#[cfg(feature = "store")]
+#[cfg(any(feature = "store", feature = "postgres", feature = "conformance"))]
 pub mod store;
 mod text;
 mod timings;

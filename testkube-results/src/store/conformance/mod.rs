@@ -1,8 +1,10 @@
 //! The behaviour every [`ResultStore`] must have, as functions any implementation's tests call
-//! with a fresh, empty store (the PostgreSQL store will run the same checks).
+//! with a fresh, empty store (the SQLite and PostgreSQL stores run them all). Needs only the
+//! trait (feature `conformance`): no database driver comes with it.
 //!
 //! Each check panics with a message on a violation (they are test helpers). Crash recovery needs
-//! a store that can be reopened, so it is not in [`run_all`]; see [`abandoned_after_crash`].
+//! a store that can be reopened, so it is not in [`run_all`]; see [`abandoned_after_crash`] and
+//! [`claimed_after_crash`].
 #![allow(clippy::missing_panics_doc)]
 
 use std::collections::BTreeMap;
@@ -376,14 +378,18 @@ pub async fn concurrent_writers(store: Arc<dyn ResultStore>) {
     }
 }
 
-/// Crash recovery across a reopen. `open` opens the same store each time (e.g. one file).
-/// Creates a running execution with a step and a log, drops the store without finishing (as a
-/// killed process would), reopens, recovers: the execution and its running step are `aborted`,
-/// its log is kept, and a finished execution is left alone.
-pub async fn abandoned_after_crash<F, Fut>(open: F)
+/// Crash recovery across a reopen. `open` opens the same store each time (e.g. one file, or
+/// one database and schema), as a new owner (a new process, or a new store instance); see
+/// [`claimed_after_crash`] for `until_abandoned`. Creates a running execution with a step and a
+/// log, drops the store without finishing (as a killed process would), waits
+/// `until_abandoned`, reopens, recovers: the execution and its running step are `aborted`, its
+/// log is kept, and a finished execution is left alone.
+pub async fn abandoned_after_crash<F, Fut, W, WFut>(open: F, until_abandoned: W)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn ResultStore>>,
+    W: FnOnce() -> WFut,
+    WFut: Future<Output = ()>,
 {
     {
         let store = open().await;
@@ -418,6 +424,7 @@ where
             .await
             .unwrap_or_else(|err| panic!("{err}"));
     }
+    until_abandoned().await;
     let store = open().await;
     let mut recovered = store
         .recover_abandoned()
@@ -455,14 +462,22 @@ where
 }
 
 /// Taking over after a crash (for an engine that goes on with the runs). `open` opens the same
-/// store each time. Creates a running and a queued execution and a finished one, drops the
-/// store without finishing (as a killed process would), reopens and claims: the unfinished
-/// ones are returned with their status, steps and logs as they were; the
-/// finished one is left alone.
-pub async fn claimed_after_crash<F, Fut>(open: F)
+/// store each time, as a new owner. Creates a running and a queued execution and a finished
+/// one, drops the store without finishing (as a killed process would), waits
+/// `until_abandoned`, reopens and claims: the unfinished ones are returned with their status,
+/// steps and logs as they were; the finished one is left alone.
+///
+/// `until_abandoned` is whatever makes the dropped store's executions count as abandoned to the
+/// next one: nothing for a store that tells owners by process id (SQLite: the dropped store's
+/// rows carry this process's id, which a store opened later takes for an earlier process's);
+/// waiting out the heartbeat timeout for one that tells them by heartbeat (PostgreSQL: the
+/// dropped store stopped beating, and the next one is another owner).
+pub async fn claimed_after_crash<F, Fut, W, WFut>(open: F, until_abandoned: W)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn ResultStore>>,
+    W: FnOnce() -> WFut,
+    WFut: Future<Output = ()>,
 {
     {
         let store = open().await;
@@ -482,6 +497,7 @@ where
             .await
             .unwrap_or_else(|err| panic!("{err}"));
     }
+    until_abandoned().await;
     let store = open().await;
     let mut claimed = store
         .claim_abandoned()
