@@ -14,6 +14,8 @@
 pub mod conformance;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "store", feature = "postgres"))]
+mod rows;
 #[cfg(feature = "store")]
 mod schema;
 #[cfg(feature = "store")]

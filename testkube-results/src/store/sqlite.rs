@@ -22,9 +22,10 @@ use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter,
     MAX_LOG_CHUNK, NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
-    TestCaseRecord, TestCaseStatus,
+    TestCaseRecord,
 };
 
+use super::rows::{self, backend, column, corrupt};
 use super::schema::MIGRATIONS;
 
 /// Test cases per INSERT statement: 10 values each, well under SQLite's
@@ -391,18 +392,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let size: i64 = column(row, "size")?;
-                Ok(ArtifactRecord {
-                    worker: column(row, "worker")?,
-                    step: column(row, "step")?,
-                    path: column(row, "path")?,
-                    location: column(row, "location")?,
-                    size: u64::try_from(size).map_err(corrupt)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::artifact).collect()
     }
 
     async fn record_outputs(
@@ -558,16 +548,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutputRecord {
-                    worker: column(row, "worker")?,
-                    step: column(row, "step")?,
-                    key: column(row, "key")?,
-                    value: column(row, "value")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::output).collect()
     }
 
     async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError> {
@@ -578,23 +559,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let status: String = column(row, "status")?;
-                Ok(TestCaseRecord {
-                    worker: column(row, "worker")?,
-                    suite: column(row, "suite")?,
-                    class: column(row, "class")?,
-                    name: column(row, "name")?,
-                    file: column(row, "file")?,
-                    status: TestCaseStatus::from_name(&status).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown test status `{status}`"))
-                    })?,
-                    duration_secs: column(row, "duration_secs")?,
-                    message: column(row, "message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::test_case).collect()
     }
 
     async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError> {
@@ -813,24 +778,6 @@ fn optional_json<T: serde::de::DeserializeOwned>(
             .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
     })
     .transpose()
-}
-
-/// Reads `name` from `row`; a missing column or a value of the wrong type means the file was
-/// written by something else, so the error names the column.
-fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name)
-        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-}
-
-fn backend(err: sqlx::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-fn corrupt(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(err.to_string())
 }
 
 /// A write that names an unknown execution breaks a foreign key.

@@ -3,7 +3,7 @@
 
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
-use testkube_core::store::{ItemDuration, StoreError, TestCaseRecord, TestCaseStatus};
+use testkube_core::store::{ItemDuration, StoreError, TestCaseRecord};
 
 use super::rows::{backend, column, text};
 
@@ -27,23 +27,7 @@ pub(super) async fn test_cases(
         execution,
     )
     .await?;
-    rows.iter()
-        .map(|row| {
-            let status: String = column(row, "status")?;
-            Ok(TestCaseRecord {
-                worker: column(row, "worker")?,
-                suite: column(row, "suite")?,
-                class: column(row, "class")?,
-                name: column(row, "name")?,
-                file: column(row, "file")?,
-                status: TestCaseStatus::from_name(&status).ok_or_else(|| {
-                    StoreError::Corrupt(format!("unknown test status `{status}`"))
-                })?,
-                duration_secs: column(row, "duration_secs")?,
-                message: column(row, "message")?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::rows::test_case).collect()
 }
 
 /// As the SQLite store: per case, the worker (of an execution) that recorded it last, every row

@@ -38,10 +38,11 @@ mod ownership;
 mod rows;
 mod schema;
 
+use crate::store::rows as shared;
 pub use options::{ABANDON_AFTER, CONNECT_TIMEOUT, MAX_CONNECTIONS, PostgresOptions};
 use rows::{
-    SELECT_EXECUTION, backend, column, corrupt, execution_record, json, missing, optional_text,
-    redacted, step_record, text, time,
+    SELECT_EXECUTION, backend, corrupt, execution_record, json, missing, optional_text, redacted,
+    step_record, text, time,
 };
 
 /// The PostgreSQL [`ResultStore`]. Cheap to clone: clones share the connection pool and the
@@ -465,16 +466,7 @@ impl ResultStore for PostgresStore {
                 execution,
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutputRecord {
-                    worker: column(row, "worker")?,
-                    step: column(row, "step")?,
-                    key: column(row, "key")?,
-                    value: column(row, "value")?,
-                })
-            })
-            .collect()
+        rows.iter().map(shared::output).collect()
     }
 
     async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError> {
@@ -516,18 +508,7 @@ impl ResultStore for PostgresStore {
                 execution,
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let size: i64 = column(row, "size")?;
-                Ok(ArtifactRecord {
-                    worker: column(row, "worker")?,
-                    step: column(row, "step")?,
-                    path: column(row, "path")?,
-                    location: column(row, "location")?,
-                    size: u64::try_from(size).map_err(corrupt)?,
-                })
-            })
-            .collect()
+        rows.iter().map(shared::artifact).collect()
     }
 
     async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError> {

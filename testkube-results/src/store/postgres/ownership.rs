@@ -138,7 +138,7 @@ pub(super) async fn claim(
         .iter()
         .map(|row| {
             let scheduled: DateTime<Utc> = column(row, "scheduled_at")?;
-            Ok((scheduled, column::<String>(row, "id")?))
+            Ok((scheduled, column::<_, String>(row, "id")?))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     // `RETURNING` keeps no order: oldest first, ids in byte order (as `COLLATE "C"`).

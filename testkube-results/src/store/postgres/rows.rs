@@ -8,10 +8,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row};
 use testkube_core::model::ExecutionResult;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{ExecutionRecord, StepRecord, StoreError};
+
+pub(super) use crate::store::rows::{backend, column, corrupt};
 
 /// The columns [`execution_record`] reads, JSON as text (as written).
 pub(super) const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message,
@@ -103,24 +104,6 @@ fn optional_json<T: serde::de::DeserializeOwned>(
             .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
     })
     .transpose()
-}
-
-/// Reads `name` from `row`; a missing column or a value of the wrong type means the schema was
-/// changed by something else, so the error names the column.
-pub(super) fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(name)
-        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-}
-
-pub(super) fn backend(err: sqlx::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-pub(super) fn corrupt(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(err.to_string())
 }
 
 /// A write that names an unknown execution breaks a foreign key.
