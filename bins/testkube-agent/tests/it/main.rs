@@ -189,6 +189,49 @@ impl Setup {
         }
     }
 
+    /// Creates TestWorkflow `name` with `steps` (YAML under `spec.steps`).
+    async fn workflow(&self, name: &str, steps: &str) {
+        let yaml = format!(
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\n\
+             metadata: {{name: {name}}}\nspec:\n  steps:\n{steps}"
+        );
+        self.create("TestWorkflow", "testworkflows", &yaml).await;
+    }
+
+    /// Creates TestWorkflowExecution `name` of TestWorkflow `workflow`.
+    async fn run(&self, name: &str, workflow: &str) {
+        let yaml = format!(
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
+             metadata: {{name: {name}}}\nspec:\n  testWorkflow: {{name: {workflow}}}\n"
+        );
+        self.create("TestWorkflowExecution", "testworkflowexecutions", &yaml)
+            .await;
+    }
+
+    /// Waits (at most 30 s) until no Job, Secret or pod of `workflow`'s runs
+    /// is left.
+    async fn nothing_left(&self, workflow: &str) {
+        let selector =
+            kube::api::ListParams::default().labels(&format!("testkube.io/workflow={workflow}"));
+        let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+            Api::namespaced(self.client.clone(), "default");
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), "default");
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), "default");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = jobs.list(&selector).await.expect("jobs").items.len()
+                + secrets.list(&selector).await.expect("secrets").items.len()
+                + pods.list(&selector).await.expect("pods").items.len();
+            if left == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{left} objects left");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Who holds the agents' Lease.
     async fn leader(&self) -> Option<String> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), "default");
@@ -426,34 +469,11 @@ async fn killed_and_restarted(steps: &str, marker: &str, expected: &[(&str, &str
         return;
     }
     let setup = Setup::start().await;
-    setup
-        .create(
-            "TestWorkflow",
-            "testworkflows",
-            &format!(
-                "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\n\
-                 metadata: {{name: counting}}\nspec:\n  steps:\n{steps}"
-            ),
-        )
-        .await;
+    setup.workflow("counting", steps).await;
     let mut agent = setup.agent("victim").await;
-    setup
-        .create(
-            "TestWorkflowExecution",
-            "testworkflowexecutions",
-            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
-             metadata: {name: counting-run}\nspec:\n  testWorkflow: {name: counting}\n",
-        )
-        .await;
+    setup.run("counting-run", "counting").await;
     let home = agent.home.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        if let Some(id) = first_log_of(&home, marker).await {
-            break id;
-        }
-        assert!(std::time::Instant::now() < deadline, "{marker} never came");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let id = logged(&home, marker).await;
     agent.child.kill().expect("SIGKILL");
     agent.child.wait().expect("reaped");
     // The Jobs go on without an agent for a moment.
@@ -514,22 +534,7 @@ async fn killed_and_restarted(steps: &str, marker: &str, expected: &[(&str, &str
                 && event.involved_object.name.as_deref() == Some("counting-run")),
         "{events:#?}"
     );
-    // Nothing of the run is left.
-    let selector = kube::api::ListParams::default().labels("testkube.io/workflow=counting");
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
-        Api::namespaced(setup.client.clone(), "default");
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(setup.client.clone(), "default");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = jobs.list(&selector).await.expect("jobs").items.len()
-            + pods.list(&selector).await.expect("pods").items.len();
-        if left == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{left} objects left");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    setup.nothing_left("counting").await;
     assert!(stop(&mut again).await.success());
 }
 
@@ -550,32 +555,16 @@ async fn stopped_mid_run(how: Stop) {
     }
     let setup = Setup::start().await;
     setup
-        .create(
-            "TestWorkflow",
-            "testworkflows",
-            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: slow}\n\
-             spec:\n  steps:\n  - name: wait\n    shell: echo before-the-kill; sleep 300\n",
+        .workflow(
+            "slow",
+            "  - name: wait\n    shell: echo before-the-kill; sleep 300\n",
         )
         .await;
     let mut agent = setup.agent("victim").await;
-    setup
-        .create(
-            "TestWorkflowExecution",
-            "testworkflowexecutions",
-            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflowExecution\n\
-             metadata: {name: slow-run}\nspec:\n  testWorkflow: {name: slow}\n",
-        )
-        .await;
+    setup.run("slow-run", "slow").await;
     // Killed once the step's first line is in the store.
     let home = agent.home.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        if let Some(id) = first_log_of(&home, "before-the-kill").await {
-            break id;
-        }
-        assert!(std::time::Instant::now() < deadline, "the step never ran");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let id = logged(&home, "before-the-kill").await;
     if how == Stop::Term {
         assert!(stop(&mut agent).await.success(), "a clean exit");
     } else {
@@ -647,27 +636,25 @@ async fn stopped_mid_run(how: Stop) {
         }),
         "{events:#?}"
     );
-    // Nothing of the run is left: no Job, Secret or pod.
-    let selector = kube::api::ListParams::default().labels("testkube.io/workflow=slow");
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
-        Api::namespaced(setup.client.clone(), "default");
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(setup.client.clone(), "default");
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(setup.client.clone(), "default");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = jobs.list(&selector).await.expect("jobs").items.len()
-            + secrets.list(&selector).await.expect("secrets").items.len()
-            + pods.list(&selector).await.expect("pods").items.len();
-        if left == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{left} objects left");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    setup.nothing_left("slow").await;
     if let Some(mut again) = again {
         assert!(stop(&mut again).await.success());
+    }
+}
+
+/// The id of the execution whose log holds `text`, waiting (at most 60 s)
+/// until the store at `home` has it.
+async fn logged(home: &std::path::Path, text: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(id) = first_log_of(home, text).await {
+            return id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{text}` never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
