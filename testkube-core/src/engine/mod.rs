@@ -46,6 +46,7 @@ mod mask_events;
 pub mod protocol;
 mod recover;
 mod run;
+mod running;
 pub mod signed;
 mod support;
 mod translate;
@@ -66,6 +67,7 @@ pub use executor::{
 pub use fanout::worker_variables;
 pub use mask::{MASK, MaskerError, SecretMasker};
 pub use recover::Recovered;
-pub use run::{Canceller, Engine, EngineError, ExecutionRequest, RunningExecution};
+pub use run::{Engine, EngineError, ExecutionRequest};
+pub use running::{Canceller, RunningExecution};
 pub use signed::{Access, DEFAULT_URL_TTL, SignedStorage, SignedStorageError, StoredArtifact};
 pub use workflow_set::{WorkflowSet, selector_matches};

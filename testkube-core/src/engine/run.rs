@@ -9,16 +9,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::children::ChildExecutions;
 use super::clock::{Clock, SystemClock};
-use super::event::{Event, ExecutionSummary, SummaryBuilder, SummaryHeader};
+use super::event::{Event, SummaryBuilder, SummaryHeader};
 use super::executor::{ExecutionInfo, Executor, Unsupported, WorkerId};
-use super::fanout;
 use super::mask::{MaskerError, SecretMasker};
 use super::mask_events::EventMasker;
 use super::recover::Recovered;
+use super::running::{Canceller, RunningExecution};
 use super::support::unsupported_features;
 use super::worker::{WorkerStart, run_worker, stopped};
 use crate::model::EnvVar;
@@ -121,87 +120,6 @@ pub enum EngineError {
     /// The request's secrets cannot be searched for.
     #[error(transparent)]
     Masker(#[from] MaskerError),
-}
-
-/// A started execution: its events, and a way to stop it.
-#[derive(Debug)]
-pub struct RunningExecution {
-    events: mpsc::Receiver<Event>,
-    canceller: Canceller,
-}
-
-impl RunningExecution {
-    /// The next event; `None` after [`Event::Finished`].
-    pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
-    }
-
-    /// A handle that stops (e.g. on Ctrl-C) or resumes the execution.
-    #[must_use]
-    pub fn canceller(&self) -> Canceller {
-        self.canceller.clone()
-    }
-
-    /// The events as a stream (see [`tokio_stream::StreamExt`]).
-    #[must_use]
-    pub fn into_stream(self) -> ReceiverStream<Event> {
-        ReceiverStream::new(self.events)
-    }
-
-    /// Drops every event until the end and returns the summary.
-    pub async fn wait(mut self) -> Option<ExecutionSummary> {
-        while let Some(event) = self.events.recv().await {
-            if let Event::Finished(summary) = event {
-                return Some(*summary);
-            }
-        }
-        None
-    }
-}
-
-/// Controls a running execution: stops it, or resumes its paused steps.
-/// Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Canceller {
-    stop: Arc<watch::Sender<Option<Interruption>>>,
-    /// Counts resumes: a paused step goes on once it changes.
-    resume: Arc<watch::Sender<u64>>,
-}
-
-impl Canceller {
-    fn new() -> (Self, watch::Receiver<Option<Interruption>>) {
-        let (stop, stopped) = watch::channel(None);
-        let (resume, _) = watch::channel(0);
-        let canceller = Canceller {
-            stop: Arc::new(stop),
-            resume: Arc::new(resume),
-        };
-        (canceller, stopped)
-    }
-
-    /// Aborts the execution: running steps end `aborted`, the rest
-    /// `skipped`, the execution `aborted`. Later calls do nothing.
-    /// Child executions of `execute` steps are aborted too.
-    pub fn abort(&self) {
-        self.interrupt(Interruption::Abort);
-    }
-
-    /// Resumes every step that is `paused` now (steps with `paused: true`
-    /// wait before they run until this is called; the execution is
-    /// reported `paused` meanwhile). Steps that pause later wait for the
-    /// next call. Child executions are resumed too.
-    pub fn resume(&self) {
-        self.resume.send_modify(|generation| *generation += 1);
-    }
-
-    pub(crate) fn interrupt(&self, interruption: Interruption) {
-        fanout::set_once(&self.stop, interruption);
-    }
-
-    /// Receives every resume.
-    pub(crate) fn resumes(&self) -> watch::Receiver<u64> {
-        self.resume.subscribe()
-    }
 }
 
 impl Engine {

@@ -5,28 +5,31 @@
 //! processes can write at once. Writes that belong together run in one transaction that starts
 //! with a write, so it takes the write lock at once and never deadlocks on a lock upgrade.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use testkube_core::model::{ExecutionResult, StepResult};
-use testkube_core::status::{ExecutionStatus, StepStatus};
+use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{
     ArtifactRecord, ExecutionFilter, ExecutionRecord, ItemDuration, LogChunk, LogFilter,
     MAX_LOG_CHUNK, NewExecution, OutputRecord, ResultStore, StatusUpdate, StepRecord, StoreError,
     TestCaseRecord,
 };
 
-use super::rows::{self, backend, column, corrupt};
+use super::rows::{self as shared, backend, column};
 use super::schema::MIGRATIONS;
+
+mod ownership;
+mod rows;
+
+use rows::{SELECT_EXECUTION, execution_record, json, missing, step_record, time};
 
 /// Test cases per INSERT statement: 10 values each, well under SQLite's
 /// limit of 32,766 bound values per statement.
@@ -392,7 +395,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter().map(rows::artifact).collect()
+        rows.iter().map(shared::artifact).collect()
     }
 
     async fn record_outputs(
@@ -548,7 +551,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter().map(rows::output).collect()
+        rows.iter().map(shared::output).collect()
     }
 
     async fn test_cases(&self, execution: &str) -> Result<Vec<TestCaseRecord>, StoreError> {
@@ -559,7 +562,7 @@ impl ResultStore for SqliteStore {
                 execution,
             )
             .await?;
-        rows.iter().map(rows::test_case).collect()
+        rows.iter().map(shared::test_case).collect()
     }
 
     async fn item_durations(&self, workflow: &str) -> Result<Vec<ItemDuration>, StoreError> {
@@ -601,191 +604,10 @@ impl ResultStore for SqliteStore {
     }
 
     async fn recover_abandoned(&self) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.write().await?;
-        let rows =
-            sqlx::query("SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let now = time(Utc::now());
-        let mut recovered = Vec::new();
-        for row in &rows {
-            let id: String = column(row, "id")?;
-            let status: String = column(row, "status")?;
-            let owner: Option<i64> = column(row, "owner_pid")?;
-            let finished =
-                ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
-            if finished || owner.is_some_and(another_live_process) {
-                continue;
-            }
-            sqlx::query(
-                "UPDATE executions SET status = 'aborted', finished_at = ?,
-                     message = COALESCE(message, 'abandoned: the process running it stopped')
-                 WHERE id = ?",
-            )
-            .bind(&now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            sqlx::query(
-                "UPDATE steps SET status = 'aborted', finished_at = COALESCE(finished_at, ?)
-                 WHERE execution_id = ? AND status IN ('queued', 'running', 'paused')",
-            )
-            .bind(&now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            recovered.push(id);
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(recovered)
+        ownership::recover(self).await
     }
 
     async fn claim_abandoned(&self) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.write().await?;
-        let rows = sqlx::query(
-            "SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL
-             ORDER BY scheduled_at, id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let mut claimed = Vec::new();
-        for row in &rows {
-            let id: String = column(row, "id")?;
-            let status: String = column(row, "status")?;
-            let owner: Option<i64> = column(row, "owner_pid")?;
-            let finished =
-                ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
-            if finished || owner.is_some_and(another_live_process) {
-                continue;
-            }
-            sqlx::query("UPDATE executions SET owner_pid = ? WHERE id = ?")
-                .bind(i64::from(std::process::id()))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            claimed.push(id);
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(claimed)
-    }
-}
-
-/// Whether `pid` is a running process other than this one. Another live process may still be
-/// writing its execution (two `testkube run` in one folder); this process only recovers before
-/// it creates executions, so its own pid on a row means an earlier process that had the same pid.
-#[cfg(unix)]
-fn another_live_process(pid: i64) -> bool {
-    if pid == i64::from(std::process::id()) {
-        return false;
-    }
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(err) => err == rustix::io::Errno::PERM,
-    }
-}
-
-#[cfg(not(unix))]
-fn another_live_process(_pid: i64) -> bool {
-    false
-}
-
-const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message, scheduled_at,
-    started_at, finished_at, snapshot, config, tags, initialization, shard_durations
-    FROM executions";
-
-fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, StoreError> {
-    let number: i64 = column(row, "number")?;
-    let status: String = column(row, "status")?;
-    Ok(ExecutionRecord {
-        id: column(row, "id")?,
-        workflow: column(row, "workflow")?,
-        number: u64::try_from(number).map_err(corrupt)?,
-        name: column(row, "name")?,
-        status: ExecutionStatus::from_str(&status).map_err(corrupt)?,
-        message: column(row, "message")?,
-        scheduled_at: parse_time(column(row, "scheduled_at")?)?,
-        started_at: optional_time(row, "started_at")?,
-        finished_at: optional_time(row, "finished_at")?,
-        snapshot: from_json(row, "snapshot")?,
-        config: from_json::<BTreeMap<_, _>>(row, "config")?,
-        tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
-        shard_durations: optional_json(row, "shard_durations")?.unwrap_or_default(),
-        result: ExecutionResult {
-            initialization: optional_json(row, "initialization")?,
-        },
-    })
-}
-
-fn step_record(row: &SqliteRow) -> Result<StepRecord, StoreError> {
-    let status: String = column(row, "status")?;
-    Ok(StepRecord {
-        worker: column(row, "worker")?,
-        step: column(row, "step")?,
-        name: column(row, "name")?,
-        status: StepStatus::from_str(&status).map_err(corrupt)?,
-        started_at: optional_time(row, "started_at")?,
-        finished_at: optional_time(row, "finished_at")?,
-        attempt: column(row, "attempt")?,
-        exit_code: column(row, "exit_code")?,
-        message: column(row, "message")?,
-    })
-}
-
-/// Fixed-width UTC with milliseconds, so text order is time order.
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn parse_time(text: String) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(&text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|err| StoreError::Corrupt(format!("time `{text}`: {err}")))
-}
-
-fn optional_time(row: &SqliteRow, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let text: Option<String> = column(row, name)?;
-    text.map(parse_time).transpose()
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Result<T, StoreError> {
-    let text: String = column(row, name)?;
-    serde_json::from_str(&text)
-        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-}
-
-fn optional_json<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    name: &str,
-) -> Result<Option<T>, StoreError> {
-    let text: Option<String> = column(row, name)?;
-    text.map(|text| {
-        serde_json::from_str(&text)
-            .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-    })
-    .transpose()
-}
-
-/// A write that names an unknown execution breaks a foreign key.
-fn missing(err: sqlx::Error, execution: &str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::NotFound(execution.to_owned())
-        }
-        _ => backend(err),
+        ownership::claim(self).await
     }
 }
