@@ -66,10 +66,7 @@ fn parse_time(text: String) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|err| StoreError::Corrupt(format!("time `{text}`: {err}")))
 }
 
-fn optional_time(
-    row: &SqliteRow,
-    name: &str,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+fn optional_time(row: &SqliteRow, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let text: Option<String> = column(row, name)?;
     text.map(parse_time).transpose()
 }
@@ -78,10 +75,7 @@ pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError>
     serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    name: &str,
-) -> Result<T, StoreError> {
+fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Result<T, StoreError> {
     let text: String = column(row, name)?;
     serde_json::from_str(&text)
         .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
