@@ -4,7 +4,7 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use testkube_core::store::{
-    ArtifactRecord, OutputRecord, StoreError, TestCaseRecord, TestCaseStatus,
+    ArtifactRecord, ItemDuration, OutputRecord, StoreError, TestCaseRecord, TestCaseStatus,
 };
 
 /// Reads `name` from `row`; a missing column or a value of the wrong type means the schema was
@@ -17,6 +17,35 @@ where
 {
     row.try_get(name)
         .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+}
+
+/// A JSON document stored as text in column `name`.
+pub(super) fn from_json<'r, R, T>(row: &'r R, name: &'r str) -> Result<T, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    T: serde::de::DeserializeOwned,
+{
+    let text: String = column(row, name)?;
+    serde_json::from_str(&text)
+        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+}
+
+/// [`from_json`] of a column that may be `NULL`.
+pub(super) fn optional_json<'r, R, T>(row: &'r R, name: &'r str) -> Result<Option<T>, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    T: serde::de::DeserializeOwned,
+{
+    let text: Option<String> = column(row, name)?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
+    })
+    .transpose()
 }
 
 /// A database error.
@@ -82,5 +111,23 @@ where
         path: column(row, "path")?,
         location: column(row, "location")?,
         size: u64::try_from(size).map_err(corrupt)?,
+    })
+}
+
+/// A row of `file, class, name, duration_secs, execution` (an item's latest duration).
+pub(super) fn item_duration<'r, R>(row: &'r R) -> Result<ItemDuration, StoreError>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ItemDuration {
+        file: column(row, "file")?,
+        class: column(row, "class")?,
+        name: column(row, "name")?,
+        duration_secs: column(row, "duration_secs")?,
+        execution: column(row, "execution")?,
     })
 }

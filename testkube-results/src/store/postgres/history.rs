@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use testkube_core::store::{ItemDuration, StoreError, TestCaseRecord};
 
-use super::rows::{backend, column, text};
+use super::rows::{backend, text};
 
 async fn rows_for(pool: &PgPool, sql: &'static str, key: &str) -> Result<Vec<PgRow>, StoreError> {
     sqlx::query(sql)
@@ -59,15 +59,5 @@ pub(super) async fn item_durations(
         workflow,
     )
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ItemDuration {
-                file: column(row, "file")?,
-                class: column(row, "class")?,
-                name: column(row, "name")?,
-                duration_secs: column(row, "duration_secs")?,
-                execution: column(row, "execution")?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::rows::item_duration).collect()
 }

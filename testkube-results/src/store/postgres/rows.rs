@@ -13,6 +13,7 @@ use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{ExecutionRecord, StepRecord, StoreError};
 
 pub(super) use crate::store::rows::{backend, column, corrupt};
+use crate::store::rows::{from_json, optional_json};
 
 /// The columns [`execution_record`] reads, JSON as text (as written).
 pub(super) const SELECT_EXECUTION: &str = "SELECT id, workflow, number, name, status, message,
@@ -35,8 +36,8 @@ pub(super) fn execution_record(row: &PgRow) -> Result<ExecutionRecord, StoreErro
         started_at: column(row, "started_at")?,
         finished_at: column(row, "finished_at")?,
         snapshot: from_json(row, "snapshot")?,
-        config: from_json::<BTreeMap<_, _>>(row, "config")?,
-        tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
+        config: from_json::<_, BTreeMap<_, _>>(row, "config")?,
+        tags: from_json::<_, BTreeMap<_, _>>(row, "tags")?,
         shard_durations: optional_json(row, "shard_durations")?.unwrap_or_default(),
         result: ExecutionResult {
             initialization: optional_json(row, "initialization")?,
@@ -86,24 +87,6 @@ pub(super) fn optional_text(value: Option<&str>) -> Option<String> {
 /// type keeps as written, so documents need no [`text`].
 pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(row: &PgRow, name: &str) -> Result<T, StoreError> {
-    let text: String = column(row, name)?;
-    serde_json::from_str(&text)
-        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-}
-
-fn optional_json<T: serde::de::DeserializeOwned>(
-    row: &PgRow,
-    name: &str,
-) -> Result<Option<T>, StoreError> {
-    let text: Option<String> = column(row, name)?;
-    text.map(|text| {
-        serde_json::from_str(&text)
-            .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-    })
-    .transpose()
 }
 
 /// A write that names an unknown execution breaks a foreign key.

@@ -6,6 +6,7 @@
 use std::str::FromStr;
 
 use chrono::Utc;
+use sqlx::{Sqlite, Transaction};
 use testkube_core::status::ExecutionStatus;
 use testkube_core::store::StoreError;
 
@@ -16,21 +17,9 @@ use super::{SqliteStore, time};
 /// processes that are gone, marked `aborted` with their open steps.
 pub(super) async fn recover(store: &SqliteStore) -> Result<Vec<String>, StoreError> {
     let mut tx = store.write().await?;
-    let rows =
-        sqlx::query("SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
     let now = time(Utc::now());
     let mut recovered = Vec::new();
-    for row in &rows {
-        let id: String = column(row, "id")?;
-        let status: String = column(row, "status")?;
-        let owner: Option<i64> = column(row, "owner_pid")?;
-        let finished = ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
-        if finished || owner.is_some_and(another_live_process) {
-            continue;
-        }
+    for id in abandoned(&mut tx).await? {
         sqlx::query(
             "UPDATE executions SET status = 'aborted', finished_at = ?,
                  message = COALESCE(message, 'abandoned: the process running it stopped')
@@ -60,22 +49,8 @@ pub(super) async fn recover(store: &SqliteStore) -> Result<Vec<String>, StoreErr
 /// processes that are gone, made this process's.
 pub(super) async fn claim(store: &SqliteStore) -> Result<Vec<String>, StoreError> {
     let mut tx = store.write().await?;
-    let rows = sqlx::query(
-        "SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL
-         ORDER BY scheduled_at, id",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(backend)?;
     let mut claimed = Vec::new();
-    for row in &rows {
-        let id: String = column(row, "id")?;
-        let status: String = column(row, "status")?;
-        let owner: Option<i64> = column(row, "owner_pid")?;
-        let finished = ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
-        if finished || owner.is_some_and(another_live_process) {
-            continue;
-        }
+    for id in abandoned(&mut tx).await? {
         sqlx::query("UPDATE executions SET owner_pid = ? WHERE id = ?")
             .bind(i64::from(std::process::id()))
             .bind(&id)
@@ -86,6 +61,27 @@ pub(super) async fn claim(store: &SqliteStore) -> Result<Vec<String>, StoreError
     }
     tx.commit().await.map_err(backend)?;
     Ok(claimed)
+}
+
+/// The unfinished executions whose process is gone, oldest first.
+async fn abandoned(tx: &mut Transaction<'_, Sqlite>) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, status, owner_pid FROM executions WHERE finished_at IS NULL
+         ORDER BY scheduled_at, id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let mut ids = Vec::new();
+    for row in &rows {
+        let status: String = column(row, "status")?;
+        let owner: Option<i64> = column(row, "owner_pid")?;
+        let finished = ExecutionStatus::from_str(&status).is_ok_and(ExecutionStatus::is_finished);
+        if !finished && !owner.is_some_and(another_live_process) {
+            ids.push(column(row, "id")?);
+        }
+    }
+    Ok(ids)
 }
 
 /// Whether `pid` is a running process other than this one. Another live process may still be

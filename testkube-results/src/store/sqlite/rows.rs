@@ -10,7 +10,7 @@ use testkube_core::model::ExecutionResult;
 use testkube_core::status::{ExecutionStatus, StepStatus};
 use testkube_core::store::{ExecutionRecord, StepRecord, StoreError};
 
-use super::super::rows::{backend, column, corrupt};
+use super::super::rows::{backend, column, corrupt, from_json, optional_json};
 
 pub(super) const SELECT_EXECUTION: &str =
     "SELECT id, workflow, number, name, status, message, scheduled_at,
@@ -31,8 +31,8 @@ pub(super) fn execution_record(row: &SqliteRow) -> Result<ExecutionRecord, Store
         started_at: optional_time(row, "started_at")?,
         finished_at: optional_time(row, "finished_at")?,
         snapshot: from_json(row, "snapshot")?,
-        config: from_json::<BTreeMap<_, _>>(row, "config")?,
-        tags: from_json::<BTreeMap<_, _>>(row, "tags")?,
+        config: from_json::<_, BTreeMap<_, _>>(row, "config")?,
+        tags: from_json::<_, BTreeMap<_, _>>(row, "tags")?,
         shard_durations: optional_json(row, "shard_durations")?.unwrap_or_default(),
         result: ExecutionResult {
             initialization: optional_json(row, "initialization")?,
@@ -73,24 +73,6 @@ fn optional_time(row: &SqliteRow, name: &str) -> Result<Option<DateTime<Utc>>, S
 
 pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|err| StoreError::Backend(err.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Result<T, StoreError> {
-    let text: String = column(row, name)?;
-    serde_json::from_str(&text)
-        .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-}
-
-fn optional_json<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    name: &str,
-) -> Result<Option<T>, StoreError> {
-    let text: Option<String> = column(row, name)?;
-    text.map(|text| {
-        serde_json::from_str(&text)
-            .map_err(|err| StoreError::Corrupt(format!("column `{name}`: {err}")))
-    })
-    .transpose()
 }
 
 /// A write that names an unknown execution breaks a foreign key.
