@@ -91,6 +91,16 @@ impl KubernetesExecutor {
                 .cloned()
         };
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), namespace);
+        // The same plan gives the same numbers: its Job is nearly always
+        // the one of that number (one GET, not a list per worker of a
+        // thousand-worker block); a list finds it when it is not.
+        let expected = job_name(&spec.execution.id, spec.worker.number);
+        if let Ok(Some(job)) = jobs.get_opt(&expected).await
+            && of_worker(&job.metadata)
+            && let Some(number) = number(&job.metadata)
+        {
+            return Ok(Some((number, expected)));
+        }
         let list = jobs
             .list(&params)
             .await
