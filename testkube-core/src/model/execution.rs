@@ -120,6 +120,89 @@ pub struct LatestExecutionResult {
     pub paused_ms: Option<i64>,
 }
 
+impl LatestExecutionResult {
+    /// A run that was queued at `at` and is expected to pass.
+    #[must_use]
+    pub fn queued(at: DateTime<Utc>) -> Self {
+        LatestExecutionResult {
+            status: ExecutionStatus::Queued,
+            predicted_status: Some(ExecutionStatus::Passed),
+            queued_at: Some(at.trunc_subsecs(3)),
+            started_at: None,
+            finished_at: None,
+            duration: None,
+            total_duration: None,
+            duration_ms: None,
+            total_duration_ms: None,
+            paused_ms: None,
+        }
+    }
+
+    /// The result of a stored execution as it stands (a running one has no
+    /// end and no durations yet).
+    #[must_use]
+    pub fn from_record(record: &crate::store::ExecutionRecord) -> Self {
+        let mut result = LatestExecutionResult::queued(record.scheduled_at);
+        result.status = record.status;
+        result.started_at = record.started_at.map(|at| at.trunc_subsecs(3));
+        if record.status.is_finished() {
+            let finished_at = record.finished_at.unwrap_or(record.scheduled_at);
+            let duration_ms = record
+                .started_at
+                .map(|started| (finished_at - started).num_milliseconds().max(0));
+            result.end(record.status, record.started_at, finished_at, duration_ms);
+        }
+        result
+    }
+
+    /// Records the end of the run: its status, times and durations (total
+    /// from when it was queued).
+    pub fn end(
+        &mut self,
+        status: ExecutionStatus,
+        started_at: Option<DateTime<Utc>>,
+        finished_at: DateTime<Utc>,
+        duration_ms: Option<i64>,
+    ) {
+        let finished_at = finished_at.trunc_subsecs(3);
+        self.status = status;
+        self.predicted_status = Some(status);
+        self.started_at = started_at.map(|at| at.trunc_subsecs(3)).or(self.started_at);
+        self.finished_at = Some(finished_at);
+        if let Some(duration_ms) = duration_ms {
+            self.duration_ms = Some(duration_ms);
+            self.duration = Some(go_duration(duration_ms));
+        }
+        if let Some(queued) = self.queued_at {
+            let total = (finished_at - queued).num_milliseconds().max(0);
+            self.total_duration_ms = Some(total);
+            self.total_duration = Some(go_duration(total));
+        }
+    }
+}
+
+/// A duration as Go prints it (`1m2.5s`, `350ms`), as Testkube writes them.
+#[must_use]
+pub fn go_duration(ms: i64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let hours = ms / 3_600_000;
+    let minutes = ms / 60_000 % 60;
+    let millis = ms % 60_000;
+    let seconds = if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else {
+        let text = format!("{}.{:03}", millis / 1000, millis % 1000);
+        format!("{}s", text.trim_end_matches('0'))
+    };
+    match (hours, minutes) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
 /// `TestWorkflowExecution.spec`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -228,5 +311,18 @@ impl StepResult {
     #[must_use]
     pub fn duration(&self) -> Option<chrono::TimeDelta> {
         Some(self.finished_at? - self.started_at?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_read_as_go_prints_them() {
+        assert_eq!(go_duration(350), "350ms");
+        assert_eq!(go_duration(1000), "1s");
+        assert_eq!(go_duration(62_500), "1m2.5s");
+        assert_eq!(go_duration(3_723_040), "1h2m3.04s");
     }
 }

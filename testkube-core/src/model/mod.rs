@@ -47,7 +47,7 @@ pub use content::{Content, ContentFile, ContentTarball, GitAuthType, GitContent,
 pub use execute::{Execute, ExecuteWorkflow, TarballRequest};
 pub use execution::{
     ExecutionDocumentStatus, ExecutionRequest, ExecutionResult, ExecutionSpec, LatestExecution,
-    LatestExecutionResult, StepResult, TestWorkflowExecution,
+    LatestExecutionResult, StepResult, TestWorkflowExecution, go_duration,
 };
 pub use parallel::{Balance, BalanceBy, Fetch, Parallel, Transfer, WorkerStrategy};
 pub use params::{ParameterSchema, ParameterType};

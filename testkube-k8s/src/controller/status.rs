@@ -123,18 +123,7 @@ pub(super) fn started(
         number: i64::try_from(run.number()).ok(),
         scheduled_at: Some(at),
         status_at: Some(at),
-        result: Some(LatestExecutionResult {
-            status: ExecutionStatus::Queued,
-            predicted_status: Some(ExecutionStatus::Passed),
-            queued_at: Some(at),
-            started_at: None,
-            finished_at: None,
-            duration: None,
-            total_duration: None,
-            duration_ms: None,
-            total_duration_ms: None,
-            paused_ms: None,
-        }),
+        result: Some(LatestExecutionResult::queued(at)),
         test_workflow_execution_name: Some(document.to_owned()),
         ..LatestExecution::default()
     }
@@ -192,45 +181,9 @@ fn ended(
     finished_at: DateTime<Utc>,
     duration_ms: Option<i64>,
 ) {
-    let finished_at = finished_at.trunc_subsecs(3);
-    latest.status_at = Some(finished_at);
+    latest.status_at = Some(finished_at.trunc_subsecs(3));
     if let Some(result) = &mut latest.result {
-        result.status = status;
-        result.predicted_status = Some(status);
-        result.started_at = started_at
-            .map(|at| at.trunc_subsecs(3))
-            .or(result.started_at);
-        result.finished_at = Some(finished_at);
-        if let Some(duration_ms) = duration_ms {
-            result.duration_ms = Some(duration_ms);
-            result.duration = Some(go_duration(duration_ms));
-        }
-        if let Some(queued) = result.queued_at {
-            let total = (finished_at - queued).num_milliseconds().max(0);
-            result.total_duration_ms = Some(total);
-            result.total_duration = Some(go_duration(total));
-        }
-    }
-}
-
-/// A duration as Go prints it (`1m2.5s`, `350ms`), as Testkube writes them.
-fn go_duration(ms: i64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let hours = ms / 3_600_000;
-    let minutes = ms / 60_000 % 60;
-    let millis = ms % 60_000;
-    let seconds = if millis % 1000 == 0 {
-        format!("{}s", millis / 1000)
-    } else {
-        let text = format!("{}.{:03}", millis / 1000, millis % 1000);
-        format!("{}s", text.trim_end_matches('0'))
-    };
-    match (hours, minutes) {
-        (0, 0) => seconds,
-        (0, m) => format!("{m}m{seconds}"),
-        (h, m) => format!("{h}h{m}m{seconds}"),
+        result.end(status, started_at, finished_at, duration_ms);
     }
 }
 
@@ -247,15 +200,7 @@ fn truncate(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{go_duration, truncate};
-
-    #[test]
-    fn durations_read_as_go_prints_them() {
-        assert_eq!(go_duration(350), "350ms");
-        assert_eq!(go_duration(1000), "1s");
-        assert_eq!(go_duration(62_500), "1m2.5s");
-        assert_eq!(go_duration(3_723_040), "1h2m3.04s");
-    }
+    use super::truncate;
 
     #[test]
     fn long_messages_are_cut_on_a_character() {

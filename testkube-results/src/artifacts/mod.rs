@@ -46,7 +46,7 @@ use object_store::signer::{Method, Signer, Url};
 
 pub use archive::FiledArtifact;
 pub use error::{ArtifactStoreError, DownloadError, FileArchiveError, PresignError};
-pub use reader::ArtifactReader;
+pub use reader::{ArtifactReader, ArtifactStream};
 pub use url::{ARTIFACTS_URL_VARIABLE, ArtifactsUrl};
 
 /// The longest a presigned URL may live (S3's own limit for SigV4).

@@ -8,12 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
 use super::{DownloadError, build_s3};
+
+/// The bytes of one artifact, chunk by chunk ([`ArtifactReader::open`]).
+pub type ArtifactStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, DownloadError>>;
 
 /// Reads artifacts from their locations; keeps one S3 client per bucket.
 #[derive(Default)]
@@ -58,23 +63,32 @@ impl ArtifactReader {
         source(location).is_some()
     }
 
-    /// Copies the artifact at `location` to the file `target` (its folder must exist),
-    /// streaming; returns the bytes written.
+    /// The bytes of the artifact at `location`, as a stream of chunks (what
+    /// an HTTP server answers with, without holding the file in memory).
     ///
     /// # Errors
-    /// When the location is of another kind, cannot be read, or `target` cannot be written.
-    pub async fn download(&mut self, location: &str, target: &Path) -> Result<u64, DownloadError> {
+    /// When the location is of another kind or cannot be opened; a read that
+    /// fails later is an error item of the stream.
+    pub async fn open(&mut self, location: &str) -> Result<ArtifactStream, DownloadError> {
         match source(location) {
             None => Err(DownloadError::Unsupported {
                 location: location.to_owned(),
             }),
             Some(Source::File(path)) => {
-                tokio::fs::copy(&path, target)
-                    .await
-                    .map_err(|source| DownloadError::Copy {
-                        location: location.to_owned(),
-                        source,
+                let copy = |source| DownloadError::Copy {
+                    location: location.to_owned(),
+                    source,
+                };
+                let file = tokio::fs::File::open(&path).await.map_err(copy)?;
+                let owned = location.to_owned();
+                Ok(tokio_util::io::ReaderStream::new(file)
+                    .map(move |chunk| {
+                        chunk.map_err(|source| DownloadError::Copy {
+                            location: owned.clone(),
+                            source,
+                        })
                     })
+                    .boxed())
             }
             Some(Source::S3 { bucket, key }) => {
                 let store = self.bucket(&bucket)?;
@@ -83,29 +97,58 @@ impl ArtifactReader {
                     source,
                 };
                 let key = ObjectPath::parse(&key).map_err(|err| read(err.into()))?;
-                let mut stream = store.get(&key).await.map_err(read)?.into_stream();
-                let write = |source| DownloadError::Write {
-                    target: target.to_path_buf(),
-                    source,
-                };
-                let mut file = tokio::fs::File::create(target).await.map_err(write)?;
-                let mut size = 0u64;
-                let copied = async {
-                    while let Some(chunk) = stream.next().await {
-                        let chunk = chunk.map_err(read)?;
-                        file.write_all(&chunk).await.map_err(write)?;
-                        size += chunk.len() as u64;
-                    }
-                    file.flush().await.map_err(write)
-                }
-                .await;
-                if copied.is_err() {
-                    // No half copy left behind to be taken for the artifact.
-                    let _ = tokio::fs::remove_file(target).await;
-                }
-                copied.map(|()| size)
+                let owned = location.to_owned();
+                Ok(store
+                    .get(&key)
+                    .await
+                    .map_err(read)?
+                    .into_stream()
+                    .map(move |chunk| {
+                        chunk.map_err(|source| DownloadError::Read {
+                            location: owned.clone(),
+                            source,
+                        })
+                    })
+                    .boxed())
             }
         }
+    }
+
+    /// Copies the artifact at `location` to the file `target` (its folder must exist),
+    /// streaming; returns the bytes written.
+    ///
+    /// # Errors
+    /// When the location is of another kind, cannot be read, or `target` cannot be written.
+    pub async fn download(&mut self, location: &str, target: &Path) -> Result<u64, DownloadError> {
+        if let Some(Source::File(path)) = source(location) {
+            return tokio::fs::copy(&path, target)
+                .await
+                .map_err(|source| DownloadError::Copy {
+                    location: location.to_owned(),
+                    source,
+                });
+        }
+        let mut stream = self.open(location).await?;
+        let write = |source| DownloadError::Write {
+            target: target.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(target).await.map_err(write)?;
+        let mut size = 0u64;
+        let copied = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(write)?;
+                size += chunk.len() as u64;
+            }
+            file.flush().await.map_err(write)
+        }
+        .await;
+        if copied.is_err() {
+            // No half copy left behind to be taken for the artifact.
+            let _ = tokio::fs::remove_file(target).await;
+        }
+        copied.map(|()| size)
     }
 
     fn bucket(&mut self, bucket: &str) -> Result<Arc<dyn ObjectStore>, DownloadError> {

@@ -1,0 +1,128 @@
+//! The REST API over the run service: Testkube's paths and JSON shapes
+//! (`/v1/test-workflows`, `/v1/test-workflow-executions`, ...), live
+//! notifications as server-sent events, and bearer tokens with scopes.
+//!
+//! Why a library: `testkube serve` runs it on a laptop (local executor,
+//! SQLite), the agent in a cluster (Kubernetes executor, PostgreSQL), and
+//! embedders mount its [`axum::Router`] in their own servers. The server
+//! only parses requests and renders answers; every run starts, is recorded
+//! and aborted through [`RunService`], as the CLI's runs are.
+//!
+//! ```no_run
+//! # async fn demo(
+//! #     service: testkube_core::service::RunService,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use testkube_server::{Auth, FolderDefinitions, Server};
+//!
+//! let definitions = Arc::new(FolderDefinitions::new(".testkube/definitions"));
+//! let server = Server::new(service, definitions, Auth::Disabled)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8088").await?;
+//! server.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod api;
+mod auth;
+mod definitions;
+mod error;
+mod live;
+mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use testkube_core::service::RunService;
+use testkube_core::store::ResultStore;
+use testkube_results::artifacts::ArtifactReader;
+
+pub use auth::{Auth, Scope, Tokens, TokensError};
+pub use definitions::{Definitions, DefinitionsError, FolderDefinitions, Kind, Save, valid_name};
+pub use error::{Issue, Problem};
+pub use openapi::openapi_json;
+
+/// Why a server cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The run service records nothing: the API would have nothing to show.
+    #[error("the run service has no result store; give it one with RunService::with_store")]
+    NoStore,
+}
+
+/// The API server: its routes over a run service, a result store and the
+/// definitions it runs.
+#[derive(Clone)]
+pub struct Server {
+    state: routes::AppState,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("auth", &self.state.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server that starts runs with `service` (which must record them),
+    /// keeps workflows in `definitions`, and lets in what `auth` allows.
+    /// Artifacts are read with the `AWS_*` settings of the environment.
+    ///
+    /// # Errors
+    /// [`ServerError::NoStore`] when `service` has no store.
+    pub fn new(
+        service: RunService,
+        definitions: Arc<dyn Definitions>,
+        auth: Auth,
+    ) -> Result<Self, ServerError> {
+        let store: Arc<dyn ResultStore> = Arc::clone(service.store().ok_or(ServerError::NoStore)?);
+        Ok(Server {
+            state: routes::AppState {
+                service,
+                store,
+                definitions,
+                auth,
+                live: live::Registry::default(),
+                artifacts: Arc::new(tokio::sync::Mutex::new(ArtifactReader::from_env())),
+                executor: "local".to_owned(),
+            },
+        })
+    }
+
+    /// Reads artifacts stored in S3 with `reader`'s settings.
+    #[must_use]
+    pub fn with_artifact_reader(mut self, reader: ArtifactReader) -> Self {
+        self.state.artifacts = Arc::new(tokio::sync::Mutex::new(reader));
+        self
+    }
+
+    /// Names where runs execute in `GET /v1/info` (`local` by default).
+    #[must_use]
+    pub fn with_executor_name(mut self, name: impl Into<String>) -> Self {
+        self.state.executor = name.into();
+        self
+    }
+
+    /// The routes, to serve or to mount in another router.
+    pub fn router(&self) -> axum::Router {
+        routes::router(Arc::new(self.state.clone()))
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    /// The listener's I/O error.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

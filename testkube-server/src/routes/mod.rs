@@ -1,0 +1,239 @@
+//! The routes, and the one place that decides which scope each needs.
+//!
+//! Why one policy function instead of a scope per handler: a route added
+//! later cannot be left open by forgetting an annotation. Reading (`GET`)
+//! needs `read`; changing workflows or templates needs `admin`; every other
+//! change (start, abort, rerun, tags) needs `run`. Only `/health` and the
+//! OpenAPI document are open.
+
+mod artifacts;
+mod definitions;
+mod executions;
+mod notifications;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use testkube_core::service::RunService;
+use testkube_core::store::ResultStore;
+use testkube_results::artifacts::ArtifactReader;
+
+use crate::auth::{Auth, Denied, Scope};
+use crate::definitions::Definitions;
+use crate::error::ApiError;
+use crate::live::Registry;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) service: RunService,
+    pub(crate) store: Arc<dyn ResultStore>,
+    pub(crate) definitions: Arc<dyn Definitions>,
+    pub(crate) auth: Auth,
+    pub(crate) live: Registry,
+    pub(crate) artifacts: Arc<tokio::sync::Mutex<ArtifactReader>>,
+    pub(crate) executor: String,
+}
+
+pub(crate) type AppRef = Arc<AppState>;
+
+pub(crate) fn router(state: AppRef) -> Router {
+    let executions = "/v1/test-workflow-executions/{id}";
+    Router::new()
+        .route(
+            "/v1/test-workflows",
+            get(definitions::list_workflows)
+                .post(definitions::create_workflow)
+                .put(definitions::validate_workflow),
+        )
+        .route(
+            "/v1/test-workflows/{name}",
+            get(definitions::get_workflow)
+                .put(definitions::replace_workflow)
+                .delete(definitions::delete_workflow),
+        )
+        .route(
+            "/v1/test-workflows/{name}/executions",
+            get(executions::list_of_workflow).post(executions::run),
+        )
+        .route(
+            "/v1/test-workflows/{name}/abort",
+            post(executions::abort_workflow),
+        )
+        .route(
+            "/v1/test-workflow-templates",
+            get(definitions::list_templates)
+                .post(definitions::create_template)
+                .put(definitions::validate_template),
+        )
+        .route(
+            "/v1/test-workflow-templates/{name}",
+            get(definitions::get_template)
+                .put(definitions::replace_template)
+                .delete(definitions::delete_template),
+        )
+        .route("/v1/test-workflow-executions", get(executions::list))
+        .route(executions, get(executions::get))
+        .route(&format!("{executions}/abort"), post(executions::abort))
+        .route(&format!("{executions}/resume"), post(executions::resume))
+        .route(&format!("{executions}/rerun"), post(executions::rerun))
+        .route(&format!("{executions}/logs"), get(executions::logs))
+        .route(
+            &format!("{executions}/notifications"),
+            get(notifications::execution),
+        )
+        .route(
+            &format!("{executions}/notifications/parallel-steps/{{step}}/{{index}}"),
+            get(notifications::worker),
+        )
+        .route(
+            &format!("{executions}/notifications/services/{{step}}/{{index}}"),
+            get(notifications::worker),
+        )
+        .route(&format!("{executions}/artifacts"), get(artifacts::list))
+        .route(
+            &format!("{executions}/artifacts/{{*name}}"),
+            get(artifacts::download),
+        )
+        .route(
+            &format!("{executions}/artifact-archive"),
+            get(artifacts::archive),
+        )
+        .route("/v1/info", get(info))
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authorize,
+        ))
+        .with_state(state)
+}
+
+/// The scope a request needs; `None` for the open routes.
+pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if path == "/health" || path == "/openapi.json" {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Some(Scope::Read);
+    }
+    let definition = |prefix: &str| {
+        path.strip_prefix(prefix).is_some_and(|rest| {
+            // `/v1/test-workflows`, `/v1/test-workflows/NAME`; not
+            // `.../NAME/executions` or `.../NAME/abort`.
+            rest.is_empty() || (rest.starts_with('/') && !rest[1..].contains('/'))
+        })
+    };
+    if definition("/v1/test-workflows") || definition("/v1/test-workflow-templates") {
+        // `PUT` on the collection only validates.
+        let collection = path == "/v1/test-workflows" || path == "/v1/test-workflow-templates";
+        if method == Method::PUT && collection {
+            return Some(Scope::Read);
+        }
+        return Some(Scope::Admin);
+    }
+    Some(Scope::Run)
+}
+
+async fn authorize(State(state): State<AppRef>, request: Request, next: Next) -> Response {
+    let Some(scope) = required_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    match state.auth.check(header, scope) {
+        Ok(()) => next.run(request).await,
+        Err(Denied::Unauthenticated(why)) => ApiError::unauthorized(why).into_response(),
+        Err(Denied::Forbidden(scope)) => ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!(
+                "this token lacks the `{scope}` scope that {} {} needs; ask for a token with it",
+                request.method(),
+                request.uri().path()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn health() -> &'static str {
+    "OK"
+}
+
+async fn info(State(state): State<AppRef>) -> axum::Json<crate::api::Info> {
+    axum::Json(crate::api::Info {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: "testkube-rs".to_owned(),
+        executor: state.executor.clone(),
+        auth: matches!(state.auth, Auth::Tokens(_)),
+    })
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::openapi_json(),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {method} {}; /openapi.json lists the API",
+        uri.path()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_needs_more_than_read() {
+        let scope = |method: Method, path: &str| required_scope(&method, path);
+        assert_eq!(scope(Method::GET, "/health"), None);
+        assert_eq!(scope(Method::GET, "/v1/test-workflows"), Some(Scope::Read));
+        assert_eq!(
+            scope(Method::POST, "/v1/test-workflows"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(scope(Method::PUT, "/v1/test-workflows"), Some(Scope::Read));
+        assert_eq!(
+            scope(Method::PUT, "/v1/test-workflows/a"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope(Method::DELETE, "/v1/test-workflows/a"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope(Method::DELETE, "/v1/test-workflow-templates/a"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope(Method::PUT, "/v1/test-workflow-templates"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            scope(Method::POST, "/v1/test-workflows/a/executions"),
+            Some(Scope::Run)
+        );
+        assert_eq!(
+            scope(Method::POST, "/v1/test-workflows/a/abort"),
+            Some(Scope::Run)
+        );
+        assert_eq!(
+            scope(Method::POST, "/v1/test-workflow-executions/x/abort"),
+            Some(Scope::Run)
+        );
+        assert_eq!(scope(Method::PATCH, "/v1/anything"), Some(Scope::Run));
+    }
+}

@@ -1,0 +1,260 @@
+//! Live notifications as server-sent events: an execution's (its main
+//! worker's logs and outputs, and the execution's result as it changes), a
+//! parallel worker's, or a service instance's.
+//!
+//! Every event's `id` is its `seqNo`; a client that reconnects with
+//! `Last-Event-ID` (browsers' `EventSource` do) or `?resumeAfterSeqNo=N`
+//! gets what followed, nothing twice. A run this server runs is followed
+//! live (see [`crate::live`]); any other execution is replayed from the
+//! store: its logs, its outputs, then its result, numbered in that order,
+//! the same at every request. A comment line every 20 seconds keeps idle
+//! connections (and proxies) open.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
+use testkube_core::store::{LogFilter, ResultStore};
+
+use super::AppRef;
+use crate::api::{Execution, Notification, Output, ROOT_WORKER};
+use crate::error::{ApiError, ApiResult};
+use crate::live::{Entry, LiveRun};
+
+/// Heartbeat interval (Testkube's).
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Notifications sent per read of the live log.
+const BATCH: usize = 256;
+
+type Events = BoxStream<'static, Result<SseEvent, Infallible>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResumeQuery {
+    resume_after_seq_no: Option<u64>,
+}
+
+/// Which notifications a stream carries.
+#[derive(Debug, Clone)]
+enum Scope {
+    /// The main worker's, and the execution's results.
+    Execution,
+    /// One worker's (`…/{step}/{index}`).
+    Worker(String),
+}
+
+impl Scope {
+    fn wants(&self, entry: &Entry) -> bool {
+        match (self, entry.worker.as_deref()) {
+            (Scope::Execution, None | Some(ROOT_WORKER)) => true,
+            (Scope::Worker(suffix), Some(worker)) => worker.ends_with(suffix.as_str()),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) async fn execution(
+    State(state): State<AppRef>,
+    Path(id): Path<String>,
+    Query(query): Query<ResumeQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    follow(&state, &id, Scope::Execution, after(&query, &headers)?).await
+}
+
+pub(crate) async fn worker(
+    State(state): State<AppRef>,
+    Path((id, step, index)): Path<(String, String, String)>,
+    Query(query): Query<ResumeQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let index: usize = index.parse().map_err(|_| {
+        ApiError::bad_request(format!("the worker index `{index}` is not a number"))
+    })?;
+    let scope = Scope::Worker(format!("/{step}/{index}"));
+    follow(&state, &id, scope, after(&query, &headers)?).await
+}
+
+/// The `seqNo` the client has seen last (0: none).
+fn after(query: &ResumeQuery, headers: &HeaderMap) -> ApiResult<u64> {
+    let header = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|text| !text.is_empty())
+        .map(|text| {
+            text.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("Last-Event-ID `{text}` is not a seqNo"))
+            })
+        })
+        .transpose()?;
+    Ok(header
+        .unwrap_or(0)
+        .max(query.resume_after_seq_no.unwrap_or(0)))
+}
+
+async fn follow(state: &AppRef, id: &str, scope: Scope, after: u64) -> ApiResult<Response> {
+    let record = state
+        .store
+        .find_execution(id)
+        .await
+        .map_err(ApiError::store)?;
+    let events = match state.live.get(&record.id) {
+        Some(live) => live_events(live, scope, after),
+        None => {
+            let worker = match &scope {
+                Scope::Execution => Some(ROOT_WORKER.to_owned()),
+                Scope::Worker(suffix) => state
+                    .store
+                    .steps(&record.id)
+                    .await
+                    .map_err(ApiError::store)?
+                    .into_iter()
+                    .map(|step| step.worker)
+                    .find(|worker| worker.ends_with(suffix.as_str())),
+            };
+            let Some(worker) = worker else {
+                return Err(ApiError::not_found(format!(
+                    "execution {} has no such worker",
+                    record.name
+                )));
+            };
+            stored_events(Arc::clone(&state.store), record, worker, scope, after)
+        }
+    };
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .into_response())
+}
+
+fn sse(notification: &Notification) -> Result<SseEvent, Infallible> {
+    let data = serde_json::to_string(notification).unwrap_or_default();
+    Ok(SseEvent::default()
+        .id(notification.seq_no.to_string())
+        .data(data))
+}
+
+/// A live run's notifications from `after` on, until it ends.
+fn live_events(live: Arc<LiveRun>, scope: Scope, after: u64) -> Events {
+    let changes = live.subscribe();
+    let position = usize::try_from(after).unwrap_or(usize::MAX);
+    stream::unfold(
+        (live, changes, position, false),
+        move |(live, mut changes, position, done)| {
+            let scope = scope.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let (page, last) = live.read(position, BATCH);
+                    if !page.is_empty() || last {
+                        let events: Vec<_> = page
+                            .iter()
+                            .filter(|entry| scope.wants(entry))
+                            .map(|entry| sse(&entry.notification))
+                            .collect();
+                        let next = position + page.len();
+                        return Some((stream::iter(events), (live, changes, next, last)));
+                    }
+                    // Nothing new: wait for the next notification (or the end).
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+    .flatten()
+    .boxed()
+}
+
+/// A stored execution's notifications: `worker`'s logs, then its outputs,
+/// then (for the execution's stream) the execution's result.
+fn stored_events(
+    store: Arc<dyn ResultStore>,
+    record: testkube_core::store::ExecutionRecord,
+    worker: String,
+    scope: Scope,
+    after: u64,
+) -> Events {
+    let id = record.id.clone();
+    let filter = LogFilter {
+        worker: Some(worker.clone()),
+        step: None,
+        skip: 0,
+        limit: Some(BATCH as u64),
+    };
+    let logs = {
+        let store = Arc::clone(&store);
+        stream::unfold(Some(filter), move |filter| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            async move {
+                let mut filter = filter?;
+                let chunks = store.logs(&id, &filter).await.unwrap_or_default();
+                if chunks.is_empty() {
+                    return None;
+                }
+                filter.skip += chunks.len() as u64;
+                let notes: Vec<Notification> = chunks
+                    .into_iter()
+                    .map(|chunk| Notification {
+                        log: Some(String::from_utf8_lossy(&chunk.data).into_owned()),
+                        ..note(&chunk.step)
+                    })
+                    .collect();
+                Some((stream::iter(notes), Some(filter)))
+            }
+        })
+        .flatten()
+    };
+    let tail = {
+        let store = Arc::clone(&store);
+        stream::once(async move {
+            let outputs = store.outputs(&record.id).await.unwrap_or_default();
+            let mut notes: Vec<Notification> = outputs
+                .iter()
+                .filter(|output| output.worker == worker)
+                .map(|output| Notification {
+                    output: Some(Output::of(output)),
+                    ..note(&output.step)
+                })
+                .collect();
+            if matches!(scope, Scope::Execution) {
+                notes.push(Notification {
+                    result: Some(Execution::summary(&record).result),
+                    ..note("")
+                });
+            }
+            stream::iter(notes)
+        })
+        .flatten()
+    };
+    logs.chain(tail)
+        .enumerate()
+        .filter_map(move |(index, mut notification)| {
+            let seq_no = index as u64 + 1;
+            notification.seq_no = seq_no;
+            std::future::ready((seq_no > after).then(|| sse(&notification)))
+        })
+        .boxed()
+}
+
+fn note(step: &str) -> Notification {
+    Notification {
+        ts: Utc::now(),
+        seq_no: 0,
+        step: step.to_owned(),
+        log: None,
+        output: None,
+        result: None,
+        temporary: false,
+    }
+}
