@@ -555,6 +555,50 @@ pub struct ExecutionList {
     pub results: Vec<Execution>,
 }
 
+/// A test case from the execution's reports (ours: `GET .../test-cases`);
+/// the fields of [`TestCaseRecord`], which reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestCase {
+    /// The worker that produced the report.
+    pub worker: String,
+    /// The suite.
+    pub suite: String,
+    /// The class, when the report names one.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// The test's name.
+    pub name: String,
+    /// The test file, when known.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// `passed`, `failed`, `errored`, `skipped` or `flaky`.
+    pub status: String,
+    /// Seconds.
+    #[serde(default)]
+    pub duration_secs: Option<f64>,
+    /// Why it did not pass.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl TestCase {
+    /// The API form of a stored test case.
+    #[must_use]
+    pub fn of(case: &TestCaseRecord) -> Self {
+        TestCase {
+            worker: case.worker.clone(),
+            suite: case.suite.clone(),
+            class: case.class.clone(),
+            name: case.name.clone(),
+            file: case.file.clone(),
+            status: case.status.as_str().to_owned(),
+            duration_secs: case.duration_secs,
+            message: case.message.clone(),
+        }
+    }
+}
+
 /// An artifact of an execution (`GET .../artifacts`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{
     Artifact, ConfigParam, Definition, Execution, ExecutionList, Info, Notification, Output,
-    ResultJson, RunBody, Signature, StepJson, StepState, TestCounts, Totals, WorkflowRef,
+    ResultJson, RunBody, Signature, StepJson, StepState, TestCase, TestCounts, Totals, WorkflowRef,
 };
 use crate::error::{Issue, Problem};
 
@@ -35,13 +35,13 @@ pub fn openapi_json() -> String {
         replace_workflow, delete_workflow, run_workflow, list_workflow_executions, abort_workflow,
         list_templates, create_template, validate_template, get_template, replace_template,
         delete_template, list_executions, get_execution, abort_execution, resume_execution,
-        rerun_execution, execution_logs, notifications, worker_notifications,
+        rerun_execution, execution_logs, execution_test_cases, notifications, worker_notifications,
         service_notifications, list_artifacts, download_artifact, artifact_archive,
     ),
     components(schemas(
         Artifact, ConfigParam, Definition, Execution, ExecutionList, Info, Notification, Output,
-        ResultJson, RunBody, Signature, StepJson, StepState, TestCounts, Totals, WorkflowRef,
-        Issue, Problem,
+        ResultJson, RunBody, Signature, StepJson, StepState, TestCase, TestCounts, Totals,
+        WorkflowRef, Issue, Problem,
     )),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -292,7 +292,10 @@ fn abort_execution() {}
 fn resume_execution() {}
 
 #[utoipa::path(post, path = "/v1/test-workflow-executions/{id}/rerun", tag = "executions",
-    params(("id" = String, Path, description = "The execution's id or name")),
+    params(
+        ("id" = String, Path, description = "The execution's id or name"),
+        ("failedOnly" = Option<bool>, Query, description = "Run only the parallel workers that did not pass (ours)"),
+    ),
     responses(
         (status = 200, description = "The new execution (scope run)", body = Execution),
         (status = 400, description = "It cannot run again (sensitive config, unusable workflow)", body = Problem),
@@ -315,6 +318,15 @@ fn rerun_execution() {}
         (status = 404, description = "No such execution", body = Problem),
     ))]
 fn execution_logs() {}
+
+#[utoipa::path(get, path = "/v1/test-workflow-executions/{id}/test-cases", tag = "executions",
+    params(("id" = String, Path, description = "The execution's id or name")),
+    responses(
+        (status = 200, description = "The test cases of its reports, in recorded order (ours; scope read)", body = [TestCase]),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 404, description = "No such execution", body = Problem),
+    ))]
+fn execution_test_cases() {}
 
 #[utoipa::path(get, path = "/v1/test-workflow-executions/{id}/notifications", tag = "logs",
     params(

@@ -26,6 +26,21 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR", env = "TESTKUBE_HOME", global = true)]
     pub(crate) home: Option<PathBuf>,
 
+    /// A testkube server to run on and read from (`testkube serve`, the agent):
+    /// `run`, `rerun`, `get`, `logs`, `artifacts` and `abort` go to it.
+    #[arg(long, value_name = "URL", env = "TESTKUBE_SERVER", global = true)]
+    pub(crate) server: Option<String>,
+
+    /// The bearer token for --server.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TESTKUBE_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -171,6 +186,33 @@ Examples:
   testkube rerun sharded-pytest-3 --failed-only --junit junit.xml"
     )]
     Rerun(RerunArgs),
+
+    /// Abort a running execution.
+    #[command(
+        after_help = "Locally, the `testkube run` of the execution (another terminal, same home folder)
+aborts it; with --server, the server does.
+Exit status: 0 aborting, 1 unknown or finished execution.
+
+Examples:
+  testkube abort release-checks-4
+  testkube --server http://127.0.0.1:8088 abort release-checks-4"
+    )]
+    Abort(AbortArgs),
+
+    /// Serve the REST API on this machine: runs start from it, results are read from it.
+    #[command(
+        after_help = "Runs execute here with the local executor and land in the home folder's result store
+(PostgreSQL when TESTKUBE_DATABASE_URL is set). Workflows come from the API (POST /v1/test-workflows,
+kept under <home>/definitions) and, read-only, from --workflows files and folders.
+Every request needs a token of the --tokens file (`<token> <scope>[,<scope>]...`, scopes read, run,
+admin); --no-auth is only allowed on a loopback address. The OpenAPI document is at /openapi.json.
+
+Examples:
+  testkube serve --tokens tokens.txt --listen 0.0.0.0:8088
+  testkube serve --no-auth --workflows examples/workflows
+  testkube --server http://127.0.0.1:8088 run local-smoke -f"
+    )]
+    Serve(ServeArgs),
 
     /// Resume the paused steps of a running execution (`paused: true`).
     #[command(
@@ -383,6 +425,10 @@ pub(crate) struct RunOptions {
     /// Print the steps' full output as they run (the live view shows the last lines otherwise).
     #[arg(long)]
     pub(crate) logs: bool,
+    /// Follow the run's logs as they come (with --server, streamed from the server;
+    /// locally the same as --logs).
+    #[arg(short, long)]
+    pub(crate) follow: bool,
     /// Also write the run's test results as one JUnit XML report (written when the run fails too).
     #[arg(long, value_name = "FILE")]
     pub(crate) junit: Option<PathBuf>,
@@ -420,6 +466,29 @@ pub(crate) enum Target {
     Local,
     /// Jobs in a Kubernetes cluster.
     Kubernetes,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AbortArgs {
+    /// The execution: its id or its name (`WORKFLOW-N`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8088")]
+    pub(crate) listen: String,
+    /// The tokens file: one `<token> <scope>[,<scope>]...` a line (scopes read, run, admin).
+    #[arg(long, value_name = "FILE", env = "TESTKUBE_TOKENS_FILE")]
+    pub(crate) tokens: Option<PathBuf>,
+    /// Let every request in, without a token (only on a loopback address).
+    #[arg(long)]
+    pub(crate) no_auth: bool,
+    /// Also serve the workflows and templates of these files and folders, read-only (repeatable).
+    #[arg(long = "workflows", value_name = "PATH")]
+    pub(crate) workflows: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

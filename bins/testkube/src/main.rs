@@ -11,6 +11,7 @@ mod input;
 mod junit_out;
 mod kubernetes;
 mod live;
+mod remote;
 mod sandbox;
 mod style;
 mod timings;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::try_parse().unwrap_or_else(|err| cli::explain(err).exit());
     style::init(cli.color);
     home::init(cli.home);
-    match commands::dispatch(cli.command) {
+    match commands::dispatch(cli.command, cli.server.as_deref(), cli.token) {
         Ok(code) => code,
         Err(err) => {
             style::print_error(&err);

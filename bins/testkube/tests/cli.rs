@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 #[path = "cli/manifests.rs"]
 mod manifests;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/split.rs"]
 mod split;
 

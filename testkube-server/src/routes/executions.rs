@@ -28,7 +28,7 @@ use testkube_core::{ResolveOptions, Severity, TemplateSet, resolve_workflow};
 
 use super::AppRef;
 use super::definitions::error as definitions_error;
-use crate::api::{Details, Execution, ExecutionList, RunBody, Totals};
+use crate::api::{Details, Execution, ExecutionList, RunBody, TestCase, Totals};
 use crate::definitions::Kind;
 use crate::error::{ApiError, ApiResult, Issue};
 
@@ -98,13 +98,22 @@ pub(crate) async fn run(
     start(&state, request, body.running_context, templates).await
 }
 
+/// `?failedOnly=true` (ours) runs only the workers that did not pass.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RerunQuery {
+    failed_only: Option<bool>,
+}
+
 pub(crate) async fn rerun(
     State(state): State<AppRef>,
     Path(id): Path<String>,
+    Query(query): Query<RerunQuery>,
 ) -> ApiResult<Json<Execution>> {
+    let options = RerunOptions::new().failed_only(query.failed_only.unwrap_or(false));
     let request = state
         .service
-        .rerun_request(&id, &RerunOptions::new())
+        .rerun_request(&id, &options)
         .await
         .map_err(service_error)?;
     let templates = templates(&state).await?;
@@ -370,6 +379,24 @@ pub(crate) async fn abort_workflow(
         live.control().abort();
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The test cases of the execution's reports (ours), in recorded order.
+pub(crate) async fn test_cases(
+    State(state): State<AppRef>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TestCase>>> {
+    let record = state
+        .store
+        .find_execution(&id)
+        .await
+        .map_err(ApiError::store)?;
+    let cases = state
+        .store
+        .test_cases(&record.id)
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(cases.iter().map(TestCase::of).collect()))
 }
 
 /// `?worker=PATH&step=REF` (ours) narrow the log.

@@ -84,6 +84,10 @@ pub(crate) fn router(state: AppRef) -> Router {
         .route(&format!("{executions}/rerun"), post(executions::rerun))
         .route(&format!("{executions}/logs"), get(executions::logs))
         .route(
+            &format!("{executions}/test-cases"),
+            get(executions::test_cases),
+        )
+        .route(
             &format!("{executions}/notifications"),
             get(notifications::execution),
         )

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns validated arguments into library
 //! calls and prints the result.
 
+mod abort;
 mod artifacts;
 mod crds;
 mod get;
@@ -12,6 +13,7 @@ mod report;
 mod rerun;
 mod resume;
 mod run;
+mod serve;
 mod split;
 mod validate;
 
@@ -19,8 +21,34 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 
-/// Runs one subcommand and returns the process exit code.
-pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
+pub(crate) use render::load;
+
+/// Runs one subcommand and returns the process exit code; with `--server`,
+/// the commands that start and read runs ask that server.
+pub(crate) fn dispatch(
+    command: Command,
+    server: Option<&str>,
+    token: Option<String>,
+) -> Result<ExitCode, CliError> {
+    if let Some(server) = server.filter(|server| !server.is_empty()) {
+        let remote = || crate::remote::Remote::new(server, token.clone());
+        match &command {
+            Command::Run(args) => return remote()?.run(args),
+            Command::Rerun(args) => return remote()?.rerun(args),
+            Command::Get(args) => return remote()?.get(&args.what),
+            Command::Logs(args) => return remote()?.logs(args),
+            Command::Artifacts(args) => return remote()?.artifacts(args),
+            Command::Abort(args) => return remote()?.abort(args),
+            Command::Resume(_) | Command::Serve(_) => {
+                return Err(
+                    CliError::usage("this command does not take --server").with_hint(
+                        "POST /v1/test-workflow-executions/ID/resume resumes a run on a server",
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
     match command {
         Command::Validate(args) => validate::run(args),
         Command::Render(args) => render::run(args),
@@ -32,6 +60,8 @@ pub(crate) fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(args),
         Command::Rerun(args) => rerun::run(args),
         Command::Resume(args) => resume::run(args),
+        Command::Abort(args) => abort::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Get(args) => get::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Artifacts(args) => artifacts::run(args),

@@ -197,9 +197,12 @@ impl Launch {
 
         let live = options.output != TextOutput::Json && std::io::stdout().is_terminal();
         let mut view = if live {
-            View::live(options.logs, &plan)
+            View::live(options.logs || options.follow, &plan)
         } else {
-            View::lines(options.logs, options.output == TextOutput::Json)
+            View::lines(
+                options.logs || options.follow,
+                options.output == TextOutput::Json,
+            )
         };
         drop(plan);
         for note in &notes {
