@@ -619,6 +619,8 @@ pub struct Artifact {
     /// The step that kept it (ours).
     #[serde(rename = "ref")]
     pub step: String,
+    /// Its path relative to the step's artifacts folder (ours).
+    pub path: String,
 }
 
 impl Artifact {
@@ -633,6 +635,7 @@ impl Artifact {
             workflow_name: execution.workflow.clone(),
             worker: record.worker.clone(),
             step: record.step.clone(),
+            path: record.path.clone(),
         }
     }
 }

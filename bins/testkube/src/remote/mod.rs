@@ -334,8 +334,9 @@ impl Remote {
                 return Ok(ExitCode::SUCCESS);
             };
             for artifact in &list {
-                // Names come from the server: never a path out of DIR.
-                let relative = Path::new(&artifact.name);
+                // As locally: DIR/<worker path>/<path>. Both come from the
+                // server: never a path out of DIR.
+                let relative = Path::new(&artifact.worker).join(&artifact.path);
                 if relative.is_absolute()
                     || relative
                         .components()
@@ -343,7 +344,7 @@ impl Remote {
                 {
                     return Err(CliError::input(format!(
                         "the server named an artifact `{}`, which is not a relative path",
-                        artifact.name
+                        relative.display()
                     )));
                 }
                 let target = dir.join(relative);

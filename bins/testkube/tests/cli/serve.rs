@@ -197,7 +197,7 @@ fn ci_runs_a_file_on_the_server_and_gets_its_verdict_logs_and_junit() {
     );
     assert_eq!(artifacts.status.code(), Some(0), "{}", text(&artifacts));
     assert_eq!(
-        std::fs::read_to_string(work.join("got/note.txt")).unwrap(),
+        std::fs::read_to_string(work.join("got/root/note.txt")).unwrap(),
         "hello\n"
     );
 
