@@ -102,6 +102,7 @@ impl Definition {
 #[serde(rename_all = "camelCase")]
 pub struct RunBody {
     /// A custom execution name (not supported yet: must be empty).
+    #[schema(max_length = 0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Config values (strings are cast to the parameters' types).
@@ -344,8 +345,7 @@ pub struct Output {
     /// The output's key.
     pub name: String,
     /// Its value.
-    #[schema(value_type = Object)]
-    pub value: Value,
+    pub value: String,
 }
 
 impl Output {
@@ -355,7 +355,7 @@ impl Output {
         Output {
             step: output.step.clone(),
             name: output.key.clone(),
-            value: Value::String(output.value.clone()),
+            value: output.value.clone(),
         }
     }
 }

@@ -224,7 +224,7 @@ impl LiveResult {
                     output: Some(Output {
                         step: step.clone(),
                         name: key.clone(),
-                        value: Value::String(value.clone()),
+                        value: value.clone(),
                     }),
                     ..note(step)
                 },

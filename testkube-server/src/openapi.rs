@@ -65,7 +65,7 @@ fn health() {}
 
 #[utoipa::path(get, path = "/v1/info", responses(
     (status = 200, description = "Version and setup (scope read)", body = Info),
-    (status = 401, description = "No valid token", body = Problem),
+    (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
 ))]
 fn info() {}
 
@@ -76,8 +76,8 @@ fn info() {}
     ),
     responses(
         (status = 200, description = "The workflows (scope read)", body = [Definition]),
-        (status = 400, description = "A bad selector", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "A bad selector", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn list_workflows() {}
 
@@ -85,10 +85,10 @@ fn list_workflows() {}
     request_body(content = Definition, description = "The API form as JSON, or the TestWorkflow document as YAML (`Content-Type: text/yaml`)"),
     responses(
         (status = 200, description = "Created (scope admin)", body = Definition),
-        (status = 400, description = "Not valid: every problem with its field", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 409, description = "One with this name exists", body = Problem),
+        (status = 400, description = "Not valid: every problem with its field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One with this name exists", body = Problem, content_type = "application/problem+json"),
     ))]
 fn create_workflow() {}
 
@@ -96,8 +96,8 @@ fn create_workflow() {}
     request_body(content = Definition, description = "A workflow to check; nothing is stored"),
     responses(
         (status = 204, description = "Valid (scope read)"),
-        (status = 400, description = "Not valid: every problem with its field", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "Not valid: every problem with its field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn validate_workflow() {}
 
@@ -105,8 +105,8 @@ fn validate_workflow() {}
     params(("name" = String, Path, description = "The workflow's name")),
     responses(
         (status = 200, description = "The workflow (YAML with `Accept: text/yaml`; scope read)", body = Definition),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such workflow", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
     ))]
 fn get_workflow() {}
 
@@ -115,11 +115,11 @@ fn get_workflow() {}
     request_body(content = Definition, description = "The new workflow (JSON API form, or YAML)"),
     responses(
         (status = 200, description = "Replaced (scope admin)", body = Definition),
-        (status = 400, description = "Not valid", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 404, description = "No such workflow", body = Problem),
-        (status = 409, description = "It comes from a file the server only reads", body = Problem),
+        (status = 400, description = "Not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It comes from a file the server only reads", body = Problem, content_type = "application/problem+json"),
     ))]
 fn replace_workflow() {}
 
@@ -127,10 +127,10 @@ fn replace_workflow() {}
     params(("name" = String, Path, description = "The workflow's name")),
     responses(
         (status = 204, description = "Deleted (scope admin); its executions are kept"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 404, description = "No such workflow", body = Problem),
-        (status = 409, description = "It comes from a file the server only reads", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It comes from a file the server only reads", body = Problem, content_type = "application/problem+json"),
     ))]
 fn delete_workflow() {}
 
@@ -139,10 +139,10 @@ fn delete_workflow() {}
     request_body(content = RunBody, description = "Config values, tags and who asks"),
     responses(
         (status = 200, description = "Started (scope run)", body = Execution),
-        (status = 400, description = "It cannot run (config, secrets, plan): every problem", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the run scope", body = Problem),
-        (status = 404, description = "No such workflow", body = Problem),
+        (status = 400, description = "It cannot run (config, secrets, plan): every problem", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json"),
     ))]
 fn run_workflow() {}
 
@@ -150,8 +150,8 @@ fn run_workflow() {}
     params(("name" = String, Path, description = "The workflow"), ListParams),
     responses(
         (status = 200, description = "Its executions, newest first (scope read)", body = ExecutionList),
-        (status = 400, description = "A bad filter", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "A bad filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn list_workflow_executions() {}
 
@@ -159,8 +159,8 @@ fn list_workflow_executions() {}
     params(("name" = String, Path, description = "The workflow")),
     responses(
         (status = 204, description = "Every execution of it this server runs is aborted (scope run)"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the run scope", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
     ))]
 fn abort_workflow() {}
 
@@ -171,8 +171,8 @@ fn abort_workflow() {}
     ),
     responses(
         (status = 200, description = "The templates (scope read)", body = [Definition]),
-        (status = 400, description = "A bad selector", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "A bad selector", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn list_templates() {}
 
@@ -180,10 +180,10 @@ fn list_templates() {}
     request_body(content = Definition, description = "The API form as JSON, or the TestWorkflowTemplate document as YAML"),
     responses(
         (status = 200, description = "Created (scope admin)", body = Definition),
-        (status = 400, description = "Not valid", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 409, description = "One with this name exists", body = Problem),
+        (status = 400, description = "Not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One with this name exists", body = Problem, content_type = "application/problem+json"),
     ))]
 fn create_template() {}
 
@@ -191,8 +191,8 @@ fn create_template() {}
     request_body(content = Definition, description = "A template to check; nothing is stored"),
     responses(
         (status = 204, description = "Valid (scope read)"),
-        (status = 400, description = "Not valid", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "Not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn validate_template() {}
 
@@ -200,8 +200,8 @@ fn validate_template() {}
     params(("name" = String, Path, description = "The template's name")),
     responses(
         (status = 200, description = "The template (scope read)", body = Definition),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such template", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such template", body = Problem, content_type = "application/problem+json"),
     ))]
 fn get_template() {}
 
@@ -210,11 +210,11 @@ fn get_template() {}
     request_body(content = Definition, description = "The new template"),
     responses(
         (status = 200, description = "Replaced (scope admin)", body = Definition),
-        (status = 400, description = "Not valid", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 404, description = "No such template", body = Problem),
-        (status = 409, description = "It comes from a file the server only reads", body = Problem),
+        (status = 400, description = "Not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such template", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It comes from a file the server only reads", body = Problem, content_type = "application/problem+json"),
     ))]
 fn replace_template() {}
 
@@ -222,10 +222,10 @@ fn replace_template() {}
     params(("name" = String, Path, description = "The template's name")),
     responses(
         (status = 204, description = "Deleted (scope admin)"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the admin scope", body = Problem),
-        (status = 404, description = "No such template", body = Problem),
-        (status = 409, description = "It comes from a file the server only reads", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such template", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It comes from a file the server only reads", body = Problem, content_type = "application/problem+json"),
     ))]
 fn delete_template() {}
 
@@ -234,9 +234,11 @@ fn delete_template() {}
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 struct ListParams {
     /// The page, from 0.
-    page: Option<u32>,
+    #[param(minimum = 0)]
+    page: Option<i32>,
     /// Executions per page (default 100).
-    page_size: Option<u32>,
+    #[param(minimum = 0)]
+    page_size: Option<i32>,
     /// Statuses, comma-separated (`passed,failed`).
     status: Option<String>,
     /// Scheduled at or after (`2026-12-07` or RFC 3339).
@@ -255,8 +257,8 @@ struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "Executions, newest first, with totals (scope read)", body = ExecutionList),
-        (status = 400, description = "A bad filter", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "A bad filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ))]
 fn list_executions() {}
 
@@ -264,8 +266,8 @@ fn list_executions() {}
     params(("id" = String, Path, description = "The execution's id or name (`WORKFLOW-N`)")),
     responses(
         (status = 200, description = "The execution, full form (scope read)", body = Execution),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn get_execution() {}
 
@@ -273,10 +275,10 @@ fn get_execution() {}
     params(("id" = String, Path, description = "The execution's id or name")),
     responses(
         (status = 204, description = "Aborting (scope run)"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the run scope", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
-        (status = 409, description = "It finished, or another process runs it", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It finished, or another process runs it", body = Problem, content_type = "application/problem+json"),
     ))]
 fn abort_execution() {}
 
@@ -284,10 +286,10 @@ fn abort_execution() {}
     params(("id" = String, Path, description = "The execution's id or name")),
     responses(
         (status = 204, description = "Its paused steps go on (scope run)"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the run scope", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
-        (status = 409, description = "It is not running on this server", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is not running on this server", body = Problem, content_type = "application/problem+json"),
     ))]
 fn resume_execution() {}
 
@@ -298,11 +300,11 @@ fn resume_execution() {}
     ),
     responses(
         (status = 200, description = "The new execution (scope run)", body = Execution),
-        (status = 400, description = "It cannot run again (sensitive config, unusable workflow)", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "The token lacks the run scope", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
-        (status = 409, description = "It is still running", body = Problem),
+        (status = 400, description = "It cannot run again (sensitive config, unusable workflow)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is still running", body = Problem, content_type = "application/problem+json"),
     ))]
 fn rerun_execution() {}
 
@@ -314,8 +316,8 @@ fn rerun_execution() {}
     ),
     responses(
         (status = 200, description = "Its output so far, as text (scope read)", body = String, content_type = "text/plain"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn execution_logs() {}
 
@@ -323,8 +325,8 @@ fn execution_logs() {}
     params(("id" = String, Path, description = "The execution's id or name")),
     responses(
         (status = 200, description = "The test cases of its reports, in recorded order (ours; scope read)", body = [TestCase]),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn execution_test_cases() {}
 
@@ -334,9 +336,10 @@ fn execution_test_cases() {}
         ("resumeAfterSeqNo" = Option<u64>, Query, description = "Send what follows this seqNo (as `Last-Event-ID`)"),
     ),
     responses(
-        (status = 200, description = "Server-sent events, one Notification each, `id` = seqNo (scope read)", body = Notification, content_type = "text/event-stream"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 200, description = "Server-sent events: each `data:` line a Notification (see components), its `id` the seqNo (scope read)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A resume position that is not a seqNo", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn notifications() {}
 
@@ -348,10 +351,10 @@ fn notifications() {}
         ("resumeAfterSeqNo" = Option<u64>, Query, description = "Send what follows this seqNo"),
     ),
     responses(
-        (status = 200, description = "That worker's notifications (scope read)", body = Notification, content_type = "text/event-stream"),
-        (status = 400, description = "The index is not a number", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution or worker", body = Problem),
+        (status = 200, description = "That worker's notifications, as server-sent events (scope read)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "An index or resume position that is not a number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution or worker", body = Problem, content_type = "application/problem+json"),
     ))]
 fn worker_notifications() {}
 
@@ -363,10 +366,10 @@ fn worker_notifications() {}
         ("resumeAfterSeqNo" = Option<u64>, Query, description = "Send what follows this seqNo"),
     ),
     responses(
-        (status = 200, description = "That service instance's notifications (scope read)", body = Notification, content_type = "text/event-stream"),
-        (status = 400, description = "The index is not a number", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution or instance", body = Problem),
+        (status = 200, description = "That service instance's notifications, as server-sent events (scope read)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "An index or resume position that is not a number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution or instance", body = Problem, content_type = "application/problem+json"),
     ))]
 fn service_notifications() {}
 
@@ -374,8 +377,8 @@ fn service_notifications() {}
     params(("id" = String, Path, description = "The execution's id or name")),
     responses(
         (status = 200, description = "Its artifacts (scope read)", body = [Artifact]),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn list_artifacts() {}
 
@@ -386,8 +389,8 @@ fn list_artifacts() {}
     ),
     responses(
         (status = 200, description = "The file (scope read)", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution or artifact", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution or artifact", body = Problem, content_type = "application/problem+json"),
     ))]
 fn download_artifact() {}
 
@@ -395,7 +398,7 @@ fn download_artifact() {}
     params(("id" = String, Path, description = "The execution's id or name")),
     responses(
         (status = 200, description = "Every artifact in a .tar.gz (scope read)", body = Vec<u8>, content_type = "application/gzip"),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 404, description = "No such execution", body = Problem),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ))]
 fn artifact_archive() {}

@@ -33,7 +33,7 @@ use crate::definitions::Kind;
 use crate::error::{ApiError, ApiResult, Issue};
 
 /// Executions per page when `pageSize` is not given (Testkube's default).
-const DEFAULT_PAGE_SIZE: usize = 100;
+const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Log chunks read from the store at a time.
 const LOG_PAGE: u64 = 256;
 
@@ -102,7 +102,7 @@ pub(crate) async fn run(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RerunQuery {
-    failed_only: Option<bool>,
+    failed_only: Option<String>,
 }
 
 pub(crate) async fn rerun(
@@ -110,7 +110,16 @@ pub(crate) async fn rerun(
     Path(id): Path<String>,
     Query(query): Query<RerunQuery>,
 ) -> ApiResult<Json<Execution>> {
-    let options = RerunOptions::new().failed_only(query.failed_only.unwrap_or(false));
+    let failed_only = match query.failed_only.as_deref() {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`failedOnly` is `{other}`; give true or false"
+            )));
+        }
+    };
+    let options = RerunOptions::new().failed_only(failed_only);
     let request = state
         .service
         .rerun_request(&id, &options)
@@ -258,12 +267,21 @@ async fn list_executions(
     query: &ListQuery,
 ) -> ApiResult<Json<ExecutionList>> {
     let filter = Filter::parse(query)?;
-    let number = |text: Option<&str>, name: &str, default: usize| -> ApiResult<usize> {
-        text.map_or(Ok(default), |text| {
-            text.parse().map_err(|_| {
-                ApiError::bad_request(format!("`{name}` is `{text}`; give a whole number"))
+    // Whole numbers the OpenAPI document declares as int32 from 0.
+    let number = |text: Option<&str>, name: &str, default: u32| -> ApiResult<usize> {
+        let Some(text) = text else {
+            return Ok(default as usize);
+        };
+        text.parse::<u32>()
+            .ok()
+            .filter(|n| i32::try_from(*n).is_ok())
+            .map(|n| n as usize)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{name}` is `{text}`; give a whole number from 0 to {}",
+                    i32::MAX
+                ))
             })
-        })
     };
     let page = number(query.page.as_deref(), "page", 0)?;
     let page_size = number(query.page_size.as_deref(), "pageSize", DEFAULT_PAGE_SIZE)?.max(1);

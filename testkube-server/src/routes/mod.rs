@@ -112,6 +112,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(problems))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authorize,
@@ -166,6 +167,31 @@ async fn authorize(State(state): State<AppRef>, request: Request, next: Next) ->
         )
         .into_response(),
     }
+}
+
+/// Errors axum answers itself (a query that does not parse, a method a
+/// route does not have) as problem documents too, so that every error of
+/// the API has one shape.
+async fn problems(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, detail).into_response()
 }
 
 async fn health() -> &'static str {

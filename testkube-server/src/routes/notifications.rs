@@ -38,7 +38,7 @@ type Events = BoxStream<'static, Result<SseEvent, Infallible>>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ResumeQuery {
-    resume_after_seq_no: Option<u64>,
+    resume_after_seq_no: Option<String>,
 }
 
 /// Which notifications a stream carries.
@@ -89,14 +89,30 @@ fn after(query: &ResumeQuery, headers: &HeaderMap) -> ApiResult<u64> {
         .and_then(|value| value.to_str().ok())
         .filter(|text| !text.is_empty())
         .map(|text| {
-            text.trim().parse::<u64>().map_err(|_| {
+            seq_no(text.trim()).ok_or_else(|| {
                 ApiError::bad_request(format!("Last-Event-ID `{text}` is not a seqNo"))
             })
         })
         .transpose()?;
-    Ok(header
-        .unwrap_or(0)
-        .max(query.resume_after_seq_no.unwrap_or(0)))
+    let query = query
+        .resume_after_seq_no
+        .as_deref()
+        .filter(|text| !text.is_empty())
+        .map(|text| {
+            seq_no(text).ok_or_else(|| {
+                ApiError::bad_request(format!("resumeAfterSeqNo `{text}` is not a seqNo"))
+            })
+        })
+        .transpose()?;
+    Ok(header.unwrap_or(0).max(query.unwrap_or(0)))
+}
+
+/// A seqNo as clients send it: a whole number the OpenAPI document's int64
+/// holds.
+fn seq_no(text: &str) -> Option<u64> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
 }
 
 async fn follow(state: &AppRef, id: &str, scope: Scope, after: u64) -> ApiResult<Response> {

@@ -456,10 +456,7 @@ fn print_execution(execution: &Execution) {
         })
         .collect();
     for (key, value) in outputs {
-        outln!(
-            "  output {key} = {}",
-            value.as_str().map_or(value.to_string(), str::to_owned)
-        );
+        outln!("  output {key} = {value}");
     }
 }
 
