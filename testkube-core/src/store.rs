@@ -44,6 +44,14 @@ pub trait ResultStore: Send + Sync {
     /// a finished status sets its finish time.
     async fn update_status(&self, id: &str, update: StatusUpdate) -> Result<(), StoreError>;
 
+    /// Replaces the execution's tags (`PATCH .../tags` of the API; a run's
+    /// tags are otherwise set when it is created).
+    async fn update_tags(
+        &self,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
+
     /// Replaces the execution's `result.initialization` (preparing its
     /// workspace and the workflow's own `content`).
     async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError>;

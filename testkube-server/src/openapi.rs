@@ -35,13 +35,13 @@ pub fn openapi_json() -> String {
         replace_workflow, delete_workflow, run_workflow, list_workflow_executions, abort_workflow,
         list_templates, create_template, validate_template, get_template, replace_template,
         delete_template, list_executions, get_execution, abort_execution, resume_execution,
-        rerun_execution, execution_logs, execution_test_cases, notifications, worker_notifications,
+        rerun_execution, update_tags, execution_logs, execution_test_cases, notifications, worker_notifications,
         service_notifications, list_artifacts, download_artifact, artifact_archive,
     ),
     components(schemas(
         Artifact, ConfigParam, Definition, Execution, ExecutionList, Info, Notification, Output,
         ResultJson, RunBody, Signature, StepJson, StepState, TestCase, TestCounts, Totals,
-        WorkflowRef, Issue, Problem,
+        WorkflowRef, Issue, Problem, TagsBody,
     )),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -307,6 +307,25 @@ fn resume_execution() {}
         (status = 409, description = "It is still running", body = Problem, content_type = "application/problem+json"),
     ))]
 fn rerun_execution() {}
+
+#[utoipa::path(patch, path = "/v1/test-workflow-executions/{id}/tags", tag = "executions",
+    params(("id" = String, Path, description = "The execution's id or name")),
+    request_body(content = TagsBody, description = "The new tags (they replace the old ones); the bare map is accepted too"),
+    responses(
+        (status = 200, description = "The execution with its new tags (scope run)", body = Execution),
+        (status = 400, description = "Not a map of texts", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the run scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+    ))]
+fn update_tags() {}
+
+/// `PATCH .../tags`'s body.
+#[derive(utoipa::ToSchema)]
+struct TagsBody {
+    /// The tags.
+    tags: std::collections::BTreeMap<String, String>,
+}
 
 #[utoipa::path(get, path = "/v1/test-workflow-executions/{id}/logs", tag = "logs",
     params(

@@ -5,6 +5,7 @@
 //! processes can write at once. Writes that belong together run in one transaction that starts
 //! with a write, so it takes the write lock at once and never deadlocks on a lock upgrade.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -294,6 +295,23 @@ impl ResultStore for SqliteStore {
         .await
         .map_err(backend)?;
         if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn update_tags(
+        &self,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query("UPDATE executions SET tags = ? WHERE id = ?")
+            .bind(json(tags)?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(id.to_owned()));
         }
         Ok(())

@@ -399,6 +399,49 @@ pub(crate) async fn abort_workflow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PATCH .../tags`: replaces the execution's tags with the body's, either
+/// `{"tags": {...}}` or the map itself.
+pub(crate) async fn update_tags(
+    State(state): State<AppRef>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Execution>> {
+    let value: Value = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::bad_request(format!(
+            "the body is not JSON ({err}); send {{\"tags\": {{\"key\": \"value\"}}}}"
+        ))
+    })?;
+    let value = match value {
+        Value::Object(mut map)
+            if map.len() == 1 && map.get("tags").is_some_and(Value::is_object) =>
+        {
+            map.remove("tags").unwrap_or_default()
+        }
+        other => other,
+    };
+    let tags: BTreeMap<String, String> = serde_json::from_value(value).map_err(|err| {
+        ApiError::bad_request(format!(
+            "the tags are not a map of texts ({err}); send {{\"tags\": {{\"key\": \"value\"}}}}"
+        ))
+    })?;
+    let record = state
+        .store
+        .find_execution(&id)
+        .await
+        .map_err(ApiError::store)?;
+    state
+        .store
+        .update_tags(&record.id, &tags)
+        .await
+        .map_err(ApiError::store)?;
+    let record = state
+        .store
+        .get_execution(&record.id)
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(with_context(&state, Execution::summary(&record))))
+}
+
 /// The test cases of the execution's reports (ours), in recorded order.
 pub(crate) async fn test_cases(
     State(state): State<AppRef>,

@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use testkube_core::service::RunService;
 use testkube_core::store::ResultStore;
 use testkube_results::artifacts::ArtifactReader;
@@ -83,6 +83,10 @@ pub(crate) fn router(state: AppRef) -> Router {
         .route(&format!("{executions}/resume"), post(executions::resume))
         .route(&format!("{executions}/rerun"), post(executions::rerun))
         .route(&format!("{executions}/logs"), get(executions::logs))
+        .route(
+            &format!("{executions}/tags"),
+            patch(executions::update_tags),
+        )
         .route(
             &format!("{executions}/test-cases"),
             get(executions::test_cases),

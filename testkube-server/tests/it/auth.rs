@@ -33,6 +33,7 @@ fn writes(id: &str) -> Vec<(Method, String, &'static str)> {
         (Method::POST, format!("{execution}/abort"), "run"),
         (Method::POST, format!("{execution}/resume"), "run"),
         (Method::POST, format!("{execution}/rerun"), "run"),
+        (Method::PATCH, format!("{execution}/tags"), "run"),
     ]
 }
 
@@ -44,6 +45,8 @@ fn body_for(path: &str) -> (String, &'static str) {
         )
     } else if path.ends_with("executions") {
         ("{}".into(), "application/json")
+    } else if path.ends_with("tags") {
+        (r#"{"tags": {"changed": "yes"}}"#.into(), "application/json")
     } else {
         (workflow("kept", "echo changed"), "text/yaml")
     }
@@ -68,6 +71,10 @@ async fn writes_need_a_token_with_their_scope_and_refusals_change_nothing() {
         server.get_json("/v1/test-workflows/kept").await,
         server.get_json("/v1/test-workflow-templates/tpl").await,
         server.get_json("/v1/test-workflow-executions").await["totals"].clone(),
+        server
+            .get_json(&format!("/v1/test-workflow-executions/{id}"))
+            .await["tags"]
+            .clone(),
     );
 
     for (method, path, scope) in writes(&id) {
@@ -114,6 +121,10 @@ async fn writes_need_a_token_with_their_scope_and_refusals_change_nothing() {
         server.get_json("/v1/test-workflows/kept").await,
         server.get_json("/v1/test-workflow-templates/tpl").await,
         server.get_json("/v1/test-workflow-executions").await["totals"].clone(),
+        server
+            .get_json(&format!("/v1/test-workflow-executions/{id}"))
+            .await["tags"]
+            .clone(),
     );
     assert_eq!(before, after, "a refused request changed something");
 

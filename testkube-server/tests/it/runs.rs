@@ -60,6 +60,39 @@ async fn a_run_started_by_the_api_is_recorded_with_its_logs_and_results() {
         .unwrap();
     assert_eq!(logs.headers()["content-type"], "text/plain; charset=utf-8");
     assert!(logs.text().await.unwrap().contains("hello api"));
+
+    // Tags are replaced afterwards, in Testkube's `{tags}` body or as the bare map.
+    for body in [
+        json!({"tags": {"release": "2.1"}}),
+        json!({"release": "2.1"}),
+    ] {
+        let patched = server
+            .call(
+                Method::PATCH,
+                &format!("/v1/test-workflow-executions/{id}/tags"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), StatusCode::OK);
+        let patched: Value = patched.json().await.unwrap();
+        assert_eq!(patched["tags"], json!({"release": "2.1"}));
+    }
+    let tagged = server
+        .get_json("/v1/test-workflow-executions?tagSelector=release%3D2.1")
+        .await;
+    assert_eq!(tagged["filtered"]["results"], 1);
+    let bad = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/test-workflow-executions/{id}/tags"),
+        )
+        .json(&json!({"tags": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

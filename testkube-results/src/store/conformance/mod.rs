@@ -35,6 +35,7 @@ pub async fn run_all(store: Arc<dyn ResultStore>) {
     numbering_per_workflow(store.as_ref()).await;
     status_updates_and_lookup(store.as_ref()).await;
     initialization_recorded(store.as_ref()).await;
+    tags_replaced(store.as_ref()).await;
     shard_durations_kept(store.as_ref()).await;
     list_order_and_filters(store.as_ref()).await;
     steps_upserted(store.as_ref()).await;
@@ -221,6 +222,35 @@ pub async fn initialization_recorded(store: &dyn ResultStore) {
     assert_eq!(listed[0].result.initialization.as_ref(), Some(&init));
 }
 
+/// Tags replaced after the run was created read back by every lookup.
+pub async fn tags_replaced(store: &dyn ResultStore) {
+    create(store, "tags-1", "tags").await;
+    let tags = BTreeMap::from([
+        ("release".to_owned(), "2.1".to_owned()),
+        ("team".to_owned(), "web".to_owned()),
+    ]);
+    store
+        .update_tags("tags-1", &tags)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let found = store.find_execution("tags-1").await.ok();
+    assert_eq!(found.map(|r| r.tags), Some(tags.clone()));
+    let listed = store
+        .list_executions(&ExecutionFilter {
+            workflow: Some("tags".to_owned()),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(listed[0].tags, tags);
+    store
+        .update_tags("tags-1", &BTreeMap::new())
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let cleared = store.get_execution("tags-1").await.ok();
+    assert_eq!(cleared.map(|r| r.tags.len()), Some(0));
+}
+
 /// Newest first, filtered by workflow and status, limited.
 pub async fn list_order_and_filters(store: &dyn ResultStore) {
     for id in ["list-1", "list-2", "list-3"] {
@@ -330,6 +360,7 @@ pub async fn unknown_executions_are_not_found(store: &dyn ResultStore) {
             .await,
     );
     not_found(store.find_execution("nope").await.map(|_| ()));
+    not_found(store.update_tags("nope", &BTreeMap::new()).await);
     not_found(
         store
             .record_initialization("nope", &StepResult::started(Utc::now()))

@@ -17,6 +17,7 @@
 //! Text columns cannot hold the NUL character in PostgreSQL: a NUL in a name, message or output
 //! is stored as U+FFFD (the bytes of logs and the JSON documents are kept exactly).
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,6 +299,23 @@ impl ResultStore for PostgresStore {
         .await
         .map_err(backend)?;
         if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn update_tags(
+        &self,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query("UPDATE executions SET tags = $1::json WHERE id = $2")
+            .bind(json(tags)?)
+            .bind(text(id))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(id.to_owned()));
         }
         Ok(())
