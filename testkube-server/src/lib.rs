@@ -28,6 +28,7 @@ mod auth;
 mod definitions;
 mod error;
 mod live;
+mod metrics;
 mod openapi;
 mod routes;
 
@@ -87,6 +88,7 @@ impl Server {
                 definitions,
                 auth,
                 live: live::Registry::default(),
+                metrics: Arc::new(metrics::Metrics::default()),
                 artifacts: Arc::new(tokio::sync::Mutex::new(ArtifactReader::from_env())),
                 executor: "local".to_owned(),
             },

@@ -26,6 +26,7 @@ use testkube_core::status::ExecutionStatus;
 use tokio::sync::watch;
 
 use crate::api::{Notification, Output, ROOT_WORKER, ResultJson, StepState};
+use crate::metrics::{Metrics, RunLabels, StepClock};
 
 /// How long a finished run's notifications stay in memory.
 pub(crate) const KEEP_FINISHED: Duration = Duration::from_secs(300);
@@ -133,6 +134,7 @@ impl Registry {
         run: RunHandle,
         scheduled_at: DateTime<Utc>,
         running_context: Option<Value>,
+        metrics: (Arc<Metrics>, RunLabels),
     ) -> Arc<LiveRun> {
         let live = Arc::new(LiveRun {
             id: run.id().to_owned(),
@@ -148,10 +150,14 @@ impl Registry {
             .insert(live.id.clone(), Arc::clone(&live));
         let registry = self.clone();
         let follower = Arc::clone(&live);
+        let (metrics, labels) = metrics;
+        metrics.queued();
         tokio::spawn(async move {
             let mut run = run;
             let mut state = LiveResult::new(scheduled_at);
+            let mut clock = StepClock::default();
             while let Some(event) = run.next_event().await {
+                metrics.observe(&labels, &event, &mut clock);
                 for (worker, notification) in state.notifications(&event) {
                     follower.push(worker, notification);
                 }

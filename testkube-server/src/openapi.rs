@@ -31,7 +31,7 @@ pub fn openapi_json() -> String {
         description = "Testkube's REST API paths and shapes: test workflows, templates, executions, logs, artifacts and live notifications. Every route but /health and /openapi.json needs `Authorization: Bearer <token>` with the scope it names (read, run, admin).",
     ),
     paths(
-        health, info, list_workflows, create_workflow, validate_workflow, get_workflow,
+        health, metrics, info, list_workflows, create_workflow, validate_workflow, get_workflow,
         replace_workflow, delete_workflow, run_workflow, list_workflow_executions, abort_workflow,
         list_templates, create_template, validate_template, get_template, replace_template,
         delete_template, list_executions, get_execution, abort_execution, resume_execution,
@@ -62,6 +62,12 @@ impl Modify for Bearer {
 
 #[utoipa::path(get, path = "/health", security(()), responses((status = 200, description = "The server answers", body = String, content_type = "text/plain")))]
 fn health() {}
+
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus metrics with Testkube's names (scope read)", body = String, content_type = "application/openmetrics-text"),
+    (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+))]
+fn metrics() {}
 
 #[utoipa::path(get, path = "/v1/info", responses(
     (status = 200, description = "Version and setup (scope read)", body = Info),

@@ -22,6 +22,7 @@ use super::AppRef;
 use crate::api::Definition;
 use crate::definitions::{DefinitionsError, Kind, Save};
 use crate::error::{ApiError, ApiResult, Issue};
+use crate::metrics::Change;
 
 /// `?selector=k=v,k2&textSearch=...`.
 #[derive(Debug, Default, Deserialize)]
@@ -187,11 +188,21 @@ async fn save(
         .save(kind, definition, mode)
         .await
         .map_err(error)?;
+    if kind == Kind::Workflow {
+        let change = match mode {
+            Save::Create => Change::Created,
+            Save::Replace => Change::Updated,
+        };
+        state.metrics.changed(change, &answer.name);
+    }
     Ok(Json(answer))
 }
 
 async fn delete(state: &AppRef, kind: Kind, name: &str) -> ApiResult<StatusCode> {
     state.definitions.delete(kind, name).await.map_err(error)?;
+    if kind == Kind::Workflow {
+        state.metrics.changed(Change::Deleted, name);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -31,6 +31,7 @@ use super::definitions::error as definitions_error;
 use crate::api::{Details, Execution, ExecutionList, RunBody, TestCase, Totals};
 use crate::definitions::Kind;
 use crate::error::{ApiError, ApiResult, Issue};
+use crate::metrics::{Change, RunLabels};
 
 /// Executions per page when `pageSize` is not given (Testkube's default).
 const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -137,6 +138,17 @@ async fn start(
     templates: TemplateSet,
 ) -> ApiResult<Json<Execution>> {
     let scheduled_at = Utc::now();
+    let labels = RunLabels {
+        name: String::new(),
+        labels: request.workflow.metadata.labels.clone().unwrap_or_default(),
+        tags: request.tags.clone(),
+        triggered_by: running_context
+            .as_ref()
+            .and_then(|context| context.pointer("/interface/type"))
+            .and_then(Value::as_str)
+            .unwrap_or("api")
+            .to_owned(),
+    };
     let mut prepared = state
         .service
         .prepare(request)
@@ -163,7 +175,14 @@ async fn start(
         .await
         .map_err(service_error)?;
     let id = run.id().to_owned();
-    let live = state.live.follow(run, scheduled_at, running_context);
+    let labels = RunLabels {
+        name: run.workflow().to_owned(),
+        ..labels
+    };
+    let metrics = (Arc::clone(&state.metrics), labels);
+    let live = state
+        .live
+        .follow(run, scheduled_at, running_context, metrics);
     let record = state
         .store
         .get_execution(&id)
@@ -352,6 +371,7 @@ pub(crate) async fn abort(
     match state.live.get(&record.id) {
         Some(live) if !live.is_finished() => {
             live.control().abort();
+            state.metrics.changed(Change::Aborted, &live.workflow);
             Ok(StatusCode::NO_CONTENT)
         }
         _ if record.status.is_finished() => Err(ApiError::conflict(format!(
@@ -395,6 +415,7 @@ pub(crate) async fn abort_workflow(
 ) -> ApiResult<StatusCode> {
     for live in state.live.running(Some(&name)) {
         live.control().abort();
+        state.metrics.changed(Change::Aborted, &live.workflow);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -36,6 +36,7 @@ pub(crate) struct AppState {
     pub(crate) definitions: Arc<dyn Definitions>,
     pub(crate) auth: Auth,
     pub(crate) live: Registry,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) artifacts: Arc<tokio::sync::Mutex<ArtifactReader>>,
     pub(crate) executor: String,
 }
@@ -114,6 +115,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         )
         .route("/v1/info", get(info))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(problems))
@@ -196,6 +198,17 @@ async fn problems(request: Request, next: Next) -> Response {
         text
     };
     ApiError::new(status, detail).into_response()
+}
+
+async fn metrics(State(state): State<AppRef>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn health() -> &'static str {

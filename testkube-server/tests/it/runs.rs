@@ -289,3 +289,69 @@ async fn runs_that_cannot_start_say_why() {
     let done = server.finished(execution["id"].as_str().unwrap()).await;
     assert_eq!(done["result"]["status"], "passed");
 }
+
+#[tokio::test]
+async fn metrics_count_executions_steps_and_changes_with_testkube_names() {
+    let server = TestServer::open().await;
+    server.create_yaml(&workflow("ok", "true")).await;
+    server.create_yaml(&workflow("bad", "exit 1")).await;
+    for name in ["ok", "ok", "bad"] {
+        let execution = server
+            .run(
+                name,
+                json!({"tags": {"ci": "yes"}, "runningContext": {"interface": {"type": "cli"}}}),
+            )
+            .await;
+        server.finished(execution["id"].as_str().unwrap()).await;
+    }
+    let deleted = server
+        .call(Method::DELETE, "/v1/test-workflows/bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let response = server.call(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value(
+            r#"testkube_testworkflow_executions_count{name="ok",result="passed",labels="team=web",testworkflow_uri="",triggered_by="cli",tags="ci=yes"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(r#"testkube_testworkflow_executions_count{name="bad",result="failed""#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"testkube_testworkflow_executions_duration_ms_count{name="ok",result="passed"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(
+            r#"testkube_testworkflow_execution_steps_count{name="bad",step="Main",result="failed"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(r#"testkube_testworkflow_creations_count{name="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"testkube_testworkflow_deletes_count{name="bad"}"#),
+        1.0
+    );
+    assert_eq!(value("testkube_testworkflow_executions_running "), 0.0);
+    assert_eq!(value("testkube_testworkflow_executions_queued "), 0.0);
+    assert_eq!(value("testkube_testworkflow_workers_running "), 0.0);
+}
