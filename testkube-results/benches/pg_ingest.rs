@@ -75,7 +75,7 @@ async fn run() {
 
 /// A realistic case: a pytest-style file, class and name, some failing with a message.
 fn case(index: usize) -> TestCaseRecord {
-    let failed = index % 50 == 0;
+    let failed = index.is_multiple_of(50);
     TestCaseRecord {
         worker: format!("root/tests/{}", index % 8),
         suite: "pytest".to_owned(),
