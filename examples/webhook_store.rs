@@ -79,6 +79,13 @@ impl<S: ResultStore> ResultStore for WebhookStore<S> {
     async fn create_execution(&self, new: NewExecution) -> Result<ExecutionRecord, StoreError> {
         self.inner.create_execution(new).await
     }
+    async fn update_tags(
+        &self,
+        id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.inner.update_tags(id, tags).await
+    }
     async fn record_initialization(&self, id: &str, result: &StepResult) -> Result<(), StoreError> {
         self.inner.record_initialization(id, result).await
     }

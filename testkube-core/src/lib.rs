@@ -45,6 +45,7 @@ pub mod expr;
 pub mod model;
 pub mod plan;
 pub mod resolve;
+pub mod schedule;
 pub mod service;
 pub mod shard;
 pub mod status;

@@ -31,11 +31,13 @@ mod live;
 mod metrics;
 mod openapi;
 mod routes;
+mod scheduler;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use testkube_core::service::RunService;
+use testkube_core::service::{Clock, RunService, SystemClock};
 use testkube_core::store::ResultStore;
 use testkube_results::artifacts::ArtifactReader;
 
@@ -58,6 +60,8 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct Server {
     state: routes::AppState,
+    schedules: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Server {
@@ -92,6 +96,8 @@ impl Server {
                 artifacts: Arc::new(tokio::sync::Mutex::new(ArtifactReader::from_env())),
                 executor: "local".to_owned(),
             },
+            schedules: None,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -109,6 +115,23 @@ impl Server {
         self
     }
 
+    /// Also runs the workflows' schedules (`spec.events[].cronjob`) while
+    /// serving, keeping the tick each ran last in `file` (JSON), so that
+    /// after downtime a missed schedule runs once. Run one scheduling
+    /// server per store: replicas would each start the runs.
+    #[must_use]
+    pub fn with_schedules(mut self, file: impl Into<PathBuf>) -> Self {
+        self.schedules = Some(file.into());
+        self
+    }
+
+    /// Reads the time for schedules from `clock` (the system's by default).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The routes, to serve or to mount in another router.
     pub fn router(&self) -> axum::Router {
         routes::router(Arc::new(self.state.clone()))
@@ -123,8 +146,16 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let scheduler = self.schedules.clone().map(|file| {
+            let state = Arc::new(self.state.clone());
+            tokio::spawn(scheduler::run(state, file, Arc::clone(&self.clock)))
+        });
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
+        served
     }
 }

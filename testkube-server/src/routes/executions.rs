@@ -52,6 +52,16 @@ pub(crate) async fn run(
             ))
         })?
     };
+    start_workflow(&state, &name, body).await.map(Json)
+}
+
+/// Starts the workflow `name` as `body` asks: what `POST .../executions`
+/// and the schedules do.
+pub(crate) async fn start_workflow(
+    state: &AppRef,
+    name: &str,
+    body: RunBody,
+) -> ApiResult<Execution> {
     if body.name.as_deref().is_some_and(|name| !name.is_empty()) {
         return Err(ApiError::bad_request(
             "custom execution names are not supported yet; leave `name` out (executions are named WORKFLOW-N)",
@@ -59,10 +69,10 @@ pub(crate) async fn run(
     }
     let workflow = state
         .definitions
-        .get(Kind::Workflow, &name)
+        .get(Kind::Workflow, name)
         .await
         .map_err(definitions_error)?;
-    let templates = templates(&state).await?;
+    let templates = templates(state).await?;
     let options = body
         .config
         .iter()
@@ -96,7 +106,7 @@ pub(crate) async fn run(
     for (key, value) in body.tags {
         request = request.with_tag(key, value);
     }
-    start(&state, request, body.running_context, templates).await
+    start(state, request, body.running_context, templates).await
 }
 
 /// `?failedOnly=true` (ours) runs only the workers that did not pass.
@@ -127,7 +137,7 @@ pub(crate) async fn rerun(
         .await
         .map_err(service_error)?;
     let templates = templates(&state).await?;
-    start(&state, request, None, templates).await
+    start(&state, request, None, templates).await.map(Json)
 }
 
 /// Plans, records and starts `request`; answers the new execution.
@@ -136,7 +146,7 @@ async fn start(
     request: RunRequest,
     running_context: Option<Value>,
     templates: TemplateSet,
-) -> ApiResult<Json<Execution>> {
+) -> ApiResult<Execution> {
     let scheduled_at = Utc::now();
     let labels = RunLabels {
         name: String::new(),
@@ -190,7 +200,7 @@ async fn start(
         .map_err(ApiError::store)?;
     let mut execution = Execution::summary(&record);
     execution.running_context = live.running_context().cloned();
-    Ok(Json(execution))
+    Ok(execution)
 }
 
 /// The built-in templates and the server's (which win).

@@ -11,6 +11,8 @@ mod definitions;
 mod executions;
 mod notifications;
 
+pub(crate) use executions::start_workflow;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -6,6 +6,7 @@ mod auth;
 mod definitions;
 mod live;
 mod runs;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ impl TestServer {
         files: Vec<std::path::PathBuf>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let base = serve(dir.path(), auth, files).await;
+        let base = serve(dir.path(), auth, files, false).await;
         TestServer {
             base,
             dir,
@@ -64,23 +65,45 @@ impl TestServer {
         }
     }
 
+    /// A server that runs schedules, over a folder prepared by `prepare`.
+    pub(crate) async fn scheduling(prepare: impl FnOnce(&std::path::Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let files = vec![dir.path().join("workflows")];
+        let base = serve(dir.path(), Auth::Disabled, files, true).await;
+        TestServer {
+            base,
+            dir,
+            client: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
     /// A second server over this one's store and folders (as after a
     /// restart): it runs none of the first one's runs.
     pub(crate) async fn reopened(&self) -> Reopened {
         Reopened {
-            base: serve(self.dir.path(), Auth::Disabled, Vec::new()).await,
+            base: serve(self.dir.path(), Auth::Disabled, Vec::new(), false).await,
             client: reqwest::Client::new(),
         }
     }
 }
 
 /// Serves the API over the store and folders in `dir`; returns its URL.
-async fn serve(dir: &std::path::Path, auth: Auth, files: Vec<std::path::PathBuf>) -> String {
+async fn serve(
+    dir: &std::path::Path,
+    auth: Auth,
+    files: Vec<std::path::PathBuf>,
+    schedules: bool,
+) -> String {
     let store = SqliteStore::open(&dir.join("results.db")).await.unwrap();
     let executor = LocalExecutor::new(dir.join("runs")).with_sandbox(Sandbox::Off);
     let service = RunService::new(Arc::new(executor)).with_store(Arc::new(store));
     let definitions = FolderDefinitions::new(dir.join("definitions")).with_read_only(files);
-    let server = Server::new(service, Arc::new(definitions), auth).unwrap();
+    let mut server = Server::new(service, Arc::new(definitions), auth).unwrap();
+    if schedules {
+        server = server.with_schedules(dir.join("schedules.json"));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server.serve(listener, std::future::pending()));

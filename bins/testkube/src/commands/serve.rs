@@ -49,7 +49,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         let definitions = FolderDefinitions::new(crate::home::dir().join("definitions"))
             .with_read_only(args.workflows.clone());
         let server = Server::new(service, Arc::new(definitions), auth)
-            .map_err(|err| CliError::input(err.to_string()))?;
+            .map_err(|err| CliError::input(err.to_string()))?
+            .with_schedules(crate::home::dir().join("schedules.json"));
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|err| {
