@@ -119,7 +119,7 @@ pub(crate) async fn delete_template(
 }
 
 async fn list(state: &AppRef, kind: Kind, query: &ListQuery) -> ApiResult<Json<Vec<Definition>>> {
-    let selector = super::executions::LabelSelector::parse(query.selector.as_deref())?;
+    let selector = super::filters::LabelSelector::parse(query.selector.as_deref())?;
     let text = query.text_search.as_deref().unwrap_or_default();
     let definitions = state.definitions.list(kind).await.map_err(error)?;
     Ok(Json(

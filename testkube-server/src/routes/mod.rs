@@ -9,9 +9,11 @@
 mod artifacts;
 mod definitions;
 mod executions;
+mod filters;
 mod notifications;
+mod runs;
 
-pub(crate) use executions::start_workflow;
+pub(crate) use runs::start_workflow;
 
 use std::sync::Arc;
 
@@ -62,7 +64,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         )
         .route(
             "/v1/test-workflows/{name}/executions",
-            get(executions::list_of_workflow).post(executions::run),
+            get(executions::list_of_workflow).post(runs::run),
         )
         .route(
             "/v1/test-workflows/{name}/abort",
@@ -84,7 +86,7 @@ pub(crate) fn router(state: AppRef) -> Router {
         .route(executions, get(executions::get))
         .route(&format!("{executions}/abort"), post(executions::abort))
         .route(&format!("{executions}/resume"), post(executions::resume))
-        .route(&format!("{executions}/rerun"), post(executions::rerun))
+        .route(&format!("{executions}/rerun"), post(runs::rerun))
         .route(&format!("{executions}/logs"), get(executions::logs))
         .route(
             &format!("{executions}/tags"),
