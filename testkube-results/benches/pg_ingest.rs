@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p testkube-results --bench pg_ingest` (PostgreSQL at
 //! `TESTKUBE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
-//! `ROWS` sets the rows per batch size, default 200000). Prints one line per
+//! `ROWS` sets the rows per batch size, default 200000; `BATCHES` the batch
+//! sizes, default `100,1000,10000`). Prints one line per
 //! batch size: rows, seconds, rows/s.
 
 use std::time::Instant;
@@ -43,7 +44,15 @@ async fn run() {
         "{:>8} {:>10} {:>9} {:>12}",
         "batch", "rows", "seconds", "rows/s"
     );
-    for (index, batch) in [100usize, 1_000, 10_000].into_iter().enumerate() {
+    let batches: Vec<usize> = std::env::var("BATCHES")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    for (index, batch) in batches.into_iter().enumerate() {
         let id = format!("ingest-{index}");
         store
             .create_execution(conformance::new_execution(&id, "ingest"))

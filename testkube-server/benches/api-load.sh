@@ -6,7 +6,8 @@
 # Starts `testkube serve` (SQLite, local executor) with a fresh home, records SEED runs, starts
 # BUSY long runs that print all along, then measures with wrk, each for DURATION:
 #   1. GET /v1/test-workflow-executions?pageSize=20 (listing with totals), CONNECTIONS connections;
-#   2. POST /v1/test-workflows/quick/executions (starting runs), 4 connections.
+#   2. POST /v1/test-workflows/quick/executions (starting runs), 4 connections;
+#   3. the listing again, over every execution the second part recorded.
 # Prints wrk's latency distribution (p50, p99) and requests/s for both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,4 +65,7 @@ echo "== start runs (4 connections, $DURATION)"
 wrk -t1 -c4 -d"$DURATION" --latency -s "$work/post.lua" "$url/v1/test-workflows/quick/executions" \
   | grep -E 'Requests/sec|^ +(50|99)%|Non-2xx'
 total="$(curl -sf "$url/v1/test-workflow-executions?pageSize=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["results"])')"
-echo "executions recorded: $total"
+echo "== list executions again, now that $total are recorded ($CONNECTIONS connections, $DURATION)"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$url/v1/test-workflow-executions?pageSize=20" \
+  | grep -E 'Requests/sec|^ +(50|99)%'
+
