@@ -79,6 +79,12 @@ impl<S: ResultStore> ResultStore for WebhookStore<S> {
     async fn create_execution(&self, new: NewExecution) -> Result<ExecutionRecord, StoreError> {
         self.inner.create_execution(new).await
     }
+    async fn count_executions(
+        &self,
+        workflow: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<ExecutionStatus, u64>, StoreError> {
+        self.inner.count_executions(workflow).await
+    }
     async fn update_tags(
         &self,
         id: &str,

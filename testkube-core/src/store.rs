@@ -104,6 +104,14 @@ pub trait ResultStore: Send + Sync {
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError>;
 
+    /// How many executions (of `workflow`, when given) are in each status;
+    /// statuses without any are left out. What a list's totals read,
+    /// without reading the executions.
+    async fn count_executions(
+        &self,
+        workflow: Option<&str>,
+    ) -> Result<BTreeMap<ExecutionStatus, u64>, StoreError>;
+
     /// The steps of an execution, in the order they were first recorded.
     async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError>;
 
@@ -383,6 +391,8 @@ pub struct ExecutionFilter {
     pub status: Option<ExecutionStatus>,
     /// At most this many (the newest).
     pub limit: Option<u32>,
+    /// Leaves out this many of the newest first (with `limit`: a page).
+    pub skip: u64,
 }
 
 /// The latest recorded duration of one test item.

@@ -3,9 +3,25 @@
 //! differ by database and stay with each store).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{
     ArtifactRecord, ItemDuration, OutputRecord, StoreError, TestCaseRecord, TestCaseStatus,
 };
+
+/// `(status, count)` rows of a `GROUP BY status` as counts by status.
+pub(super) fn status_counts(
+    rows: Vec<(String, i64)>,
+) -> Result<std::collections::BTreeMap<ExecutionStatus, u64>, StoreError> {
+    rows.into_iter()
+        .map(|(name, count)| {
+            let status = ExecutionStatus::ALL
+                .into_iter()
+                .find(|status| status.as_str() == name)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown execution status `{name}`")))?;
+            Ok((status, u64::try_from(count).unwrap_or(0)))
+        })
+        .collect()
+}
 
 /// Reads `name` from `row`; a missing column or a value of the wrong type means the schema was
 /// changed by something else, so the error names the column.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use testkube_core::model::{LatestExecutionResult, StepResult};
+use testkube_core::status::ExecutionStatus;
 use testkube_core::store::{
     ExecutionRecord, OutputRecord, StepRecord, TestCaseRecord, TestCaseStatus,
 };
@@ -417,18 +418,32 @@ impl Totals {
     /// Counts `records` in.
     #[must_use]
     pub fn of<'a>(records: impl IntoIterator<Item = &'a ExecutionRecord>) -> Self {
-        use testkube_core::status::ExecutionStatus as S;
         let mut totals = Totals::default();
         for record in records {
-            totals.results += 1;
-            match record.status {
-                S::Passed => totals.passed += 1,
-                S::Failed | S::Aborted | S::Canceled => totals.failed += 1,
-                S::Queued | S::Assigned => totals.queued += 1,
-                _ => totals.running += 1,
-            }
+            totals.add(record.status, 1);
         }
         totals
+    }
+
+    /// The totals of counts by status (`ResultStore::count_executions`).
+    #[must_use]
+    pub fn of_counts<'a>(counts: impl IntoIterator<Item = (&'a ExecutionStatus, &'a u64)>) -> Self {
+        let mut totals = Totals::default();
+        for (status, count) in counts {
+            totals.add(*status, *count);
+        }
+        totals
+    }
+
+    fn add(&mut self, status: ExecutionStatus, count: u64) {
+        use ExecutionStatus as S;
+        self.results += count;
+        match status {
+            S::Passed => self.passed += count,
+            S::Failed | S::Aborted | S::Canceled => self.failed += count,
+            S::Queued | S::Assigned => self.queued += count,
+            _ => self.running += count,
+        }
     }
 }
 

@@ -79,6 +79,37 @@ async fn list_executions(
     };
     let page = number(query.page.as_deref(), "page", 0)?;
     let page_size = number(query.page_size.as_deref(), "pageSize", DEFAULT_PAGE_SIZE)?.max(1);
+    // What the store can filter (a workflow, one status) is counted and paged
+    // there: the answer costs a page, not every execution.
+    if let Some(status) = filter.store_status() {
+        let counts = state
+            .store
+            .count_executions(workflow.as_deref())
+            .await
+            .map_err(ApiError::store)?;
+        let filtered = match status {
+            Some(status) => Totals::of_counts(counts.iter().filter(|(s, _)| **s == status)),
+            None => Totals::of_counts(&counts),
+        };
+        let records = state
+            .store
+            .list_executions(&ExecutionFilter {
+                workflow,
+                status,
+                limit: Some(u32::try_from(page_size).unwrap_or(u32::MAX)),
+                skip: (page as u64).saturating_mul(page_size as u64),
+            })
+            .await
+            .map_err(ApiError::store)?;
+        return Ok(Json(ExecutionList {
+            totals: Totals::of_counts(&counts),
+            filtered,
+            results: records
+                .iter()
+                .map(|record| with_context(state, Execution::summary(record)))
+                .collect(),
+        }));
+    }
     let records = state
         .store
         .list_executions(&ExecutionFilter {

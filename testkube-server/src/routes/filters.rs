@@ -49,6 +49,21 @@ impl Filter {
         })
     }
 
+    /// `Some(status)` when the store alone can apply this filter (at most
+    /// one status, nothing else): `Some(None)` for no filter at all.
+    pub(crate) fn store_status(&self) -> Option<Option<ExecutionStatus>> {
+        let only_status = self.start.is_none()
+            && self.end.is_none()
+            && self.labels.is_empty()
+            && self.tags.is_empty()
+            && self.text.is_none();
+        match self.statuses.as_slice() {
+            [] if only_status => Some(None),
+            [status] if only_status => Some(Some(*status)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn matches(&self, record: &ExecutionRecord) -> bool {
         let labels: BTreeMap<String, String> = record
             .snapshot
@@ -126,6 +141,10 @@ impl LabelSelector {
             requirements.push((key.to_owned(), requirement));
         }
         Ok(LabelSelector { requirements })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
     }
 
     pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {

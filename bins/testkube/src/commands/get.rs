@@ -53,6 +53,7 @@ fn executions(args: &GetExecutionsArgs) -> Result<ExitCode, CliError> {
         workflow: args.workflow.clone(),
         status,
         limit: args.limit,
+        skip: 0,
     };
     let records = block_on(async {
         let store = open_store().await?;

@@ -279,6 +279,25 @@ pub async fn list_order_and_filters(store: &dyn ResultStore) {
     };
     let listed = store.list_executions(&limited).await.map(ids);
     assert_eq!(listed.ok(), Some(vec!["list-3".into(), "list-2".into()]));
+    let second_page = ExecutionFilter {
+        skip: 2,
+        ..limited.clone()
+    };
+    let listed = store.list_executions(&second_page).await.map(ids);
+    assert_eq!(listed.ok(), Some(vec!["list-1".into()]));
+    let counts = store
+        .count_executions(Some("list"))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let total: u64 = counts.values().sum();
+    assert_eq!(total, 3, "{counts:?}");
+    assert_eq!(counts.get(&ExecutionStatus::Passed), Some(&1));
+    assert_eq!(counts.get(&ExecutionStatus::Queued), Some(&2));
+    let everything = store
+        .count_executions(None)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(everything.values().sum::<u64>() >= 4, "{everything:?}");
     let passed = ExecutionFilter {
         status: Some(ExecutionStatus::Passed),
         ..by_workflow

@@ -450,15 +450,31 @@ impl ResultStore for PostgresStore {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "{SELECT_EXECUTION}
              WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
-             ORDER BY seq DESC LIMIT $3"
+             ORDER BY seq DESC LIMIT $3 OFFSET $4"
         )))
         .bind(optional_text(filter.workflow.as_deref()))
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(filter.limit.map(i64::from))
+        .bind(i64::try_from(filter.skip).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         rows.iter().map(execution_record).collect()
+    }
+
+    async fn count_executions(
+        &self,
+        workflow: Option<&str>,
+    ) -> Result<BTreeMap<ExecutionStatus, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM executions WHERE ($1::text IS NULL OR workflow = $1)
+             GROUP BY status",
+        )
+        .bind(optional_text(workflow))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        super::rows::status_counts(rows)
     }
 
     async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError> {
