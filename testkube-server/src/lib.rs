@@ -42,6 +42,8 @@ use testkube_core::store::ResultStore;
 use testkube_results::artifacts::ArtifactReader;
 
 pub use auth::{Auth, Scope, Tokens, TokensError};
+#[cfg(feature = "kubernetes")]
+pub use definitions::ClusterDefinitions;
 pub use definitions::{Definitions, DefinitionsError, FolderDefinitions, Kind, Save, valid_name};
 pub use error::{Issue, Problem};
 pub use openapi::openapi_json;

@@ -22,6 +22,7 @@ use testkube_k8s::{
     ExecutionController, KubernetesExecutor, KubernetesSecrets, LeaderElector, ManifestOptions,
 };
 use testkube_results::store::{DB_FILE, SqliteStore};
+use testkube_server::{Auth, ClusterDefinitions, Server, Tokens};
 
 mod admin;
 
@@ -73,6 +74,15 @@ struct Args {
     /// (their logs read, their Jobs deleted) before the agent exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     stop_grace: u64,
+    /// Where the REST API is served (Testkube's paths, server-sent events,
+    /// `/metrics`), by the Lease holder; needs `--tokens`. Not served when
+    /// not given.
+    #[arg(long, value_name = "ADDR", env = "TESTKUBE_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// The API's tokens: one `<token> <scope>[,<scope>]...` a line (scopes
+    /// read, run, admin), mounted from a Secret.
+    #[arg(long, value_name = "FILE", env = "TESTKUBE_TOKENS_FILE")]
+    tokens: Option<PathBuf>,
     /// The image carrying `testkube-init` for worker pods.
     #[arg(long, value_name = "IMAGE", env = "TESTKUBE_INIT_IMAGE")]
     init_image: Option<String>,
@@ -116,6 +126,16 @@ fn log_level() -> tracing::Level {
 async fn run(args: Args) -> Result<(), String> {
     // rustls on aws-lc-rs for the API client (see STACK.md, "The TLS trap").
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // A bad tokens file stops the agent at start, not when it leads.
+    let auth = match (&args.api_addr, &args.tokens) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("--api-addr needs --tokens FILE (the API is never open without tokens in a cluster)".to_owned());
+        }
+        (Some(_), Some(path)) => Some(Auth::Tokens(
+            Tokens::load(path).map_err(|err| err.to_string())?,
+        )),
+    };
     let config = kube_config(args.kubeconfig.as_deref()).await?;
     let namespace = args
         .namespace
@@ -195,6 +215,22 @@ async fn run(args: Args) -> Result<(), String> {
             Vec::new()
         }
     };
+    // The API starts runs through the same service (and Kubernetes
+    // executor) as the controller; only the Lease holder serves it.
+    let api = match (args.api_addr, auth) {
+        (Some(addr), Some(auth)) => {
+            let definitions = Arc::new(ClusterDefinitions::new(client.clone(), &namespace));
+            let server = Server::new(service.clone(), definitions, auth)
+                .map_err(|err| err.to_string())?
+                .with_executor_name("kubernetes");
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|err| format!("cannot serve the API on {addr}: {err}"))?;
+            tracing::info!(%addr, "serving the REST API");
+            Some(tokio::spawn(server.serve(listener, std::future::pending())))
+        }
+        _ => None,
+    };
     let controller = Arc::new(ExecutionController::new(
         client,
         &namespace,
@@ -217,6 +253,9 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let result = Arc::clone(&controller).run(stop).await;
     health.set_ready(false);
+    if let Some(api) = api {
+        api.abort();
+    }
     let aborted = controller
         .abort_runs(std::time::Duration::from_secs(args.stop_grace))
         .await;

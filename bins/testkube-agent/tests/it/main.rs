@@ -17,6 +17,7 @@ use serde_json::Value;
 use testkube_core::store::ResultStore;
 use testkube_results::store::{DB_FILE, SqliteStore};
 
+mod api;
 mod restart;
 
 #[path = "../../../../testkube-k8s/tests/support/sim.rs"]
@@ -140,6 +141,11 @@ impl Setup {
 
     /// As [`Setup::agent`], with the home folder `home`.
     async fn agent_at(&self, identity: &str, home: &std::path::Path) -> Agent {
+        self.agent_with(identity, home, &[]).await
+    }
+
+    /// As [`Setup::agent_at`], with more arguments.
+    async fn agent_with(&self, identity: &str, home: &std::path::Path, extra: &[&str]) -> Agent {
         let home = home.to_path_buf();
         let admin = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_testkube-agent"))
@@ -150,6 +156,7 @@ impl Setup {
             .arg("--admin-addr")
             .arg(admin.to_string())
             .args(["--identity", identity, "--lease-duration", "2"])
+            .args(extra)
             .env_remove("KUBECONFIG")
             .env_remove("TESTKUBE_NAMESPACE")
             .stdin(Stdio::null())

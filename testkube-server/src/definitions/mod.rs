@@ -14,9 +14,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "kubernetes")]
+mod cluster;
+
 use async_trait::async_trait;
 use testkube_core::model::{Document, TestWorkflow};
 use testkube_core::{LoadOptions, load_file};
+
+#[cfg(feature = "kubernetes")]
+pub use cluster::ClusterDefinitions;
 
 /// Which definitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
