@@ -208,10 +208,14 @@ impl Metrics {
                 self.queued_executions.dec();
                 self.running_executions.inc();
             }
-            Event::Worker { status, .. } => {
+            // A worker reports `running` again after a pause and may end
+            // without having started: counted once, by path.
+            Event::Worker { worker, status, .. } => {
                 if status.is_finished() {
-                    self.running_workers.dec();
-                } else {
+                    if steps.workers.remove(&worker.path) {
+                        self.running_workers.dec();
+                    }
+                } else if steps.workers.insert(worker.path.clone()) {
                     self.running_workers.inc();
                 }
             }
@@ -240,6 +244,9 @@ impl Metrics {
                 self.step_durations.get_or_create(&step_labels).observe(ms);
             }
             Event::Finished(summary) => {
+                for _ in steps.workers.drain() {
+                    self.running_workers.dec();
+                }
                 if steps.started {
                     self.running_executions.dec();
                 } else {
@@ -272,6 +279,8 @@ impl Metrics {
 #[derive(Debug, Default)]
 pub(crate) struct StepClock {
     starts: std::collections::HashMap<(String, String), SystemTime>,
+    /// The workers counted running.
+    workers: std::collections::HashSet<String>,
     /// Whether the run has started (counted running, no longer queued).
     started: bool,
 }

@@ -41,8 +41,11 @@ pub(crate) async fn run(state: AppRef, file: PathBuf, clock: Arc<dyn Clock>) {
         let workflows = match state.definitions.list(Kind::Workflow).await {
             Ok(workflows) => workflows,
             Err(err) => {
+                // The ticks stay as they are: a schedule missed meanwhile
+                // runs (once) when the workflows can be read again.
                 tracing::warn!("schedules: cannot list workflows: {err}");
-                Vec::new()
+                tokio::time::sleep(LOOK_AGAIN).await;
+                continue;
             }
         };
         for workflow in workflows {
@@ -65,6 +68,10 @@ pub(crate) async fn run(state: AppRef, file: PathBuf, clock: Arc<dyn Clock>) {
                 };
                 let mut last = ticks.get(&key).copied().unwrap_or(now);
                 if let Some(tick) = schedule.due(last, now) {
+                    // Kept before the run starts: a crash right after never
+                    // starts the same tick twice.
+                    ticks.insert(key.clone(), tick);
+                    save(&file, &ticks).await;
                     let body = RunBody {
                         config: cron
                             .config

@@ -64,10 +64,23 @@ impl ClusterDefinitions {
                 kind,
                 name: name.to_owned(),
             },
-            kube::Error::Api(status) if status.code == 409 => DefinitionsError::Exists {
+            kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists" => {
+                DefinitionsError::Exists {
+                    kind,
+                    name: name.to_owned(),
+                }
+            }
+            kube::Error::Api(status) if status.code == 409 => DefinitionsError::Changed {
                 kind,
                 name: name.to_owned(),
             },
+            kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
+                DefinitionsError::Refused {
+                    kind,
+                    name: name.to_owned(),
+                    message: status.message.clone(),
+                }
+            }
             _ => DefinitionsError::Storage(format!(
                 "{} {}/{name}: {err}",
                 kind.document_kind(),

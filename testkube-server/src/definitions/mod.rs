@@ -99,6 +99,24 @@ pub enum DefinitionsError {
         /// The file.
         file: PathBuf,
     },
+    /// It was changed by someone else while being replaced: read it again.
+    #[error("{} `{name}` was changed meanwhile; read it again and retry", kind.noun())]
+    Changed {
+        /// Its kind.
+        kind: Kind,
+        /// Its name.
+        name: String,
+    },
+    /// The storage refused it (the cluster's schema of the kind).
+    #[error("{} `{name}` was refused: {message}", kind.noun())]
+    Refused {
+        /// Its kind.
+        kind: Kind,
+        /// Its name.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// The name cannot name a resource.
     #[error(
         "`{name}` is not a valid name: use lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters"
@@ -384,7 +402,15 @@ fn read_files(
             vec![path.clone()]
         };
         for file in files {
-            let bytes = std::fs::read(&file).map_err(|err| io_error(&file, &err))?;
+            // An unreadable file (an editor saving it by rename) hides only
+            // its own definitions.
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::warn!(file = %file.display(), "left out: {err}");
+                    continue;
+                }
+            };
             let loaded = load_file(&file.display().to_string(), &bytes, &LoadOptions::default());
             if loaded.has_errors() {
                 tracing::warn!(file = %file.display(), "left out: it has errors (`testkube validate` shows them)");

@@ -72,16 +72,19 @@ pub(crate) async fn archive(
     let (record, artifacts) = stored(&state, &id).await?;
     let dir = tempfile::tempdir().map_err(|err| ApiError::internal(err.to_string()))?;
     let mut files = Vec::new();
-    {
-        let mut reader = state.artifacts.lock().await;
-        for (index, artifact) in artifacts.iter().enumerate() {
-            let copy = dir.path().join(index.to_string());
-            reader
-                .download(&artifact.location, &copy)
-                .await
-                .map_err(|err| ApiError::internal(err.to_string()))?;
-            files.push((artifact_name(artifact), copy));
-        }
+    for (index, artifact) in artifacts.iter().enumerate() {
+        let copy = dir.path().join(index.to_string());
+        // The reader is shared (one S3 client per bucket): taken per file,
+        // so that other downloads go on between them.
+        let stream = state
+            .artifacts
+            .lock()
+            .await
+            .open(&artifact.location)
+            .await
+            .map_err(|err| ApiError::internal(err.to_string()))?;
+        copy_to(stream, &copy).await?;
+        files.push((artifact_name(artifact), copy));
     }
     let archive = dir.path().join("artifacts.tar.gz");
     let target = archive.clone();
@@ -108,6 +111,22 @@ pub(crate) async fn archive(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+/// Writes an artifact's bytes to `target`.
+async fn copy_to(
+    mut stream: testkube_results::artifacts::ArtifactStream,
+    target: &std::path::Path,
+) -> ApiResult<()> {
+    use tokio::io::AsyncWriteExt;
+    let failed =
+        |err: std::io::Error| ApiError::internal(format!("cannot build the archive: {err}"));
+    let mut file = tokio::fs::File::create(target).await.map_err(failed)?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| ApiError::internal(err.to_string()))?;
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.flush().await.map_err(failed)
 }
 
 fn write_archive(

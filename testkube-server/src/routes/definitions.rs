@@ -305,10 +305,12 @@ fn parse(kind: Kind, headers: &HeaderMap, body: &[u8]) -> ApiResult<TestWorkflow
 pub(crate) fn error(err: DefinitionsError) -> ApiError {
     match err {
         DefinitionsError::NotFound { .. } => ApiError::not_found(err.to_string()),
-        DefinitionsError::Exists { .. } | DefinitionsError::ReadOnly { .. } => {
-            ApiError::conflict(err.to_string())
+        DefinitionsError::Exists { .. }
+        | DefinitionsError::ReadOnly { .. }
+        | DefinitionsError::Changed { .. } => ApiError::conflict(err.to_string()),
+        DefinitionsError::InvalidName { .. } | DefinitionsError::Refused { .. } => {
+            ApiError::bad_request(err.to_string())
         }
-        DefinitionsError::InvalidName { .. } => ApiError::bad_request(err.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -105,8 +105,8 @@ pub(crate) fn router(state: AppRef) -> Router {
             get(notifications::worker),
         )
         .route(
-            &format!("{executions}/notifications/services/{{step}}/{{index}}"),
-            get(notifications::worker),
+            &format!("{executions}/notifications/services/{{name}}/{{index}}"),
+            get(notifications::service),
         )
         .route(&format!("{executions}/artifacts"), get(artifacts::list))
         .route(
@@ -157,6 +157,11 @@ pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
 }
 
 async fn authorize(State(state): State<AppRef>, request: Request, next: Next) -> Response {
+    if matches!(state.auth, Auth::Disabled)
+        && let Err(why) = from_this_machine(request.headers())
+    {
+        return ApiError::new(axum::http::StatusCode::FORBIDDEN, why).into_response();
+    }
     let Some(scope) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
@@ -213,6 +218,38 @@ async fn metrics(State(state): State<AppRef>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+/// Without tokens, only programs of this machine may call: a web page open
+/// in a browser here could otherwise send requests (a cross-origin `POST`
+/// needs no preflight) or read answers through a host name that resolves to
+/// 127.0.0.1 (DNS rebinding). Browsers always send `Origin` on such
+/// requests and the page's host in `Host`; curl, the CLI and CI jobs send
+/// neither a foreign `Host` nor an `Origin`.
+fn from_this_machine(headers: &axum::http::HeaderMap) -> Result<(), String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    if !host.is_empty() && !matches!(name, "localhost" | "127.0.0.1" | "::1") {
+        return Err(format!(
+            "this server has no auth (--no-auth) and answers only requests to localhost, not `{host}`"
+        ));
+    }
+    if headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| !matches!(site.as_bytes(), b"none" | b"same-origin"))
+    {
+        return Err(
+            "this server has no auth (--no-auth): requests from web pages are refused".to_owned(),
+        );
+    }
+    Ok(())
 }
 
 async fn health() -> &'static str {
@@ -286,5 +323,35 @@ mod tests {
             Some(Scope::Run)
         );
         assert_eq!(scope(Method::PATCH, "/v1/anything"), Some(Scope::Run));
+    }
+
+    #[test]
+    fn without_tokens_only_this_machine_may_call() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        assert!(from_this_machine(&headers(&[("host", "127.0.0.1:8088")])).is_ok());
+        assert!(from_this_machine(&headers(&[("host", "localhost")])).is_ok());
+        assert!(from_this_machine(&headers(&[("host", "[::1]:8088")])).is_ok());
+        assert!(from_this_machine(&headers(&[])).is_ok());
+        assert!(from_this_machine(&headers(&[("host", "evil.example:8088")])).is_err());
+        assert!(
+            from_this_machine(&headers(&[
+                ("host", "127.0.0.1:8088"),
+                ("origin", "https://evil.example")
+            ]))
+            .is_err()
+        );
+        assert!(
+            from_this_machine(&headers(&[
+                ("host", "localhost:8088"),
+                ("sec-fetch-site", "cross-site")
+            ]))
+            .is_err()
+        );
     }
 }

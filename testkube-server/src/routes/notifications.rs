@@ -48,6 +48,9 @@ enum Scope {
     Execution,
     /// One worker's (`…/{step}/{index}`).
     Worker(String),
+    /// One service instance's logs: its log "step" ends in
+    /// `.services.{name}.{index}`, in the worker that started it.
+    Service(String),
 }
 
 impl Scope {
@@ -55,6 +58,10 @@ impl Scope {
         match (self, entry.worker.as_deref()) {
             (Scope::Execution, None | Some(ROOT_WORKER)) => true,
             (Scope::Worker(suffix), Some(worker)) => worker.ends_with(suffix.as_str()),
+            (Scope::Service(suffix), Some(_)) => {
+                entry.notification.log.is_some()
+                    && entry.notification.step.ends_with(suffix.as_str())
+            }
             _ => false,
         }
     }
@@ -75,11 +82,25 @@ pub(crate) async fn worker(
     Query(query): Query<ResumeQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let index: usize = index.parse().map_err(|_| {
-        ApiError::bad_request(format!("the worker index `{index}` is not a number"))
-    })?;
+    let index = index_of(&index)?;
     let scope = Scope::Worker(format!("/{step}/{index}"));
     follow(&state, &id, scope, after(&query, &headers)?).await
+}
+
+pub(crate) async fn service(
+    State(state): State<AppRef>,
+    Path((id, name, index)): Path<(String, String, String)>,
+    Query(query): Query<ResumeQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let index = index_of(&index)?;
+    let scope = Scope::Service(format!(".services.{name}.{index}"));
+    follow(&state, &id, scope, after(&query, &headers)?).await
+}
+
+fn index_of(text: &str) -> ApiResult<usize> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("the index `{text}` is not a number")))
 }
 
 /// The `seqNo` the client has seen last (0: none).
@@ -126,6 +147,8 @@ async fn follow(state: &AppRef, id: &str, scope: Scope, after: u64) -> ApiResult
         None => {
             let worker = match &scope {
                 Scope::Execution => Some(ROOT_WORKER.to_owned()),
+                // Any worker may have started it: every log is looked at.
+                Scope::Service(_) => Some(String::new()),
                 Scope::Worker(suffix) => state
                     .store
                     .steps(&record.id)
@@ -202,16 +225,21 @@ fn stored_events(
 ) -> Events {
     let id = record.id.clone();
     let filter = LogFilter {
-        worker: Some(worker.clone()),
+        worker: (!worker.is_empty()).then(|| worker.clone()),
         step: None,
         skip: 0,
         limit: Some(BATCH as u64),
+    };
+    let service = match &scope {
+        Scope::Service(suffix) => Some(suffix.clone()),
+        _ => None,
     };
     let logs = {
         let store = Arc::clone(&store);
         stream::unfold(Some(filter), move |filter| {
             let store = Arc::clone(&store);
             let id = id.clone();
+            let service = service.clone();
             async move {
                 let mut filter = filter?;
                 let chunks = store.logs(&id, &filter).await.unwrap_or_default();
@@ -221,6 +249,11 @@ fn stored_events(
                 filter.skip += chunks.len() as u64;
                 let notes: Vec<Notification> = chunks
                     .into_iter()
+                    .filter(|chunk| {
+                        service
+                            .as_deref()
+                            .is_none_or(|suffix| chunk.step.ends_with(suffix))
+                    })
                     .map(|chunk| Notification {
                         log: Some(String::from_utf8_lossy(&chunk.data).into_owned()),
                         ..note(&chunk.step)

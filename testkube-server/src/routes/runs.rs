@@ -10,8 +10,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use testkube_core::engine::WorkflowSet;
 use testkube_core::engine::mask::sensitive_config_values;
+use testkube_core::engine::{EngineError, WorkflowSet};
 use testkube_core::model::TestWorkflowTemplate;
 use testkube_core::resolve::TemplateOrigin;
 use testkube_core::service::{RerunOptions, RunRequest, ServiceError};
@@ -239,7 +239,7 @@ fn service_error(err: ServiceError) -> ApiError {
         ServiceError::MissingSecret { .. }
         | ServiceError::MissingEnvFromSecret { .. }
         | ServiceError::SecretCall { .. }
-        | ServiceError::Engine(_)
+        | ServiceError::Engine(EngineError::Unsupported(_))
         | ServiceError::SensitiveConfig { .. }
         | ServiceError::UnusableSnapshot { .. } => ApiError::bad_request(err.to_string()),
         ServiceError::Store(store) => ApiError::store(store),

@@ -203,3 +203,39 @@ async fn a_finished_run_replays_from_the_store_the_same_every_time() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_service_instance_has_a_stream_of_its_own() {
+    let server = TestServer::open().await;
+    server
+        .create_yaml("apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: svc}\nspec:\n  steps:\n  - name: Use it\n    id: use\n    services:\n      echo:\n        shell: 'echo service-says-hi; sleep 30'\n        logs: always\n    shell: 'sleep 0.5; echo main-step-here'\n")
+        .await;
+    let execution = server.run("svc", json!({})).await;
+    let id = execution["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/test-workflow-executions/{id}/notifications/services/echo/0");
+    let live = events(
+        server
+            .call(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let done = server.finished(&id).await;
+    assert_eq!(done["result"]["status"], "passed", "{done}");
+    let text = log_text(&live);
+    assert!(text.contains("service-says-hi"), "{text}");
+    assert!(!text.contains("main-step-here"), "{text}");
+    // Replayed from the store by a server that did not run it.
+    let other = server.reopened().await;
+    let stored = events(
+        other
+            .call(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(log_text(&stored).contains("service-says-hi"));
+    assert!(!log_text(&stored).contains("main-step-here"));
+}
