@@ -28,6 +28,7 @@ use super::rows::{self as shared, backend, column};
 use super::schema::MIGRATIONS;
 
 mod history;
+mod listing;
 mod ownership;
 mod rows;
 
@@ -509,33 +510,14 @@ impl ResultStore for SqliteStore {
         &self,
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "{SELECT_EXECUTION} WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
-             ORDER BY rowid DESC LIMIT ?3 OFFSET ?4"
-        )))
-        .bind(&filter.workflow)
-        .bind(filter.status.map(ExecutionStatus::as_str))
-        .bind(filter.limit.map_or(-1, i64::from))
-        .bind(i64::try_from(filter.skip).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter().map(execution_record).collect()
+        listing::list(self, filter).await
     }
 
     async fn count_executions(
         &self,
         workflow: Option<&str>,
     ) -> Result<BTreeMap<ExecutionStatus, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM executions WHERE (?1 IS NULL OR workflow = ?1)
-             GROUP BY status",
-        )
-        .bind(workflow)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        shared::status_counts(rows)
+        listing::count(self, workflow).await
     }
 
     async fn steps(&self, execution: &str) -> Result<Vec<StepRecord>, StoreError> {
