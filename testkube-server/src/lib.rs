@@ -127,6 +127,15 @@ impl Server {
         self
     }
 
+    /// Runs the workflows' schedules, keeping ticks in `file` (see
+    /// [`Server::with_schedules`]), without serving the API: for a process
+    /// that schedules but does not serve (the agent without `--api-addr`).
+    /// Never returns; drop or abort its task to stop it.
+    pub async fn run_schedules(&self, file: impl Into<PathBuf>) {
+        let state = Arc::new(self.state.clone());
+        scheduler::run(state, file.into(), Arc::clone(&self.clock)).await;
+    }
+
     /// Reads the time for schedules from `clock` (the system's by default).
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -215,14 +215,24 @@ async fn run(args: Args) -> Result<(), String> {
             Vec::new()
         }
     };
-    // The API starts runs through the same service (and Kubernetes
-    // executor) as the controller; only the Lease holder serves it.
+    // The API and the workflows' schedules start runs through the same
+    // service (and Kubernetes executor) as the controller; only the Lease
+    // holder serves the API and schedules.
+    let definitions = Arc::new(ClusterDefinitions::new(client.clone(), &namespace));
+    let server = Server::new(
+        service.clone(),
+        definitions,
+        auth.clone().unwrap_or(Auth::Disabled),
+    )
+    .map_err(|err| err.to_string())?
+    .with_executor_name("kubernetes");
+    let schedules = {
+        let server = server.clone();
+        let file = args.home.join("schedules.json");
+        tokio::spawn(async move { server.run_schedules(file).await })
+    };
     let api = match (args.api_addr, auth) {
-        (Some(addr), Some(auth)) => {
-            let definitions = Arc::new(ClusterDefinitions::new(client.clone(), &namespace));
-            let server = Server::new(service.clone(), definitions, auth)
-                .map_err(|err| err.to_string())?
-                .with_executor_name("kubernetes");
+        (Some(addr), Some(_)) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|err| format!("cannot serve the API on {addr}: {err}"))?;
@@ -253,6 +263,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let result = Arc::clone(&controller).run(stop).await;
     health.set_ready(false);
+    schedules.abort();
     if let Some(api) = api {
         api.abort();
     }

@@ -162,3 +162,57 @@ async fn the_agent_serves_the_api_over_the_namespace_and_runs_as_jobs() {
     assert_eq!(deleted.status(), 204);
     assert!(objects.get_opt("from-api").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leading_agent_runs_a_missed_schedule_once() {
+    if !super::has_bwrap() {
+        eprintln!("skipped: kube-sim's kubelet needs bubblewrap");
+        return;
+    }
+    let setup = Setup::start().await;
+    setup
+        .create(
+            "TestWorkflow",
+            "testworkflows",
+            "apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: nightly}\n\
+             spec:\n  events:\n  - cronjob: {cron: '* * * * *', labels: {source: schedule}}\n  steps:\n  - name: say\n    shell: echo scheduled-run\n",
+        )
+        .await;
+    // As an agent that stopped an hour ago left its ticks: 60 missed.
+    let home = setup.dir.path().join("home-cron");
+    std::fs::create_dir_all(&home).unwrap();
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    std::fs::write(
+        home.join("schedules.json"),
+        json!({"nightly/0/* * * * */": an_hour_ago}).to_string(),
+    )
+    .unwrap();
+    let _agent = setup.agent_with("cron", &home, &[]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let store =
+        testkube_results::store::SqliteStore::open(&home.join(testkube_results::store::DB_FILE))
+            .await
+            .unwrap();
+    loop {
+        let runs = testkube_core::store::ResultStore::list_executions(
+            &store,
+            &testkube_core::store::ExecutionFilter {
+                workflow: Some("nightly".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        if let Some(run) = runs.first().filter(|run| run.status.is_finished()) {
+            assert_eq!(runs.len(), 1, "the missed ticks ran once");
+            assert_eq!(run.status.as_str(), "passed");
+            assert_eq!(run.tags["source"], "schedule");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule never ran: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
