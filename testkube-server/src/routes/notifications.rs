@@ -5,9 +5,10 @@
 //! Every event's `id` is its `seqNo`; a client that reconnects with
 //! `Last-Event-ID` (browsers' `EventSource` do) or `?resumeAfterSeqNo=N`
 //! gets what followed, nothing twice. A run this server runs is followed
-//! live (see [`crate::live`]); any other execution is replayed from the
-//! store: its logs, its outputs, then its result, numbered in that order,
-//! the same at every request. A comment line every 20 seconds keeps idle
+//! live (see [`crate::live`]); any other execution is read from the store:
+//! its logs (as they grow, while another process still runs it), then its
+//! outputs and its result, numbered in that order, the same at every
+//! request. A comment line every 20 seconds keeps idle
 //! connections (and proxies) open.
 
 use std::convert::Infallible;
@@ -32,6 +33,8 @@ use crate::live::{Entry, LiveRun};
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// Notifications sent per read of the live log.
 const BATCH: usize = 256;
+/// How often a run another process runs is read again from the store.
+const POLL: Duration = Duration::from_millis(500);
 
 type Events = BoxStream<'static, Result<SseEvent, Infallible>>;
 
@@ -236,7 +239,7 @@ fn stored_events(
     };
     let logs = {
         let store = Arc::clone(&store);
-        stream::unfold(Some(filter), move |filter| {
+        stream::unfold((Some(filter), false), move |(filter, ended)| {
             let store = Arc::clone(&store);
             let id = id.clone();
             let service = service.clone();
@@ -244,7 +247,21 @@ fn stored_events(
                 let mut filter = filter?;
                 let chunks = store.logs(&id, &filter).await.unwrap_or_default();
                 if chunks.is_empty() {
-                    return None;
+                    if ended {
+                        return None;
+                    }
+                    // A run still going in another process (the agent's
+                    // controller, a server before a restart) is followed
+                    // until it ends; then its log is read once more, for
+                    // what came just before the end.
+                    let running = store
+                        .get_execution(&id)
+                        .await
+                        .is_ok_and(|current| !current.status.is_finished());
+                    if running {
+                        tokio::time::sleep(POLL).await;
+                    }
+                    return Some((stream::iter(Vec::new()), (Some(filter), !running)));
                 }
                 filter.skip += chunks.len() as u64;
                 let notes: Vec<Notification> = chunks
@@ -259,7 +276,7 @@ fn stored_events(
                         ..note(&chunk.step)
                     })
                     .collect();
-                Some((stream::iter(notes), Some(filter)))
+                Some((stream::iter(notes), (Some(filter), ended)))
             }
         })
         .flatten()
@@ -267,6 +284,8 @@ fn stored_events(
     let tail = {
         let store = Arc::clone(&store);
         stream::once(async move {
+            // The record as it ended (it may have been running at first).
+            let record = store.get_execution(&record.id).await.unwrap_or(record);
             let outputs = store.outputs(&record.id).await.unwrap_or_default();
             let mut notes: Vec<Notification> = outputs
                 .iter()

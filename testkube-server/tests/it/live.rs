@@ -239,3 +239,41 @@ async fn a_service_instance_has_a_stream_of_its_own() {
     assert!(log_text(&stored).contains("service-says-hi"));
     assert!(!log_text(&stored).contains("main-step-here"));
 }
+
+#[tokio::test]
+async fn a_run_of_another_process_is_followed_from_the_store_to_its_end() {
+    let server = TestServer::open().await;
+    server
+        .create_yaml("apiVersion: testworkflows.testkube.io/v1\nkind: TestWorkflow\nmetadata: {name: slow}\nspec:\n  steps:\n  - name: Count\n    shell: 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.2; done'\n")
+        .await;
+    let execution = server.run("slow", json!({})).await;
+    let id = execution["id"].as_str().unwrap().to_owned();
+    // Another server over the same store, as the agent's API is for the
+    // runs its controller starts.
+    let other = server.reopened().await;
+    let path = format!("/v1/test-workflow-executions/{id}/notifications");
+    let followed = events(
+        other
+            .call(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let text = log_text(&followed);
+    let expected: String = (1..=6).map(|i| format!("tick {i}\n")).collect();
+    assert!(text.contains(&expected), "{text}");
+    assert_eq!(followed.last().unwrap().1["result"]["status"], "passed");
+    // The same numbers as a replay of the finished run.
+    let replayed = events(
+        other
+            .call(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let ids = |events: &[(u64, Value)]| events.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    assert_eq!(ids(&followed), ids(&replayed));
+    assert_eq!(log_text(&followed), log_text(&replayed));
+}
