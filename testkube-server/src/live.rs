@@ -198,15 +198,7 @@ impl LiveResult {
     /// worker it is about (`None`: the execution's).
     fn notifications(&mut self, event: &Event) -> Vec<(Option<String>, Notification)> {
         let now = Utc::now();
-        let note = |step: &str| Notification {
-            ts: now,
-            seq_no: 0,
-            step: step.to_owned(),
-            log: None,
-            output: None,
-            result: None,
-            temporary: false,
-        };
+        let note = |step: &str| Notification::about(step, now);
         match event {
             Event::Log {
                 worker,

@@ -57,6 +57,36 @@ impl RunRequest {
         }
     }
 
+    /// A request to run `resolved` (a workflow resolved with the config
+    /// values a user gave, `passed`): its resolved config, and the real
+    /// values of its `sensitive` parameters among `passed` to mask. What
+    /// every frontend that takes config as JSON (the API, the agent's
+    /// TestWorkflowExecutions) starts from.
+    #[must_use]
+    pub fn resolved<'a>(
+        resolved: &crate::ResolvedWorkflow,
+        passed: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    ) -> Self {
+        let passed = passed.into_iter().map(|(key, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        });
+        let sensitive =
+            crate::engine::mask::sensitive_config_values(&resolved.workflow().spec.config, passed);
+        RunRequest::new(resolved.workflow().clone())
+            .with_config(
+                resolved
+                    .config()
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            )
+            .with_sensitive(sensitive)
+    }
+
     /// Runs with these config values.
     #[must_use]
     pub fn with_config(mut self, config: BTreeMap<String, Value>) -> Self {

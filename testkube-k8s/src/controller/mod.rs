@@ -36,7 +36,6 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use testkube_core::engine::Event as RunEvent;
-use testkube_core::engine::mask::sensitive_config_values;
 use testkube_core::model::{ExecutionDocumentStatus, LatestExecution, TestWorkflowExecution};
 use testkube_core::service::{RunControl, RunHandle, RunRequest, RunService};
 
@@ -269,23 +268,7 @@ impl ExecutionController {
             .catalog
             .resolve(&workflow, &execution_request.config)
             .await?;
-        let passed = execution_request.config.iter().map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            (key.clone(), text)
-        });
-        let sensitive = sensitive_config_values(&resolved.workflow().spec.config, passed);
-        let mut request = RunRequest::new(resolved.workflow().clone())
-            .with_config(
-                resolved
-                    .config()
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.clone()))
-                    .collect(),
-            )
-            .with_sensitive(sensitive)
+        let mut request = RunRequest::resolved(&resolved, &execution_request.config)
             .with_source(format!("TestWorkflowExecution {}/{name}", self.namespace));
         for (key, value) in &execution_request.tags {
             request = request.with_tag(key.clone(), value.clone());

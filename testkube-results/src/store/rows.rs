@@ -14,10 +14,9 @@ pub(super) fn status_counts(
 ) -> Result<std::collections::BTreeMap<ExecutionStatus, u64>, StoreError> {
     rows.into_iter()
         .map(|(name, count)| {
-            let status = ExecutionStatus::ALL
-                .into_iter()
-                .find(|status| status.as_str() == name)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown execution status `{name}`")))?;
+            let status = name
+                .parse::<ExecutionStatus>()
+                .map_err(|err| StoreError::Corrupt(err.to_string()))?;
             Ok((status, u64::try_from(count).unwrap_or(0)))
         })
         .collect()

@@ -156,6 +156,23 @@ pub struct Notification {
     pub temporary: bool,
 }
 
+impl Notification {
+    /// An empty notification about `step` at `ts` (its `seqNo` is set when
+    /// it is numbered).
+    #[must_use]
+    pub fn about(step: &str, ts: DateTime<Utc>) -> Self {
+        Notification {
+            ts,
+            seq_no: 0,
+            step: step.to_owned(),
+            log: None,
+            output: None,
+            result: None,
+            temporary: false,
+        }
+    }
+}
+
 /// `GET /v1/info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

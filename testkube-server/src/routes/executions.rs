@@ -169,46 +169,44 @@ pub(crate) async fn abort(
     State(state): State<AppRef>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let record = state
-        .store
-        .find_execution(&id)
-        .await
-        .map_err(ApiError::store)?;
-    match state.live.get(&record.id) {
-        Some(live) if !live.is_finished() => {
-            live.control().abort();
-            state.metrics.changed(Change::Aborted, &live.workflow);
-            Ok(StatusCode::NO_CONTENT)
-        }
-        _ if record.status.is_finished() => Err(ApiError::conflict(format!(
-            "execution {} already finished ({}); there is nothing to abort",
-            record.name,
-            record.status.as_str()
-        ))),
-        _ => Err(ApiError::conflict(format!(
-            "execution {} is {} but was not started by this server; abort it where it runs",
-            record.name,
-            record.status.as_str()
-        ))),
-    }
+    let live = running_here(&state, &id, "abort").await?;
+    live.control().abort();
+    state.metrics.changed(Change::Aborted, &live.workflow);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn resume(
     State(state): State<AppRef>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    running_here(&state, &id, "resume")
+        .await?
+        .control()
+        .resume();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The execution `id` (or name) as this server runs it; a 409 saying why
+/// there is nothing to `action` when it does not run here.
+async fn running_here(
+    state: &AppRef,
+    id: &str,
+    action: &str,
+) -> ApiResult<Arc<crate::live::LiveRun>> {
     let record = state
         .store
-        .find_execution(&id)
+        .find_execution(id)
         .await
         .map_err(ApiError::store)?;
     match state.live.get(&record.id) {
-        Some(live) if !live.is_finished() => {
-            live.control().resume();
-            Ok(StatusCode::NO_CONTENT)
-        }
+        Some(live) if !live.is_finished() => Ok(live),
+        _ if record.status.is_finished() => Err(ApiError::conflict(format!(
+            "execution {} already finished ({}); there is nothing to {action}",
+            record.name,
+            record.status.as_str()
+        ))),
         _ => Err(ApiError::conflict(format!(
-            "execution {} is not running on this server ({}); there is nothing to resume",
+            "execution {} is {} but was not started by this server; {action} it where it runs",
             record.name,
             record.status.as_str()
         ))),

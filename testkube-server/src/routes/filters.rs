@@ -27,15 +27,9 @@ impl Filter {
             Some(list) => list
                 .split(',')
                 .map(|name| {
-                    ExecutionStatus::ALL
-                        .into_iter()
-                        .find(|status| status.as_str() == name.trim())
-                        .ok_or_else(|| {
-                            ApiError::bad_request(format!(
-                                "unknown status `{name}`; the statuses are {}",
-                                ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")
-                            ))
-                        })
+                    name.trim()
+                        .parse::<ExecutionStatus>()
+                        .map_err(|err| ApiError::bad_request(format!("`status`: {err}")))
                 })
                 .collect::<ApiResult<_>>()?,
         };

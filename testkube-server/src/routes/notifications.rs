@@ -316,13 +316,5 @@ fn stored_events(
 }
 
 fn note(step: &str) -> Notification {
-    Notification {
-        ts: Utc::now(),
-        seq_no: 0,
-        step: step.to_owned(),
-        log: None,
-        output: None,
-        result: None,
-        temporary: false,
-    }
+    Notification::about(step, Utc::now())
 }

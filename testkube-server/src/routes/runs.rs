@@ -10,7 +10,6 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use testkube_core::engine::mask::sensitive_config_values;
 use testkube_core::engine::{EngineError, WorkflowSet};
 use testkube_core::model::TestWorkflowTemplate;
 use testkube_core::resolve::TemplateOrigin;
@@ -71,24 +70,8 @@ pub(crate) async fn start_workflow(
             issues(&err.diagnostics),
         )
     })?;
-    let passed = body.config.iter().map(|(key, value)| {
-        let text = match value {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        (key.clone(), text)
-    });
-    let sensitive = sensitive_config_values(&resolved.workflow().spec.config, passed);
-    let mut request = RunRequest::new(resolved.workflow().clone())
-        .with_config(
-            resolved
-                .config()
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-        )
-        .with_sensitive(sensitive)
-        .with_source(format!("TestWorkflow {name}"));
+    let mut request =
+        RunRequest::resolved(&resolved, &body.config).with_source(format!("TestWorkflow {name}"));
     for (key, value) in body.tags {
         request = request.with_tag(key, value);
     }

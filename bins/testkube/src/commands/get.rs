@@ -517,7 +517,7 @@ fn execution_colour(status: ExecutionStatus) -> anstyle::Style {
 }
 
 /// Runs `work` on a small runtime of its own (the history commands do a few queries).
-pub(super) fn block_on<T>(work: impl Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
+pub(crate) fn block_on<T>(work: impl Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 
+pub(crate) use get::block_on;
 pub(crate) use render::load;
 
 /// Runs one subcommand and returns the process exit code; with `--server`,

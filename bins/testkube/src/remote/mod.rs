@@ -17,13 +17,14 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use testkube_core::model::Document;
+use testkube_core::status::ExecutionStatus;
 use testkube_core::store::TestCaseRecord;
 use testkube_server::api::{Artifact, Execution, ExecutionList, RunBody};
 
 use crate::cli::{
     AbortArgs, ArtifactsArgs, GetCommand, LogsArgs, RerunArgs, RunArgs, RunOptions, TextOutput,
 };
-use crate::commands::{CliError, print_json};
+use crate::commands::{CliError, block_on, print_json};
 use crate::style::{self, outln, paint};
 use client::Client;
 
@@ -397,7 +398,11 @@ fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
 }
 
 fn finished(execution: &Execution) -> bool {
-    ["passed", "failed", "aborted", "canceled"].contains(&execution.result.status.as_str())
+    execution
+        .result
+        .status
+        .parse::<ExecutionStatus>()
+        .is_ok_and(ExecutionStatus::is_finished)
 }
 
 /// An execution as `run` ends and `get execution` shows it.
@@ -458,12 +463,4 @@ fn print_execution(execution: &Execution) {
     for (key, value) in outputs {
         outln!("  output {key} = {value}");
     }
-}
-
-fn block_on<T>(work: impl Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::input(format!("cannot start the runtime: {err}")))?
-        .block_on(work)
 }
